@@ -1,0 +1,567 @@
+"""Students' answers: the data model and the import of answer files.
+
+An answer file is CSV, JSON (a list of objects, or an object with an ``answers`` list) or
+JSONL (one object per line). It holds one question, or many with a question column. The
+import is all or nothing: every problem found is reported with the file, the row and the
+column, and no answer is returned unless the whole file is valid.
+
+Text is kept twice: ``Answer.text`` exactly as the student wrote it (for display), and
+``Answer.normalized`` (Unicode NFKC, whitespace collapsed) for grouping, so that canonically
+equivalent strings group together.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Answer",
+    "AnswerFileError",
+    "FileProblem",
+    "Question",
+    "load_answers",
+    "normalize_text",
+    "parse_answers",
+]
+
+# Accepted names for each field, first match wins. Names are compared case-insensitively
+# after stripping, so "Answer ID" and "answer_id" both work.
+_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "answer_id": ("answer_id", "answerid", "answer id", "id", "response_id"),
+    "student_id": ("student_id", "studentid", "student id", "student", "sid"),
+    "text": ("answer", "answer_text", "text", "response", "student_answer"),
+    "gold": ("grade", "label", "gold", "gold_grade", "gold_label"),
+    "score": ("score", "points", "gold_score"),
+    "question_id": ("question_id", "questionid", "question id", "qid"),
+    "question_text": ("question", "question_text", "prompt"),
+    "reference_answers": ("reference_answers", "reference_answer", "reference"),
+    "dataset": ("dataset",),
+    "split": ("split",),
+}
+
+_WHITESPACE = re.compile(r"\s+")
+_MAX_PROBLEMS = 20  # enough to fix a file in one go without flooding the terminal
+
+
+def normalize_text(text: str) -> str:
+    """Return the grouping form of an answer: Unicode NFKC with whitespace collapsed.
+
+    Parameters
+    ----------
+    text : str
+        The answer as written.
+
+    Returns
+    -------
+    str
+        NFKC-normalised text, runs of whitespace replaced by one space, stripped.
+        Canonically (and compatibly) equivalent inputs give the same string.
+    """
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One student's answer to one question.
+
+    Attributes
+    ----------
+    answer_id : str
+        Unique within the imported file.
+    question_id : str
+        The question this answers.
+    text : str
+        The answer exactly as written; this is what is displayed.
+    student_id : str or None
+        Who wrote it, when the file says.
+    gold : str or None
+        Gold grade class, when the file has one (used by benchmarks and sample data).
+    score : float or None
+        Gold score, when the file has one.
+    normalized : str
+        ``normalize_text(text)``, the form used for grouping.
+    """
+
+    answer_id: str
+    question_id: str
+    text: str
+    student_id: str | None = None
+    gold: str | None = None
+    score: float | None = None
+    normalized: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalized", normalize_text(self.text))
+
+    @property
+    def is_blank(self) -> bool:
+        """True for an empty or whitespace-only answer."""
+        return not self.normalized
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One exam question with its answers, in file order.
+
+    Attributes
+    ----------
+    question_id : str
+        Unique within the imported file.
+    text : str
+        The question as asked (empty when the file does not say).
+    answers : tuple of Answer
+        The students' answers, in the order of the file.
+    reference_answers : tuple of str
+        The instructor's model answers, when given.
+    dataset, split : str or None
+        Provenance columns of benchmark corpora, kept for evaluation.
+    """
+
+    question_id: str
+    text: str
+    answers: tuple[Answer, ...]
+    reference_answers: tuple[str, ...] = ()
+    dataset: str | None = None
+    split: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """One problem found in an answer file, located as precisely as the format allows."""
+
+    row: int | None
+    column: str | None
+    message: str
+
+    def describe(self, path: str) -> str:
+        """Render as ``path, row N, column "c": message``."""
+        where = [path]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f'column "{self.column}"')
+        return f"{', '.join(where)}: {self.message}"
+
+
+class AnswerFileError(ValueError):
+    """An answer file could not be imported; nothing from it was imported.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    problems : list of FileProblem
+        Every problem found (up to a limit), each with its row and column.
+    """
+
+    def __init__(self, path: str, problems: Sequence[FileProblem], truncated: bool = False):
+        self.path = path
+        self.problems = list(problems)
+        lines = [p.describe(path) for p in self.problems]
+        if truncated:
+            lines.append(f"{path}: further problems not shown; fix these first")
+        header = f"{path}: nothing imported, {len(self.problems)} problem(s) found"
+        super().__init__(header + "\n" + "\n".join("  " + line for line in lines))
+
+    @property
+    def first(self) -> FileProblem:
+        """The first problem, in file order."""
+        return self.problems[0]
+
+
+class _Problems:
+    """Collects problems, stopping the import once there are too many to be useful."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.items: list[FileProblem] = []
+        self.truncated = False
+
+    def add(self, row: int | None, column: str | None, message: str) -> None:
+        if len(self.items) >= _MAX_PROBLEMS:
+            self.truncated = True
+            raise AnswerFileError(self.path, self.items, truncated=True)
+        self.items.append(FileProblem(row, column, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise AnswerFileError(self.path, self.items, self.truncated)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode(data: bytes, path: str, encoding: str | None) -> str:
+    """Decode bytes as UTF-8 (BOM or not) or UTF-16 (BOM), or the explicit ``encoding``.
+
+    Anything else is refused with the row of the first undecodable byte: guessing a
+    legacy code page silently corrupts names and accents, so that takes an explicit choice.
+    """
+    if encoding is not None:
+        try:
+            return data.decode(encoding)
+        except LookupError:
+            raise AnswerFileError(path, [FileProblem(None, None, f"unknown encoding {encoding!r}")]) from None
+        except UnicodeDecodeError as exc:
+            row = data.count(b"\n", 0, exc.start) + 1
+            raise AnswerFileError(
+                path, [FileProblem(row, None, f"bytes are not valid {encoding}: {exc.reason}")]
+            ) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        codec, body = "utf-8", data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec, body = "utf-16", data
+    elif _looks_like_utf16_without_bom(data):
+        codec, body = ("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be"), data
+    else:
+        codec, body = "utf-8", data
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(data) - len(body))
+        row = data.count(b"\n", 0, offset) + 1
+        bad = data[offset : offset + 4].hex(" ")
+        raise AnswerFileError(
+            path,
+            [
+                FileProblem(
+                    row,
+                    None,
+                    f"bytes {bad} at byte {offset} are not valid {codec.upper()}; save the file "
+                    "as UTF-8, or name its encoding explicitly (--encoding cp1252, for example)",
+                )
+            ],
+        ) from None
+    return text
+
+
+def _looks_like_utf16_without_bom(data: bytes) -> bool:
+    # ASCII-range text in UTF-16 has a NUL in every other byte; UTF-8 text never has NULs.
+    head = data[:200]
+    return len(head) >= 4 and (head[1::2].count(0) > len(head) // 4 or head[0::2].count(0) > len(head) // 4)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _records_csv(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (row, record) with row numbered as a spreadsheet shows it (header = row 1)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        problems.add(1, None, f"unreadable header: {exc}")
+        return
+    header = [h.strip() for h in header]
+    row = 1
+    while True:
+        row += 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.add(row, None, f"unreadable row: {exc}")
+            return  # the reader cannot resynchronise after a quoting error
+        if not fields or (len(fields) == 1 and not fields[0] and len(header) > 1):
+            continue  # a blank line between records is not an answer
+        if len(fields) > len(header):
+            problems.add(row, None, f"{len(fields)} fields but the header has {len(header)} columns")
+            continue
+        fields += [""] * (len(header) - len(fields))
+        yield row, dict(zip(header, fields, strict=True))
+
+
+def _records_jsonl(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    for row, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.add(row, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(record, dict):
+            problems.add(row, None, f"expected a JSON object, found {type(record).__name__}")
+            continue
+        yield row, record
+
+
+def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a JSON file are numbered from 1 in the order of the list."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.add(exc.lineno, None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        return
+    if isinstance(document, dict) and isinstance(document.get("answers"), list):
+        items = document["answers"]
+    elif isinstance(document, list):
+        items = document
+    else:
+        problems.add(None, None, 'expected a list of answer objects, or an object with an "answers" list')
+        return
+    for row, record in enumerate(items, start=1):
+        if not isinstance(record, dict):
+            problems.add(row, None, f"expected a JSON object, found {type(record).__name__}")
+            continue
+        yield row, record
+
+
+_READERS = {".csv": _records_csv, ".jsonl": _records_jsonl, ".ndjson": _records_jsonl, ".json": _records_json}
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _resolve_columns(keys: Iterable[str]) -> dict[str, str]:
+    """Map each field to the file's own column name for it."""
+    by_lower = {k.strip().lower(): k for k in keys}
+    resolved: dict[str, str] = {}
+    for fieldname, aliases in _COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in by_lower:
+                resolved[fieldname] = by_lower[alias]
+                break
+    return resolved
+
+
+def _as_text(value: Any) -> str | None:
+    """Cell value as text; numbers are accepted (a numeric answer may arrive as 19.6)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return None
+
+
+def _as_id(value: Any) -> str | None:
+    text = _as_text(value)
+    return None if text is None else text.strip()
+
+
+def _as_score(value: Any) -> tuple[float | None, bool]:
+    """(score, ok). Empty means no score; anything else must be a finite number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, True
+    if isinstance(value, bool):
+        return None, False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None, False
+    return (number, True) if math.isfinite(number) else (None, False)
+
+
+def _as_references(value: Any) -> tuple[str, ...] | None:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class _QuestionDraft:
+    text: str
+    reference_answers: tuple[str, ...]
+    dataset: str | None
+    split: str | None
+    answers: list[Answer] = field(default_factory=list)
+
+
+def parse_answers(
+    data: bytes,
+    path: str | Path,
+    *,
+    encoding: str | None = None,
+    file_format: str | None = None,
+) -> list[Question]:
+    """Parse the bytes of an answer file; all or nothing.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    path : str or Path
+        Its name, used in error messages and to pick the format from the suffix.
+    encoding : str, optional
+        Decode with this codec instead of detecting UTF-8 / UTF-16.
+    file_format : {"csv", "json", "jsonl"}, optional
+        Overrides the suffix.
+
+    Returns
+    -------
+    list of Question
+        In order of first appearance in the file.
+
+    Raises
+    ------
+    AnswerFileError
+        With every problem found (file, row, column), when anything in the file is wrong.
+    """
+    name = str(path)
+    suffix = "." + file_format.lower().lstrip(".") if file_format else Path(name).suffix.lower()
+    reader = _READERS.get(suffix)
+    if reader is None:
+        raise AnswerFileError(
+            name, [FileProblem(None, None, f"unknown file type {suffix or '(none)'!r}; use .csv, .json or .jsonl")]
+        )
+    problems = _Problems(name)
+    text = _decode(data, name, encoding)
+    default_question = Path(name).stem or "question"
+
+    drafts: dict[str, _QuestionDraft] = {}
+    seen_ids: dict[str, int] = {}
+    columns: dict[str, str] | None = None
+    for row, record in reader(text, problems):
+        if columns is None or suffix != ".csv":
+            columns = _resolve_columns(record.keys())
+            missing = []
+            if "text" not in columns:
+                missing.append("answer (or answer_text, text, response)")
+            if "answer_id" not in columns and "student_id" not in columns:
+                missing.append("answer_id (or student_id)")
+            if missing:
+                problems.add(row if suffix != ".csv" else 1, None, "missing required column " + " and ".join(missing))
+                if suffix == ".csv":
+                    break  # one header: every row would repeat the same problem
+                continue
+        answer = _parse_record(record, columns, row, default_question, problems, drafts)
+        if answer is None:
+            continue
+        if answer.answer_id in seen_ids:
+            problems.add(
+                row,
+                columns.get("answer_id", columns.get("student_id")),
+                f"duplicate answer id {answer.answer_id!r} (first seen in row {seen_ids[answer.answer_id]})",
+            )
+            continue
+        seen_ids[answer.answer_id] = row
+        drafts[answer.question_id].answers.append(answer)
+    problems.raise_if_any()
+    return [
+        Question(qid, d.text, tuple(d.answers), d.reference_answers, d.dataset, d.split)
+        for qid, d in drafts.items()
+    ]
+
+
+def _parse_record(
+    record: Mapping[str, Any],
+    columns: Mapping[str, str],
+    row: int,
+    default_question: str,
+    problems: _Problems,
+    drafts: dict[str, _QuestionDraft],
+) -> Answer | None:
+    ok = True
+
+    def cell(fieldname: str) -> Any:
+        column = columns.get(fieldname)
+        return None if column is None else record.get(column)
+
+    text = _as_text(cell("text"))
+    if text is None:
+        problems.add(row, columns["text"], f"answer must be text, found {type(cell('text')).__name__}")
+        ok = False
+
+    student_id = _as_id(cell("student_id")) if "student_id" in columns else None
+    question_id = _as_id(cell("question_id")) if "question_id" in columns else default_question
+    if question_id is None or question_id == "":
+        problems.add(row, columns.get("question_id"), "question id is empty")
+        ok = False
+
+    if "answer_id" in columns:
+        answer_id = _as_id(cell("answer_id"))
+        column = columns["answer_id"]
+    else:
+        # No answer id column: the student id identifies the answer within its question.
+        answer_id = student_id if "question_id" not in columns else f"{question_id}/{student_id}"
+        column = columns["student_id"]
+    if not answer_id or (student_id == "" and "answer_id" not in columns):
+        problems.add(row, column, "answer id is empty")
+        ok = False
+
+    gold = _as_id(cell("gold")) if "gold" in columns else None
+    if "gold" in columns and gold is None:
+        problems.add(row, columns["gold"], "grade must be text or a number")
+        ok = False
+    score, score_ok = _as_score(cell("score"))
+    if not score_ok:
+        problems.add(row, columns["score"], f"score {cell('score')!r} is not a number")
+        ok = False
+    references = _as_references(cell("reference_answers"))
+    if references is None:
+        problems.add(row, columns["reference_answers"], "reference answers must be text or a list of texts")
+        ok = False
+    if not ok:
+        return None
+
+    assert question_id is not None and answer_id is not None and text is not None
+    if question_id not in drafts:
+        drafts[question_id] = _QuestionDraft(
+            text=_as_text(cell("question_text")) or "",
+            reference_answers=references or (),
+            dataset=_as_id(cell("dataset")) or None,
+            split=_as_id(cell("split")) or None,
+        )
+    return Answer(
+        answer_id=answer_id,
+        question_id=question_id,
+        text=text,
+        student_id=student_id or None,
+        gold=gold or None,
+        score=score,
+    )
+
+
+def load_answers(
+    path: str | Path, *, encoding: str | None = None, file_format: str | None = None
+) -> list[Question]:
+    """Import an answer file (CSV, JSON or JSONL); all or nothing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    encoding : str, optional
+        Explicit codec; by default UTF-8 (with or without BOM) and UTF-16 are detected and
+        anything else is refused.
+    file_format : {"csv", "json", "jsonl"}, optional
+        Overrides the file's suffix.
+
+    Returns
+    -------
+    list of Question
+
+    Raises
+    ------
+    AnswerFileError
+        When the file is missing, unreadable or has any invalid row.
+    """
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AnswerFileError(name, [FileProblem(None, None, f"cannot read file: {exc.strerror}")]) from None
+    return parse_answers(data, name, encoding=encoding, file_format=file_format)

@@ -1,0 +1,246 @@
+"""Grouping of answer embeddings: reduction, HDBSCAN, confidence, titles, member order.
+
+The math lives in small private functions; :func:`group_embeddings` is the one entry point.
+Exact duplicate texts are clustered once (their vectors are identical, and HDBSCAN's cost
+grows with the number of points), and a text repeated at least ``min_cluster_size`` times is
+a group of its own even when HDBSCAN calls the point noise: many students writing the very
+same thing is the strongest grouping signal there is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["UNGROUPED", "Group", "Grouping", "GroupingSettings", "group_embeddings"]
+
+#: Label of an answer that belongs to no group.
+UNGROUPED = -1
+
+_TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class GroupingSettings:
+    """Parameters of the grouping, validated on use.
+
+    Attributes
+    ----------
+    min_cluster_size : int
+        Smallest group HDBSCAN may form (>= 2).
+    min_samples : int
+        HDBSCAN's density smoothing; 1 keeps small tight groups.
+    reduce_to : int or None
+        PCA dimensions before clustering; ``None`` clusters the raw embeddings. A few dozen
+        dimensions keep almost all the neighbourhood structure and make the space-tree
+        searches of HDBSCAN fast.
+    cluster_selection_method : {"eom", "leaf"}
+        HDBSCAN's choice of clusters from its tree.
+    cluster_selection_epsilon : float
+        Merge clusters closer than this (in the reduced space).
+    """
+
+    min_cluster_size: int = 3
+    min_samples: int = 1
+    reduce_to: int | None = 32
+    cluster_selection_method: str = "eom"
+    cluster_selection_epsilon: float = 0.0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the parameter, its value and the rule."""
+        if self.min_cluster_size < 2:
+            raise ValueError(f"min_cluster_size ({self.min_cluster_size}) must be at least 2")
+        if self.min_samples < 1:
+            raise ValueError(f"min_samples ({self.min_samples}) must be at least 1")
+        if self.reduce_to is not None and self.reduce_to < 2:
+            raise ValueError(f"reduce_to ({self.reduce_to}) must be at least 2, or None for no reduction")
+        if self.cluster_selection_method not in ("eom", "leaf"):
+            raise ValueError(
+                f"cluster_selection_method ({self.cluster_selection_method!r}) must be 'eom' or 'leaf'"
+            )
+        if self.cluster_selection_epsilon < 0:
+            raise ValueError(f"cluster_selection_epsilon ({self.cluster_selection_epsilon}) must be >= 0")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of answers.
+
+    Attributes
+    ----------
+    group_id : int
+        Unique within the grouping, from 1; larger groups get smaller ids.
+    title : str
+        A short title: the group's most typical answer, shortened.
+    members : tuple of int
+        Indices into the input, most typical first.
+    blank : bool
+        True for the group of empty answers.
+    """
+
+    group_id: int
+    title: str
+    members: tuple[int, ...]
+    blank: bool = False
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The grouping of one question's answers.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (n_answers,), int
+        Group id of each answer, or ``UNGROUPED``.
+    confidence : ndarray of shape (n_answers,), float
+        In [0, 1]: how firmly each answer belongs to its group (0 for ungrouped answers).
+    groups : tuple of Group
+        Ordered largest first, the blank group last.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    groups: tuple[Group, ...] = field(default_factory=tuple)
+
+    @property
+    def ungrouped(self) -> np.ndarray:
+        """Indices of the ungrouped answers."""
+        return np.flatnonzero(self.labels == UNGROUPED)
+
+
+def group_embeddings(
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    settings: GroupingSettings | None = None,
+) -> Grouping:
+    """Group answers by their embeddings.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n_answers, dim)
+        L2-normalised embeddings; rows of identical texts must be identical.
+    texts : sequence of str, length n_answers
+        The normalised texts: empty ones form the blank group, identical ones are
+        clustered once, and the most typical member titles its group.
+    settings : GroupingSettings, optional
+
+    Returns
+    -------
+    Grouping
+        Deterministic for the same inputs and settings.
+    """
+    settings = settings or GroupingSettings()
+    settings.validate()
+    n = len(texts)
+    if vectors.shape[0] != n:
+        raise ValueError(f"vectors has {vectors.shape[0]} rows but there are {n} texts")
+    labels = np.full(n, UNGROUPED, dtype=np.int64)
+    confidence = np.zeros(n, dtype=np.float64)
+    if n == 0:
+        return Grouping(labels, confidence, ())
+
+    keys = [t.casefold() for t in texts]
+    blank = np.fromiter((not t for t in texts), dtype=bool, count=n)
+    content = np.flatnonzero(~blank)
+    # Cluster each distinct text once; np.unique sorts, which also makes the result
+    # independent of the order the answers arrived in.
+    unique_keys, first, inverse, counts = np.unique(
+        np.asarray([keys[i] for i in content], dtype=object),
+        return_index=True,
+        return_inverse=True,
+        return_counts=True,
+    )
+    unique_vectors = vectors[content[first]].astype(np.float64)
+    unique_labels, unique_conf = _cluster_unique(unique_vectors, counts, settings)
+    labels[content] = unique_labels[inverse]
+    confidence[content] = unique_conf[inverse]
+
+    labels, groups = _renumber_and_describe(labels, vectors, texts, confidence)
+    if blank.any():
+        blank_id = len(groups) + 1
+        labels[blank] = blank_id
+        confidence[blank] = 1.0
+        groups.append(Group(blank_id, "(blank)", tuple(np.flatnonzero(blank).tolist()), blank=True))
+    return Grouping(labels, confidence, tuple(groups))
+
+
+def _cluster_unique(
+    vectors: np.ndarray, counts: np.ndarray, settings: GroupingSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (arbitrary non-negative ids or UNGROUPED) and confidences of distinct texts."""
+    m = len(vectors)
+    labels = np.full(m, UNGROUPED, dtype=np.int64)
+    conf = np.zeros(m, dtype=np.float64)
+    if m >= max(settings.min_cluster_size, settings.min_samples + 1, 3):
+        labels, conf = _hdbscan(_reduce(vectors, settings.reduce_to), settings)
+    # A text written by at least min_cluster_size students is a group even when HDBSCAN saw
+    # only one point there.
+    next_label = labels.max() + 1 if m else 0
+    for i in np.flatnonzero((labels == UNGROUPED) & (counts >= settings.min_cluster_size)):
+        labels[i] = next_label
+        conf[i] = 1.0
+        next_label += 1
+    return labels, conf
+
+
+def _reduce(vectors: np.ndarray, dims: int | None) -> np.ndarray:
+    """PCA to ``dims`` dimensions, re-normalised so Euclidean distance tracks cosine."""
+    if dims is None or dims >= min(vectors.shape) - 1:
+        return vectors
+    from sklearn.decomposition import PCA
+
+    reduced = PCA(n_components=dims, svd_solver="full", random_state=0).fit_transform(vectors)
+    norms = np.linalg.norm(reduced, axis=1, keepdims=True)
+    return reduced / np.maximum(norms, 1e-12)
+
+
+def _hdbscan(points: np.ndarray, settings: GroupingSettings) -> tuple[np.ndarray, np.ndarray]:
+    import hdbscan
+
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=settings.min_cluster_size,
+        min_samples=settings.min_samples,
+        cluster_selection_method=settings.cluster_selection_method,
+        cluster_selection_epsilon=settings.cluster_selection_epsilon,
+        metric="euclidean",
+        core_dist_n_jobs=1,  # parallel core distances reorder float sums: keep it deterministic
+    )
+    clusterer.fit(points)
+    labels = np.asarray(clusterer.labels_, dtype=np.int64)
+    probabilities = np.clip(np.asarray(clusterer.probabilities_, dtype=np.float64), 0.0, 1.0)
+    probabilities[labels < 0] = 0.0
+    labels[labels < 0] = UNGROUPED
+    return labels, probabilities
+
+
+def _renumber_and_describe(
+    labels: np.ndarray, vectors: np.ndarray, texts: Sequence[str], confidence: np.ndarray
+) -> tuple[np.ndarray, list[Group]]:
+    """Give groups ids 1..k by size (ties: earliest member), order members, pick titles."""
+    raw_ids = [int(g) for g in np.unique(labels) if g != UNGROUPED]
+    members_of = {g: np.flatnonzero(labels == g) for g in raw_ids}
+    raw_ids.sort(key=lambda g: (-len(members_of[g]), int(members_of[g][0])))
+    new_labels = np.full_like(labels, UNGROUPED)
+    groups: list[Group] = []
+    for new_id, raw in enumerate(raw_ids, start=1):
+        members = members_of[raw]
+        new_labels[members] = new_id
+        ordered = _most_typical_first(members, vectors)
+        groups.append(Group(new_id, _title(texts[ordered[0]]), tuple(ordered.tolist())))
+    return new_labels, groups
+
+
+def _most_typical_first(members: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Members sorted by cosine similarity to the group's mean direction, highest first."""
+    block = vectors[members].astype(np.float64)
+    centroid = block.mean(axis=0)
+    similarity = block @ (centroid / max(np.linalg.norm(centroid), 1e-12))
+    # Round so that float noise between identical texts cannot reorder them; then index.
+    order = np.lexsort((members, -np.round(similarity, 9)))
+    return members[order]
+
+
+def _title(text: str) -> str:
+    return text if len(text) <= _TITLE_CHARS else text[: _TITLE_CHARS - 1].rstrip() + "…"
