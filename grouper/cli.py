@@ -1,127 +1,36 @@
-"""The ``grouper`` command line."""
+"""The ``grouper`` command line: assembles the commands of ``grouper.commands``."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
-import unicodedata
 from collections.abc import Sequence
-from pathlib import Path
 
-from grouper.answers import AnswerFileError, Question, load_answers
-from grouper.clustering import GroupingSettings
+from grouper.answers import AnswerFileError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
-
-
-def _plain(text: str, limit: int = 100) -> str:
-    """Student text made safe for a terminal: control characters (escape sequences
-    included) shown as code points, and long text shortened."""
-    safe = "".join(
-        ch if not unicodedata.category(ch).startswith("C") or ch == " " else f"\\u{ord(ch):04x}" for ch in text
-    )
-    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
-
-
-def _settings(args: argparse.Namespace) -> GroupingSettings:
-    return GroupingSettings(min_cluster_size=args.min_cluster_size)
-
-
-def _load_questions(paths: Sequence[str], encoding: str | None, file_format: str | None) -> list[Question]:
-    questions: list[Question] = []
-    for path in paths:
-        questions.extend(load_answers(path, encoding=encoding, file_format=file_format))
-    return questions
-
-
-def _print_summary(result, out) -> None:  # result: QuestionGrouping
-    q = result.question
-    grouping = result.grouping
-    title = f"Question {q.question_id}"
-    if q.text:
-        title += f": {_plain(q.text, 90)}"
-    print(title, file=out)
-    n_ungrouped = len(grouping.ungrouped)
-    print(
-        f"  {len(q.answers)} answers, {len(grouping.groups)} groups, {n_ungrouped} ungrouped"
-        + (f", {int(result.truncated.sum())} truncated (longer than the encoder's limit)" if result.truncated.any() else ""),
-        file=out,
-    )
-    for group in grouping.groups:
-        print(f"  [{group.group_id}] {len(group.members):>4}  {_plain(group.title, 70)}", file=out)
-        for index in group.members[:3]:
-            answer = q.answers[index]
-            print(f"          - {answer.answer_id}: {_plain(answer.text, 80)}", file=out)
-    if n_ungrouped:
-        print(f"  ungrouped: {n_ungrouped}", file=out)
-    print(file=out)
-
-
-def _cmd_group(args: argparse.Namespace) -> int:
-    from grouper.embedding import Encoder, choose_device
-    from grouper.pipeline import group_question
-
-    questions = _load_questions(args.files, args.encoding, args.format)
-    encoder = Encoder(device=choose_device(args.device))
-    settings = _settings(args)
-    mapping: dict[str, int | None] = {}
-    for question in questions:
-        result = group_question(question, encoder, settings)
-        if args.json:
-            mapping.update(result.group_of())
-        else:
-            _print_summary(result, sys.stdout)
-    if args.json:
-        json.dump(mapping, sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    files = sorted(str(p) for p in SAMPLE_DATA.glob("*.csv"))
-    if not files:
-        print(f"grouper: no sample data found in {SAMPLE_DATA}", file=sys.stderr)
-        return 1
-    args.files = files
-    args.json = False
-    return _cmd_group(args)
-
-
-def _add_grouping_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
-    parser.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
-    parser.add_argument("--min-cluster-size", type=int, default=GroupingSettings.min_cluster_size)
+# Each module has register(subparsers). Add a command family by adding its module here.
+COMMAND_MODULES = (
+    "grouper.commands.group",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``grouper`` command."""
     parser = argparse.ArgumentParser(prog="grouper", description="Group students' answers for grading.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    group = sub.add_parser("group", help="group every question in answer files and print the groups")
-    group.add_argument("files", nargs="+", metavar="FILE", help="CSV, JSON or JSONL answer file")
-    group.add_argument("--json", action="store_true", help='print {"answer_id": group id or null, ...}')
-    _add_grouping_options(group)
-    group.set_defaults(func=_cmd_group)
-
-    demo = sub.add_parser("demo", help="group the sample data")
-    _add_grouping_options(demo)
-    demo.set_defaults(func=_cmd_demo)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (2 for bad input)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except AnswerFileError as exc:
-        print(f"grouper: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
+    except (AnswerFileError, ValueError) as exc:
         print(f"grouper: {exc}", file=sys.stderr)
         return 2
