@@ -148,7 +148,10 @@ class FileProblem:
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.column is not None:
-            where.append(f'column "{self.column}"')
+            # A column name comes from the file: escape control characters so that an error
+            # message cannot carry a terminal escape sequence.
+            column = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in self.column)
+            where.append(f'column "{column}"')
         return f"{', '.join(where)}: {self.message}"
 
 
@@ -208,7 +211,9 @@ def _decode(data: bytes, path: str, encoding: str | None) -> str:
     """
     if encoding is not None:
         try:
-            return data.decode(encoding)
+            # A BOM survives an explicit codec as U+FEFF and would glue itself to the first
+            # column's name ("\ufeffanswer_id"), so drop it here as detection does.
+            return data.decode(encoding).removeprefix("\ufeff")
         except LookupError:
             raise AnswerFileError(path, [FileProblem(None, None, f"unknown encoding {encoding!r}")]) from None
         except UnicodeDecodeError as exc:
@@ -254,16 +259,33 @@ def _looks_like_utf16_without_bom(data: bytes) -> bool:
 
 
 def _records_csv(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (row, record) with row numbered as a spreadsheet shows it (header = row 1)."""
+    """Yield (row, record) with row numbered as a spreadsheet shows it (header = row 1).
+
+    The header is checked before any data row is read, so a file with a header row only is
+    judged like any other: missing required columns are an error, a valid header with no
+    rows imports zero answers.
+    """
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
+        problems.add(1, None, "the file is empty; expected a header row naming the columns")
         return
     except csv.Error as exc:
         problems.add(1, None, f"unreadable header: {exc}")
         return
     header = [h.strip() for h in header]
+    ok = True
+    seen: set[str] = set()
+    for name in header:
+        # Two columns of one name would silently lose one of them in the row's dict. Unnamed
+        # columns (spreadsheets export trailing empty ones) are never read, so may repeat.
+        if name and name.lower() in seen:
+            problems.add(1, name, "the header names this column twice")
+            ok = False
+        seen.add(name.lower())
+    if not _check_required(_resolve_columns(header), 1, problems) or not ok:
+        return  # every row would repeat the header's problem
     row = 1
     while True:
         row += 1
@@ -284,16 +306,19 @@ def _records_csv(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str
 
 
 def _records_jsonl(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
-    for row, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085, form feeds and
+    # more, which JSON allows unescaped inside strings, so a student's line separator would
+    # cut a valid record in two.
+    for row, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.add(row, None, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            problems.add(row, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
         if not isinstance(record, dict):
-            problems.add(row, None, f"expected a JSON object, found {type(record).__name__}")
+            problems.add(row, None, f"expected a JSON object, found {_kind(record)}")
             continue
         yield row, record
 
@@ -314,7 +339,7 @@ def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[st
         return
     for row, record in enumerate(items, start=1):
         if not isinstance(record, dict):
-            problems.add(row, None, f"expected a JSON object, found {type(record).__name__}")
+            problems.add(row, None, f"expected a JSON object, found {_kind(record)}")
             continue
         yield row, record
 
@@ -337,6 +362,18 @@ def _resolve_columns(keys: Iterable[str]) -> dict[str, str]:
     return resolved
 
 
+def _check_required(columns: Mapping[str, str], row: int | None, problems: _Problems) -> bool:
+    """Report the required fields ``columns`` lacks; True when none is missing."""
+    missing = []
+    if "text" not in columns:
+        missing.append("answer (or answer_text, text, response)")
+    if "answer_id" not in columns and "student_id" not in columns:
+        missing.append("answer_id (or student_id)")
+    if missing:
+        problems.add(row, None, "missing required column " + " and ".join(missing))
+    return not missing
+
+
 def _as_text(value: Any) -> str | None:
     """Cell value as text; numbers are accepted (a numeric answer may arrive as 19.6)."""
     if value is None:
@@ -348,6 +385,17 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) else str(value)
     return None
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages about JSON files."""
+    names = {dict: "an object", list: "a list", bool: "true/false", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _id_problem(what: str, raw: Any, parsed: str | None) -> str:
+    """Message for an id that is empty (``parsed == ""``) or not text at all."""
+    return f"{what} is empty" if parsed == "" else f"{what} must be text or a number, found {_kind(raw)}"
 
 
 def _as_id(value: Any) -> str | None:
@@ -435,17 +483,10 @@ def parse_answers(
     seen_ids: dict[str, int] = {}
     columns: dict[str, str] | None = None
     for row, record in reader(text, problems):
+        # A CSV's header was checked by its reader; JSON objects each bring their own keys.
         if columns is None or suffix != ".csv":
             columns = _resolve_columns(record.keys())
-            missing = []
-            if "text" not in columns:
-                missing.append("answer (or answer_text, text, response)")
-            if "answer_id" not in columns and "student_id" not in columns:
-                missing.append("answer_id (or student_id)")
-            if missing:
-                problems.add(row if suffix != ".csv" else 1, None, "missing required column " + " and ".join(missing))
-                if suffix == ".csv":
-                    break  # one header: every row would repeat the same problem
+            if suffix != ".csv" and not _check_required(columns, row, problems):
                 continue
         answer = _parse_record(record, columns, row, default_question, problems, drafts)
         if answer is None:
@@ -482,25 +523,40 @@ def _parse_record(
 
     text = _as_text(cell("text"))
     if text is None:
-        problems.add(row, columns["text"], f"answer must be text, found {type(cell('text')).__name__}")
+        problems.add(row, columns["text"], f"answer must be text, found {_kind(cell('text'))}")
         ok = False
 
-    student_id = _as_id(cell("student_id")) if "student_id" in columns else None
-    question_id = _as_id(cell("question_id")) if "question_id" in columns else default_question
-    if question_id is None or question_id == "":
-        problems.add(row, columns.get("question_id"), "question id is empty")
-        ok = False
+    # Ids: text or a number, never empty. An id that is neither (a list, an object, a bool)
+    # is reported as such rather than rendered as "None" into a derived answer id.
+    student_id: str | None = None
+    if "student_id" in columns:
+        student_id = _as_id(cell("student_id"))
+        if student_id is None:
+            problems.add(row, columns["student_id"], _id_problem("student id", cell("student_id"), None))
+            ok = False
+    question_id: str | None = default_question
+    if "question_id" in columns:
+        question_id = _as_id(cell("question_id"))
+        if not question_id:
+            message = _id_problem("question id", cell("question_id"), question_id)
+            problems.add(row, columns["question_id"], message)
+            ok = False
 
+    answer_id: str | None
     if "answer_id" in columns:
         answer_id = _as_id(cell("answer_id"))
-        column = columns["answer_id"]
+        if not answer_id:
+            problems.add(row, columns["answer_id"], _id_problem("answer id", cell("answer_id"), answer_id))
+            ok = False
+    elif student_id is None:
+        answer_id = None  # already reported
+    elif student_id == "":
+        problems.add(row, columns["student_id"], "student id is empty (it is the answer id here)")
+        answer_id = None
+        ok = False
     else:
         # No answer id column: the student id identifies the answer within its question.
         answer_id = student_id if "question_id" not in columns else f"{question_id}/{student_id}"
-        column = columns["student_id"]
-    if not answer_id or (student_id == "" and "answer_id" not in columns):
-        problems.add(row, column, "answer id is empty")
-        ok = False
 
     gold = _as_id(cell("gold")) if "gold" in columns else None
     if "gold" in columns and gold is None:

@@ -14,6 +14,12 @@ __all__ = ["build_parser", "main"]
 # Each module has register(subparsers). Add a command family by adding its module here.
 COMMAND_MODULES = (
     "grouper.commands.group",
+    "grouper.commands.ui",
+    "grouper.commands.questions",
+    "grouper.commands.edit",
+    "grouper.commands.export",
+    "grouper.commands.retrain",
+    "grouper.commands.evaluate",
 )
 
 

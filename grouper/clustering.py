@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from grouper.references import References
 
 __all__ = ["UNGROUPED", "Group", "Grouping", "GroupingSettings", "group_embeddings"]
 
@@ -20,6 +24,7 @@ __all__ = ["UNGROUPED", "Group", "Grouping", "GroupingSettings", "group_embeddin
 UNGROUPED = -1
 
 _TITLE_CHARS = 60
+_LEFTOVERS_TITLE = "(other answers)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,17 @@ class GroupingSettings:
         HDBSCAN's choice of clusters from its tree.
     cluster_selection_epsilon : float
         Merge clusters closer than this (in the reduced space).
+    use_references : bool
+        When the question's reference answers are given, group by *reference score bands*
+        (:mod:`grouper.references`) instead of by HDBSCAN: on answers where right and wrong
+        share vocabulary this is what keeps grades apart (``docs/grouping.md``).
+    band_scale : float
+        The number of bands is ``round(sqrt(n_answers) / band_scale)``; larger gives fewer,
+        bigger bands.
+    leftovers : {"group", "ungrouped"}
+        What happens to the answers HDBSCAN leaves out: ``"group"`` puts them in one group of
+        other answers (when there are at least ``min_cluster_size``), so that their most
+        common grade is given at once rather than one by one; ``"ungrouped"`` leaves them.
     """
 
     min_cluster_size: int = 3
@@ -47,6 +63,9 @@ class GroupingSettings:
     reduce_to: int | None = 32
     cluster_selection_method: str = "eom"
     cluster_selection_epsilon: float = 0.0
+    use_references: bool = True
+    band_scale: float = 3.0
+    leftovers: str = "group"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter, its value and the rule."""
@@ -62,6 +81,10 @@ class GroupingSettings:
             )
         if self.cluster_selection_epsilon < 0:
             raise ValueError(f"cluster_selection_epsilon ({self.cluster_selection_epsilon}) must be >= 0")
+        if not self.band_scale > 0:
+            raise ValueError(f"band_scale ({self.band_scale}) must be > 0")
+        if self.leftovers not in ("group", "ungrouped"):
+            raise ValueError(f"leftovers ({self.leftovers!r}) must be 'group' or 'ungrouped'")
 
 
 @dataclass(frozen=True)
@@ -114,8 +137,10 @@ def group_embeddings(
     vectors: np.ndarray,
     texts: Sequence[str],
     settings: GroupingSettings | None = None,
+    *,
+    references: References | None = None,
 ) -> Grouping:
-    """Group answers by their embeddings.
+    """Group answers by their embeddings, and by their reference answers when given.
 
     Parameters
     ----------
@@ -125,6 +150,10 @@ def group_embeddings(
         The normalised texts: empty ones form the blank group, identical ones are
         clustered once, and the most typical member titles its group.
     settings : GroupingSettings, optional
+    references : References, optional
+        The question's reference answers (embedded by the same encoder) and its text. With
+        them (and ``settings.use_references``), answers are grouped in bands of similar
+        reference score; without them, by HDBSCAN.
 
     Returns
     -------
@@ -153,11 +182,22 @@ def group_embeddings(
         return_counts=True,
     )
     unique_vectors = vectors[content[first]].astype(np.float64)
-    unique_labels, unique_conf = _cluster_unique(unique_vectors, counts, settings)
+    if references is not None and settings.use_references and len(content) >= settings.min_cluster_size:
+        unique_texts = [str(k) for k in unique_keys]
+        unique_labels, unique_conf = _reference_bands(unique_vectors, unique_texts, counts, references, settings)
+    else:
+        unique_labels, unique_conf = _cluster_unique(unique_vectors, counts, settings)
     labels[content] = unique_labels[inverse]
     confidence[content] = unique_conf[inverse]
 
-    labels, groups = _renumber_and_describe(labels, vectors, texts, confidence)
+    leftover_label = None
+    left = content[labels[content] == UNGROUPED]
+    if settings.leftovers == "group" and len(left) >= settings.min_cluster_size:
+        # Graded at once by their most common grade, a pile of unrelated answers costs the
+        # grader one decision plus one per exception, never more than grading them one by one.
+        leftover_label = int(labels.max()) + 1
+        labels[left] = leftover_label
+    labels, groups = _renumber_and_describe(labels, vectors, texts, confidence, leftover_label)
     if blank.any():
         blank_id = len(groups) + 1
         labels[blank] = blank_id
@@ -183,6 +223,23 @@ def _cluster_unique(
         conf[i] = 1.0
         next_label += 1
     return labels, conf
+
+
+def _reference_bands(
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    counts: np.ndarray,
+    references: References,
+    settings: GroupingSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band ids (0 = closest to the references) and confidences of distinct texts."""
+    from grouper.references import band_confidence, band_count, reference_scores, score_bands
+
+    weights = counts.astype(np.float64)
+    scores = reference_scores(vectors, texts, references, weights)
+    k = band_count(int(counts.sum()), settings.band_scale, settings.min_cluster_size)
+    bands = score_bands(scores, weights, k, settings.min_cluster_size)
+    return bands, band_confidence(scores, bands)
 
 
 def _reduce(vectors: np.ndarray, dims: int | None) -> np.ndarray:
@@ -216,9 +273,16 @@ def _hdbscan(points: np.ndarray, settings: GroupingSettings) -> tuple[np.ndarray
 
 
 def _renumber_and_describe(
-    labels: np.ndarray, vectors: np.ndarray, texts: Sequence[str], confidence: np.ndarray
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    confidence: np.ndarray,
+    leftover_label: int | None = None,
 ) -> tuple[np.ndarray, list[Group]]:
-    """Give groups ids 1..k by size (ties: earliest member), order members, pick titles."""
+    """Give groups ids 1..k by size (ties: earliest member), order members, pick titles.
+
+    The group of leftovers (``leftover_label``) is titled as such: no one answer stands for it.
+    """
     raw_ids = [int(g) for g in np.unique(labels) if g != UNGROUPED]
     members_of = {g: np.flatnonzero(labels == g) for g in raw_ids}
     raw_ids.sort(key=lambda g: (-len(members_of[g]), int(members_of[g][0])))
@@ -228,7 +292,8 @@ def _renumber_and_describe(
         members = members_of[raw]
         new_labels[members] = new_id
         ordered = _most_typical_first(members, vectors)
-        groups.append(Group(new_id, _title(texts[ordered[0]]), tuple(ordered.tolist())))
+        title = _LEFTOVERS_TITLE if raw == leftover_label else _title(texts[ordered[0]])
+        groups.append(Group(new_id, title, tuple(ordered.tolist())))
     return new_labels, groups
 
 

@@ -1,4 +1,5 @@
-"""From a question's answers to its grouping: embed the normalised texts, then group them."""
+"""From a question's answers to its grouping: embed the normalised texts (and the reference
+answers), then group them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 
 from grouper.answers import Question
 from grouper.clustering import UNGROUPED, Grouping, GroupingSettings, group_embeddings
-from grouper.embedding import Encoder
+from grouper.embedding import EmbeddingCache, Encoder
+from grouper.references import question_references
 
 __all__ = ["QuestionGrouping", "group_question"]
 
@@ -41,21 +43,28 @@ class QuestionGrouping:
 
 
 def group_question(
-    question: Question, encoder: Encoder, settings: GroupingSettings | None = None
+    question: Question,
+    encoder: Encoder,
+    settings: GroupingSettings | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
 ) -> QuestionGrouping:
-    """Embed and group one question's answers.
+    """Embed and group one question's answers, using its reference answers when it has any.
 
     Parameters
     ----------
     question : Question
     encoder : Encoder
     settings : GroupingSettings, optional
+    cache : EmbeddingCache, optional
+        Where embeddings are looked up and kept (``store.embeddings``, for example).
 
     Returns
     -------
     QuestionGrouping
     """
     texts = [a.normalized for a in question.answers]
-    encoded = encoder.encode(texts)
-    grouping = group_embeddings(encoded.vectors, texts, settings)
+    encoded = encoder.encode(texts, cache=cache)
+    references = question_references(question, encoder, cache=cache)
+    grouping = group_embeddings(encoded.vectors, texts, settings, references=references)
     return QuestionGrouping(question, grouping, encoded.vectors, encoded.truncated)

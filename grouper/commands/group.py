@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from grouper.answers import Question, load_answers
+from grouper.answers import AnswerFileError, FileProblem, Question, load_answers
 from grouper.clustering import GroupingSettings
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
@@ -29,32 +29,53 @@ def _settings(args: argparse.Namespace) -> GroupingSettings:
 
 
 def _load_questions(paths: Sequence[str], encoding: str | None, file_format: str | None) -> list[Question]:
+    """Import every file (each all or nothing), refusing an answer id used by two files.
+
+    Answer ids are unique within a file; across files the ``--json`` mapping, keyed by answer
+    id, would silently keep only one of two answers that share an id.
+    """
     questions: list[Question] = []
+    first_file: dict[str, str] = {}
     for path in paths:
-        questions.extend(load_answers(path, encoding=encoding, file_format=file_format))
+        loaded = load_answers(path, encoding=encoding, file_format=file_format)
+        for question in loaded:
+            for answer in question.answers:
+                other = first_file.get(answer.answer_id)
+                if other is not None:
+                    raise AnswerFileError(
+                        path,
+                        [FileProblem(None, None, f"answer id {answer.answer_id!r} is also used in {other}")],
+                    )
+                first_file[answer.answer_id] = path
+        questions.extend(loaded)
     return questions
 
 
 def _print_summary(result, out) -> None:  # result: QuestionGrouping
     q = result.question
     grouping = result.grouping
-    title = f"Question {q.question_id}"
+    title = f"Question {_plain(q.question_id, 60)}"
     if q.text:
         title += f": {_plain(q.text, 90)}"
     print(title, file=out)
     n_ungrouped = len(grouping.ungrouped)
-    print(
-        f"  {len(q.answers)} answers, {len(grouping.groups)} groups, {n_ungrouped} ungrouped"
-        + (f", {int(result.truncated.sum())} truncated (longer than the encoder's limit)" if result.truncated.any() else ""),
-        file=out,
-    )
+    counts = f"  {len(q.answers)} answers, {len(grouping.groups)} groups, {n_ungrouped} ungrouped"
+    if result.truncated.any():
+        counts += f", {int(result.truncated.sum())} truncated (longer than the encoder's limit)"
+    print(counts, file=out)
     for group in grouping.groups:
         print(f"  [{group.group_id}] {len(group.members):>4}  {_plain(group.title, 70)}", file=out)
         for index in group.members[:3]:
             answer = q.answers[index]
-            print(f"          - {answer.answer_id}: {_plain(answer.text, 80)}", file=out)
+            print(f"          - {_plain(answer.answer_id, 40)}: {_plain(answer.text, 80)}", file=out)
     if n_ungrouped:
         print(f"  ungrouped: {n_ungrouped}", file=out)
+    truncated = [q.answers[i].answer_id for i in result.truncated.nonzero()[0]]
+    if truncated:
+        # Name them: only their beginning was embedded, so a grader should read them whole.
+        shown = ", ".join(_plain(a, 40) for a in truncated[:10])
+        more = f" and {len(truncated) - 10} more" if len(truncated) > 10 else ""
+        print(f"  truncated (only their beginning was grouped): {shown}{more}", file=out)
     print(file=out)
 
 

@@ -1,0 +1,146 @@
+"""Grouping-quality experiments: APA of grouping variants on the benchmark corpora, quickly.
+
+``grouper evaluate`` is the benchmark of record (the oracle grades through the edit log).
+This script answers "is variant B better than A?" in seconds: it groups every question with
+at least 20 answers through :func:`grouper.clustering.group_embeddings` (the product's
+function) under each variant's settings, and counts the oracle's actions with the protocol's
+arithmetic (:func:`grouper.evaluation.apa.count_review`, which the oracle is checked against).
+Embeddings come from a store's embedding cache, filled on first use.
+
+Usage::
+
+    .venv/bin/python benchmarks/quality.py --cache var/embeddings.sqlite            # all variants
+    .venv/bin/python benchmarks/quality.py --cache var/embeddings.sqlite default hdbscan-naive
+
+Results of the variants tried are recorded in ``benchmarks/results/zero_shot_experiments.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from grouper.answers import Question, load_answers, normalize_text  # noqa: E402
+from grouper.clustering import Grouping, GroupingSettings, group_embeddings  # noqa: E402
+from grouper.evaluation.apa import count_review  # noqa: E402
+from grouper.references import References  # noqa: E402
+
+DATASETS = REPO.parent / "shared" / "datasets"
+CORPORA = ("semeval2013-beetle", "semeval2013-scientsbank", "saf-en")
+MIN_ANSWERS = 20
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A grouping to measure: settings, and whether it sees the reference answers."""
+
+    description: str
+    settings: GroupingSettings
+    references: bool = True
+
+
+DEFAULT = GroupingSettings()
+VARIANTS: dict[str, Variant] = {
+    "default": Variant("product defaults: reference score bands, sqrt(n)/3 bands", DEFAULT),
+    "no-references": Variant("product defaults without reference answers: HDBSCAN, leftovers grouped", DEFAULT, False),
+    "no-references-ungrouped": Variant(
+        "HDBSCAN (PCA 32), leftovers left ungrouped (the grouping before this work)",
+        replace(DEFAULT, leftovers="ungrouped"),
+        False,
+    ),
+    "no-references-mcs5": Variant("HDBSCAN min_cluster_size=5, leftovers grouped", replace(DEFAULT, min_cluster_size=5), False),
+    "no-references-leaf": Variant(
+        "HDBSCAN leaf selection, leftovers grouped", replace(DEFAULT, cluster_selection_method="leaf"), False
+    ),
+    "no-references-eps": Variant(
+        "HDBSCAN cluster_selection_epsilon=0.3, leftovers grouped",
+        replace(DEFAULT, cluster_selection_epsilon=0.3),
+        False,
+    ),
+    "bands-scale-2": Variant("reference bands, sqrt(n)/2 bands", replace(DEFAULT, band_scale=2.0)),
+    "bands-scale-2.5": Variant("reference bands, sqrt(n)/2.5 bands", replace(DEFAULT, band_scale=2.5)),
+    "bands-scale-3.5": Variant("reference bands, sqrt(n)/3.5 bands", replace(DEFAULT, band_scale=3.5)),
+    "bands-scale-4": Variant("reference bands, sqrt(n)/4 bands", replace(DEFAULT, band_scale=4.0)),
+    "bands-one": Variant("one reference band (everything in one group)", replace(DEFAULT, band_scale=1e9)),
+}
+
+
+def load_corpora(names: tuple[str, ...] = CORPORA) -> list[Question]:
+    """Questions with at least ``MIN_ANSWERS`` answers of the named corpora."""
+    out: list[Question] = []
+    for name in names:
+        out.extend(q for q in load_answers(DATASETS / f"{name}.jsonl") if len(q.answers) >= MIN_ANSWERS)
+    return out
+
+
+def embedder(cache_path: str | None) -> Callable[[list[str]], np.ndarray]:
+    """A function from texts to vectors, through a store's embedding cache."""
+    import torch
+
+    from grouper.embedding import Encoder, InMemoryEmbeddingCache
+    from grouper.store import Store
+
+    encoder = Encoder(device=torch.device("cpu"))
+    cache = Store(cache_path).embeddings if cache_path else InMemoryEmbeddingCache()
+    return lambda texts: encoder.encode(texts, cache=cache).vectors
+
+
+def references_of(question: Question, embed: Callable[[list[str]], np.ndarray]) -> References | None:
+    """The question's references as the pipeline builds them."""
+    texts = tuple(t for t in (normalize_text(r) for r in question.reference_answers) if t)
+    return References(texts, embed(list(texts)), normalize_text(question.text)) if texts else None
+
+
+def actions(grouping: Grouping, labels: list[str]) -> int:
+    """The oracle's actions on a grouping."""
+    groups = [[labels[i] for i in g.members] for g in grouping.groups]
+    return count_review(groups, len(grouping.ungrouped)).actions
+
+
+def run(variants: dict[str, Variant], questions: list[Question], embed) -> dict[str, dict[tuple[str, str], float]]:
+    """APA per variant and (dataset, split)."""
+    prepared = []
+    for q in questions:
+        texts = [a.normalized for a in q.answers]
+        prepared.append((q, texts, embed(texts), references_of(q, embed), [str(a.gold) for a in q.answers]))
+    table: dict[str, dict[tuple[str, str], float]] = {}
+    for name, variant in variants.items():
+        totals: dict[tuple[str, str], list[int]] = {}
+        started = time.perf_counter()
+        for q, texts, vectors, refs, labels in prepared:
+            grouping = group_embeddings(vectors, texts, variant.settings, references=refs if variant.references else None)
+            t = totals.setdefault((q.dataset or "", q.split or "all"), [0, 0])
+            t[0] += actions(grouping, labels)
+            t[1] += len(labels)
+        table[name] = {k: a / n for k, (a, n) in totals.items()}
+        print(f"{name:<26}", " ".join(f"{v:.3f}" for v in table[name].values()), f"({time.perf_counter() - started:.1f} s)", flush=True)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", help=f"variants to run (default: all): {', '.join(VARIANTS)}")
+    parser.add_argument("--cache", help="store file whose embedding cache to use (e.g. var/embeddings.sqlite)")
+    args = parser.parse_args(argv)
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    chosen = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
+    questions = load_corpora()
+    splits = sorted({(q.dataset or "", q.split or "all") for q in questions}, key=lambda s: (CORPORA.index(s[0]), s[1]))
+    print(f"{'variant':<26}", " ".join(f"{d.split('-')[-1][:6]}/{s[:6]}" for d, s in splits))
+    run(chosen, questions, embedder(args.cache))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Options and helpers shared by the commands that work on a store."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import unicodedata
+from collections.abc import Callable
+
+from grouper.store import DEFAULT_DB, Store, StoreBusy, default_url
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """``--db``: the store's file or URL."""
+    parser.add_argument(
+        "--db",
+        default=None,
+        help=f"store: a SQLite file or a SQLAlchemy URL (default: $GROUPER_DB, else ./{DEFAULT_DB})",
+    )
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The store named by ``--db`` (or its default)."""
+    return Store(default_url(args.db))
+
+
+def plain(text: str, limit: int = 100) -> str:
+    """Student text made safe for a terminal: control characters (escape sequences
+    included) shown as code points, and long text shortened."""
+    safe = "".join(ch if not unicodedata.category(ch).startswith("C") or ch == " " else f"\\u{ord(ch):04x}" for ch in text)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def author_of(args: argparse.Namespace) -> str:
+    """The author named by ``--author`` or ``GROUPER_AUTHOR``: every edit is attributed."""
+    author = args.author or os.environ.get("GROUPER_AUTHOR")
+    if not author or not author.strip():
+        raise ValueError("every edit needs an author: give --author NAME (or set GROUPER_AUTHOR)")
+    return author.strip()
+
+
+def fail(message: str, status: int) -> int:
+    print(f"grouper: {message}", file=sys.stderr)
+    return status
+
+
+def reports_busy(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A store command that reports a database kept busy by others as status 1, not a traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except StoreBusy as exc:
+            return fail(str(exc), 1)
+
+    return run

@@ -1,0 +1,215 @@
+"""``grouper edit``: every edit of a question's groups from the command line.
+
+Each verb appends one attributed edit to the store's log, against the version the caller saw
+(``--base-version``; by default the current one), exactly as the UI does::
+
+    grouper edit --db grades.sqlite -q q1 --author ta1 merge 3 7
+    grouper edit -q q1 --author ta1 move q1-004,q1-017 --to ungrouped
+    grouper edit -q q1 --author ta1 grade 3 2 --comment "correct"
+    grouper edit -q q1 --author ta1 undo 12
+
+Exit status: 0 applied, 3 refused (the message says what changed and by whom), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
+from grouper.edit_codec import edit_to_dict
+from grouper.edits import (
+    NEW,
+    Confirm,
+    Delete,
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    Payload,
+    QuestionState,
+    Rename,
+    Split,
+    Undo,
+    auto_split_parts,
+)
+from grouper.store import Store
+
+#: Exit status of a refused edit (bad input is 2).
+REFUSED = 3
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    ids = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError(f"{text!r} names no answer; give answer ids separated by commas")
+    return ids
+
+
+def _target(text: str) -> int | None | str:
+    if text == "ungrouped":
+        return None
+    if text == NEW:
+        return NEW
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--to {text!r}: give a group id, 'ungrouped' or 'new'") from None
+
+
+def _split_payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Split:
+    if args.group not in state.groups:
+        mark = state.removed.get(args.group)
+        reason = (
+            f"group {args.group} was {mark.what} by {mark.author or 'the initial grouping'} at version {mark.version}"
+            if mark is not None
+            else f"group {args.group} does not exist in question {state.question_id}"
+        )
+        raise EditRefused(state.question_id, [reason], state.version)
+    members = state.groups[args.group].members
+    if args.part:
+        named = [a for part in args.part for a in part]
+        rest = tuple(a for a in members if a not in set(named))
+        parts = tuple(args.part) + ((rest,) if rest else ())
+        return Split(args.group, parts)
+    if args.k is None:
+        raise ValueError("split: give --k K for an automatic split, or one --part per part")
+    vectors = _member_vectors(store, state, args.group)
+    return Split(args.group, auto_split_parts(state, args.group, args.k, vectors, seed=args.seed))
+
+
+def _member_vectors(store: Store, state: QuestionState, group_id: int) -> dict[str, np.ndarray]:
+    """Embeddings of a group's members from the store's cache (the encoder runs only for misses)."""
+    answers = {a.answer_id: a for a in store.answers(state.question_id)}
+    texts = {a: answers[a].normalized for a in state.groups[group_id].members}
+    model_key = store.model_version(state.question_id)
+    found = store.embeddings.get_many(model_key, [t for t in texts.values() if t])
+    missing = sorted({t for t in texts.values() if t and t not in found})
+    if missing:
+        from grouper.embedding import Encoder
+
+        encoder = Encoder()
+        if encoder.model_key != model_key:
+            raise ValueError(
+                f"question {state.question_id} was grouped with model {model_key}, whose embeddings of "
+                f"{len(missing)} members are not cached; split with explicit --part lists instead"
+            )
+        found.update(zip(missing, encoder.encode(missing, cache=store.embeddings).vectors, strict=True))
+    dim = len(next(iter(found.values()))) if found else 1
+    return {a: found[t] if t else np.zeros(dim, dtype=np.float32) for a, t in texts.items()}
+
+
+def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Payload:
+    verb = args.verb
+    if verb == "confirm":
+        return Confirm(args.group)
+    if verb == "merge":
+        return Merge(args.groups[0], tuple(args.groups[1:]))
+    if verb == "split":
+        return _split_payload(store, state, args)
+    if verb == "move":
+        return Move(args.answers, args.to, title=args.title or "")
+    if verb == "delete":
+        return Delete(args.group)
+    if verb == "rename":
+        return Rename(args.group, args.title)
+    if verb == "grade":
+        return GradeGroup(args.group, None if args.clear else _score(args), args.comment or "")
+    if verb == "grade-answer":
+        return GradeAnswer(args.answer, None if args.clear else _score(args), args.comment or "")
+    if verb == "undo":
+        return Undo(args.edit_id)
+    raise AssertionError(verb)
+
+
+def _score(args: argparse.Namespace) -> float:
+    if args.score is None:
+        raise ValueError(f"{args.verb}: give a SCORE, or --clear to remove the grade")
+    return args.score
+
+
+@reports_busy
+def _cmd_edit(args: argparse.Namespace) -> int:
+    author = author_of(args)
+    store = open_store(args)
+    try:
+        state = store.state(args.question)
+        base = state.version if args.base_version is None else args.base_version
+        try:
+            edit = store.append(args.question, author, base, _payload(store, state, args))
+        except EditRefused as refused:
+            return fail(str(refused), REFUSED)
+        after = store.state(args.question)
+    finally:
+        store.close()
+    if args.json:
+        json.dump(edit_to_dict(edit), sys.stdout, ensure_ascii=False)
+        print()
+        return 0
+    change = after.last_change
+    print(f"edit {edit.edit_id} applied: {edit.kind} by {edit.author} (question {edit.question_id}, now version {after.version})")
+    if change is not None and change.groups_created:
+        print("  new group(s): " + ", ".join(str(g) for g in change.groups_created))
+    if change is not None and change.grade_changes:
+        print(f"  {len(change.grade_changes)} answer(s) changed grade:")
+        for gc in change.grade_changes[:10]:
+            before = "ungraded" if gc.before is None else f"{gc.before.score:g}"
+            now = "ungraded" if gc.after is None else f"{gc.after.score:g}"
+            print(f"    {plain(gc.answer_id, 40)}: {before} -> {now}")
+        if len(change.grade_changes) > 10:
+            print(f"    ... and {len(change.grade_changes) - 10} more")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``edit`` command and its verbs."""
+    edit = sub.add_parser(
+        "edit",
+        help="edit a question's groups (confirm, merge, split, move, delete, rename, grade, undo)",
+        description="Append one edit to a question's log. Exit status 3: refused (stale or impossible).",
+    )
+    add_db_option(edit)
+    edit.add_argument("--question", "-q", required=True, help="the question to edit")
+    edit.add_argument("--author", help="who makes the edit (default: $GROUPER_AUTHOR)")
+    edit.add_argument(
+        "--base-version", type=int, help="the version you looked at (default: the current one); stale edits are refused"
+    )
+    edit.add_argument("--json", action="store_true", help="print the logged edit as JSON")
+    verbs = edit.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("confirm", help="mark a group as checked")
+    p.add_argument("group", type=int)
+    p = verbs.add_parser("merge", help="merge groups into the first one named")
+    p.add_argument("groups", type=int, nargs="+", metavar="GROUP")
+    p = verbs.add_parser("split", help="split a group: --k K automatically, or --part a1,a2 per part")
+    p.add_argument("group", type=int)
+    p.add_argument("--k", type=int, help="number of parts for an automatic (k-means) split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the automatic split (default: 0)")
+    p.add_argument(
+        "--part", type=_ids, action="append", metavar="A1,A2", help="answer ids of one part; members not named form one more part"
+    )
+    p = verbs.add_parser("move", help="move answers to a group, to the ungrouped answers or to a new group")
+    p.add_argument("answers", type=_ids, metavar="A1,A2")
+    p.add_argument("--to", type=_target, required=True, metavar="GROUP|ungrouped|new")
+    p.add_argument("--title", help="title of the new group (with --to new)")
+    p = verbs.add_parser("delete", help="delete a group; its members become ungrouped")
+    p.add_argument("group", type=int)
+    p = verbs.add_parser("rename", help="give a group a new title")
+    p.add_argument("group", type=int)
+    p.add_argument("title")
+    for name, target, help_text in (
+        ("grade", "group", "grade every member of a group (answers with an override keep theirs)"),
+        ("grade-answer", "answer", "give one answer its own grade, overriding its group's"),
+    ):
+        p = verbs.add_parser(name, help=help_text)
+        p.add_argument(target, type=int if target == "group" else str)
+        p.add_argument("score", type=float, nargs="?")
+        p.add_argument("--comment", help="comment shown with the grade")
+        p.add_argument("--clear", action="store_true", help="remove the grade instead")
+    p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
+    p.add_argument("edit_id", type=int, metavar="EDIT_ID")
+    edit.set_defaults(func=_cmd_edit)

@@ -1,0 +1,120 @@
+"""``grouper export``: grades (CSV), the edit log (JSONL) and training pairs (JSONL).
+
+Output goes to standard output, or with ``-o FILE`` to a file that appears only once complete
+(written beside it, then renamed), so a half-written export never exists::
+
+    grouper export grades --db grades.sqlite -o grades.csv
+    grouper export grades-by-student -o totals.csv
+    grouper export log -q q1
+    grouper export pairs --author ta1 --since 2026-05-01 -o pairs.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from grouper.commands._store_options import add_db_option, open_store, reports_busy
+from grouper.exports import grade_rows, write_edit_log_jsonl, write_grades_by_student_csv, write_grades_csv, write_pairs_jsonl
+from grouper.feedback import PairFilter, PairSettings, training_pairs
+from grouper.store import Store
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date or time; use ISO 8601, e.g. 2026-05-01 or 2026-05-01T14:00") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _question_ids(store: Store, wanted: list[str] | None) -> list[str]:
+    if not wanted:
+        return store.question_ids()
+    for q in wanted:
+        store.question(q)  # an unknown question is an error, not an empty export
+    return wanted
+
+
+def _write(args: argparse.Namespace, render) -> int:
+    if args.output is None or args.output == "-":
+        try:
+            return render(sys.stdout)
+        except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    target = Path(args.output)
+    buffer = io.StringIO(newline="")
+    n = render(buffer)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {n} {args.what_written} to {target}", file=sys.stderr)
+    return n
+
+
+@reports_busy
+def _cmd_export(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        qids = _question_ids(store, args.question)
+        if args.kind in ("grades", "grades-by-student"):
+            rows = [r for q in qids for r in grade_rows(store.state(q), store.answers(q))]
+            writer = write_grades_csv if args.kind == "grades" else write_grades_by_student_csv
+            args.what_written = "rows" if args.kind == "grades" else "students"
+            _write(args, lambda out: writer(rows, out))
+        elif args.kind == "log":
+            edits = [e for q in qids for e in store.edits(q)]
+            args.what_written = "edits"
+            _write(args, lambda out: write_edit_log_jsonl(edits, out))
+        else:
+            select = PairFilter(
+                question_ids=frozenset(qids),
+                authors=frozenset(args.author) if args.author else None,
+                since=args.since,
+                until=args.until,
+                kinds=frozenset(args.kind_filter) if args.kind_filter else None,
+            )
+            settings = PairSettings(max_pairs_per_edit=args.max_pairs_per_edit or None, seed=args.seed)
+            pairs = training_pairs(store, select=select, settings=settings)
+            args.what_written = "pairs"
+            _write(args, lambda out: write_pairs_jsonl(pairs, out))
+    finally:
+        store.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``export`` command."""
+    exp = sub.add_parser("export", help="export grades (CSV), the edit log or training pairs (JSONL)")
+    exp.add_argument(
+        "kind",
+        choices=["grades", "grades-by-student", "log", "pairs"],
+        help="grades: one row per answer; grades-by-student: a column per question; log: every edit; "
+        "pairs: must-link / cannot-link answer pairs from the edits",
+    )
+    add_db_option(exp)
+    exp.add_argument("--question", "-q", action="append", help="only this question (repeatable; default: all)")
+    exp.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    pairs = exp.add_argument_group("pairs")
+    pairs.add_argument("--author", action="append", help="only edits by this author (repeatable)")
+    pairs.add_argument("--since", type=_when, help="only edits at or after this time (ISO 8601, UTC unless given)")
+    pairs.add_argument("--until", type=_when, help="only edits before this time")
+    pairs.add_argument("--edit-kind", dest="kind_filter", action="append", help="only edits of this kind (repeatable)")
+    pairs.add_argument(
+        "--max-pairs-per-edit", type=int, default=PairSettings.max_pairs_per_edit, help="sample at most this many per edit (0: all)"
+    )
+    pairs.add_argument("--seed", type=int, default=0, help="seed of that sampling")
+    exp.set_defaults(func=_cmd_export)

@@ -1,0 +1,119 @@
+"""``grouper import`` and ``grouper show``: put answer files into a store, look at a question."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from grouper.clustering import GroupingSettings
+from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
+from grouper.edits import CONFIRMED, QuestionState
+
+
+@reports_busy
+def _cmd_import(args: argparse.Namespace) -> int:
+    from grouper.answers import load_answers
+    from grouper.embedding import Encoder, choose_device
+    from grouper.intake import import_questions
+
+    questions = []
+    for path in args.files:
+        questions.extend(load_answers(path, encoding=args.encoding, file_format=args.format))
+    store = open_store(args)
+    known = set(store.question_ids())
+    if args.skip_existing:
+        skipped = [q.question_id for q in questions if q.question_id in known]
+        questions = [q for q in questions if q.question_id not in known]
+        for qid in skipped:
+            print(f"question {qid}: already in the store, left as it is")
+    if questions:
+        encoder = Encoder(device=choose_device(args.device))
+        settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
+        imported = import_questions(store, questions, encoder, settings, course=args.course, exam=args.exam)
+        for qid in imported:
+            state = store.state(qid)
+            print(f"question {qid}: {len(state.positions)} answers in {len(state.groups)} groups, {len(state.ungrouped)} ungrouped")
+    store.close()
+    return 0
+
+
+def _summary(state: QuestionState, members_shown: int) -> dict:
+    return {
+        "question_id": state.question_id,
+        "version": state.version,
+        "groups": [
+            {
+                "group_id": g.group_id,
+                "title": g.title,
+                "size": len(g.members),
+                "status": g.status,
+                "score": None if g.grade is None else g.grade.score,
+                "comment": None if g.grade is None else g.grade.comment,
+                "blank": g.blank,
+                "members": list(g.members[:members_shown]),
+            }
+            for g in state.groups.values()
+        ],
+        "ungrouped": list(state.ungrouped),
+        "overrides": {a: {"score": g.score, "comment": g.comment} for a, g in state.overrides.items()},
+    }
+
+
+@reports_busy
+def _cmd_show(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    if args.question is None:
+        infos = store.questions()
+        if args.json:
+            json.dump([vars(i) for i in infos], sys.stdout, ensure_ascii=False)
+            print()
+        for info in [] if args.json else infos:
+            print(f"{info.question_id}: {info.n_answers} answers, {info.n_edits} edits  {plain(info.text, 70)}")
+        if not infos and not args.json:
+            print(f"no questions in {store.where}; add some with `grouper import FILE`")
+        return 0
+    state = store.state(args.question)
+    if args.json:
+        json.dump(_summary(state, args.members), sys.stdout, ensure_ascii=False)
+        print()
+        return 0
+    texts = {a.answer_id: a.text for a in store.answers(args.question)}
+    graded = sum(state.grade_of(a) is not None for a in state.positions)
+    print(
+        f"Question {state.question_id}, version {state.version}: {len(state.positions)} answers, "
+        f"{len(state.groups)} groups, {len(state.ungrouped)} ungrouped, {graded} graded"
+    )
+    for g in state.groups.values():
+        flags = ("confirmed" if g.status == CONFIRMED else "") + (" blank" if g.blank else "")
+        grade = "" if g.grade is None else f"  score {g.grade.score:g}" + (f" ({plain(g.grade.comment, 30)})" if g.grade.comment else "")
+        print(f"  [{g.group_id}] {len(g.members):>4}  {plain(g.title, 60)}{grade}  {flags.strip()}")
+        for a in g.members[: args.members]:
+            print(f"          - {a}: {plain(texts[a], 80)}")
+    if state.ungrouped:
+        print(f"  ungrouped: {len(state.ungrouped)}")
+        for a in state.ungrouped[: args.members]:
+            print(f"          - {a}: {plain(texts[a], 80)}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``import`` and ``show`` commands."""
+    imp = sub.add_parser("import", help="import answer files into the store and group them")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="CSV, JSON or JSONL answer file")
+    add_db_option(imp)
+    imp.add_argument("--course", help="file the questions under this course")
+    imp.add_argument("--exam", help="and this exam of the course")
+    imp.add_argument("--skip-existing", action="store_true", help="leave questions already in the store as they are")
+    imp.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
+    imp.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
+    imp.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    imp.add_argument("--min-cluster-size", type=int, default=GroupingSettings.min_cluster_size)
+    imp.set_defaults(func=_cmd_import)
+
+    show = sub.add_parser("show", help="list the stored questions, or show one question's groups")
+    add_db_option(show)
+    show.add_argument("--question", "-q", help="the question to show (default: list them all)")
+    show.add_argument("--members", type=int, default=3, help="members shown per group (default: 3)")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.set_defaults(func=_cmd_show)

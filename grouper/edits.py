@@ -1,0 +1,1263 @@
+"""The edits of a question's grouping, as data, and the pure fold that applies them.
+
+The grouping a grader sees is a fold of the question's edit log over its initial grouping::
+
+    state = replay(initial_state(question_id, answer_ids, grouping), edits)
+
+:func:`apply` is pure and total: it returns a new :class:`QuestionState` (sharing every group
+the edit did not touch with the old one) or raises :class:`EditRefused`, saying what changed
+since the version the author saw and by whom; an edit is never half-applied.
+
+Conflicts are detected per group and per answer, not per question: an edit is refused when a
+group or an answer that it names changed after the author's ``base_version``, so two graders
+working on different groups never block each other.
+
+Grades belong to groups. An answer's effective grade is its override when it has one, else
+the grade of the group it is in; an ungrouped answer has no group grade. So moving an answer
+changes its effective grade: every edit records the grade changes it caused in
+``state.last_change.grade_changes``, and an answer moved out of a graded group to the ungrouped
+bucket shows as ungraded. Nothing changes a grade without the state saying so.
+
+Every edit keeps the before-images of what it changed (its undo record), so ``Undo`` restores
+exactly those groups and answers, provided nothing else changed them since; otherwise it is
+refused, naming the later edit to undo first. Undoing an undo re-applies the original edit.
+
+Group ids are never reused: new groups take ``state.next_group_id``, which only grows. A group
+emptied by moves stays (empty) until deleted, so that ids and grades stay where graders put them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import ClassVar, Literal, Union
+
+import numpy as np
+
+from grouper.clustering import UNGROUPED, Grouping
+
+__all__ = [
+    "CONFIRMED",
+    "NEW",
+    "SUGGESTED",
+    "Change",
+    "Confirm",
+    "Delete",
+    "Edit",
+    "EditRefused",
+    "Grade",
+    "GradeAnswer",
+    "GradeChange",
+    "GradeGroup",
+    "GroupState",
+    "Mark",
+    "Merge",
+    "Move",
+    "Payload",
+    "QuestionState",
+    "Rename",
+    "ReplayError",
+    "Split",
+    "Undo",
+    "UndoRecord",
+    "apply",
+    "auto_split_parts",
+    "initial_state",
+    "make_edit",
+    "replay",
+]
+
+SUGGESTED = "suggested"
+CONFIRMED = "confirmed"
+#: ``Move(..., to=NEW)`` moves answers into a new group.
+NEW: Literal["new"] = "new"
+
+_INITIAL = "the initial grouping"  # who made a change with no author
+_MAX_TITLE = 200
+
+
+class EditRefused(ValueError):
+    """An edit does not fit the current state; nothing of it was applied.
+
+    Attributes
+    ----------
+    question_id : str
+    reasons : tuple of str
+        Each conflict or problem, e.g. ``"group 7 was merged into group 3 by ta2 at version 12"``.
+    version : int
+        The question's current version: reload it and decide again.
+    """
+
+    def __init__(self, question_id: str, reasons: Sequence[str], version: int, base_version: int | None = None):
+        self.question_id = question_id
+        self.reasons = tuple(reasons)
+        self.version = version
+        self.base_version = base_version
+        text = "; ".join(self.reasons)
+        if base_version is not None and base_version != version:
+            text += f" (you saw version {base_version}, question {question_id} is now at version {version}; reload)"
+        super().__init__(f"edit refused: {text}")
+
+
+class ReplayError(RuntimeError):
+    """A logged edit no longer applies on replay: the log or the code changed."""
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """A score with a comment, and who gave it.
+
+    Attributes
+    ----------
+    score : float
+        Any finite number (penalties may be negative).
+    comment : str
+    by : str or None
+        The author of the edit that gave it.
+    version : int
+        The version at which it was given.
+    """
+
+    score: float
+    comment: str = ""
+    by: str | None = None
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "score", _check_score(self.score, "grade score"))
+        if not isinstance(self.comment, str):
+            raise ValueError(f"grade comment must be text, found {type(self.comment).__name__}")
+
+    def same_as(self, other: Grade | None) -> bool:
+        """True when ``other`` has the same score and comment (ignoring who gave it)."""
+        return other is not None and other.score == self.score and other.comment == self.comment
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """One group as it stands at some version.
+
+    Attributes
+    ----------
+    group_id : int
+    title : str
+    members : tuple of str
+        Answer ids, most typical first; answers moved in are appended.
+    status : {"suggested", "confirmed"}
+    grade : Grade or None
+        Given to every member that has no override.
+    blank : bool
+        The group of empty answers.
+    changed_at_version, changed_by, change :
+        The last edit that changed this group: its version, author (``None`` for the initial
+        grouping) and what it did, e.g. ``"renamed from 'x'"``. Used to detect stale edits.
+    set_by : int
+        The live edit whose result this group shows (0: the initial grouping). An undo puts
+        back the earlier result, and with it the earlier ``set_by``: this is what lets edits
+        be undone in reverse order.
+    """
+
+    group_id: int
+    title: str
+    members: tuple[str, ...]
+    status: str = SUGGESTED
+    grade: Grade | None = None
+    blank: bool = False
+    changed_at_version: int = 0
+    changed_by: str | None = None
+    change: str = "created by the initial grouping"
+    set_by: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The last change to an answer (moved, override set) or the removal of a group.
+
+    ``version``, ``author`` and ``what`` describe the change; ``set_by`` is the live edit whose
+    result the answer (or the group's absence) shows, as for :attr:`GroupState.set_by`.
+    """
+
+    version: int
+    author: str | None
+    what: str
+    set_by: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GradeChange:
+    """An answer whose effective grade an edit changed (``None``: ungraded)."""
+
+    answer_id: str
+    before: Grade | None
+    after: Grade | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one applied edit did, for display and audit.
+
+    Attributes
+    ----------
+    edit_id : int
+    author : str
+    kind : str
+    groups_changed : tuple of int
+        Groups that existed before and after and changed.
+    groups_created, groups_removed : tuple of int
+    answers_moved : tuple of str
+    grade_changes : tuple of GradeChange
+        Every answer whose effective grade is different after the edit.
+    """
+
+    edit_id: int
+    author: str
+    kind: str
+    groups_changed: tuple[int, ...] = ()
+    groups_created: tuple[int, ...] = ()
+    groups_removed: tuple[int, ...] = ()
+    answers_moved: tuple[str, ...] = ()
+    grade_changes: tuple[GradeChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UndoRecord:
+    """Before-images of everything one edit changed: what ``Undo`` restores.
+
+    Attributes
+    ----------
+    edit_id : int
+    author : str
+    kind : str
+    undoes : int or None
+        For an ``Undo``: the edit it reversed.
+    groups_before : mapping of int to GroupState, Mark or None
+        Each group the edit changed, created or removed, as it was before: a ``GroupState``,
+        the ``Mark`` of its earlier removal, or ``None`` when it had never existed.
+    marks_before : mapping of str to Mark or None
+        Each answer the edit moved or re-graded: its mark before (``None``: never changed).
+    locations_before : mapping of str to int or None
+        Each answer the edit moved: its group before (``None``: ungrouped).
+    overrides_before : mapping of str to Grade or None
+        Each answer whose override the edit set or cleared.
+    """
+
+    edit_id: int
+    author: str
+    kind: str
+    undoes: int | None
+    groups_before: Mapping[int, GroupState | Mark | None]
+    marks_before: Mapping[str, Mark | None]
+    locations_before: Mapping[str, int | None]
+    overrides_before: Mapping[str, Grade | None]
+
+
+@dataclass(frozen=True, eq=True)
+class QuestionState:
+    """A question's grouping at one version. Immutable: never mutate the mappings.
+
+    Attributes
+    ----------
+    question_id : str
+    version : int
+        Number of edits applied.
+    groups : mapping of int to GroupState
+        Existing groups (emptied groups stay until deleted).
+    ungrouped : tuple of str
+        Answers in no group, in the order the answers were imported.
+    overrides : mapping of str to Grade
+        Per-answer grades that win over the group's grade.
+    next_group_id : int
+        The id the next new group gets; ids are never reused.
+    location : mapping of str to int or None
+        Every answer's group (``None``: ungrouped).
+    positions : mapping of str to int
+        Every answer's import position; the answers of the question never change.
+    answer_marks : mapping of str to Mark
+        The last change to each answer that has changed.
+    removed : mapping of int to Mark
+        How and by whom each removed group was removed.
+    records : mapping of int to UndoRecord
+        Per applied edit, what undoing it restores.
+    undone : mapping of int to int
+        Edit id to the id of the ``Undo`` that reversed it (while it stays reversed).
+    last_change : Change or None
+        What the last edit did.
+    """
+
+    question_id: str
+    version: int
+    groups: Mapping[int, GroupState]
+    ungrouped: tuple[str, ...]
+    overrides: Mapping[str, Grade]
+    next_group_id: int
+    location: Mapping[str, int | None] = field(repr=False)
+    positions: Mapping[str, int] = field(repr=False)
+    answer_marks: Mapping[str, Mark] = field(default_factory=dict, repr=False)
+    removed: Mapping[int, Mark] = field(default_factory=dict, repr=False)
+    records: Mapping[int, UndoRecord] = field(default_factory=dict, repr=False)
+    undone: Mapping[int, int] = field(default_factory=dict, repr=False)
+    last_change: Change | None = field(default=None, repr=False)
+
+    @property
+    def answer_ids(self) -> tuple[str, ...]:
+        """Every answer of the question, in import order."""
+        return tuple(self.positions)
+
+    def group_of(self, answer_id: str) -> int | None:
+        """The group an answer is in, ``None`` when ungrouped; ``KeyError`` for an unknown id."""
+        return self.location[answer_id]
+
+    def grade_of(self, answer_id: str) -> Grade | None:
+        """The answer's effective grade: its override, else its group's grade, else ``None``."""
+        override = self.overrides.get(answer_id)
+        if override is not None:
+            return override
+        group_id = self.location[answer_id]
+        return None if group_id is None else self.groups[group_id].grade
+
+    def grade_source(self, answer_id: str) -> str | None:
+        """``"override"``, ``"group"`` or ``None`` (ungraded)."""
+        if answer_id in self.overrides:
+            return "override"
+        group_id = self.location[answer_id]
+        if group_id is not None and self.groups[group_id].grade is not None:
+            return "group"
+        return None
+
+    def content(self) -> tuple:
+        """The grouping and grades without change metadata: equal when graders would see
+        the same groups, members, titles, statuses and grades."""
+        groups = tuple(
+            (g.group_id, g.title, g.members, g.status, _grade_key(g.grade), g.blank)
+            for g in sorted(self.groups.values(), key=lambda g: g.group_id)
+        )
+        overrides = tuple(sorted((a, _grade_key(g)) for a, g in self.overrides.items()))
+        return groups, self.ungrouped, overrides
+
+
+def _grade_key(grade: Grade | None) -> tuple[float, str] | None:
+    return None if grade is None else (grade.score, grade.comment)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Mark a group as checked by a grader."""
+
+    kind: ClassVar[str] = "confirm"
+    group_id: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", _group_id(self.group_id, "confirm: group_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Move every member of ``others`` into ``into``; ``others`` are removed.
+
+    ``into`` keeps its id, title, status and grade; answers coming from the other groups get
+    its grade (their grade changes are recorded).
+    """
+
+    kind: ClassVar[str] = "merge"
+    into: int
+    others: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "into", _group_id(self.into, "merge: into"))
+        others = tuple(_group_id(g, "merge: others") for g in _as_tuple(self.others, "merge: others"))
+        if not others:
+            raise ValueError("merge: others is empty; name at least one group to merge into the first")
+        if len(set(others)) != len(others) or self.into in others:
+            raise ValueError(f"merge: groups {[self.into, *others]} repeat an id; name each group once")
+        object.__setattr__(self, "others", others)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Split a group into explicit parts that together hold exactly its members.
+
+    The first part keeps the group (id, status, grade); each further part becomes a new
+    group. ``titles``, when given, has one title per part (the first renames the group).
+    Members keep their order within the group.
+    """
+
+    kind: ClassVar[str] = "split"
+    group_id: int
+    parts: tuple[tuple[str, ...], ...]
+    titles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", _group_id(self.group_id, "split: group_id"))
+        parts = tuple(_answer_ids(p, "split: part") for p in _as_tuple(self.parts, "split: parts"))
+        if len(parts) < 2:
+            raise ValueError(f"split: {len(parts)} part(s) given; a split needs at least 2 parts")
+        seen: set[str] = set()
+        for part in parts:
+            twice = seen.intersection(part)
+            if twice:
+                raise ValueError(f"split: answer {sorted(twice)[0]!r} is in more than one part; parts must not overlap")
+            seen.update(part)
+        titles = tuple(_check_title(t, "split: titles") for t in _as_tuple(self.titles, "split: titles"))
+        if titles and len(titles) != len(parts):
+            raise ValueError(f"split: {len(titles)} titles for {len(parts)} parts; give one per part or none")
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "titles", titles)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Move answers to a group (an id), to the ungrouped bucket (``None``) or to a new group
+    (``NEW``, titled ``title``). Answers already there are left as they are."""
+
+    kind: ClassVar[str] = "move"
+    answer_ids: tuple[str, ...]
+    to: int | None | Literal["new"]
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer_ids", _answer_ids(self.answer_ids, "move: answer_ids"))
+        if self.to is not None and not (isinstance(self.to, str) and self.to == NEW):
+            object.__setattr__(self, "to", _group_id(self.to, "move: to (a group id, None for ungrouped, or NEW)"))
+        if self.title:
+            _check_title(self.title, "move: title")
+            if self.to != NEW:
+                raise ValueError("move: a title is only for a move to a new group (to=NEW)")
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove a group; its members go to the ungrouped bucket."""
+
+    kind: ClassVar[str] = "delete"
+    group_id: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", _group_id(self.group_id, "delete: group_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """Give a group a new title."""
+
+    kind: ClassVar[str] = "rename"
+    group_id: int
+    title: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", _group_id(self.group_id, "rename: group_id"))
+        object.__setattr__(self, "title", _check_title(self.title, "rename: title"))
+
+
+@dataclass(frozen=True, slots=True)
+class GradeGroup:
+    """Grade a group (every member without an override); ``score=None`` clears its grade."""
+
+    kind: ClassVar[str] = "grade"
+    group_id: int
+    score: float | None
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", _group_id(self.group_id, "grade: group_id"))
+        if self.score is not None:
+            object.__setattr__(self, "score", _check_score(self.score, "grade: score"))
+        elif self.comment:
+            raise ValueError("grade: a comment needs a score; clear a grade with score=None and no comment")
+        if not isinstance(self.comment, str):
+            raise ValueError(f"grade: comment must be text, found {type(self.comment).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class GradeAnswer:
+    """Override one answer's grade; ``score=None`` clears the override."""
+
+    kind: ClassVar[str] = "grade_answer"
+    answer_id: str
+    score: float | None
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.answer_id, str) or not self.answer_id:
+            raise ValueError(f"grade_answer: answer_id must be a non-empty string, found {self.answer_id!r}")
+        if self.score is not None:
+            object.__setattr__(self, "score", _check_score(self.score, "grade_answer: score"))
+        elif self.comment:
+            raise ValueError("grade_answer: a comment needs a score; clear with score=None and no comment")
+        if not isinstance(self.comment, str):
+            raise ValueError(f"grade_answer: comment must be text, found {type(self.comment).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """Reverse an earlier edit (itself possibly an undo), as a new event."""
+
+    kind: ClassVar[str] = "undo"
+    edit_id: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.edit_id, bool) or not isinstance(self.edit_id, int) or self.edit_id < 1:
+            raise ValueError(f"undo: edit_id must be a positive integer (an edit's id), found {self.edit_id!r}")
+
+
+Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, Undo]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One event of the edit log.
+
+    Attributes
+    ----------
+    edit_id : int
+        The question version this edit produces: edits of a question are numbered 1, 2, ...
+    question_id : str
+    author : str
+    at : datetime
+        When it was appended (timezone-aware, UTC).
+    base_version : int
+        The version of the question the author saw when making it.
+    payload : Payload
+    """
+
+    edit_id: int
+    question_id: str
+    author: str
+    at: datetime
+    base_version: int
+    payload: Payload
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.author, str) or not self.author.strip():
+            raise ValueError(f"edit author must be a non-empty name, found {self.author!r}")
+        if isinstance(self.base_version, bool) or not isinstance(self.base_version, int) or self.base_version < 0:
+            raise ValueError(f"base_version must be a version number >= 0, found {self.base_version!r}")
+        if self.at.tzinfo is None:
+            raise ValueError(f"edit time {self.at.isoformat()} has no timezone; use UTC")
+
+    @property
+    def kind(self) -> str:
+        """The payload's kind: ``"merge"``, ``"undo"``, ..."""
+        return self.payload.kind
+
+
+def make_edit(
+    state: QuestionState,
+    author: str,
+    payload: Payload,
+    *,
+    base_version: int | None = None,
+    at: datetime | None = None,
+) -> Edit:
+    """The edit that would come next in ``state``'s log.
+
+    Parameters
+    ----------
+    state : QuestionState
+    author : str
+    payload : Payload
+    base_version : int, optional
+        The version the author saw; defaults to ``state.version``.
+    at : datetime, optional
+        Defaults to now (UTC).
+
+    Returns
+    -------
+    Edit
+        With ``edit_id = state.version + 1``.
+    """
+    return Edit(
+        edit_id=state.version + 1,
+        question_id=state.question_id,
+        author=author,
+        at=at or datetime.now(timezone.utc),
+        base_version=state.version if base_version is None else base_version,
+        payload=payload,
+    )
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _group_id(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{where} must be a group id (an integer >= 1), found {value!r}")
+    return int(value)
+
+
+def _check_score(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{where} must be a number, found {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where} must be a finite number, found {value!r}")
+    return number
+
+
+def _check_title(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where} must be non-empty text, found {value!r}")
+    if len(value) > _MAX_TITLE:
+        raise ValueError(f"{where} is {len(value)} characters; at most {_MAX_TITLE} are allowed")
+    return value.strip()
+
+
+def _as_tuple(value: object, where: str) -> tuple:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValueError(f"{where} must be a sequence, found {value!r}")
+    return tuple(value)
+
+
+def _answer_ids(value: object, where: str) -> tuple[str, ...]:
+    ids = _as_tuple(value, where)
+    if not ids:
+        raise ValueError(f"{where} is empty; name at least one answer")
+    for a in ids:
+        if not isinstance(a, str) or not a:
+            raise ValueError(f"{where}: answer ids must be non-empty strings, found {a!r}")
+    if len(set(ids)) != len(ids):
+        twice = next(a for a in ids if ids.count(a) > 1)
+        raise ValueError(f"{where} names answer {twice!r} more than once")
+    return ids
+
+
+# --------------------------------------------------------------------------- initial state
+
+
+def initial_state(question_id: str, answer_ids: Sequence[str], grouping: Grouping) -> QuestionState:
+    """Version 0 of a question: its answers grouped as ``grouping`` says.
+
+    Parameters
+    ----------
+    question_id : str
+    answer_ids : sequence of str
+        The question's answers in import order; ``grouping``'s indices refer to it.
+    grouping : Grouping
+
+    Returns
+    -------
+    QuestionState
+    """
+    ids = tuple(answer_ids)
+    positions = {a: i for i, a in enumerate(ids)}
+    if len(positions) != len(ids):
+        raise ValueError(f"question {question_id}: answer ids repeat; each answer needs its own id")
+    if len(grouping.labels) != len(ids):
+        raise ValueError(
+            f"question {question_id}: the grouping labels {len(grouping.labels)} answers but there are {len(ids)}"
+        )
+    location: dict[str, int | None] = dict.fromkeys(ids)
+    groups: dict[int, GroupState] = {}
+    for group in grouping.groups:
+        members = tuple(ids[i] for i in group.members)
+        for a in members:
+            if location[a] is not None:
+                raise ValueError(f"question {question_id}: answer {a!r} is in groups {location[a]} and {group.group_id}")
+            location[a] = group.group_id
+        groups[group.group_id] = GroupState(group.group_id, group.title, members, blank=group.blank)
+    for i, label in enumerate(grouping.labels):
+        expected = None if label == UNGROUPED else int(label)
+        if location[ids[i]] != expected:
+            raise ValueError(
+                f"question {question_id}: answer {ids[i]!r} is labelled {expected} but listed in group {location[ids[i]]}"
+            )
+    ungrouped = tuple(a for a in ids if location[a] is None)
+    return QuestionState(
+        question_id=question_id,
+        version=0,
+        groups=groups,
+        ungrouped=ungrouped,
+        overrides={},
+        next_group_id=max(groups, default=0) + 1,
+        location=location,
+        positions=positions,
+    )
+
+
+# --------------------------------------------------------------------------- the fold
+
+
+def replay(initial: QuestionState, edits: Iterable[Edit]) -> QuestionState:
+    """Fold edits over a state.
+
+    Raises
+    ------
+    ReplayError
+        When a logged edit no longer applies (the log is damaged or the rules changed).
+    """
+    state = initial
+    for edit in edits:
+        try:
+            state = apply(state, edit)
+        except EditRefused as exc:
+            raise ReplayError(f"question {state.question_id}: logged edit {edit.edit_id} does not replay: {exc}") from exc
+    return state
+
+
+def apply(state: QuestionState, edit: Edit) -> QuestionState:
+    """Apply one edit; pure.
+
+    Parameters
+    ----------
+    state : QuestionState
+    edit : Edit
+        Must be the next edit of this question: ``edit.edit_id == state.version + 1``.
+
+    Returns
+    -------
+    QuestionState
+        At version ``edit.edit_id``; groups the edit did not touch are shared with ``state``.
+
+    Raises
+    ------
+    EditRefused
+        When the edit does not fit: something it names changed after ``edit.base_version``,
+        no longer exists, or the edit would change nothing. ``state`` is unchanged.
+    ValueError
+        When the edit belongs to another question or is out of sequence.
+    """
+    if edit.question_id != state.question_id:
+        raise ValueError(f"edit {edit.edit_id} is for question {edit.question_id}, not {state.question_id}")
+    if edit.edit_id != state.version + 1:
+        raise ValueError(
+            f"edit {edit.edit_id} cannot follow version {state.version} of question {state.question_id}: "
+            f"edits apply in order, the next must have id {state.version + 1}"
+        )
+    if edit.base_version > state.version:
+        raise EditRefused(
+            state.question_id,
+            [f"base version {edit.base_version} is ahead of the question (version {state.version})"],
+            state.version,
+        )
+    builder = _Builder(state, edit)
+    handler = _HANDLERS[type(edit.payload)]
+    handler(builder, edit.payload)
+    return builder.finish()
+
+
+class _Builder:
+    """Collects one edit's changes against ``state``; ``finish`` makes the new state.
+
+    Handlers first check (``refuse`` raises before anything is built), then stage changes.
+    Before-images are taken from the untouched old state, so a refusal leaves nothing behind.
+    """
+
+    def __init__(self, state: QuestionState, edit: Edit):
+        self.state = state
+        self.edit = edit
+        self.version = edit.edit_id
+        self.author = edit.author
+        self.problems: list[str] = []
+        self.group_changes: dict[int, GroupState | None] = {}  # None: removed
+        self.removal_what: dict[int, str] = {}
+        self.moves: dict[str, int | None] = {}  # answer -> new location
+        self.move_what: dict[str, str] = {}
+        self.override_changes: dict[str, Grade | None] = {}
+        self.override_what: dict[str, str] = {}
+        self.lineage: dict[str, int] = {}  # answers whose set_by is not this edit (undo)
+        self.removal_lineage: dict[int, int] = {}
+        self.next_group_id = state.next_group_id
+        self.undoes: int | None = None
+
+    # ----- checks
+
+    def group(self, group_id: int, *, check_base: bool = True) -> GroupState | None:
+        """The group, or ``None`` with the reason recorded when it is gone or stale."""
+        g = self.state.groups.get(group_id)
+        if g is None:
+            mark = self.state.removed.get(group_id)
+            if mark is not None:
+                self.problems.append(f"group {group_id} was {mark.what} by {_who(mark.author)} at version {mark.version}")
+            else:
+                self.problems.append(f"group {group_id} does not exist in question {self.state.question_id}")
+            return None
+        if check_base and g.changed_at_version > self.edit.base_version:
+            self.problems.append(
+                f"group {group_id} was {g.change} by {_who(g.changed_by)} at version {g.changed_at_version}"
+            )
+        return g
+
+    def answer(self, answer_id: str) -> bool:
+        """True when the answer exists; records a reason when it is unknown or stale."""
+        if answer_id not in self.state.positions:
+            self.problems.append(f"answer {answer_id!r} is not an answer to question {self.state.question_id}")
+            return False
+        mark = self.state.answer_marks.get(answer_id)
+        if mark is not None and mark.version > self.edit.base_version:
+            self.problems.append(f"answer {answer_id!r} was {mark.what} by {_who(mark.author)} at version {mark.version}")
+        return True
+
+    def refuse_if_problems(self) -> None:
+        if self.problems:
+            raise EditRefused(self.state.question_id, self.problems, self.state.version, self.edit.base_version)
+
+    def refuse(self, reason: str) -> None:
+        raise EditRefused(self.state.question_id, [reason], self.state.version)
+
+    # ----- staging
+
+    def current(self, group_id: int) -> GroupState:
+        staged = self.group_changes.get(group_id, self.state.groups.get(group_id))
+        assert staged is not None
+        return staged
+
+    def set_group(self, group: GroupState, change: str, set_by: int | None = None) -> None:
+        self.group_changes[group.group_id] = replace(
+            group,
+            changed_at_version=self.version,
+            changed_by=self.author,
+            change=change,
+            set_by=self.edit.edit_id if set_by is None else set_by,
+        )
+
+    def remove_group(self, group_id: int, what: str, set_by: int | None = None) -> None:
+        self.group_changes[group_id] = None
+        self.removal_what[group_id] = what
+        self.removal_lineage[group_id] = self.edit.edit_id if set_by is None else set_by
+
+    def set_override(self, answer_id: str, grade: Grade | None, what: str) -> None:
+        self.override_changes[answer_id] = grade
+        self.override_what[answer_id] = what
+
+    def new_group_id(self) -> int:
+        gid = self.next_group_id
+        self.next_group_id += 1
+        return gid
+
+    def move(self, answer_id: str, to: int | None, what: str) -> None:
+        self.moves[answer_id] = to
+        self.move_what[answer_id] = what
+
+    # ----- the new state
+
+    def finish(self) -> QuestionState:
+        old = self.state
+        version, author = self.version, self.author
+        groups = dict(old.groups)
+        removed = dict(old.removed) if self.removal_what or self._restores_removed() else old.removed
+        created: list[int] = []
+        changed: list[int] = []
+        for gid, g in self.group_changes.items():
+            if g is None:
+                groups.pop(gid, None)
+                removed[gid] = Mark(version, author, self.removal_what[gid], self.removal_lineage[gid])
+            else:
+                if gid in old.groups:
+                    changed.append(gid)
+                else:
+                    created.append(gid)
+                    removed.pop(gid, None)
+                groups[gid] = g
+
+        moved = [a for a, to in self.moves.items() if old.location[a] != to]
+        location = old.location
+        ungrouped = old.ungrouped
+        answer_marks = old.answer_marks
+        touched_answers = set(moved) | set(self.override_changes)
+        edit_id = self.edit.edit_id
+        if touched_answers:
+            answer_marks = dict(old.answer_marks)
+            for a in touched_answers:
+                what = self.move_what[a] if a in moved else self.override_what[a]
+                answer_marks[a] = Mark(version, author, what, self.lineage.get(a, edit_id))
+        if moved:
+            location = dict(old.location)
+            leaving = {a for a in moved if old.location[a] is None}
+            arriving = [a for a in moved if self.moves[a] is None]
+            for a in moved:
+                location[a] = self.moves[a]
+            ungrouped = _update_ungrouped(old.ungrouped, leaving, arriving, old.positions)
+
+        overrides = old.overrides
+        if self.override_changes:
+            overrides = dict(old.overrides)
+            for a, grade in self.override_changes.items():
+                if grade is None:
+                    overrides.pop(a, None)
+                else:
+                    overrides[a] = grade
+
+        record = UndoRecord(
+            edit_id=self.edit.edit_id,
+            author=author,
+            kind=self.edit.kind,
+            undoes=self.undoes,
+            groups_before={gid: old.groups.get(gid) or old.removed.get(gid) for gid in self.group_changes},
+            marks_before={a: old.answer_marks.get(a) for a in touched_answers},
+            locations_before={a: old.location[a] for a in moved},
+            overrides_before={a: old.overrides.get(a) for a in self.override_changes},
+        )
+        records = dict(old.records)
+        records[record.edit_id] = record
+        undone = old.undone
+        if self.undoes is not None:
+            undone = dict(old.undone)
+            undone[self.undoes] = self.edit.edit_id
+            target = old.records[self.undoes]
+            if target.undoes is not None:
+                # Undoing an undo re-applies the edit it had reversed; if that edit was itself
+                # an undo, the edit it reversed is reversed again.
+                again = old.records[target.undoes]
+                undone.pop(again.edit_id, None)
+                if again.undoes is not None:
+                    undone[again.undoes] = again.edit_id
+
+        state = QuestionState(
+            question_id=old.question_id,
+            version=version,
+            groups=groups,
+            ungrouped=ungrouped,
+            overrides=overrides,
+            next_group_id=self.next_group_id,
+            location=location,
+            positions=old.positions,
+            answer_marks=answer_marks,
+            removed=removed,
+            records=records,
+            undone=undone,
+        )
+        change = Change(
+            edit_id=self.edit.edit_id,
+            author=author,
+            kind=self.edit.kind,
+            groups_changed=tuple(sorted(changed)),
+            groups_created=tuple(sorted(created)),
+            groups_removed=tuple(sorted(g for g, v in self.group_changes.items() if v is None)),
+            answers_moved=tuple(moved),
+            grade_changes=_grade_changes(old, state, moved, self.override_changes, self.group_changes),
+        )
+        return replace(state, last_change=change)
+
+    def _restores_removed(self) -> bool:
+        return any(g is not None and gid in self.state.removed for gid, g in self.group_changes.items())
+
+
+def _who(author: str | None) -> str:
+    return _INITIAL if author is None else author
+
+
+def _update_ungrouped(
+    ungrouped: tuple[str, ...], leaving: set[str], arriving: list[str], positions: Mapping[str, int]
+) -> tuple[str, ...]:
+    """The ungrouped bucket, kept in import order, without a full sort per edit."""
+    kept = [a for a in ungrouped if a not in leaving] if leaving else list(ungrouped)
+    if len(arriving) > 32:
+        return tuple(sorted(kept + arriving, key=positions.__getitem__))
+    for a in arriving:
+        bisect.insort(kept, a, key=positions.__getitem__)
+    return tuple(kept)
+
+
+def _grade_changes(
+    old: QuestionState,
+    new: QuestionState,
+    moved: list[str],
+    override_changes: Mapping[str, Grade | None],
+    group_changes: Mapping[int, GroupState | None],
+) -> tuple[GradeChange, ...]:
+    candidates: dict[str, None] = dict.fromkeys(moved)
+    candidates.update(dict.fromkeys(override_changes))
+    for gid, g in group_changes.items():
+        before = old.groups.get(gid)
+        if g is not None and before is not None and _grade_key(g.grade) != _grade_key(before.grade):
+            candidates.update(dict.fromkeys(g.members))
+    changes = []
+    for a in candidates:
+        before, after = old.grade_of(a), new.grade_of(a)
+        if _grade_key(before) != _grade_key(after):
+            changes.append(GradeChange(a, before, after))
+    return tuple(changes)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _confirm(b: _Builder, p: Confirm) -> None:
+    g = b.group(p.group_id)
+    b.refuse_if_problems()
+    assert g is not None
+    if g.status == CONFIRMED:
+        b.refuse(f"group {g.group_id} is already confirmed (by {_who(g.changed_by)}); nothing to do")
+    b.set_group(replace(g, status=CONFIRMED), "confirmed")
+
+
+def _merge(b: _Builder, p: Merge) -> None:
+    into = b.group(p.into)
+    others = [b.group(g) for g in p.others]
+    b.refuse_if_problems()
+    assert into is not None
+    members = list(into.members)
+    for other in others:
+        assert other is not None
+        members.extend(other.members)
+        for a in other.members:
+            b.move(a, into.group_id, f"moved to group {into.group_id} (group {other.group_id} merged into it)")
+        b.remove_group(other.group_id, f"merged into group {into.group_id}")
+    names = ", ".join(str(g) for g in p.others)
+    b.set_group(replace(into, members=tuple(members)), f"merged with group(s) {names}")
+
+
+def _split(b: _Builder, p: Split) -> None:
+    g = b.group(p.group_id)
+    b.refuse_if_problems()
+    assert g is not None
+    given = {a for part in p.parts for a in part}
+    members = set(g.members)
+    if given != members:
+        missing, foreign = members - given, given - members
+        reasons = []
+        if foreign:
+            reasons.append(f"answer(s) {_some(foreign)} are not in group {g.group_id}")
+        if missing:
+            reasons.append(f"member(s) {_some(missing)} of group {g.group_id} are in no part; parts must hold every member")
+        raise EditRefused(b.state.question_id, reasons, b.state.version)
+    part_of = {a: i for i, part in enumerate(p.parts) for a in part}
+    ordered: list[list[str]] = [[] for _ in p.parts]
+    for a in g.members:  # members keep the group's most-typical-first order
+        ordered[part_of[a]].append(a)
+    new_ids = [b.new_group_id() for _ in p.parts[1:]]
+    titles = p.titles or (g.title, *(f"{g.title} (part {i + 2})" for i in range(len(new_ids))))
+    b.set_group(
+        replace(g, members=tuple(ordered[0]), title=titles[0]),
+        "split into groups " + ", ".join(str(x) for x in [g.group_id, *new_ids]),
+    )
+    for gid, part, title in zip(new_ids, ordered[1:], titles[1:], strict=True):
+        b.set_group(GroupState(gid, title, tuple(part), blank=g.blank), f"created by splitting group {g.group_id}")
+        for a in part:
+            b.move(a, gid, f"moved to group {gid} (group {g.group_id} split)")
+
+
+def _move(b: _Builder, p: Move) -> None:
+    target: GroupState | None = None
+    if isinstance(p.to, int):
+        target = b.group(p.to)
+    known = [a for a in p.answer_ids if b.answer(a)]
+    b.refuse_if_problems()
+    old = b.state
+    if p.to == NEW:
+        moving = list(known)
+        gid = b.new_group_id()
+        title = p.title or f"Group {gid}"
+        b.set_group(GroupState(gid, title, tuple(moving)), f"created by moving {_count(len(moving), 'answer')} into it")
+        dest: int | None = gid
+        where = f"moved to new group {gid}"
+    else:
+        dest = None if p.to is None else int(p.to)
+        moving = [a for a in known if old.location[a] != dest]
+        if not moving:
+            place = "ungrouped" if dest is None else f"in group {dest}"
+            b.refuse(f"answer(s) {_some(known)} are already {place}; nothing to do")
+        where = "moved to the ungrouped answers" if dest is None else f"moved to group {dest}"
+        if target is not None:
+            b.set_group(replace(target, members=target.members + tuple(moving)), f"changed ({_count(len(moving), 'answer')} moved in)")
+    leaving: dict[int, set[str]] = {}
+    for a in moving:
+        src = old.location[a]
+        if src is not None:
+            leaving.setdefault(src, set()).add(a)
+        b.move(a, dest, where)
+    for src, out in leaving.items():
+        g = b.current(src)
+        b.set_group(replace(g, members=tuple(m for m in g.members if m not in out)), f"changed ({_count(len(out), 'answer')} moved out)")
+
+
+def _delete(b: _Builder, p: Delete) -> None:
+    g = b.group(p.group_id)
+    b.refuse_if_problems()
+    assert g is not None
+    for a in g.members:
+        b.move(a, None, f"moved to the ungrouped answers (group {g.group_id} deleted)")
+    b.remove_group(g.group_id, "deleted")
+
+
+def _rename(b: _Builder, p: Rename) -> None:
+    g = b.group(p.group_id)
+    b.refuse_if_problems()
+    assert g is not None
+    if g.title == p.title:
+        b.refuse(f"group {g.group_id} is already titled {p.title!r}; nothing to do")
+    b.set_group(replace(g, title=p.title), f"renamed from {g.title!r}")
+
+
+def _grade_group(b: _Builder, p: GradeGroup) -> None:
+    g = b.group(p.group_id)
+    b.refuse_if_problems()
+    assert g is not None
+    if p.score is None:
+        if g.grade is None:
+            b.refuse(f"group {g.group_id} has no grade to clear; nothing to do")
+        b.set_group(replace(g, grade=None), "cleared of its grade")
+        return
+    grade = Grade(p.score, p.comment, b.author, b.version)
+    if grade.same_as(g.grade):
+        b.refuse(f"group {g.group_id} already has grade {_score(p.score)} with that comment; nothing to do")
+    b.set_group(replace(g, grade=grade), f"graded {_score(p.score)}")
+
+
+def _grade_answer(b: _Builder, p: GradeAnswer) -> None:
+    b.answer(p.answer_id)
+    b.refuse_if_problems()
+    current = b.state.overrides.get(p.answer_id)
+    if p.score is None:
+        if current is None:
+            b.refuse(f"answer {p.answer_id!r} has no grade override to clear; nothing to do")
+        b.set_override(p.answer_id, None, "cleared of its grade override")
+        return
+    grade = Grade(p.score, p.comment, b.author, b.version)
+    if grade.same_as(current):
+        b.refuse(f"answer {p.answer_id!r} already has override {_score(p.score)} with that comment; nothing to do")
+    b.set_override(p.answer_id, grade, f"given the grade override {_score(p.score)}")
+
+
+def _undo(b: _Builder, p: Undo) -> None:
+    state = b.state
+    record = state.records.get(p.edit_id)
+    if record is None:
+        b.refuse(f"edit {p.edit_id} does not exist in question {state.question_id} (version {state.version})")
+    assert record is not None
+    # Everything the edit changed must still show its result: otherwise restoring its
+    # before-images would silently revert later edits. An item shows the edit's result when
+    # its lineage (set_by) is the one the edit left; edits undone since in reverse order
+    # put that lineage back.
+    reversed_ = state.records[record.undoes] if record.undoes is not None else None
+    stale: list[tuple[str, int]] = []  # (what changed, the edit that changed it)
+    for gid in record.groups_before:
+        expected = record.edit_id if reversed_ is None else _lineage(reversed_.groups_before[gid])
+        g = state.groups.get(gid)
+        if g is not None:
+            if g.set_by != expected:
+                stale.append((f"group {gid} was {g.change} by {_who(g.changed_by)} at version {g.changed_at_version}", g.changed_at_version))
+            else:
+                b.group(gid)  # the author must have seen it as it is
+        else:
+            mark = state.removed[gid]
+            if mark.set_by != expected:
+                stale.append((f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
+            elif mark.version > b.edit.base_version:
+                b.problems.append(f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}")
+    for a in sorted(record.locations_before.keys() | record.overrides_before.keys(), key=state.positions.__getitem__):
+        expected = record.edit_id if reversed_ is None else _lineage(reversed_.marks_before[a])
+        mark = state.answer_marks[a]
+        if mark.set_by != expected:
+            stale.append((f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
+        else:
+            b.answer(a)
+    if stale and p.edit_id in state.undone:
+        undo_id = state.undone[p.edit_id]
+        b.refuse(f"edit {p.edit_id} was already undone by edit {undo_id} ({state.records[undo_id].author})")
+    # An edit marked undone whose result is nevertheless in place again (its undo's effect was
+    # itself reverted by a later undo) may be undone: the lineage, not the history, decides.
+    if stale:
+        latest = max(v for _, v in stale)
+        shown = "; ".join(s for s, _ in stale[:3]) + (f"; and {len(stale) - 3} more" if len(stale) > 3 else "")
+        b.refuse(f"edit {p.edit_id} cannot be undone: {shown}; undo edit {latest} first")
+    b.refuse_if_problems()
+    what = f"restored by undoing edit {p.edit_id}"
+    for gid, before in record.groups_before.items():
+        if isinstance(before, GroupState):
+            b.set_group(before, what, set_by=before.set_by)
+        else:
+            b.remove_group(gid, f"removed by undoing edit {p.edit_id}", set_by=_lineage(before))
+    for a, before_loc in record.locations_before.items():
+        b.move(a, before_loc, f"moved back by undoing edit {p.edit_id}")
+    for a, before_grade in record.overrides_before.items():
+        b.set_override(a, before_grade, f"given back its earlier override by undoing edit {p.edit_id}")
+    for a in record.locations_before.keys() | record.overrides_before.keys():
+        b.lineage[a] = _lineage(record.marks_before[a])
+    b.undoes = p.edit_id
+
+
+def _lineage(before: GroupState | Mark | None) -> int:
+    """The ``set_by`` of a before-image; 0 for what had never changed (or never existed)."""
+    return 0 if before is None else before.set_by
+
+
+_HANDLERS = {
+    Confirm: _confirm,
+    Merge: _merge,
+    Split: _split,
+    Move: _move,
+    Delete: _delete,
+    Rename: _rename,
+    GradeGroup: _grade_group,
+    GradeAnswer: _grade_answer,
+    Undo: _undo,
+}
+
+
+def _some(items: Iterable[str], limit: int = 5) -> str:
+    items = sorted(items)
+    shown = ", ".join(repr(a) for a in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _score(score: float) -> str:
+    return f"{score:g}"
+
+
+# --------------------------------------------------------------------------- automatic split
+
+
+def auto_split_parts(
+    state: QuestionState,
+    group_id: int,
+    k: int,
+    vectors_by_answer_id: Mapping[str, np.ndarray],
+    seed: int = 0,
+) -> tuple[tuple[str, ...], ...]:
+    """Sub-cluster one group into ``k`` parts with k-means, for an explicit ``Split``.
+
+    The clustering happens before the edit is logged, so the log holds the parts and the fold
+    stays pure and replayable whatever the model or library version.
+
+    Parameters
+    ----------
+    state : QuestionState
+    group_id : int
+    k : int
+        Number of parts, from 2 to the number of distinct answers in the group.
+    vectors_by_answer_id : mapping of str to ndarray of shape (dim,)
+        An embedding for every member.
+    seed : int
+        Seeds k-means; the same inputs and seed give the same parts.
+
+    Returns
+    -------
+    tuple of tuple of str
+        ``k`` non-empty parts, largest first, members in the group's order.
+    """
+    if group_id not in state.groups:
+        raise ValueError(f"group {group_id} does not exist in question {state.question_id}")
+    members = state.groups[group_id].members
+    missing = [a for a in members if a not in vectors_by_answer_id]
+    if missing:
+        raise ValueError(f"no embedding for answer(s) {_some(missing)} of group {group_id}; embed them first")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ValueError(f"k ({k!r}) must be an integer of at least 2")
+    vectors = np.stack([np.asarray(vectors_by_answer_id[a], dtype=np.float64) for a in members])
+    distinct = len(np.unique(np.round(vectors, 6), axis=0))
+    if k > distinct:
+        raise ValueError(
+            f"k ({k}) must be at most the number of distinct answers in group {group_id} ({distinct}); "
+            "identical answers cannot be told apart"
+        )
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(vectors)
+    parts: dict[int, list[str]] = {}
+    for a, label in zip(members, labels, strict=True):
+        parts.setdefault(int(label), []).append(a)
+    ordered = sorted(parts.values(), key=lambda part: (-len(part), members.index(part[0])))
+    return tuple(tuple(part) for part in ordered)

@@ -1,0 +1,233 @@
+"""The APA benchmark over answer files: group every question, let the oracle grade it.
+
+For every question with at least ``min_answers`` answers (20 in the protocol), the product
+groups the answers exactly as ``grouper import`` would (:func:`grouper.pipeline.group_question`,
+reference answers included), the grouping is saved in a store, and the oracle instructor grades
+the question through the store's edit log (:mod:`grouper.evaluation.oracle`). The trivial
+baselines (one group; exact normalised text) are counted on the same questions with the pure
+arithmetic of :mod:`grouper.evaluation.apa`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from grouper.answers import Question
+from grouper.clustering import GroupingSettings
+from grouper.embedding import EmbeddingCache, Encoder, InMemoryEmbeddingCache
+from grouper.evaluation.apa import count_review, exact_text_key, groups_from_keys
+from grouper.evaluation.oracle import review_question
+from grouper.pipeline import group_question
+from grouper.store import Store
+
+__all__ = ["MODES", "QuestionResult", "SplitResult", "evaluate_questions", "summarise"]
+
+MODES = ("zero-shot", "flywheel")
+#: Questions with fewer answers are left out, as in the protocol.
+MIN_ANSWERS = 20
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """One question's result.
+
+    Attributes
+    ----------
+    question_id, dataset, split : str
+    answers : int
+    actions : int
+        The oracle's actions on the product's grouping.
+    one_group, exact : int
+        Actions with everything in one group, and with identical normalised texts grouped.
+    classes : int
+        Distinct gold labels (the floor is ``classes / answers``).
+    """
+
+    question_id: str
+    dataset: str
+    split: str
+    answers: int
+    actions: int
+    one_group: int
+    exact: int
+    classes: int
+
+    @property
+    def apa(self) -> float:
+        """Actions per answer."""
+        return self.actions / self.answers
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """APA of one corpus split, weighted by answers.
+
+    Attributes
+    ----------
+    dataset, split : str
+    questions, answers : int
+    apa, one_group, exact, floor : float
+        Actions per answer of the product, of the two baselines, and the least possible.
+    """
+
+    dataset: str
+    split: str
+    questions: int
+    answers: int
+    apa: float
+    one_group: float
+    exact: float
+    floor: float
+
+    @property
+    def ratio(self) -> float:
+        """APA over the better of the two trivial baselines (the target is at most 0.8)."""
+        return self.apa / min(self.one_group, self.exact)
+
+
+def evaluate_questions(
+    questions: Iterable[Question],
+    encoder: Encoder,
+    settings: GroupingSettings | None = None,
+    *,
+    mode: str = "zero-shot",
+    cache: EmbeddingCache | None = None,
+    store: Store | None = None,
+    min_answers: int = MIN_ANSWERS,
+    default_dataset: str = "",
+    on_question: Callable[[QuestionResult], None] | None = None,
+) -> list[QuestionResult]:
+    """Run the protocol on every question with at least ``min_answers`` answers.
+
+    Parameters
+    ----------
+    questions : iterable of Question
+        Every answer of an evaluated question needs a gold label.
+    encoder : Encoder
+    settings : GroupingSettings, optional
+        The grouping's settings; the product's defaults when omitted.
+    mode : {"zero-shot", "flywheel"}
+        Only zero-shot exists yet.
+    cache : EmbeddingCache, optional
+        Embeddings are looked up and kept there; an in-memory one is used when omitted.
+    store : Store, optional
+        Where questions, groupings and the oracle's edit log go; a fresh in-memory store when
+        omitted. Question ids must not be in it already.
+    min_answers : int
+    default_dataset : str
+        Dataset name of questions whose file does not say (the file's name, usually).
+    on_question : callable, optional
+        Called with each question's result as soon as it is known (progress).
+
+    Returns
+    -------
+    list of QuestionResult
+        In the order of the questions.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode ({mode!r}) must be one of {', '.join(MODES)}")
+    if mode == "flywheel":
+        raise NotImplementedError(
+            "--mode flywheel is not implemented yet: it needs regrouping from the logged corrections "
+            "and a model fine-tuned on the train split (a later issue); use --mode zero-shot"
+        )
+    selected = [q for q in questions if len(q.answers) >= min_answers]
+    for question in selected:
+        _require_gold(question)
+    cache = cache if cache is not None else InMemoryEmbeddingCache()
+    # Embed every text of the run in one call: large batches are what make the encoder fast,
+    # and each question's own call below then finds its vectors in the cache.
+    texts = {a.normalized for q in selected for a in q.answers} | {r for q in selected for r in _reference_texts(q)}
+    encoder.encode(sorted(t for t in texts if t), cache=cache)
+    store = store if store is not None else Store("sqlite://")
+    results = []
+    for question in selected:
+        result = _evaluate_question(question, encoder, settings, cache, store, default_dataset)
+        if on_question is not None:
+            on_question(result)
+        results.append(result)
+    return results
+
+
+def _reference_texts(question: Question) -> list[str]:
+    from grouper.answers import normalize_text
+
+    return [normalize_text(r) for r in question.reference_answers]
+
+
+def _require_gold(question: Question) -> None:
+    missing = [a.answer_id for a in question.answers if a.gold is None]
+    if missing:
+        raise ValueError(
+            f"question {question.question_id}: answer(s) {', '.join(missing[:3])} have no gold grade; "
+            "the benchmark needs a label (grade) column for every answer"
+        )
+
+
+def _evaluate_question(
+    question: Question,
+    encoder: Encoder,
+    settings: GroupingSettings | None,
+    cache: EmbeddingCache,
+    store: Store,
+    default_dataset: str,
+) -> QuestionResult:
+    grouped = group_question(question, encoder, settings, cache=cache)
+    store.import_question(question)
+    store.save_grouping(question.question_id, grouped.grouping, model_version=encoder.model_key)
+    gold = {a.answer_id: str(a.gold) for a in question.answers}
+    count = review_question(store, question.question_id, gold)
+    # The oracle and the arithmetic must agree; a difference is a bug in one of them.
+    labels = [str(a.gold) for a in question.answers]
+    expected = count_review(
+        [[labels[i] for i in g.members] for g in grouped.grouping.groups], len(grouped.grouping.ungrouped)
+    )
+    if expected.actions != count.actions:
+        raise RuntimeError(
+            f"question {question.question_id}: the oracle took {count.actions} actions through the edit log "
+            f"but the protocol's arithmetic counts {expected.actions}"
+        )
+    exact_groups = groups_from_keys([exact_text_key(a.text) for a in question.answers])
+    return QuestionResult(
+        question_id=question.question_id,
+        dataset=question.dataset or default_dataset,
+        split=question.split or "all",
+        answers=len(labels),
+        actions=count.actions,
+        one_group=count_review([labels], 0).actions,
+        exact=count_review([[labels[i] for i in g] for g in exact_groups], 0).actions,
+        classes=len(set(labels)),
+    )
+
+
+def summarise(results: Sequence[QuestionResult]) -> list[SplitResult]:
+    """APA per dataset and split, weighted by answers, in order of first appearance.
+
+    Parameters
+    ----------
+    results : sequence of QuestionResult
+
+    Returns
+    -------
+    list of SplitResult
+    """
+    keys: dict[tuple[str, str], list[QuestionResult]] = {}
+    for r in results:
+        keys.setdefault((r.dataset, r.split), []).append(r)
+    out = []
+    for (dataset, split), rs in keys.items():
+        n = sum(r.answers for r in rs)
+        out.append(
+            SplitResult(
+                dataset=dataset,
+                split=split,
+                questions=len(rs),
+                answers=n,
+                apa=sum(r.actions for r in rs) / n,
+                one_group=sum(r.one_group for r in rs) / n,
+                exact=sum(r.exact for r in rs) / n,
+                floor=sum(r.classes for r in rs) / n,
+            )
+        )
+    return out

@@ -1,0 +1,218 @@
+"""Exports: grades as CSV (safe to open in a spreadsheet), the edit log and training pairs as JSONL.
+
+Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and some
+also after a leading tab or carriage return, so a student who answers ``=HYPERLINK(...)``
+could attack whoever opens the grades. Every text cell that starts so (or with the full-width
+forms of those signs) is written with a leading single quote, which spreadsheets show as text.
+A leading quote of the text itself is doubled, so :func:`read_grades_csv` gives back exactly
+what was written. Numbers are written as numbers, and so is text that is just a number
+(``-1.5``): a number cannot carry a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+from grouper.answers import Answer
+from grouper.edit_codec import edit_to_dict
+from grouper.edits import Edit, QuestionState
+from grouper.pairs import TrainingPair
+
+__all__ = [
+    "GRADE_COLUMNS",
+    "GradeRow",
+    "grade_rows",
+    "neutralise",
+    "read_grades_csv",
+    "unneutralise",
+    "write_edit_log_jsonl",
+    "write_grades_csv",
+    "write_grades_by_student_csv",
+    "write_pairs_jsonl",
+]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_NUMERIC_COLUMNS = ("score", "group_id", "graded_at_version")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell value that no spreadsheet will run as a formula.
+
+    Parameters
+    ----------
+    value : str, int, float or None
+        Numbers and ``None`` pass through unchanged.
+
+    Returns
+    -------
+    The value; text starting with a formula sign (or a quote) gets a leading ``'``.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if _PLAIN_NUMBER.fullmatch(value):
+        return value
+    if value.startswith(_FORMULA_START) or value.startswith("'"):
+        return "'" + value
+    return value
+
+
+def unneutralise(cell: str) -> str:
+    """Inverse of :func:`neutralise` for text read back from a CSV."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+@dataclass(frozen=True)
+class GradeRow:
+    """One answer's grade, as exported.
+
+    ``source`` is ``"override"``, ``"group"`` or ``""`` (ungraded); ``graded_by`` and
+    ``graded_at_version`` name the edit that gave the grade.
+    """
+
+    question_id: str
+    answer_id: str
+    student_id: str
+    score: float | None
+    comment: str
+    source: str
+    group_id: int | None
+    group_title: str
+    graded_by: str
+    graded_at_version: int | None
+
+
+GRADE_COLUMNS = tuple(GradeRow.__dataclass_fields__)
+
+
+def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow]:
+    """Every answer of a question with its effective grade, in import order.
+
+    Parameters
+    ----------
+    state : QuestionState
+    answers : sequence of Answer
+        The question's answers (for the student ids).
+    """
+    rows = []
+    for answer in answers:
+        grade = state.grade_of(answer.answer_id)
+        group_id = state.group_of(answer.answer_id)
+        rows.append(
+            GradeRow(
+                question_id=state.question_id,
+                answer_id=answer.answer_id,
+                student_id=answer.student_id or "",
+                score=None if grade is None else grade.score,
+                comment="" if grade is None else grade.comment,
+                source=state.grade_source(answer.answer_id) or "",
+                group_id=group_id,
+                group_title="" if group_id is None else state.groups[group_id].title,
+                graded_by="" if grade is None or grade.by is None else grade.by,
+                graded_at_version=None if grade is None else grade.version,
+            )
+        )
+    return rows
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)  # 2.0 is written 2: the same number, and what a grader typed
+    return neutralise(value)
+
+
+def write_grades_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
+    """Write grades, one row per answer; returns the number of rows.
+
+    Columns are :data:`GRADE_COLUMNS`; text cells are neutralised (see :func:`neutralise`).
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(GRADE_COLUMNS)
+    n = 0
+    for row in rows:
+        writer.writerow([_cell(v) for v in asdict(row).values()])
+        n += 1
+    return n
+
+
+def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
+    """Write one row per student: a score column per question and their total.
+
+    Answers without a student id stand for themselves (``answer:<id>``). A missing or
+    ungraded answer is an empty cell and counts 0 in the total.
+
+    Returns
+    -------
+    int
+        The number of students.
+    """
+    question_ids: list[str] = []
+    table: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        if row.question_id not in question_ids:
+            question_ids.append(row.question_id)
+        student = row.student_id or f"answer:{row.answer_id}"
+        table.setdefault(student, {})[row.question_id] = row.score
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["student_id", *(neutralise(q) for q in question_ids), "total"])
+    for student, scores in table.items():
+        total = sum(s for s in scores.values() if s is not None)
+        writer.writerow([neutralise(student), *(_cell(scores.get(q)) for q in question_ids), _cell(float(total))])
+    return len(table)
+
+
+def read_grades_csv(source: IO[str]) -> list[GradeRow]:
+    """Read back a file written by :func:`write_grades_csv`.
+
+    Raises
+    ------
+    ValueError
+        Naming the row and column of a cell that is not what the column holds.
+    """
+    reader = csv.DictReader(source)
+    if tuple(reader.fieldnames or ()) != GRADE_COLUMNS:
+        raise ValueError(f"grades CSV header is {reader.fieldnames}; expected {list(GRADE_COLUMNS)}")
+    rows = []
+    for line, record in enumerate(reader, start=2):
+        values: dict[str, Any] = {}
+        for column in GRADE_COLUMNS:
+            cell = record[column]
+            if column in _NUMERIC_COLUMNS:
+                if cell == "":
+                    values[column] = None
+                    continue
+                try:
+                    number = float(cell)
+                except ValueError:
+                    raise ValueError(f"grades CSV row {line}, column {column!r}: {cell!r} is not a number") from None
+                values[column] = number if column == "score" else int(number)
+            else:
+                values[column] = unneutralise(cell)
+        rows.append(GradeRow(**values))
+    return rows
+
+
+def write_edit_log_jsonl(edits: Iterable[Edit], out: IO[str]) -> int:
+    """Write the edit log, one JSON object per edit (see :func:`grouper.edit_codec.edit_to_dict`)."""
+    n = 0
+    for edit in edits:
+        out.write(json.dumps(edit_to_dict(edit), ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+def write_pairs_jsonl(pairs: Iterable[TrainingPair], out: IO[str]) -> int:
+    """Write training pairs, one JSON object per pair (``TrainingPair.to_dict``), each with the
+    edit and author behind it."""
+    n = 0
+    for pair in pairs:
+        out.write(json.dumps(pair.to_dict(), ensure_ascii=False) + "\n")
+        n += 1
+    return n

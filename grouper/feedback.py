@@ -1,0 +1,310 @@
+"""The training signal in the edit log: must-link and cannot-link pairs of answers.
+
+Each edit says something about which answers belong together:
+
+=================  ==========================================================================
+edit               pairs
+=================  ==========================================================================
+confirm            must-link every pair of the group's members
+grade (a group)    must-link every pair of its members; cannot-link each member with each
+                   member of another group graded with a different score
+grade_answer       cannot-link the answer with its group's members when the override differs
+                   from the group's grade
+merge              must-link across the merged groups
+split              cannot-link across the parts
+move               cannot-link each moved answer with the group it left; must-link it with
+                   the members of the group it joined (none when it went to ungrouped)
+delete, rename     none (a deleted group may just be junk; a title is not about membership)
+undo               removes what the undone edit gave (undoing an undo gives it back)
+=================  ==========================================================================
+
+When edits disagree about a pair, the latest edit wins. Each pair (a :class:`grouper.pairs.TrainingPair`,
+with both answers' normalised texts) carries the edit and the author it came from. A big group gives quadratically many pairs: ``max_pairs_per_edit`` caps
+each edit's share by uniform sampling with a seeded generator, so the output is reproducible.
+
+:func:`question_pairs` works on a log in memory; :func:`training_pairs` reads a store. Both
+take a :class:`PairFilter` (questions, authors, time window, kinds) so that fine-tuning can
+choose its data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from grouper.answers import Answer
+from grouper.edits import Edit, GradeAnswer, GradeGroup, Merge, Move, QuestionState, Split, apply
+from grouper.pairs import TrainingPair
+
+__all__ = [
+    "CANNOT_LINK",
+    "MUST_LINK",
+    "PairFilter",
+    "PairSettings",
+    "question_pairs",
+    "training_pairs",
+]
+
+MUST_LINK = "must_link"
+CANNOT_LINK = "cannot_link"
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """Which edits give pairs. ``None`` means no restriction.
+
+    Attributes
+    ----------
+    question_ids : frozenset of str, optional
+    authors : frozenset of str, optional
+    since, until : datetime, optional
+        Edits at or after ``since`` and before ``until`` (timezone-aware).
+    kinds : frozenset of str, optional
+        Edit kinds, e.g. ``{"merge", "split"}``.
+    """
+
+    question_ids: frozenset[str] | None = None
+    authors: frozenset[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: frozenset[str] | None = None
+
+    def admits(self, edit: Edit) -> bool:
+        """True when ``edit`` may give pairs."""
+        return (
+            (self.question_ids is None or edit.question_id in self.question_ids)
+            and (self.authors is None or edit.author in self.authors)
+            and (self.since is None or edit.at >= self.since)
+            and (self.until is None or edit.at < self.until)
+            and (self.kinds is None or edit.kind in self.kinds)
+        )
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """How many pairs one edit may give.
+
+    Attributes
+    ----------
+    max_pairs_per_edit : int or None
+        Sample this many when an edit implies more (``None``: keep all).
+    seed : int
+        Seeds the sampling; the same log and seed give the same pairs.
+    """
+
+    max_pairs_per_edit: int | None = 5000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_pairs_per_edit is not None and self.max_pairs_per_edit < 1:
+            raise ValueError(f"max_pairs_per_edit ({self.max_pairs_per_edit}) must be at least 1, or None for no cap")
+
+
+# --------------------------------------------------------------------------- pair blocks
+
+# A block is a set of pairs described without listing them: every pair within one sequence,
+# or every pair across two. Sampling picks indices into the blocks, so an edit over a group of
+# 10,000 answers never materialises its 50 million pairs.
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    label: str
+    first: Sequence[str]
+    second: Sequence[str] | None = None  # None: pairs within ``first``
+
+    @property
+    def size(self) -> int:
+        n = len(self.first)
+        return n * (n - 1) // 2 if self.second is None else n * len(self.second)
+
+    def pair(self, index: int) -> tuple[str, str]:
+        if self.second is not None:
+            return self.first[index // len(self.second)], self.second[index % len(self.second)]
+        # Pairs (i, j), i < j, numbered j(j-1)/2 + i.
+        j = (1 + math.isqrt(1 + 8 * index)) // 2
+        while j * (j - 1) // 2 > index:
+            j -= 1
+        while (j + 1) * j // 2 <= index:
+            j += 1
+        return self.first[index - j * (j - 1) // 2], self.first[j]
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        if self.second is not None:
+            for a in self.first:
+                for b in self.second:
+                    yield a, b
+        else:
+            for j, b in enumerate(self.first):
+                for a in self.first[:j]:
+                    yield a, b
+
+
+def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> list[_Block]:
+    p = edit.payload
+    kind = edit.kind
+    if kind == "confirm":
+        return [_Block(MUST_LINK, after.groups[p.group_id].members)]
+    if isinstance(p, GradeGroup):
+        if p.score is None:
+            return []
+        group = after.groups[p.group_id]
+        blocks = [_Block(MUST_LINK, group.members)]
+        for other in after.groups.values():
+            if other.group_id != group.group_id and other.grade is not None and other.grade.score != p.score:
+                blocks.append(_Block(CANNOT_LINK, group.members, other.members))
+        return blocks
+    if isinstance(p, GradeAnswer):
+        group_id = after.location[p.answer_id]
+        if p.score is None or group_id is None:
+            return []
+        group = after.groups[group_id]
+        if group.grade is None or group.grade.score == p.score:
+            return []
+        return [_Block(CANNOT_LINK, (p.answer_id,), tuple(m for m in group.members if m != p.answer_id))]
+    if isinstance(p, Merge):
+        parts = [before.groups[p.into].members, *(before.groups[g].members for g in p.others)]
+        return [_Block(MUST_LINK, parts[i], parts[j]) for i in range(len(parts)) for j in range(i + 1, len(parts))]
+    if isinstance(p, Split):
+        parts = [after.groups[p.group_id].members, *(after.groups[g].members for g in after.last_change.groups_created)]
+        return [_Block(CANNOT_LINK, parts[i], parts[j]) for i in range(len(parts)) for j in range(i + 1, len(parts))]
+    if isinstance(p, Move):
+        moved = after.last_change.answers_moved
+        blocks: list[_Block] = []
+        by_source: dict[int, list[str]] = {}
+        for a in moved:
+            source = before.location[a]
+            if source is not None:
+                by_source.setdefault(source, []).append(a)
+        for source, out in by_source.items():
+            blocks.append(_Block(CANNOT_LINK, tuple(out), after.groups[source].members))
+        dest = after.location[moved[0]] if moved else None
+        if dest is not None:
+            moved_set = set(moved)
+            stayers = tuple(m for m in after.groups[dest].members if m not in moved_set)
+            blocks.append(_Block(MUST_LINK, tuple(moved), stayers))
+            blocks.append(_Block(MUST_LINK, tuple(moved)))
+        return blocks
+    return []  # delete, rename, undo
+
+
+def _sample(blocks: list[_Block], cap: int | None, rng: random.Random) -> Iterator[tuple[str, str, str]]:
+    blocks = [b for b in blocks if b.size]
+    total = sum(b.size for b in blocks)
+    if cap is None or total <= cap:
+        for block in blocks:
+            for a, b in block.pairs():
+                yield a, b, block.label
+        return
+    offsets = []
+    running = 0
+    for block in blocks:
+        offsets.append(running)
+        running += block.size
+    for index in sorted(rng.sample(range(total), cap)):
+        k = bisect.bisect_right(offsets, index) - 1
+        a, b = blocks[k].pair(index - offsets[k])
+        yield a, b, blocks[k].label
+
+
+# --------------------------------------------------------------------------- pairs of a log
+
+
+def question_pairs(
+    initial: QuestionState,
+    edits: Iterable[Edit],
+    texts: Mapping[str, str],
+    *,
+    select: PairFilter | None = None,
+    settings: PairSettings | None = None,
+) -> list[TrainingPair]:
+    """Must-link / cannot-link pairs from one question's edit log.
+
+    Parameters
+    ----------
+    initial : QuestionState
+        Version 0 of the question.
+    edits : iterable of Edit
+        Its whole log, in order (every edit is folded; ``select`` only decides which give pairs).
+    texts : mapping of str to str
+        Each answer's normalised text (``Answer.normalized``), carried in the pairs.
+    select : PairFilter, optional
+    settings : PairSettings, optional
+
+    Returns
+    -------
+    list of TrainingPair
+        One per pair of answers, decided by the latest edit that spoke about it and is not
+        undone; ordered by that edit, then by the pair.
+    """
+    select = select or PairFilter()
+    settings = settings or PairSettings()
+    state = initial
+    given: list[tuple[Edit, list[tuple[str, str, str]]]] = []
+    for edit in edits:
+        after = apply(state, edit)
+        if edit.kind != "undo" and select.admits(edit):
+            rng = random.Random(f"{settings.seed}:{edit.question_id}:{edit.edit_id}")
+            pairs: dict[tuple[str, str], str] = {}
+            for a, b, label in _sample(_edit_blocks(state, after, edit), settings.max_pairs_per_edit, rng):
+                if a != b:
+                    pairs[(a, b) if a < b else (b, a)] = label
+            given.append((edit, [(a, b, label) for (a, b), label in pairs.items()]))
+        state = after
+    latest: dict[tuple[str, str], TrainingPair] = {}
+    for edit, pairs in given:
+        if edit.edit_id in state.undone:
+            continue  # undo removes what its edit gave
+        for a, b, label in pairs:
+            latest[(a, b)] = TrainingPair(
+                edit.question_id, a, b, texts[a], texts[b], label == MUST_LINK, edit.edit_id, edit.author
+            )
+    return sorted(latest.values(), key=lambda p: (p.edit_id, p.answer_id_a, p.answer_id_b))
+
+
+class _LogSource(Protocol):
+    def question_ids(self) -> list[str]: ...
+
+    def initial_state(self, question_id: str) -> QuestionState: ...
+
+    def answers(self, question_id: str) -> Sequence[Answer]: ...
+
+    def edits(self, question_id: str | None = None) -> list[Edit]: ...
+
+
+def training_pairs(
+    store: _LogSource,
+    *,
+    select: PairFilter | None = None,
+    settings: PairSettings | None = None,
+) -> list[TrainingPair]:
+    """Pairs from every question of a store (or those ``select.question_ids`` names).
+
+    Parameters
+    ----------
+    store : Store
+        Anything with ``question_ids()``, ``initial_state(q)``, ``answers(q)`` and ``edits(q)``.
+    select : PairFilter, optional
+    settings : PairSettings, optional
+
+    Returns
+    -------
+    list of TrainingPair
+        Grouped by question in import order.
+    """
+    select = select or PairFilter()
+    out: list[TrainingPair] = []
+    for question_id in store.question_ids():
+        if select.question_ids is not None and question_id not in select.question_ids:
+            continue
+        log = store.edits(question_id)
+        if not log:
+            continue
+        texts = {a.answer_id: a.normalized for a in store.answers(question_id)}
+        out.extend(question_pairs(store.initial_state(question_id), log, texts, select=select, settings=settings))
+    return out

@@ -1,0 +1,68 @@
+"""Taking questions into a store: import, embed (through the store's cache), group, save.
+
+This is the path from an answer file to a question graders can edit; ``grouper import`` takes
+it. Every question is embedded and grouped before anything is written, so a failure there
+leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from grouper.answers import Question
+from grouper.clustering import GroupingSettings, group_embeddings
+from grouper.embedding import Encoder
+from grouper.store import Store
+
+__all__ = ["import_questions"]
+
+
+def import_questions(
+    store: Store,
+    questions: Sequence[Question],
+    encoder: Encoder,
+    settings: GroupingSettings | None = None,
+    *,
+    course: str | None = None,
+    exam: str | None = None,
+) -> list[str]:
+    """Import questions into ``store``, group their answers and save each grouping.
+
+    Parameters
+    ----------
+    store : Store
+    questions : sequence of Question
+    encoder : Encoder
+        Its ``model_key`` names the embeddings (cached in ``store.embeddings``) and groupings.
+    settings : GroupingSettings, optional
+    course, exam : str, optional
+
+    Returns
+    -------
+    list of str
+        The imported question ids.
+
+    Raises
+    ------
+    ValueError
+        When a question is already stored; nothing is imported then.
+    """
+    settings = settings or GroupingSettings()
+    settings.validate()
+    known = set(store.question_ids())
+    clash = [q.question_id for q in questions if q.question_id in known]
+    if clash:
+        raise ValueError(
+            f"question(s) {', '.join(clash)} are already in {store.where}; nothing was imported. "
+            "Give them other ids in the file to import them as new questions"
+        )
+    grouped = []
+    for question in questions:
+        texts = [a.normalized for a in question.answers]
+        vectors = encoder.encode(texts, cache=store.embeddings).vectors
+        grouped.append((question, group_embeddings(vectors, texts, settings)))
+    for question, grouping in grouped:
+        store.import_question(question, course=course, exam=exam)
+        store.save_grouping(question.question_id, grouping, model_version=encoder.model_key, settings=asdict(settings))
+    return [q.question_id for q in questions]

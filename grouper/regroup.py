@@ -1,0 +1,264 @@
+"""Regrouping with a new model: confirmed work stays, only the rest is grouped again.
+
+When a better model is activated, or the within-question head has adapted to a grader's
+corrections, the answers nobody has reviewed yet can be grouped again. What a grader has
+already done must not move: confirmed groups, graded groups, the blank group and answers
+with their own grade keep their members and their ids.
+
+The regrouping is expressed as ordinary edits (moves and deletes) so that the grouping stays
+a fold of the edit log: :func:`plan_regroup` is pure, from a state and the new clusters to the
+payloads that turn one into the other, and applying them with :func:`grouper.edits.apply`
+(or ``Store.append``) is the only way the state changes. The edits are attributed to
+:func:`model_author` (``"model:<version>"``), so that the log says which model moved what and
+so that the training signal can leave them out: a model must not learn from its own guesses.
+
+A new cluster that is mostly made of one old suggested group keeps that group's id (only the
+differences move), so a grader in the middle of a question does not see every id change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from grouper.answers import Answer
+from grouper.clustering import GroupingSettings, group_embeddings
+from grouper.edits import CONFIRMED, NEW, Delete, Move, Payload, QuestionState
+
+__all__ = [
+    "MODEL_AUTHOR_PREFIX",
+    "fixed_answers",
+    "is_model_author",
+    "model_author",
+    "plan_regroup",
+    "regroup_question",
+    "regroup_store",
+]
+
+#: Edits made by a model, not a person, are attributed to ``"model:<version>"``.
+MODEL_AUTHOR_PREFIX = "model:"
+
+
+def model_author(version: str) -> str:
+    """The author of the edits a model version makes: ``"model:<version>"``."""
+    return f"{MODEL_AUTHOR_PREFIX}{version}"
+
+
+def is_model_author(author: str) -> bool:
+    """True for edits made by a model (to leave out of the training pairs)."""
+    return author.startswith(MODEL_AUTHOR_PREFIX)
+
+
+def _is_kept(group) -> bool:  # group: GroupState
+    return group.status == CONFIRMED or group.grade is not None or group.blank
+
+
+def fixed_answers(state: QuestionState) -> set[str]:
+    """Answers a regrouping must not move.
+
+    Members of confirmed, graded or blank groups, and answers with their own grade.
+
+    Parameters
+    ----------
+    state : QuestionState
+
+    Returns
+    -------
+    set of str
+    """
+    fixed = set(state.overrides)
+    for group in state.groups.values():
+        if _is_kept(group):
+            fixed.update(group.members)
+    return fixed
+
+
+def plan_regroup(
+    state: QuestionState,
+    clusters: Sequence[Sequence[str]],
+    titles: Sequence[str] | None = None,
+) -> list[Payload]:
+    """The edits that regroup the free answers of a question into ``clusters``.
+
+    Parameters
+    ----------
+    state : QuestionState
+    clusters : sequence of sequences of str
+        The new groups of the free answers (those not in :func:`fixed_answers`), most
+        important first, members most typical first. Free answers in no cluster end
+        ungrouped.
+    titles : sequence of str, optional
+        One title per cluster, used when a cluster becomes a new group.
+
+    Returns
+    -------
+    list of Payload
+        ``Move`` and ``Delete`` payloads to apply in order; empty when nothing changes.
+        Kept groups are never named; new groups take ids from ``state.next_group_id`` on.
+
+    Raises
+    ------
+    ValueError
+        A cluster names a fixed or unknown answer, or an answer twice.
+    """
+    fixed = fixed_answers(state)
+    if titles is not None and len(titles) != len(clusters):
+        raise ValueError(f"{len(titles)} titles for {len(clusters)} clusters; give one per cluster or none")
+    seen: set[str] = set()
+    for cluster in clusters:
+        for a in cluster:
+            if a not in state.location:
+                raise ValueError(f"answer {a!r} is not an answer of question {state.question_id}")
+            if a in fixed:
+                raise ValueError(f"answer {a!r} is in a confirmed or graded group (or has its own grade): it stays")
+            if a in seen:
+                raise ValueError(f"answer {a!r} is in more than one cluster")
+            seen.add(a)
+
+    # Match each cluster to the suggested group most of it comes from, biggest overlaps
+    # first, each group at most once.
+    suggested = {gid: g for gid, g in state.groups.items() if not _is_kept(g)}
+    candidates = []
+    for k, cluster in enumerate(clusters):
+        counts: dict[int, int] = {}
+        for a in cluster:
+            gid = state.location[a]
+            if gid in suggested:
+                counts[gid] = counts.get(gid, 0) + 1
+        for gid, n in counts.items():
+            if 2 * n > len(cluster):
+                candidates.append((-n, k, gid))
+    match: dict[int, int] = {}
+    used: set[int] = set()
+    for _, k, gid in sorted(candidates):
+        if k not in match and gid not in used:
+            match[k] = gid
+            used.add(gid)
+
+    payloads: list[Payload] = []
+    for k, cluster in enumerate(clusters):
+        if not cluster:
+            continue
+        if k in match:
+            incoming = tuple(a for a in cluster if state.location[a] != match[k])
+            if incoming:
+                payloads.append(Move(incoming, to=match[k]))
+        else:
+            title = (titles[k] if titles is not None else "")[:200]
+            payloads.append(Move(tuple(cluster), to=NEW, title=title))
+    free_grouped = [
+        a for a in state.answer_ids if a not in fixed and a not in seen and state.location[a] is not None
+    ]
+    if free_grouped:
+        payloads.append(Move(tuple(free_grouped), to=None))
+    # Suggested groups that no cluster kept are now empty (their members all went elsewhere,
+    # except fixed answers with their own grade, which keep the group alive).
+    for gid, group in sorted(suggested.items()):
+        if gid not in used and all(m not in fixed for m in group.members):
+            payloads.append(Delete(gid))
+    return payloads
+
+
+def regroup_question(
+    state: QuestionState,
+    answers: Sequence[Answer],
+    vectors: np.ndarray,
+    settings: GroupingSettings | None = None,
+) -> list[Payload]:
+    """Group a question's free answers from their vectors and plan the edits.
+
+    Parameters
+    ----------
+    state : QuestionState
+    answers : sequence of Answer
+        The question's answers, in import order.
+    vectors : ndarray of shape (n_answers, dim)
+        Embeddings of all the answers (by the new model, or adapted by
+        :class:`grouper.adaptation.FittedHead`); only the free answers' rows are used.
+    settings : GroupingSettings, optional
+
+    Returns
+    -------
+    list of Payload
+        See :func:`plan_regroup`.
+    """
+    if len(answers) != len(vectors):
+        raise ValueError(f"{len(answers)} answers but {len(vectors)} vectors")
+    fixed = fixed_answers(state)
+    free = [i for i, a in enumerate(answers) if a.answer_id not in fixed]
+    if not free:
+        return []
+    texts = [answers[i].normalized for i in free]
+    grouping = group_embeddings(np.asarray(vectors)[free], texts, settings)
+    # The blank group is fixed, so blank answers that are free (moved out of it by hand)
+    # are left where they are rather than forming a second blank group.
+    clusters = [[answers[free[m]].answer_id for m in g.members] for g in grouping.groups if not g.blank]
+    titles = [g.title for g in grouping.groups if not g.blank]
+    blank_free = {answers[free[m]].answer_id for g in grouping.groups if g.blank for m in g.members}
+    payloads = plan_regroup(state, clusters, titles)
+    if blank_free:
+        # Leave free blank answers untouched: drop them from the move to ungrouped.
+        kept: list[Payload] = []
+        for p in payloads:
+            if isinstance(p, Move) and p.to is None:
+                rest = tuple(a for a in p.answer_ids if a not in blank_free)
+                if rest:
+                    kept.append(Move(rest, to=None))
+            else:
+                kept.append(p)
+        payloads = kept
+    return payloads
+
+
+
+def regroup_store(
+    store,
+    registry,
+    *,
+    version: str | None = None,
+    questions: Sequence[str] | None = None,
+    settings: GroupingSettings | None = None,
+    device=None,
+) -> dict[str, tuple[int, str | None]]:
+    """Regroup the free answers of stored questions with a model version, as logged edits.
+
+    Parameters
+    ----------
+    store : Store
+    registry : ModelRegistry
+    version : str, optional
+        Defaults to the active version.
+    questions : sequence of str, optional
+        Defaults to every question of the store.
+    settings : GroupingSettings, optional
+    device : torch.device, optional
+
+    Returns
+    -------
+    dict of str to (int, str or None)
+        Per question: edits appended, and the reason it stopped early (a grader's edit came
+        in between and made the rest of the plan stale: it is refused, never forced).
+    """
+    from grouper.edits import EditRefused
+
+    version = version or registry.active()
+    encoder = registry.load(version, device=device)
+    author = model_author(version)
+    report: dict[str, tuple[int, str | None]] = {}
+    for qid in questions or store.question_ids():
+        state = store.state(qid)
+        answers = store.answers(qid)
+        vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
+        done = 0
+        refused = None
+        try:
+            for payload in regroup_question(state, answers, vectors, settings):
+                # Against the version the plan was made from, so that a grader's edit in
+                # between makes the rest of the plan refused rather than applied blindly.
+                store.append(qid, author, state.version + done, payload)
+                done += 1
+        except EditRefused as exc:
+            refused = str(exc)
+        report[qid] = (done, refused)
+    return report

@@ -1,0 +1,20 @@
+"""The store: SQLAlchemy over a SQLite file by default, any SQLAlchemy URL by setting.
+
+Questions, answers, embeddings cached per model version, groupings, and each question's
+append-only edit log, folded by :mod:`grouper.edits` into the state graders see.
+"""
+
+from grouper.store.embedding_cache import EmbeddingCache, text_key
+from grouper.store.engine import StoreBusy
+from grouper.store.store import DEFAULT_DB, QuestionInfo, Store, StoreError, default_url
+
+__all__ = [
+    "DEFAULT_DB",
+    "EmbeddingCache",
+    "QuestionInfo",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "default_url",
+    "text_key",
+]

@@ -1,0 +1,611 @@
+"""The store: questions, answers, groupings and the append-only edit log in one database.
+
+:class:`Store` is what the UI, the command line and the evaluation call. The edit log is the
+source of truth; the state a grader sees is its fold (:mod:`grouper.edits`), cached in memory
+per question and in ``snapshots`` every ``snapshot_every`` edits.
+
+Appending an edit is one write transaction that reads the question's current state, applies
+the edit and inserts its row; the transaction takes the write lock first (SQLite
+``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the question), so of two graders'
+conflicting edits one is applied and the other refused with what changed. The edit is
+acknowledged (returned) only after its row is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from grouper.answers import Answer, Question
+from grouper.clustering import Group, Grouping
+from grouper.edit_codec import STATE_FORMAT, payload_from_dict, payload_to_dict, state_from_dict, state_to_dict
+from grouper.edits import Edit, Payload, QuestionState, ReplayError, apply, initial_state, replay
+from grouper.store import migrate
+from grouper.store.engine import WRITE, is_memory_sqlite, make_engine, run_with_retry
+from grouper.store.schema import answers, courses, edits, exams, groupings, questions, snapshots
+
+__all__ = ["DEFAULT_DB", "QuestionInfo", "Store", "StoreError", "default_url"]
+
+T = TypeVar("T")
+
+#: The database used when neither ``--db`` nor ``GROUPER_DB`` names one.
+DEFAULT_DB = "grouper.sqlite"
+
+
+class StoreError(ValueError):
+    """A request the store cannot serve: an unknown question, a duplicate import, ..."""
+
+
+def default_url(db: str | os.PathLike[str] | None = None) -> str:
+    """The SQLAlchemy URL for ``db``: a URL as is, a path as a SQLite file.
+
+    Parameters
+    ----------
+    db : str or PathLike, optional
+        A URL (``postgresql://...``, ``sqlite://``) or a file path. Defaults to the
+        ``GROUPER_DB`` environment variable, else ``grouper.sqlite`` in the working directory.
+    """
+    value = str(db) if db is not None else os.environ.get("GROUPER_DB") or DEFAULT_DB
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    """A question as listed by :meth:`Store.questions`."""
+
+    question_id: str
+    text: str
+    n_answers: int
+    n_edits: int
+    has_grouping: bool
+    course: str | None
+    exam: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything the store writes is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _lost_append_race(exc: Exception) -> bool:
+    """Two writers numbered the same edit (possible only without SQLite's write lock): retry."""
+    text = str(exc)
+    return isinstance(exc, IntegrityError) and ("uq_edits_question_edit" in text or "edits.question_pk, edits.edit_id" in text)
+
+
+class Store:
+    """Questions, groupings and edit logs in a database.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL or file path (see :func:`default_url`); ``"sqlite://"`` keeps everything
+        in memory. Opening upgrades the schema in place to the newest revision.
+    busy_timeout_s : float
+        How long SQLite waits for another writer before retrying.
+    retry_limit_s : float
+        How long an operation keeps retrying while the database is busy before raising
+        :class:`~grouper.store.engine.StoreBusy`.
+    snapshot_every : int
+        Store a snapshot of the folded state every this many edits of a question (0: never).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout_s: float = 10.0,
+        retry_limit_s: float = 120.0,
+        snapshot_every: int = 200,
+    ):
+        self.url = default_url(url)
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every ({snapshot_every}) must be >= 0 (0 turns snapshots off)")
+        self.snapshot_every = snapshot_every
+        self.retry_limit_s = retry_limit_s
+        self._engine = make_engine(self.url, busy_timeout_s=busy_timeout_s)
+        # An in-memory database is one connection: its users take turns.
+        self._lock: threading.RLock | None = threading.RLock() if is_memory_sqlite(self.url) else None
+        self._states: dict[str, tuple[int | None, QuestionState]] = {}
+        self._states_lock = threading.Lock()
+        migrate.upgrade(self._engine)
+        from grouper.store.embedding_cache import EmbeddingCache
+
+        self.embeddings = EmbeddingCache(self)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> Store:
+        """Open (creating it if needed) the SQLite file at ``path``."""
+        return cls(f"sqlite:///{Path(path).expanduser().resolve()}", **options)
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (password hidden)."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    def _guard(self) -> contextlib.AbstractContextManager:
+        return self._lock if self._lock is not None else contextlib.nullcontext()
+
+    def _read(self, fn: Callable[[Connection], T], what: str) -> T:
+        def action() -> T:
+            with self._guard(), self._engine.connect() as conn, conn.begin():
+                return fn(conn)
+
+        return run_with_retry(action, limit_s=self.retry_limit_s, what=what)
+
+    def _write(self, fn: Callable[[Connection], T], what: str) -> T:
+        def action() -> T:
+            with self._guard(), self._engine.connect() as conn:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    return fn(conn)  # committed when the block ends; acknowledged after
+
+        return run_with_retry(action, limit_s=self.retry_limit_s, what=what, retry_on=_lost_append_race)
+
+    # ------------------------------------------------------------------ questions and answers
+
+    def import_question(self, question: Question, *, course: str | None = None, exam: str | None = None) -> None:
+        """Store a question and its answers.
+
+        Parameters
+        ----------
+        question : Question
+        course, exam : str, optional
+            File the question under an exam of a course (both created when new).
+
+        Raises
+        ------
+        StoreError
+            When a question with this id is already stored (nothing is written).
+        """
+        if exam is not None and course is None:
+            raise StoreError(f"exam {exam!r} needs a course; give course= too")
+
+        def txn(conn: Connection) -> None:
+            existing = conn.execute(select(questions.c.id).where(questions.c.question_id == question.question_id)).first()
+            if existing is not None:
+                raise StoreError(
+                    f"question {question.question_id!r} is already in {self.where}; nothing was imported. "
+                    "Give the question another id in the file to import it again as a new question"
+                )
+            exam_id = self._exam_id(conn, course, exam) if course is not None else None
+            qpk = conn.execute(
+                questions.insert().values(
+                    question_id=question.question_id,
+                    exam_id=exam_id,
+                    text=question.text,
+                    reference_answers=_dumps(list(question.reference_answers)),
+                    dataset=question.dataset,
+                    split=question.split,
+                    created_at=_now(),
+                )
+            ).inserted_primary_key[0]
+            if question.answers:
+                conn.execute(
+                    answers.insert(),
+                    [
+                        {
+                            "question_pk": qpk,
+                            "answer_id": a.answer_id,
+                            "position": i,
+                            "student_id": a.student_id,
+                            "text": a.text,
+                            "normalized": a.normalized,
+                            "gold": a.gold,
+                            "score": a.score,
+                        }
+                        for i, a in enumerate(question.answers)
+                    ],
+                )
+
+        self._write(txn, f"importing question {question.question_id}")
+
+    def _exam_id(self, conn: Connection, course: str, exam: str | None) -> int | None:
+        course_id = conn.execute(select(courses.c.id).where(courses.c.name == course)).scalar()
+        if course_id is None:
+            course_id = conn.execute(courses.insert().values(name=course, created_at=_now())).inserted_primary_key[0]
+        if exam is None:
+            exam = "(no exam)"
+        exam_id = conn.execute(select(exams.c.id).where(exams.c.course_id == course_id, exams.c.name == exam)).scalar()
+        if exam_id is None:
+            exam_id = conn.execute(
+                exams.insert().values(course_id=course_id, name=exam, created_at=_now())
+            ).inserted_primary_key[0]
+        return exam_id
+
+    def _question_row(self, conn: Connection, question_id: str, *, lock: bool = False) -> Row:
+        query = select(questions).where(questions.c.question_id == question_id)
+        if lock:
+            query = query.with_for_update()  # PostgreSQL: serialise appends per question
+        row = conn.execute(query).first()
+        if row is None:
+            known = conn.execute(select(questions.c.question_id).order_by(questions.c.id).limit(6)).scalars().all()
+            hint = f"known: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}" if known else "the store is empty"
+            raise StoreError(f"question {question_id!r} is not in {self.where} ({hint}); import it with `grouper import FILE`")
+        return row
+
+    def question_ids(self) -> list[str]:
+        """Ids of the stored questions, in import order."""
+        return self._read(
+            lambda conn: list(conn.execute(select(questions.c.question_id).order_by(questions.c.id)).scalars()),
+            "listing questions",
+        )
+
+    def questions(self) -> list[QuestionInfo]:
+        """Every stored question with its counts, in import order."""
+
+        def txn(conn: Connection) -> list[QuestionInfo]:
+            n_answers = dict(conn.execute(select(answers.c.question_pk, func.count()).group_by(answers.c.question_pk)).all())
+            n_edits = dict(conn.execute(select(edits.c.question_pk, func.max(edits.c.edit_id)).group_by(edits.c.question_pk)).all())
+            rows = conn.execute(
+                select(questions, courses.c.name.label("course"), exams.c.name.label("exam"))
+                .select_from(questions.outerjoin(exams, questions.c.exam_id == exams.c.id).outerjoin(courses, exams.c.course_id == courses.c.id))
+                .order_by(questions.c.id)
+            ).all()
+            return [
+                QuestionInfo(
+                    r.question_id, r.text, n_answers.get(r.id, 0), n_edits.get(r.id, 0) or 0, r.grouping_id is not None, r.course, r.exam
+                )
+                for r in rows
+            ]
+
+        return self._read(txn, "listing questions")
+
+    def question(self, question_id: str) -> Question:
+        """The stored question with its answers, as imported."""
+
+        def txn(conn: Connection) -> Question:
+            q = self._question_row(conn, question_id)
+            return Question(
+                q.question_id,
+                q.text,
+                self._answers(conn, q.id, question_id),
+                tuple(json.loads(q.reference_answers)),
+                q.dataset,
+                q.split,
+            )
+
+        return self._read(txn, f"reading question {question_id}")
+
+    def answers(self, question_id: str) -> tuple[Answer, ...]:
+        """The question's answers in import order."""
+        return self.question(question_id).answers
+
+    def _answers(self, conn: Connection, qpk: int, question_id: str) -> tuple[Answer, ...]:
+        rows = conn.execute(select(answers).where(answers.c.question_pk == qpk).order_by(answers.c.position)).all()
+        return tuple(Answer(r.answer_id, question_id, r.text, r.student_id, r.gold, r.score) for r in rows)
+
+    def _answer_ids(self, conn: Connection, qpk: int) -> list[str]:
+        return list(
+            conn.execute(select(answers.c.answer_id).where(answers.c.question_pk == qpk).order_by(answers.c.position)).scalars()
+        )
+
+    # ------------------------------------------------------------------ groupings
+
+    def save_grouping(
+        self, question_id: str, grouping: Grouping, *, model_version: str, settings: dict[str, Any] | None = None
+    ) -> int:
+        """Store a grouping of the question's answers and make it the base of its edit log.
+
+        Parameters
+        ----------
+        question_id : str
+        grouping : Grouping
+            Indices refer to the answers in import order.
+        model_version : str
+            The encoder that produced it.
+        settings : dict, optional
+            The grouping settings, kept for the record.
+
+        Returns
+        -------
+        int
+            The grouping's id.
+
+        Raises
+        ------
+        StoreError
+            When the question already has edits: they were made over its current grouping,
+            which therefore stays.
+        """
+        data = {
+            "labels": [int(x) for x in grouping.labels],
+            "confidence": [float(x) for x in grouping.confidence],
+            "groups": [
+                {"group_id": g.group_id, "title": g.title, "members": list(map(int, g.members)), "blank": g.blank}
+                for g in grouping.groups
+            ],
+        }
+
+        def txn(conn: Connection) -> int:
+            q = self._question_row(conn, question_id, lock=True)
+            n = conn.execute(select(func.count()).select_from(answers).where(answers.c.question_pk == q.id)).scalar()
+            if len(grouping.labels) != n:
+                raise StoreError(
+                    f"the grouping labels {len(grouping.labels)} answers but question {question_id!r} has {n}; "
+                    "group the stored answers"
+                )
+            n_edits = self._latest_edit_id(conn, q.id)
+            if n_edits:
+                raise StoreError(
+                    f"question {question_id!r} has {n_edits} edits made over grouping {q.grouping_id}; "
+                    "that grouping stays the base of its log (regrouping an edited question is not supported yet)"
+                )
+            grouping_id = conn.execute(
+                groupings.insert().values(
+                    question_pk=q.id,
+                    model_version=model_version,
+                    settings=_dumps(settings or {}),
+                    data=_dumps(data),
+                    created_at=_now(),
+                )
+            ).inserted_primary_key[0]
+            conn.execute(questions.update().where(questions.c.id == q.id).values(grouping_id=grouping_id))
+            return grouping_id
+
+        grouping_id = self._write(txn, f"saving the grouping of question {question_id}")
+        with self._states_lock:
+            self._states.pop(question_id, None)
+        return grouping_id
+
+    def grouping(self, question_id: str) -> Grouping:
+        """The grouping the question's edit log is folded over."""
+        return self._read(lambda conn: self._grouping(conn, self._question_row(conn, question_id)), f"reading question {question_id}")
+
+    def _grouping(self, conn: Connection, q: Row) -> Grouping:
+        if q.grouping_id is None:
+            raise StoreError(f"question {q.question_id!r} has no grouping yet; group it first (`grouper import` does)")
+        data = json.loads(conn.execute(select(groupings.c.data).where(groupings.c.id == q.grouping_id)).scalar_one())
+        return Grouping(
+            labels=np.asarray(data["labels"], dtype=np.int64),
+            confidence=np.asarray(data["confidence"], dtype=np.float64),
+            groups=tuple(Group(g["group_id"], g["title"], tuple(g["members"]), g["blank"]) for g in data["groups"]),
+        )
+
+    def model_version(self, question_id: str) -> str:
+        """The encoder version of the question's base grouping."""
+
+        def txn(conn: Connection) -> str:
+            q = self._question_row(conn, question_id)
+            self._grouping(conn, q)  # says so when there is none
+            return conn.execute(select(groupings.c.model_version).where(groupings.c.id == q.grouping_id)).scalar_one()
+
+        return self._read(txn, f"reading question {question_id}")
+
+    # ------------------------------------------------------------------ states
+
+    def initial_state(self, question_id: str) -> QuestionState:
+        """Version 0: the question's grouping before any edit."""
+
+        def txn(conn: Connection) -> QuestionState:
+            q = self._question_row(conn, question_id)
+            return initial_state(question_id, self._answer_ids(conn, q.id), self._grouping(conn, q))
+
+        return self._read(txn, f"reading question {question_id}")
+
+    def state(self, question_id: str) -> QuestionState:
+        """The question's current state: the fold of its whole edit log."""
+        return self._read(lambda conn: self._state_in(conn, self._question_row(conn, question_id)), f"reading question {question_id}")
+
+    def replay(self, question_id: str) -> QuestionState:
+        """The state rebuilt from version 0 and every logged edit, ignoring caches and snapshots."""
+
+        def txn(conn: Connection) -> QuestionState:
+            q = self._question_row(conn, question_id)
+            initial = initial_state(question_id, self._answer_ids(conn, q.id), self._grouping(conn, q))
+            return replay(initial, self._edits_after(conn, q, 0))
+
+        return self._read(txn, f"replaying question {question_id}")
+
+    def _latest_edit_id(self, conn: Connection, qpk: int) -> int:
+        return conn.execute(select(func.max(edits.c.edit_id)).where(edits.c.question_pk == qpk)).scalar() or 0
+
+    def _state_in(self, conn: Connection, q: Row) -> QuestionState:
+        """The current state, read inside ``conn``'s transaction: memory cache, else the latest
+        snapshot, else version 0; then the edits logged since."""
+        latest = self._latest_edit_id(conn, q.id)
+        with self._states_lock:
+            cached = self._states.get(q.question_id)
+        state: QuestionState | None = None
+        if cached is not None and cached[0] == q.grouping_id and cached[1].version <= latest:
+            state = cached[1]
+        if state is None:
+            state = self._latest_snapshot(conn, q, latest)
+        if state is None:
+            state = initial_state(q.question_id, self._answer_ids(conn, q.id), self._grouping(conn, q))
+        if state.version < latest:
+            state = replay(state, self._edits_after(conn, q, state.version))
+        self._remember(q.question_id, q.grouping_id, state)
+        return state
+
+    def _remember(self, question_id: str, grouping_id: int | None, state: QuestionState) -> None:
+        with self._states_lock:
+            cached = self._states.get(question_id)
+            if cached is None or cached[0] != grouping_id or cached[1].version < state.version:
+                self._states[question_id] = (grouping_id, state)
+
+    def _latest_snapshot(self, conn: Connection, q: Row, latest: int) -> QuestionState | None:
+        row = conn.execute(
+            select(snapshots.c.state)
+            .where(snapshots.c.question_pk == q.id, snapshots.c.format == STATE_FORMAT, snapshots.c.version <= latest)
+            .order_by(snapshots.c.version.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        try:
+            return state_from_dict(json.loads(row.state))
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None  # a snapshot is only a cache: rebuild from the log instead
+
+    def snapshot(self, question_id: str) -> int:
+        """Store a snapshot of the question's current state now; returns its version."""
+
+        def txn(conn: Connection) -> int:
+            q = self._question_row(conn, question_id, lock=True)
+            state = self._state_in(conn, q)
+            self._insert_snapshot(conn, q.id, state)
+            return state.version
+
+        return self._write(txn, f"snapshotting question {question_id}")
+
+    def _insert_snapshot(self, conn: Connection, qpk: int, state: QuestionState) -> None:
+        exists = conn.execute(
+            select(snapshots.c.version).where(snapshots.c.question_pk == qpk, snapshots.c.version == state.version)
+        ).first()
+        if exists is None:
+            conn.execute(
+                snapshots.insert().values(
+                    question_pk=qpk, version=state.version, format=STATE_FORMAT, state=_dumps(state_to_dict(state)), created_at=_now()
+                )
+            )
+
+    # ------------------------------------------------------------------ the edit log
+
+    def append(
+        self,
+        question_id: str,
+        author: str,
+        base_version: int | None,
+        payload: Payload,
+        *,
+        at: datetime | None = None,
+    ) -> Edit:
+        """Apply an edit and log it, atomically.
+
+        Parameters
+        ----------
+        question_id : str
+        author : str
+            Who makes the edit.
+        base_version : int or None
+            The version of the question the author saw. ``None`` takes the current version
+            (for scripts that act on the latest state by construction).
+        payload : Payload
+        at : datetime, optional
+            The edit's time; defaults to now (UTC).
+
+        Returns
+        -------
+        Edit
+            Returned only once its row is committed.
+
+        Raises
+        ------
+        EditRefused
+            When the edit does not fit the current state (nothing is written); the message
+            says what changed since ``base_version`` and by whom.
+        StoreError
+            When the question is unknown or has no grouping.
+        """
+
+        def txn(conn: Connection) -> tuple[Edit, QuestionState, int | None]:
+            q = self._question_row(conn, question_id, lock=True)
+            state = self._state_in(conn, q)
+            edit = Edit(
+                edit_id=state.version + 1,
+                question_id=question_id,
+                author=author,
+                at=at or _now(),
+                base_version=state.version if base_version is None else base_version,
+                payload=payload,
+            )
+            new = apply(state, edit)  # EditRefused rolls the transaction back
+            conn.execute(
+                edits.insert().values(
+                    question_pk=q.id,
+                    edit_id=edit.edit_id,
+                    author=edit.author,
+                    at=edit.at,
+                    base_version=edit.base_version,
+                    kind=edit.kind,
+                    payload=_dumps(payload_to_dict(payload)),
+                )
+            )
+            if self.snapshot_every and new.version % self.snapshot_every == 0:
+                self._insert_snapshot(conn, q.id, new)
+            return edit, new, q.grouping_id
+
+        edit, new, grouping_id = self._write(txn, f"appending an edit to question {question_id}")
+        self._remember(question_id, grouping_id, new)
+        return edit
+
+    def edits(self, question_id: str | None = None, *, since: int = 0) -> list[Edit]:
+        """Logged edits, oldest first: of one question after version ``since``, or of all
+        questions (in import order of the questions)."""
+
+        def txn(conn: Connection) -> list[Edit]:
+            if question_id is not None:
+                return list(self._edits_after(conn, self._question_row(conn, question_id), since))
+            rows = conn.execute(
+                select(edits, questions.c.question_id)
+                .join(questions, edits.c.question_pk == questions.c.id)
+                .order_by(questions.c.id, edits.c.edit_id)
+            ).all()
+            return [self._edit_from_row(r, r.question_id) for r in rows]
+
+        return self._read(txn, "reading the edit log")
+
+    def _edits_after(self, conn: Connection, q: Row, since: int) -> Iterator[Edit]:
+        rows = conn.execute(
+            select(edits).where(edits.c.question_pk == q.id, edits.c.edit_id > since).order_by(edits.c.edit_id)
+        ).all()
+        expected = since + 1
+        for row in rows:
+            if row.edit_id != expected:
+                raise ReplayError(f"question {q.question_id}: the edit log jumps from edit {expected - 1} to {row.edit_id}")
+            expected += 1
+            yield self._edit_from_row(row, q.question_id)
+
+    @staticmethod
+    def _edit_from_row(row: Row, question_id: str) -> Edit:
+        try:
+            payload = payload_from_dict(json.loads(row.payload))
+        except ValueError as exc:
+            raise ReplayError(f"question {question_id}, edit {row.edit_id}: the logged payload is unreadable: {exc}") from exc
+        return Edit(row.edit_id, question_id, row.author, _utc(row.at), row.base_version, payload)
+
+    # ------------------------------------------------------------------ health
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` (``"ok"`` when sound); ``"ok"`` for other backends,
+        which check themselves."""
+        if make_url(self.url).get_backend_name() != "sqlite":
+            return "ok"
+        return self._read(
+            lambda conn: "\n".join(r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").all()), "checking the database"
+        )

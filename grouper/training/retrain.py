@@ -1,0 +1,333 @@
+"""One turn of the data flywheel: pairs -> fine-tuned candidate -> held-out check -> version.
+
+:func:`retrain` is what ``grouper retrain`` and the models page's button call. It fine-tunes
+the active version on the corrections' pairs, measures parent and candidate with the same
+held-out metric, publishes the candidate as a new version either way (its card says whether
+and why it beat its parent), activates it only when it did, and records the run in MLflow.
+
+The held-out metric is any callable from an encoder to lower-is-better figures; the default,
+:func:`apa_metric`, is the zero-shot APA of the benchmark protocol (``grouper evaluate``'s
+oracle instructor) on questions whose answers carry their final grades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from grouper.answers import Question
+from grouper.clustering import GroupingSettings
+from grouper.embedding import EmbeddingCache, Encoder, file_sha256
+from grouper.model_versions import ModelRegistry, VersionCard, compare_to_parent, utc_now
+from grouper.pairs import TrainingPair, pairs_digest
+from grouper.training.finetune import FineTuneResult, FineTuneSettings, fine_tune
+from grouper.training.tracking import TrackedRun, TrackingSettings
+
+__all__ = ["HeldOutMetric", "RetrainOutcome", "apa_metric", "graded_question", "retrain", "retrain_from_store"]
+
+#: From an encoder to named, lower-is-better figures on held-out questions; ``"overall"`` is
+#: the one that must improve (see :func:`grouper.model_versions.compare_to_parent`).
+HeldOutMetric = Callable[[Encoder], Mapping[str, float]]
+
+
+def apa_metric(
+    questions: Sequence[Question],
+    *,
+    settings: GroupingSettings | None = None,
+    min_answers: int = 20,
+    cache: EmbeddingCache | None = None,
+) -> HeldOutMetric:
+    """The held-out metric: the benchmark's zero-shot APA on questions with gold grades.
+
+    Runs :func:`grouper.evaluation.runner.evaluate_questions`, the same grouping the product
+    makes and the same oracle instructor as ``grouper evaluate``, in a throw-away store.
+
+    Parameters
+    ----------
+    questions : sequence of Question
+        Held-out questions (never trained on), every answer with its gold grade; those with
+        fewer than ``min_answers`` answers are left out, as the protocol does.
+    settings : GroupingSettings, optional
+    min_answers : int
+    cache : EmbeddingCache, optional
+        Keeps the embeddings (keyed by each model's weights), so that measuring the parent
+        again costs nothing.
+
+    Returns
+    -------
+    HeldOutMetric
+        ``{"overall": APA over all answers, "<dataset>/<split>": APA, ...}``; a candidate
+        must lower the first and raise none of the others.
+    """
+    kept = [q for q in questions if len(q.answers) >= min_answers]
+    if not kept:
+        raise ValueError(f"no held-out question has at least {min_answers} answers")
+
+    def evaluate(encoder: Encoder) -> dict[str, float]:
+        from grouper.evaluation.runner import evaluate_questions, summarise
+
+        results = evaluate_questions(kept, encoder, settings, mode="zero-shot", cache=cache, min_answers=min_answers)
+        figures = {"overall": sum(r.actions for r in results) / sum(r.answers for r in results)}
+        parts = summarise(results)
+        if len(parts) > 1:  # one part would only repeat the overall figure
+            figures.update({f"{p.dataset}/{p.split}": p.apa for p in parts})
+        return figures
+
+    return evaluate
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one retrain did.
+
+    Attributes
+    ----------
+    card : VersionCard
+        The published candidate's card (its decision, metrics, training data snapshot).
+    activated : bool
+    run_id : str or None
+        The MLflow run, when tracked.
+    """
+
+    card: VersionCard
+    activated: bool
+    run_id: str | None
+
+
+def _training_snapshot(pairs: Sequence[TrainingPair], result: FineTuneResult) -> dict[str, Any]:
+    used = result.train_pairs + result.val_pairs
+    return {
+        "pairs_given": len(pairs),
+        "pairs_used": len(used),
+        "must_links": sum(p.together for p in used),
+        "cannot_links": sum(not p.together for p in used),
+        "pairs_sha256": pairs_digest(used),
+        # Edit ids are numbered per question, so the edits are listed per question.
+        "edits": {
+            q: sorted({p.edit_id for p in used if p.question_id == q and p.edit_id is not None}, key=str)
+            for q in sorted({p.question_id for p in used})
+        },
+        "authors": sorted({p.author for p in used if p.author is not None}),
+        "questions": sorted({p.question_id for p in used}),
+        "validation_questions": sorted({p.question_id for p in result.val_pairs}),
+        "settings": result.settings.to_dict(),
+        "run": result.summary(),
+    }
+
+
+def retrain(
+    pairs: Sequence[TrainingPair],
+    evaluate: HeldOutMetric,
+    *,
+    rng: np.random.Generator,
+    registry: ModelRegistry | None = None,
+    settings: FineTuneSettings | None = None,
+    held_out: Sequence[str] = (),
+    metric_name: str = "apa",
+    device: torch.device | None = None,
+    tracking: TrackingSettings | None = None,
+    progress: bool | None = None,
+) -> RetrainOutcome:
+    """Fine-tune the active version on pairs and publish the result as a new version.
+
+    Parameters
+    ----------
+    pairs : sequence of TrainingPair
+        From the edit log of the training questions (never of the held-out ones).
+    evaluate : HeldOutMetric
+        Measures a model on held-out questions; lower is better.
+    rng : numpy.random.Generator
+    registry : ModelRegistry, optional
+    settings : FineTuneSettings, optional
+    held_out : sequence of str
+        Ids of the held-out questions, recorded on the card.
+    metric_name : str
+        Name of what ``evaluate`` measures, for the card.
+    device : torch.device, optional
+        Defaults to CUDA when present, else the CPU.
+    tracking : TrackingSettings, optional
+        Where the run is recorded in MLflow (the default local store when omitted).
+    progress : bool, optional
+
+    Returns
+    -------
+    RetrainOutcome
+        The candidate is published in every case; it is active only when it beats its parent.
+    """
+    registry = registry or ModelRegistry()
+    settings = settings or FineTuneSettings()
+    tracking = tracking or TrackingSettings()
+    parent = registry.active()
+    with TrackedRun(tracking, run_name=f"retrain from {parent}", tags={"grouper.parent": parent}) as run:
+        run.log(params={"parent": parent, "n_pairs": len(pairs), "metric": metric_name, **settings.to_dict()})
+        parent_encoder = registry.load(parent, device=device)
+        before = dict(evaluate(parent_encoder))
+        result = fine_tune(parent_encoder, pairs, settings, rng=rng, device=parent_encoder.device, progress=progress)
+        del parent_encoder  # its weights are copied into result.model; free them before loading the candidate
+        staging = registry.staging_dir()
+        try:
+            sha = file_sha256(result.save(staging))
+            candidate = Encoder(staging, device=torch.device(result.device), expected_sha256=sha)
+            after = dict(evaluate(candidate))
+            decision = compare_to_parent(before, after)
+            card = VersionCard(
+                version="v0000",  # the registry allocates the number when publishing
+                parent=parent,
+                created_at=utc_now(),
+                weights_sha256=sha,
+                training=_training_snapshot(pairs, result),
+                metrics={"metric": metric_name, "held_out": list(held_out), "parent": before, "candidate": after},
+                beats_parent=decision.beats_parent,
+                decision=decision.reason,
+                tracking=run.describe(),
+            )
+            published = registry.publish(staging, card)
+        except BaseException:
+            registry.discard_staging(staging)
+            raise
+        card_path = registry.root / published.version / "card.json"
+        run.log(
+            metrics={
+                **{f"parent_{k}": v for k, v in before.items()},
+                **{f"candidate_{k}": v for k, v in after.items()},
+                "training_seconds": result.seconds,
+                "steps": result.steps,
+                "best_step": result.best_step,
+                "activated": float(bool(published.beats_parent)),
+            },
+            curves={
+                "train_loss": [(r.step, r.train_loss) for r in result.history],
+                "val_loss": [(r.step, r.val_loss) for r in result.history],
+            },
+            artifacts=[card_path],
+            tags={"grouper.version": published.version, "grouper.decision": published.decision[:250]},
+        )
+        return RetrainOutcome(published, bool(published.beats_parent), run.run_id)
+
+
+#: Questions with fewer answers are not held out: their APA is too noisy to decide on.
+MIN_HELD_OUT_ANSWERS = 20
+
+
+def graded_question(store: Any, question_id: str) -> Question | None:
+    """A stored question with each answer's final grade as its gold label.
+
+    Parameters
+    ----------
+    store : Store
+    question_id : str
+
+    Returns
+    -------
+    Question or None
+        ``None`` while some answer is ungraded (APA needs every answer's grade). The gold
+        label is the score written plainly (``"1"``, ``"0.5"``).
+    """
+    from dataclasses import replace
+
+    question = store.question(question_id)
+    state = store.state(question_id)
+    answers = []
+    for answer in question.answers:
+        grade = state.grade_of(answer.answer_id)
+        if grade is None:
+            return None
+        answers.append(replace(answer, gold=f"{grade.score:g}", score=grade.score))
+    return replace(question, answers=tuple(answers))
+
+
+def retrain_from_store(
+    store: Any,
+    *,
+    rng: np.random.Generator,
+    registry: ModelRegistry | None = None,
+    settings: FineTuneSettings | None = None,
+    questions: Sequence[str] | None = None,
+    authors: Sequence[str] | None = None,
+    since: Any = None,
+    until: Any = None,
+    held_out: Sequence[str] = (),
+    held_out_questions: Sequence[Question] = (),
+    held_out_fraction: float = 0.25,
+    min_answers: int = MIN_HELD_OUT_ANSWERS,
+    device: torch.device | None = None,
+    tracking: TrackingSettings | None = None,
+    progress: bool | None = False,
+) -> RetrainOutcome:
+    """One flywheel turn from a store's edit log: what ``grouper retrain`` and the models
+    page's button run.
+
+    Parameters
+    ----------
+    store : Store
+    rng : numpy.random.Generator
+        Draws the held-out questions (when not named) and drives the training.
+    registry : ModelRegistry, optional
+    settings : FineTuneSettings, optional
+    questions : sequence of str, optional
+        Train on these questions' edits only (default: every question not held out).
+    authors : sequence of str, optional
+        Learn from these graders' edits only.
+    since, until : datetime, optional
+        Edits at or after ``since`` and before ``until``.
+    held_out : sequence of str
+        Stored, fully graded questions to check on; never trained on.
+    held_out_questions : sequence of Question
+        Further questions with gold grades to check on (a graded file, say).
+    held_out_fraction : float
+        When neither ``held_out`` nor ``held_out_questions`` is given: hold out this share of
+        the fully graded questions with at least ``min_answers`` answers (drawn with ``rng``).
+    min_answers : int
+    device : torch.device, optional
+    tracking : TrackingSettings, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    RetrainOutcome
+
+    Raises
+    ------
+    ValueError
+        No held-out question, or no pair to learn from; the message says what to do.
+    """
+    from grouper.feedback import PairFilter, training_pairs
+    from grouper.regroup import is_model_author
+
+    held = list(held_out_questions)
+    for qid in held_out:
+        question = graded_question(store, qid)
+        if question is None:
+            raise ValueError(f"held-out question {qid} has ungraded answers; APA needs every answer's grade")
+        held.append(question)
+    if not held and held_out_fraction > 0:
+        graded = [q for q in (graded_question(store, qid) for qid in store.question_ids()) if q is not None]
+        graded = [q for q in graded if len(q.answers) >= min_answers]
+        if len(graded) >= 2:  # one question cannot be both trained on and held out
+            n = max(1, round(held_out_fraction * len(graded)))
+            held = [graded[i] for i in sorted(rng.choice(len(graded), size=n, replace=False))]
+    if not held:
+        raise ValueError(
+            "no held-out questions to check a new model on: name fully graded questions to hold out, give "
+            f"graded answer files, or grade at least two questions of {min_answers}+ answers"
+        )
+    held_ids = {q.question_id for q in held}
+    train_ids = [q for q in (questions or store.question_ids()) if q not in held_ids]
+    select = PairFilter(
+        question_ids=frozenset(train_ids),
+        authors=frozenset(authors) if authors else None,
+        since=since,
+        until=until,
+    )
+    # A model's own regrouping moves are its guesses, not corrections: never learn from them.
+    pairs = [p for p in training_pairs(store, select=select) if not (p.author and is_model_author(p.author))]
+    if not pairs:
+        raise ValueError("the edit log of the training questions gives no pairs: confirm, merge, move or grade first")
+    return retrain(
+        pairs, apa_metric(held, min_answers=min_answers, cache=store.embeddings), rng=rng, registry=registry,
+        settings=settings, held_out=sorted(held_ids), device=device, tracking=tracking, progress=progress,
+    )

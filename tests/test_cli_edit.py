@@ -1,0 +1,165 @@
+"""The scripted workflow: ``grouper import``, ``show``, ``edit ...`` and ``export ...``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question
+from grouper.cli import main
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edits import Rename
+from grouper.store import Store
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv"
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "grades.sqlite"
+    texts = ["Canberra", "canberra", "It is Canberra", "Sydney", "sydney", "Melbourne", "Perth", "=1+1"]
+    answers = tuple(Answer(f"a{i}", "q1", t, f"s{i}") for i, t in enumerate(texts))
+    labels = np.array([1, 1, 1, 2, 2, 2, UNGROUPED, UNGROUPED])
+    grouping = Grouping(labels, np.ones(8), (Group(1, "Canberra", (0, 1, 2)), Group(2, "Sydney", (3, 4, 5))))
+    with Store.open(path) as store:
+        store.import_question(Question("q1", "Capital of Australia?", answers))
+        store.save_grouping("q1", grouping, model_version="test-model")
+        rng = np.random.default_rng(0)
+        store.embeddings.put_many("test-model", {a.normalized: rng.normal(size=4) for a in answers})
+    monkeypatch.setenv("GROUPER_DB", str(path))
+    monkeypatch.delenv("GROUPER_AUTHOR", raising=False)
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def edit(capsys, *argv: str, author: str = "ta1") -> tuple[int, str, str]:
+    return run(capsys, "edit", "-q", "q1", "--author", author, *argv)
+
+
+def state(db):
+    with Store.open(db) as store:
+        return store.state("q1")
+
+
+def test_every_edit_verb_from_the_command_line(db, capsys):
+    assert edit(capsys, "confirm", "1")[0] == 0
+    assert edit(capsys, "rename", "2", "Sydney (wrong)")[0] == 0
+    status, out, _ = edit(capsys, "grade", "1", "2", "--comment", "right")
+    assert status == 0 and "3 answer(s) changed grade" in out
+    assert edit(capsys, "grade-answer", "a2", "1.5")[0] == 0
+    status, out, _ = edit(capsys, "move", "a6,a7", "--to", "new", "--title", "odd")
+    assert status == 0 and "new group(s): 3" in out
+    assert edit(capsys, "move", "a7", "--to", "ungrouped")[0] == 0
+    assert edit(capsys, "merge", "2", "3")[0] == 0
+    assert edit(capsys, "split", "2", "--part", "a3,a4")[0] == 0  # the rest forms one more part
+    assert edit(capsys, "delete", "4")[0] == 0
+    assert edit(capsys, "undo", "9")[0] == 0
+    s = state(db)
+    assert s.version == 10
+    assert s.groups[1].status == "confirmed" and s.grade_of("a0").score == 2.0 and s.grade_of("a2").score == 1.5
+    assert s.groups[2].title == "Sydney (wrong)" and s.groups[2].members == ("a3", "a4")
+    assert s.groups[4].members == ("a5", "a6") and s.ungrouped == ("a7",)
+
+
+def test_an_automatic_split_uses_the_cached_embeddings(db, capsys):
+    status, out, err = edit(capsys, "split", "1", "--k", "2", "--seed", "3")
+    assert status == 0, err
+    s = state(db)
+    assert len(s.groups) == 3 and sorted(s.groups[1].members + s.groups[3].members) == ["a0", "a1", "a2"]
+
+
+def test_a_stale_edit_is_refused_with_status_3_and_the_reason(db, capsys):
+    edit(capsys, "rename", "1", "Canberra!", author="ta2")
+    status, _, err = run(capsys, "edit", "-q", "q1", "--author", "ta1", "--base-version", "0", "grade", "1", "1")
+    assert status == 3
+    assert "group 1 was renamed from 'Canberra' by ta2 at version 1" in err
+    assert state(db).version == 1
+
+
+def test_bad_input_is_status_2_with_a_message(db, capsys):
+    status, _, err = run(capsys, "edit", "-q", "q1", "confirm", "1")
+    assert status == 2 and "needs an author" in err
+    status, _, err = edit(capsys, "grade", "1")
+    assert status == 2 and "give a SCORE, or --clear" in err
+    status, _, err = run(capsys, "edit", "-q", "q9", "--author", "ta1", "confirm", "1")
+    assert status == 2 and "question 'q9' is not in" in err
+    status, _, err = edit(capsys, "split", "7", "--k", "2")
+    assert status == 3 and "group 7 does not exist" in err
+    assert state(db).version == 0
+
+
+def test_the_author_can_come_from_the_environment(db, capsys, monkeypatch):
+    monkeypatch.setenv("GROUPER_AUTHOR", "ta9")
+    status, out, _ = run(capsys, "edit", "-q", "q1", "--json", "confirm", "2")
+    assert status == 0 and json.loads(out)["payload"] == {"kind": "confirm", "group_id": 2}
+    with Store.open(db) as store:
+        assert store.edits("q1")[0].author == "ta9"
+
+
+def test_show_lists_questions_and_groups(db, capsys):
+    status, out, _ = run(capsys, "show")
+    assert status == 0 and out.startswith("q1: 8 answers, 0 edits")
+    edit(capsys, "grade", "2", "0")
+    status, out, _ = run(capsys, "show", "-q", "q1", "--json")
+    shown = json.loads(out)
+    assert shown["version"] == 1 and shown["groups"][1]["score"] == 0.0 and shown["ungrouped"] == ["a6", "a7"]
+
+
+def test_exports_from_the_command_line(db, capsys, tmp_path):
+    edit(capsys, "grade", "1", "2", "--comment", "=right")
+    edit(capsys, "move", "a1", "--to", "ungrouped")
+    grades = tmp_path / "grades.csv"
+    assert run(capsys, "export", "grades", "-o", str(grades))[0] == 0
+    rows = list(csv.DictReader(grades.open(newline="")))
+    assert [r["score"] for r in rows[:3]] == ["2", "", "2"] and rows[0]["comment"] == "'=right"
+    assert rows[7]["answer_id"] == "a7" and rows[7]["score"] == ""
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".grades.csv")]  # no temporary left
+    status, out, _ = run(capsys, "export", "log", "-q", "q1")
+    assert [json.loads(line)["payload"]["kind"] for line in out.splitlines()] == ["grade", "move"]
+    status, out, _ = run(capsys, "export", "pairs", "--author", "ta1")
+    pairs = [json.loads(line) for line in out.splitlines()]
+    assert {(p["answer_id_a"], p["answer_id_b"]): p["together"] for p in pairs}[("a0", "a1")] is False
+    status, _, err = run(capsys, "export", "grades", "-q", "nope")
+    assert status == 2 and "question 'nope' is not in" in err
+
+
+def test_the_installed_command_runs_as_a_real_process(db):
+    with Store.open(db) as store:
+        store.append("q1", "ta2", 0, Rename(1, "Canberra!"))
+    done = subprocess.run(
+        [sys.executable, "-m", "grouper", "edit", "--db", str(db), "-q", "q1", "--author", "ta1", "--base-version", "0", "confirm", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr  # the exit status scripts see
+    assert "group 1 was renamed from 'Canberra' by ta2 at version 1" in done.stderr
+
+
+@pytest.mark.slow
+def test_import_groups_a_file_with_the_real_encoder(tmp_path, capsys):
+    db = tmp_path / "import.sqlite"
+    status, out, err = run(capsys, "import", str(SAMPLE), "--db", str(db), "--course", "Geo", "--device", "cpu")
+    assert status == 0, err
+    assert out.startswith("question q1: 185 answers in ")
+    with Store.open(db) as store:
+        s = store.state("q1")
+        assert len(s.positions) == 185 and len(s.groups) >= 3
+        answers = store.answers("q1")
+        texts = [a.normalized for a in answers if a.normalized]
+        assert len(store.embeddings.get_many(store.model_version("q1"), texts)) == len(set(texts))
+    status, _, err = run(capsys, "import", str(SAMPLE), "--db", str(db))
+    assert status == 2 and "already in" in err
+    status, out, _ = run(capsys, "import", str(SAMPLE), "--db", str(db), "--skip-existing")
+    assert status == 0 and "already in the store" in out

@@ -1,0 +1,352 @@
+"""The pure edit fold: each edit's effect, conflicts, grades, undo, replay and the JSON codec."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edit_codec import edit_from_dict, edit_to_dict, payload_from_dict, state_from_dict, state_to_dict
+from grouper.edits import (
+    CONFIRMED,
+    NEW,
+    Confirm,
+    Delete,
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    QuestionState,
+    Rename,
+    Split,
+    Undo,
+    apply,
+    auto_split_parts,
+    initial_state,
+    make_edit,
+    replay,
+)
+
+IDS = [f"a{i}" for i in range(10)]
+
+
+def _grouping() -> Grouping:
+    # group 1: a0 a1 a2 a3, group 2: a4 a5, group 3 (blank): a8 a9; a6 a7 ungrouped
+    labels = np.array([1, 1, 1, 1, 2, 2, UNGROUPED, UNGROUPED, 3, 3])
+    groups = (
+        Group(1, "Canberra", (0, 1, 2, 3)),
+        Group(2, "Sydney", (4, 5)),
+        Group(3, "(blank)", (8, 9), blank=True),
+    )
+    return Grouping(labels, np.ones(10), groups)
+
+
+@pytest.fixture
+def start() -> QuestionState:
+    return initial_state("q1", IDS, _grouping())
+
+
+class Log:
+    """A question's state with its log, so tests can replay what they did."""
+
+    def __init__(self, state: QuestionState):
+        self.initial = state
+        self.state = state
+        self.edits = []
+
+    def do(self, author, payload, base=None) -> QuestionState:
+        edit = make_edit(self.state, author, payload, base_version=base)
+        self.state = apply(self.state, edit)
+        self.edits.append(edit)
+        return self.state
+
+
+def test_initial_state_follows_the_grouping(start):
+    assert start.version == 0
+    assert start.groups[1].members == ("a0", "a1", "a2", "a3")
+    assert start.groups[3].blank and not start.groups[1].blank
+    assert start.ungrouped == ("a6", "a7")
+    assert start.next_group_id == 4
+    assert start.group_of("a4") == 2 and start.group_of("a6") is None
+
+
+def test_initial_state_refuses_a_grouping_of_another_length():
+    with pytest.raises(ValueError, match="labels 10 answers but there are 9"):
+        initial_state("q1", IDS[:9], _grouping())
+
+
+def test_each_edit_does_what_it_says(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    assert log.state.groups[1].status == CONFIRMED
+    log.do("ta1", Rename(2, "Sydney (wrong)"))
+    assert log.state.groups[2].title == "Sydney (wrong)"
+    log.do("ta1", Move(("a6",), 2))
+    assert log.state.groups[2].members == ("a4", "a5", "a6") and log.state.ungrouped == ("a7",)
+    log.do("ta1", Move(("a0", "a7"), NEW, title="odd ones"))
+    assert log.state.groups[4].members == ("a0", "a7") and log.state.groups[4].title == "odd ones"
+    assert log.state.ungrouped == () and log.state.next_group_id == 5
+    log.do("ta1", Split(1, (("a3",), ("a1", "a2"))))
+    assert log.state.groups[1].members == ("a3",) and log.state.groups[5].members == ("a1", "a2")
+    log.do("ta1", Merge(1, (5, 4)))
+    assert log.state.groups[1].members == ("a3", "a1", "a2", "a0", "a7")
+    assert 4 not in log.state.groups and 5 not in log.state.groups
+    log.do("ta1", Delete(2))
+    assert 2 not in log.state.groups and log.state.ungrouped == ("a4", "a5", "a6")
+    assert log.state.version == 7
+    every = sorted(a for g in log.state.groups.values() for a in g.members) + list(log.state.ungrouped)
+    assert sorted(every) == sorted(IDS)
+
+
+def test_new_groups_never_reuse_an_id(start):
+    log = Log(start)
+    log.do("ta1", Move(("a6",), NEW))
+    log.do("ta1", Delete(4))
+    log.do("ta1", Move(("a7",), NEW))
+    assert 4 not in log.state.groups and 5 in log.state.groups
+
+
+def test_untouched_groups_are_shared_not_copied(start):
+    after = apply(start, make_edit(start, "ta1", Rename(1, "x")))
+    assert after.groups[2] is start.groups[2]
+    assert start.groups[1].title == "Canberra"  # the old state is unchanged
+
+
+def test_a_stale_edit_names_what_changed_and_who(start):
+    log = Log(start)
+    log.do("ta2", Merge(1, (2,)))
+    with pytest.raises(EditRefused) as refused:
+        log.do("ta1", Rename(2, "Sydney!"), base=0)
+    message = str(refused.value)
+    assert "group 2 was merged into group 1 by ta2 at version 1" in message
+    assert "you saw version 0" in message
+    assert log.state.version == 1  # nothing applied
+
+
+def test_graders_on_different_groups_do_not_block_each_other(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1), base=0)
+    log.do("ta2", GradeGroup(2, 0.0, "wrong city"), base=0)  # saw version 0 but group 2 did not change
+    log.do("ta3", Move(("a6",), None if False else 3), base=0)
+    assert log.state.version == 3
+    with pytest.raises(EditRefused, match="group 1 was confirmed by ta1 at version 1"):
+        log.do("ta2", GradeGroup(1, 1.0), base=0)
+    with pytest.raises(EditRefused, match="answer 'a6' was moved to group 3 by ta3 at version 3"):
+        log.do("ta2", Move(("a6",), None), base=2)
+
+
+def test_an_edit_that_changes_nothing_is_refused(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    with pytest.raises(EditRefused, match="already confirmed"):
+        log.do("ta1", Confirm(1))
+    with pytest.raises(EditRefused, match="already in group 1"):
+        log.do("ta1", Move(("a0",), 1))
+    with pytest.raises(EditRefused, match="no grade to clear"):
+        log.do("ta1", GradeGroup(2, None))
+
+
+def test_unknown_groups_and_answers_are_refused(start):
+    with pytest.raises(EditRefused, match="group 9 does not exist in question q1"):
+        apply(start, make_edit(start, "ta1", Confirm(9)))
+    with pytest.raises(EditRefused, match="answer 'zz' is not an answer to question q1"):
+        apply(start, make_edit(start, "ta1", Move(("zz",), None)))
+
+
+def test_a_split_must_partition_the_group(start):
+    with pytest.raises(EditRefused, match="member\\(s\\) 'a3' of group 1 are in no part"):
+        apply(start, make_edit(start, "ta1", Split(1, (("a0",), ("a1", "a2")))))
+    with pytest.raises(EditRefused, match="'a4' are not in group 1"):
+        apply(start, make_edit(start, "ta1", Split(1, (("a0", "a4"), ("a1", "a2", "a3")))))
+
+
+def test_payloads_refuse_bad_values_naming_the_field():
+    with pytest.raises(ValueError, match="merge: others is empty"):
+        Merge(1, ())
+    with pytest.raises(ValueError, match="parts must not overlap"):
+        Split(1, (("a",), ("a", "b")))
+    with pytest.raises(ValueError, match="grade: score must be a finite number"):
+        GradeGroup(1, float("nan"))
+    with pytest.raises(ValueError, match="confirm: group_id must be a group id"):
+        Confirm(0)
+    with pytest.raises(ValueError, match="move: answer_ids names answer 'a' more than once"):
+        Move(("a", "a"), None)
+    assert Confirm(np.int64(3)).group_id == 3 and type(Confirm(np.int64(3)).group_id) is int
+
+
+def test_edits_apply_in_sequence_only(start):
+    edit = make_edit(start, "ta1", Confirm(1))
+    after = apply(start, edit)
+    with pytest.raises(ValueError, match="cannot follow version 1"):
+        apply(after, edit)
+    with pytest.raises(EditRefused, match="base version 5 is ahead"):
+        apply(start, make_edit(start, "ta1", Confirm(1), base_version=5))
+
+
+# --------------------------------------------------------------------------- grades
+
+
+def test_effective_grade_is_override_else_group_grade(start):
+    log = Log(start)
+    log.do("ta1", GradeGroup(1, 2.0, "right"))
+    assert log.state.grade_of("a0").score == 2.0 and log.state.grade_source("a0") == "group"
+    assert len(log.state.last_change.grade_changes) == 4
+    log.do("ta1", GradeAnswer("a1", 1.5, "half right"))
+    assert log.state.grade_of("a1").score == 1.5 and log.state.grade_source("a1") == "override"
+    assert log.state.grade_of("a6") is None and log.state.grade_source("a6") is None
+
+
+def test_moving_an_answer_changes_its_grade_and_the_state_says_so(start):
+    log = Log(start)
+    log.do("ta1", GradeGroup(1, 2.0))
+    log.do("ta1", GradeGroup(2, 0.0))
+    log.do("ta2", Move(("a0", "a1"), None))
+    changes = {c.answer_id: c for c in log.state.last_change.grade_changes}
+    assert set(changes) == {"a0", "a1"}
+    assert changes["a0"].before.score == 2.0 and changes["a0"].after is None
+    log.do("ta2", Merge(2, (1,)))  # group 1's members now get group 2's grade
+    changes = {c.answer_id: c for c in log.state.last_change.grade_changes}
+    assert set(changes) == {"a2", "a3"} and changes["a2"].after.score == 0.0
+
+
+def test_an_override_travels_with_its_answer(start):
+    log = Log(start)
+    log.do("ta1", GradeGroup(1, 2.0))
+    log.do("ta1", GradeAnswer("a0", 1.0))
+    log.do("ta1", Move(("a0",), 2))
+    assert log.state.grade_of("a0").score == 1.0
+    assert log.state.last_change.grade_changes == ()
+
+
+# --------------------------------------------------------------------------- undo
+
+
+def test_undo_restores_what_the_edit_changed(start):
+    log = Log(start)
+    before = log.do("ta1", GradeGroup(1, 2.0))
+    log.do("ta2", Split(1, (("a0", "a1"), ("a2", "a3"))))
+    log.do("ta2", Undo(2))
+    assert log.state.content() == before.content()
+    assert 4 not in log.state.groups and log.state.next_group_id == 5  # id 4 is never reused
+    assert log.state.undone == {2: 3}
+
+
+def test_undo_of_an_undo_reapplies_the_edit(start):
+    log = Log(start)
+    merged = log.do("ta1", Merge(1, (2,)))
+    log.do("ta1", Undo(1))
+    log.do("ta1", Undo(2))
+    assert log.state.content() == merged.content()
+    assert log.state.undone == {2: 3}
+    log.do("ta1", Undo(1))  # the re-applied merge can be undone again
+    assert log.state.content() == start.content()
+    log.do("ta1", Undo(4))  # redo once more (edit 5)
+    log.do("ta1", Undo(3))  # undoing the first redo: the merge is undone again, by edit 2
+    assert log.state.content() == start.content() and log.state.undone[1] == 2
+
+
+def test_undo_is_refused_when_a_later_edit_changed_the_same_things(start):
+    log = Log(start)
+    log.do("ta1", Merge(1, (2,)))
+    log.do("ta2", GradeGroup(1, 1.0))
+    with pytest.raises(EditRefused, match="group 1 was graded 1 by ta2 at version 2; undo edit 2 first"):
+        log.do("ta1", Undo(1))
+    log.do("ta2", Undo(2))  # undoing in reverse order works
+    log.do("ta1", Undo(1))
+    assert log.state.content() == start.content()
+
+
+def test_undo_twice_and_undo_of_unknown_edits_are_refused(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    log.do("ta1", Undo(1))
+    with pytest.raises(EditRefused, match="edit 1 was already undone by edit 2 \\(ta1\\)"):
+        log.do("ta1", Undo(1))
+    with pytest.raises(EditRefused, match="edit 7 does not exist"):
+        log.do("ta1", Undo(7))
+
+
+def test_an_author_cannot_undo_an_edit_they_have_not_seen(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    with pytest.raises(EditRefused, match="group 1 was confirmed by ta1 at version 1 \\(you saw version 0"):
+        log.do("ta2", Undo(1), base=0)
+
+
+# --------------------------------------------------------------------------- replay and codec
+
+
+def _busy_log(start) -> Log:
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    log.do("ta2", Move(("a6", "a7"), NEW, title="new"))
+    log.do("ta1", GradeGroup(1, 2.0, "ok"))
+    log.do("ta2", GradeAnswer("a1", 0.5, "spelling"))
+    log.do("ta1", Split(4, (("a7",), ("a6",))))
+    log.do("ta2", Merge(2, (4,)))
+    log.do("ta1", Undo(6))
+    log.do("ta1", Delete(3))
+    return log
+
+
+def test_replay_from_empty_gives_the_same_state(start):
+    log = _busy_log(start)
+    assert replay(log.initial, log.edits) == log.state
+    # and a replay from any intermediate state (a snapshot) too
+    middle = replay(log.initial, log.edits[:4])
+    assert replay(middle, log.edits[4:]) == log.state
+
+
+def test_state_and_edits_round_trip_through_json(start):
+    log = _busy_log(start)
+    text = json.dumps(state_to_dict(log.state))
+    assert state_from_dict(json.loads(text)) == log.state
+    for edit in log.edits:
+        assert edit_from_dict(json.loads(json.dumps(edit_to_dict(edit)))) == edit
+
+
+def test_decoding_a_bad_payload_names_the_problem():
+    with pytest.raises(ValueError, match="unknown edit kind 'explode'"):
+        payload_from_dict({"kind": "explode"})
+    with pytest.raises(ValueError, match="rename edit has unknown field"):
+        payload_from_dict({"kind": "rename", "group_id": 1, "title": "x", "colour": "red"})
+    with pytest.raises(ValueError, match="rename edit"):
+        payload_from_dict({"kind": "rename", "group_id": 1})
+
+
+# --------------------------------------------------------------------------- automatic split
+
+
+def test_auto_split_parts_are_explicit_and_deterministic(start):
+    rng = np.random.default_rng(0)
+    vectors = {a: rng.normal(size=8) for a in IDS}
+    vectors["a2"] = vectors["a0"] + 0.01
+    parts = auto_split_parts(start, 1, 2, vectors, seed=3)
+    assert parts == auto_split_parts(start, 1, 2, vectors, seed=3)
+    assert sorted(a for p in parts for a in p) == ["a0", "a1", "a2", "a3"]
+    assert any({"a0", "a2"} <= set(p) for p in parts)
+    after = apply(start, make_edit(start, "ta1", Split(1, parts)))
+    assert len(after.groups) == 4
+
+
+def test_auto_split_refuses_more_parts_than_distinct_answers(start):
+    same = {a: np.ones(4) for a in IDS}
+    with pytest.raises(ValueError, match="k \\(2\\) must be at most the number of distinct answers in group 1 \\(1\\)"):
+        auto_split_parts(start, 1, 2, same)
+
+
+def test_an_edit_whose_undo_was_itself_reverted_can_be_undone_again(start):
+    # 1 grades; 2 undoes 1; 3 undoes 2 (the grade is back); 4 undoes 1 (the grade is gone, as 2
+    # left it). Edit 2's result is in place again, so undoing 2 brings the grade back.
+    log = Log(start)
+    graded = log.do("ta1", GradeGroup(1, 0.0))
+    log.do("ta1", Undo(1))
+    log.do("ta1", Undo(2))
+    log.do("ta2", Undo(1))
+    assert log.state.undone == {2: 3, 1: 4}
+    log.do("ta1", Undo(2))
+    assert log.state.content() == graded.content() and 1 not in log.state.undone
+    assert replay(log.initial, log.edits) == log.state

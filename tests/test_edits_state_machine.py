@@ -1,0 +1,409 @@
+"""Several graders interleave every edit and undo; a naive reference model says what must happen.
+
+The reference model is written differently from ``grouper.edits`` on purpose: every group and
+every answer is an item with a stack of ``(edit id, value)`` entries. An edit pushes its values;
+undoing an edit pops them again, or pushes them back when what is undone is itself an undo; an
+undo is allowed only when every item it affects still shows exactly what the undone edit left
+there. Staleness is one number per item: the version at which it last changed.
+
+After every step: the implementation agrees with the model on whether the edit was refused and
+on the resulting groups, members, titles, statuses and grades; every answer is in exactly one
+group or ungrouped; replaying the log from empty gives the same state; and an undo restores
+what the undone edit had changed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edit_codec import state_from_dict, state_to_dict
+from grouper.edits import (
+    CONFIRMED,
+    NEW,
+    SUGGESTED,
+    Confirm,
+    Delete,
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    Rename,
+    Split,
+    Undo,
+    apply,
+    initial_state,
+    make_edit,
+    replay,
+)
+
+USERS = ("ta1", "ta2", "ta3")
+TITLES = ("Canberra", "Sydney", "x", "y")
+SCORES = (0.0, 0.5, 1.0, -1.0)
+ABSENT = None
+
+
+class Model:
+    """The naive reference: stacks of values per item, one staleness version per item."""
+
+    def __init__(self, answer_ids: list[str], groups: dict[int, tuple[str, tuple[str, ...], bool]]):
+        self.answer_ids = answer_ids
+        self.version = 0
+        self.stacks: dict[tuple, list[tuple[int, object]]] = {}
+        self.changed: dict[tuple, int] = {}
+        loc = {a: None for a in answer_ids}
+        for gid, (title, members, blank) in groups.items():
+            self.stacks[("g", gid)] = [(0, (title, members, SUGGESTED, None, blank))]
+            for a in members:
+                loc[a] = gid
+        for a in answer_ids:
+            self.stacks[("a", a)] = [(0, (loc[a], None))]
+        self.next_gid = max(groups, default=0) + 1
+        self.writes: dict[int, dict[tuple, object]] = {}  # edit -> values it pushed
+        self.effect: dict[int, tuple[str, int]] = {}  # edit -> ("push" | "pop", normal edit)
+        self.after_tops: dict[int, dict[tuple, int]] = {}
+        self.history = [self.content()]
+
+    # ----- reading
+
+    def value(self, item: tuple):
+        stack = self.stacks.get(item)
+        return ABSENT if not stack else stack[-1][1]
+
+    def top(self, item: tuple) -> int:
+        stack = self.stacks.get(item)
+        return 0 if not stack else stack[-1][0]
+
+    def group(self, gid: int):
+        return self.value(("g", gid))
+
+    def loc(self, a: str):
+        return self.value(("a", a))[0]
+
+    def stale(self, item: tuple, base: int) -> bool:
+        return self.changed.get(item, 0) > base
+
+    def content(self):
+        groups = []
+        for item, stack in self.stacks.items():
+            if item[0] == "g" and stack and stack[-1][1] is not ABSENT:
+                title, members, status, grade, blank = stack[-1][1]
+                groups.append((item[1], title, members, status, grade, blank))
+        groups.sort()
+        ungrouped = tuple(a for a in self.answer_ids if self.loc(a) is None)
+        overrides = tuple(sorted((a, self.value(("a", a))[1]) for a in self.answer_ids if self.value(("a", a))[1]))
+        return tuple(groups), ungrouped, overrides
+
+    # ----- writing
+
+    def commit(self, values: dict[tuple, object]) -> None:
+        self.version += 1
+        e = self.version
+        for item, value in values.items():
+            self.stacks.setdefault(item, [(0, ABSENT)]).append((e, value))
+            self.changed[item] = e
+        self.writes[e] = dict(values)
+        self.effect[e] = ("push", e)
+        self.after_tops[e] = {item: e for item in values}
+        self.history.append(self.content())
+
+    def undo(self, target: int, base: int) -> bool:
+        """Undo ``target``; False (nothing changed) when it must be refused."""
+        if target not in self.effect:
+            return False
+        tops = self.after_tops[target]
+        if any(self.top(item) != t for item, t in tops.items()):
+            return False
+        if any(self.stale(item, base) for item in tops):
+            return False
+        self.version += 1
+        u = self.version
+        how, normal = self.effect[target]
+        for item in tops:
+            if how == "push":
+                self.stacks[item].pop()
+            else:
+                self.stacks[item].append((normal, self.writes[normal][item]))
+            self.changed[item] = u
+        self.effect[u] = ("pop" if how == "push" else "push", normal)
+        self.after_tops[u] = {item: self.top(item) for item in tops}
+        self.history.append(self.content())
+        return True
+
+
+def _grouping(n: int, labels: list[int], blank_id: int | None) -> tuple[Grouping, dict]:
+    groups = {}
+    for gid in sorted({label for label in labels if label != UNGROUPED}):
+        members = tuple(i for i, label in enumerate(labels) if label == gid)
+        groups[gid] = Group(gid, f"group {gid}", members, blank=(gid == blank_id))
+    return Grouping(np.array(labels), np.ones(n), tuple(groups.values())), groups
+
+
+class GradingSession(RuleBasedStateMachine):
+    """Graders with possibly stale views edit one question."""
+
+    @initialize(data=st.data())
+    def start(self, data):
+        n = data.draw(st.integers(4, 10), label="answers")
+        k = data.draw(st.integers(1, 3), label="groups")
+        labels = data.draw(st.lists(st.sampled_from([UNGROUPED, *range(1, k + 1)]), min_size=n, max_size=n))
+        present = sorted({label for label in labels if label != UNGROUPED})
+        # renumber 1..m as the clustering does
+        renumber = {old: new for new, old in enumerate(present, start=1)}
+        labels = [renumber.get(label, UNGROUPED) for label in labels]
+        blank_id = len(present) if present and data.draw(st.booleans(), label="blank") else None
+        self.answer_ids = [f"a{i}" for i in range(n)]
+        grouping, groups = _grouping(n, labels, blank_id)
+        self.initial = initial_state("q", self.answer_ids, grouping)
+        self.state = self.initial
+        self.log = []
+        self.model = Model(
+            self.answer_ids,
+            {gid: (g.title, tuple(self.answer_ids[i] for i in g.members), g.blank) for gid, g in groups.items()},
+        )
+        self.seen = {u: 0 for u in USERS}
+
+    # ----- helpers
+
+    def view(self, user: str):
+        groups, ungrouped, _ = self.model.history[self.seen[user]]
+        return {g[0]: g for g in groups}, ungrouped
+
+    def submit(self, user: str, payload, accepted_by_model: bool) -> None:
+        edit = make_edit(self.state, user, payload, base_version=self.seen[user])
+        try:
+            new = apply(self.state, edit)
+        except EditRefused:
+            assert not accepted_by_model, f"{user}: {payload} was refused but the model accepts it"
+            self.seen[user] = self.state.version  # a refused grader reloads, as the message says
+            return
+        assert accepted_by_model, f"{user}: {payload} was applied but the model refuses it"
+        self.state = new
+        self.log.append(edit)
+        self.seen[user] = new.version
+
+    def pick_group(self, data, user: str):
+        groups, _ = self.view(user)
+        # mostly groups the user sees; sometimes any id ever handed out (stale or never existed)
+        ids = sorted(groups) or [1]
+        return data.draw(st.one_of(st.sampled_from(ids), st.integers(1, self.model.next_gid)), label="group")
+
+    def group_checks(self, gids, base) -> bool:
+        return all(self.model.group(g) is not ABSENT and not self.model.stale(("g", g), base) for g in gids)
+
+    # ----- rules: one per edit kind
+
+    @rule(user=st.sampled_from(USERS))
+    def reload(self, user):
+        self.seen[user] = self.state.version
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def confirm(self, user, data):
+        gid = self.pick_group(data, user)
+        base = self.seen[user]
+        ok = self.group_checks([gid], base) and self.model.group(gid)[2] != CONFIRMED
+        if ok:
+            title, members, _, grade, blank = self.model.group(gid)
+            self.model.commit({("g", gid): (title, members, CONFIRMED, grade, blank)})
+        self.submit(user, Confirm(gid), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data(), title=st.sampled_from(TITLES))
+    def rename(self, user, data, title):
+        gid = self.pick_group(data, user)
+        ok = self.group_checks([gid], self.seen[user]) and self.model.group(gid)[0] != title
+        if ok:
+            _, members, status, grade, blank = self.model.group(gid)
+            self.model.commit({("g", gid): (title, members, status, grade, blank)})
+        self.submit(user, Rename(gid, title), ok)
+
+    @rule(
+        user=st.sampled_from(USERS),
+        data=st.data(),
+        score=st.one_of(st.none(), st.sampled_from(SCORES)),
+        comment=st.sampled_from(["", "ok"]),
+    )
+    def grade(self, user, data, score, comment):
+        gid = self.pick_group(data, user)
+        comment = comment if score is not None else ""
+        ok = self.group_checks([gid], self.seen[user])
+        if ok:
+            title, members, status, grade, blank = self.model.group(gid)
+            new = None if score is None else (score, comment)
+            ok = new != grade
+            if ok:
+                self.model.commit({("g", gid): (title, members, status, new, blank)})
+        self.submit(user, GradeGroup(gid, score, comment), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def delete(self, user, data):
+        gid = self.pick_group(data, user)
+        ok = self.group_checks([gid], self.seen[user])
+        if ok:
+            values = {("g", gid): ABSENT}
+            for a in self.model.group(gid)[1]:
+                values[("a", a)] = (None, self.model.value(("a", a))[1])
+            self.model.commit(values)
+        self.submit(user, Delete(gid), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def merge(self, user, data):
+        into = self.pick_group(data, user)
+        seen_ids = sorted(self.view(user)[0]) + [self.model.next_gid]
+        others = data.draw(st.lists(st.sampled_from(seen_ids), min_size=1, max_size=2, unique=True), label="others")
+        if into in others:
+            return
+        ok = self.group_checks([into, *others], self.seen[user])
+        if ok:
+            title, members, status, grade, blank = self.model.group(into)
+            values = {}
+            for g in others:
+                for a in self.model.group(g)[1]:
+                    values[("a", a)] = (into, self.model.value(("a", a))[1])
+                members = members + self.model.group(g)[1]
+                values[("g", g)] = ABSENT
+            values[("g", into)] = (title, members, status, grade, blank)
+            self.model.commit(values)
+        self.submit(user, Merge(into, tuple(others)), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def split(self, user, data):
+        groups, _ = self.view(user)
+        candidates = sorted(g for g, info in groups.items() if len(info[2]) >= 2)
+        if not candidates:
+            return
+        gid = data.draw(st.sampled_from(candidates), label="split group")
+        seen_members = groups[gid][2]
+        cut = data.draw(st.lists(st.integers(0, 2), min_size=len(seen_members), max_size=len(seen_members)), label="parts")
+        parts = [tuple(a for a, c in zip(seen_members, cut) if c == i) for i in range(3)]
+        parts = [p for p in parts if p]
+        if len(parts) < 2:
+            return
+        titles = tuple(f"part {i}" for i in range(len(parts)))
+        ok = self.group_checks([gid], self.seen[user]) and set(self.model.group(gid)[1]) == set(seen_members)
+        if ok:
+            _, members, status, grade, blank = self.model.group(gid)
+            part_of = {a: i for i, p in enumerate(parts) for a in p}
+            ordered = [tuple(a for a in members if part_of[a] == i) for i in range(len(parts))]
+            values = {("g", gid): (titles[0], ordered[0], status, grade, blank)}
+            for i, part in enumerate(ordered[1:], start=1):
+                new_id = self.model.next_gid
+                self.model.next_gid += 1
+                values[("g", new_id)] = (titles[i], part, SUGGESTED, None, blank)
+                for a in part:
+                    values[("a", a)] = (new_id, self.model.value(("a", a))[1])
+            self.model.commit(values)
+        self.submit(user, Split(gid, tuple(parts), titles), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def move(self, user, data):
+        answers = data.draw(st.lists(st.sampled_from(self.answer_ids), min_size=1, max_size=3, unique=True), label="answers")
+        kind = data.draw(st.sampled_from(["group", "ungrouped", "new"]), label="to")
+        to = self.pick_group(data, user) if kind == "group" else (None if kind == "ungrouped" else NEW)
+        base = self.seen[user]
+        ok = not any(self.model.stale(("a", a), base) for a in answers)
+        if isinstance(to, int):
+            ok = ok and self.group_checks([to], base)
+        if ok:
+            values = {}
+            if to == NEW:
+                dest = self.model.next_gid
+                moving = list(answers)
+            else:
+                dest = to
+                moving = [a for a in answers if self.model.loc(a) != dest]
+                ok = bool(moving)
+            if ok:
+                sources: dict[int, set] = {}
+                for a in moving:
+                    src = self.model.loc(a)
+                    if src is not None:
+                        sources.setdefault(src, set()).add(a)
+                    values[("a", a)] = (dest, self.model.value(("a", a))[1])
+                for src, out in sources.items():
+                    title, members, status, grade, blank = self.model.group(src)
+                    values[("g", src)] = (title, tuple(m for m in members if m not in out), status, grade, blank)
+                if to == NEW:
+                    self.model.next_gid += 1
+                    values[("g", dest)] = (f"Group {dest}", tuple(moving), SUGGESTED, None, False)
+                elif dest is not None:
+                    title, members, status, grade, blank = self.model.group(dest)
+                    values[("g", dest)] = (title, members + tuple(moving), status, grade, blank)
+                self.model.commit(values)
+        self.submit(user, Move(tuple(answers), to), ok)
+
+    @rule(
+        user=st.sampled_from(USERS),
+        answer=st.integers(0, 9),
+        score=st.one_of(st.none(), st.sampled_from(SCORES)),
+    )
+    def grade_answer(self, user, answer, score):
+        a = self.answer_ids[answer % len(self.answer_ids)]
+        loc, current = self.model.value(("a", a))
+        new = None if score is None else (score, "")
+        ok = not self.model.stale(("a", a), self.seen[user]) and new != current
+        if ok:
+            self.model.commit({("a", a): (loc, new)})
+        self.submit(user, GradeAnswer(a, score), ok)
+
+    @precondition(lambda self: self.state.version > 0)
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def undo(self, user, data):
+        latest = self.state.version
+        target = data.draw(st.one_of(st.just(latest), st.integers(1, latest + 1)), label="undo edit")
+        before_target = self.model.history[target - 1] if target <= latest else None
+        undone_content_before = self.state.content()
+        ok = self.model.undo(target, self.seen[user])
+        self.submit(user, Undo(target), ok)
+        if ok and target == latest and self.model.effect[target][0] == "push":
+            # undoing the latest (ordinary) edit puts everything back as it was before it
+            assert self.state.content() == _impl_shape(before_target), "undo did not restore the prior state"
+            assert self.state.content() != undone_content_before
+
+    # ----- invariants
+
+    @invariant()
+    def agrees_with_the_model(self):
+        assert self.state.version == self.model.version
+        assert self.state.content() == _impl_shape(self.model.content())
+
+    @invariant()
+    def every_answer_is_in_exactly_one_place(self):
+        placed = [a for g in self.state.groups.values() for a in g.members] + list(self.state.ungrouped)
+        assert sorted(placed) == sorted(self.answer_ids)
+        for g in self.state.groups.values():
+            assert all(self.state.location[a] == g.group_id for a in g.members)
+        assert all(self.state.location[a] is None for a in self.state.ungrouped)
+
+    @invariant()
+    def replay_from_empty_equals_the_state(self):
+        assert replay(self.initial, self.log) == self.state
+
+    @invariant()
+    def the_state_survives_a_snapshot(self):
+        if self.state.version % 4 == 0:
+            assert state_from_dict(json.loads(json.dumps(state_to_dict(self.state)))) == self.state
+
+
+def _impl_shape(model_content):
+    """Model content in the shape of ``QuestionState.content()``."""
+    groups, ungrouped, overrides = model_content
+    return (
+        tuple((gid, title, members, status, grade, blank) for gid, title, members, status, grade, blank in groups),
+        ungrouped,
+        overrides,
+    )
+
+
+GradingSession.TestCase.settings = settings(
+    max_examples=80,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestGradingSession = GradingSession.TestCase

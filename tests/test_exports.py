@@ -1,0 +1,232 @@
+"""Exports: formula injection neutralised, grades round-trip through CSV, the log and the pairs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edit_codec import edit_from_dict
+from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, Split, Undo, initial_state, make_edit, apply
+from grouper.exports import (
+    grade_rows,
+    neutralise,
+    read_grades_csv,
+    write_edit_log_jsonl,
+    write_grades_by_student_csv,
+    write_grades_csv,
+    write_pairs_jsonl,
+)
+from grouper.feedback import PairFilter, PairSettings, question_pairs, training_pairs
+from grouper.pairs import TrainingPair
+from grouper.store import Store
+
+INJECTIONS = [
+    "=HYPERLINK(\"http://evil.example\",\"click\")",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "\uff1d1+1",  # full-width equals sign
+    "'=already quoted",
+]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_formula_payloads_are_neutralised(payload):
+    cell = neutralise(payload)
+    assert cell.startswith("'") and cell[1:] == payload
+
+
+@pytest.mark.parametrize("value", [-1.5, 2, 0.0, "-1.5", "+3", "12", "Canberra", "", None])
+def test_numbers_and_plain_text_are_left_alone(value):
+    assert neutralise(value) == value
+
+
+# --------------------------------------------------------------------------- grades
+
+
+@pytest.fixture
+def store(tmp_path):
+    answers = [
+        Answer("a0", "q1", "Canberra", "s0"),
+        Answer("a1", "q1", "=HYPERLINK(\"x\")", "=evil"),
+        Answer("a2", "q1", "Sydney", "-5"),
+        Answer("a3", "q1", "Perth", "@s3"),
+        Answer("a4", "q1", "", "s4"),
+    ]
+    with Store.open(tmp_path / "grades.sqlite") as s:
+        s.import_question(Question("q1", "Capital?", tuple(answers)))
+        labels = np.array([1, 1, 2, UNGROUPED, UNGROUPED])
+        s.save_grouping("q1", Grouping(labels, np.ones(5), (Group(1, "Canberra", (0, 1)), Group(2, "Sydney", (2,)))), model_version="m")
+        s.import_question(Question("q2", "Why?", (Answer("b0", "q2", "because", "s0"), Answer("b1", "q2", "no", "=evil"))))
+        s.save_grouping("q2", Grouping(np.array([1, 1]), np.ones(2), (Group(1, "because", (0, 1)),)), model_version="m")
+        s.append("q1", "ta1", 0, GradeGroup(1, 2.0, "=1+1 right"))
+        s.append("q1", "ta1", 1, GradeGroup(2, -1.5, "@wrong"))
+        s.append("q1", "ta2", 2, Rename(2, "+Sydney"))
+        s.append("q1", "ta2", 3, GradeAnswer("a3", 0.25, "-close"))
+        s.append("q2", "ta1", 0, GradeGroup(1, 1.0))
+        yield s
+
+
+def _rows(store):
+    return [r for q in store.question_ids() for r in grade_rows(store.state(q), store.answers(q))]
+
+
+def test_grades_round_trip_through_the_csv(store):
+    rows = _rows(store)
+    buffer = io.StringIO(newline="")
+    assert write_grades_csv(rows, buffer) == 7
+    assert read_grades_csv(io.StringIO(buffer.getvalue(), newline="")) == rows
+    by_answer = {r.answer_id: r for r in rows}
+    assert by_answer["a0"].score == 2.0 and by_answer["a0"].source == "group" and by_answer["a0"].graded_by == "ta1"
+    assert by_answer["a3"].score == 0.25 and by_answer["a3"].source == "override" and by_answer["a3"].group_id is None
+    assert by_answer["a4"].score is None and by_answer["a4"].source == ""
+
+
+def test_the_grades_csv_has_no_live_formula_and_numbers_stay_numbers(store):
+    buffer = io.StringIO(newline="")
+    write_grades_csv(_rows(store), buffer)
+    cells = [cell for row in csv.reader(io.StringIO(buffer.getvalue(), newline="")) for cell in row]
+    dangerous = [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r") or (c.startswith("-") and not _is_number(c))]
+    assert dangerous == []
+    assert "'=1+1 right" in cells and "'=evil" in cells and "'+Sydney" in cells and "'-close" in cells
+    assert "-1.5" in cells and "2" in cells and "-5" in cells  # a score and a numeric student id, as numbers
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_grades_by_student_has_a_column_per_question_and_a_total(store):
+    buffer = io.StringIO(newline="")
+    assert write_grades_by_student_csv(_rows(store), buffer) == 5
+    table = {row[0]: row[1:] for row in csv.reader(io.StringIO(buffer.getvalue(), newline=""))}
+    assert table["student_id"] == ["q1", "q2", "total"]
+    assert table["s0"] == ["2", "1", "3"]
+    assert table["'=evil"] == ["2", "1", "3"]
+    assert table["-5"] == ["-1.5", "", "-1.5"]
+
+
+def test_a_damaged_grades_csv_is_refused_with_its_row(store):
+    buffer = io.StringIO(newline="")
+    write_grades_csv(_rows(store), buffer)
+    damaged = buffer.getvalue().replace(",2,'=1+1 right", ",two,'=1+1 right", 1)
+    with pytest.raises(ValueError, match="row 2, column 'score': 'two' is not a number"):
+        read_grades_csv(io.StringIO(damaged, newline=""))
+
+
+def test_the_edit_log_exports_as_jsonl_and_reads_back(store):
+    edits = store.edits()
+    buffer = io.StringIO()
+    assert write_edit_log_jsonl(edits, buffer) == 5
+    assert [edit_from_dict(json.loads(line)) for line in buffer.getvalue().splitlines()] == edits
+
+
+# --------------------------------------------------------------------------- training pairs
+
+
+IDS = [f"a{i}" for i in range(8)]
+TEXTS = {a: f"text {a}" for a in IDS}
+
+
+def _start():
+    labels = np.array([1, 1, 1, 2, 2, 2, UNGROUPED, UNGROUPED])
+    return initial_state("q", IDS, Grouping(labels, np.ones(8), (Group(1, "one", (0, 1, 2)), Group(2, "two", (3, 4, 5)))))
+
+
+def _log(*steps):
+    state, edits = _start(), []
+    for author, payload in steps:
+        edit = make_edit(state, author, payload)
+        state = apply(state, edit)
+        edits.append(edit)
+    return edits
+
+
+def _labels(pairs):
+    return {(p.answer_id_a, p.answer_id_b): p.together for p in pairs}
+
+
+def test_pairs_from_confirm_merge_split_and_moves():
+    edits = _log(
+        ("ta1", Confirm(1)),
+        ("ta2", Move(("a2",), None)),
+        ("ta1", Merge(1, (2,))),
+        ("ta1", Split(1, (("a0", "a1"), ("a3", "a4", "a5")))),
+    )
+    pairs = question_pairs(_start(), edits, TEXTS)
+    labels = _labels(pairs)
+    assert labels[("a0", "a1")] is True  # confirm
+    assert labels[("a0", "a2")] is False  # moved out of group 1 later: the latest edit wins
+    assert labels[("a0", "a3")] is False  # merged, then split apart: latest wins
+    assert ("a3", "a4") not in labels  # no edit spoke about these two
+    by_pair = {(p.answer_id_a, p.answer_id_b): p for p in pairs}
+    assert by_pair[("a0", "a3")].edit_id == 4 and by_pair[("a0", "a3")].author == "ta1"
+    assert by_pair[("a0", "a2")].text_a == "text a0" and by_pair[("a0", "a2")].edit_id == 2
+
+
+def test_pairs_from_grades_and_overrides():
+    edits = _log(("ta1", GradeGroup(1, 2.0)), ("ta1", GradeGroup(2, 0.0)), ("ta2", GradeAnswer("a0", 1.0)))
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels[("a1", "a2")] is True  # same grade
+    assert labels[("a3", "a4")] is True
+    assert labels[("a1", "a3")] is False  # different grades
+    assert labels[("a0", "a1")] is False  # the override says a0 differs from its group
+
+
+def test_an_undone_edit_gives_no_pairs_and_a_redone_one_gives_them_back():
+    edits = _log(("ta1", Move(("a6", "a7"), 1)), ("ta1", Undo(1)))
+    assert question_pairs(_start(), edits, TEXTS) == []
+    edits = _log(("ta1", Move(("a6", "a7"), 1)), ("ta1", Undo(1)), ("ta1", Undo(2)))
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels[("a0", "a6")] is True and labels[("a6", "a7")] is True
+
+
+def test_moving_to_a_new_group_links_the_moved_answers_and_separates_them_from_the_old_group():
+    edits = _log(("ta1", Move(("a0", "a1"), NEW)))
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels == {("a0", "a1"): True, ("a0", "a2"): False, ("a1", "a2"): False}
+
+
+def test_pairs_can_be_filtered_by_author_kind_and_time():
+    edits = _log(("ta1", Confirm(1)), ("ta2", Confirm(2)))
+    only_ta2 = question_pairs(_start(), edits, TEXTS, select=PairFilter(authors=frozenset({"ta2"})))
+    assert {p.author for p in only_ta2} == {"ta2"} and len(only_ta2) == 3
+    assert question_pairs(_start(), edits, TEXTS, select=PairFilter(kinds=frozenset({"merge"}))) == []
+    later = question_pairs(_start(), edits, TEXTS, select=PairFilter(since=edits[1].at))
+    assert {p.edit_id for p in later} == {2}
+
+
+def test_a_big_group_is_sampled_reproducibly():
+    n = 300
+    ids = [f"x{i}" for i in range(n)]
+    start = initial_state("q", ids, Grouping(np.ones(n, dtype=int), np.ones(n), (Group(1, "all", tuple(range(n))),)))
+    edits = [make_edit(start, "ta1", Confirm(1))]
+    texts = {a: a for a in ids}
+    capped = question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=500, seed=1))
+    assert len(capped) == 500 and all(p.answer_id_a != p.answer_id_b for p in capped)
+    assert capped == question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=500, seed=1))
+    assert capped != question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=500, seed=2))
+    every = question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=None))
+    assert len(every) == n * (n - 1) // 2 and len({(p.answer_id_a, p.answer_id_b) for p in every}) == len(every)
+
+
+def test_pairs_of_a_store_export_as_jsonl(store):
+    pairs = training_pairs(store)
+    assert {p.question_id for p in pairs} == {"q1", "q2"}
+    buffer = io.StringIO()
+    write_pairs_jsonl(pairs, buffer)
+    assert [TrainingPair.from_dict(json.loads(line)) for line in buffer.getvalue().splitlines()] == pairs
+    only_q2 = training_pairs(store, select=PairFilter(question_ids=frozenset({"q2"})))
+    assert [(p.answer_id_a, p.answer_id_b, p.together) for p in only_q2] == [("b0", "b1", True)]

@@ -1,0 +1,130 @@
+"""Regrouping keeps confirmed and graded groups with their ids and regroups only the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edits import CONFIRMED, Confirm, Delete, GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
+import torch
+
+from grouper.regroup import fixed_answers, is_model_author, model_author, plan_regroup, regroup_question, regroup_store
+
+
+def state_with(groups: dict[int, list[int]], n: int, blank: int | None = None):
+    labels = np.full(n, UNGROUPED)
+    for gid, members in groups.items():
+        labels[members] = gid
+    grouping = Grouping(
+        labels, np.ones(n),
+        tuple(Group(gid, f"g{gid}", tuple(m), blank=gid == blank) for gid, m in groups.items()),
+    )
+    return initial_state("q", [f"a{i}" for i in range(n)], grouping)
+
+
+def run(state, payloads, author="model:v0002"):
+    for payload in payloads:
+        state = apply(state, make_edit(state, author, payload))
+    return state
+
+
+def test_model_author_is_recognisable():
+    assert model_author("v0003") == "model:v0003"
+    assert is_model_author("model:v0003") and not is_model_author("ada")
+
+
+def test_confirmed_and_graded_groups_keep_their_ids_and_members():
+    # 1: confirmed, 2: graded, 3 and 4: suggested, a10 and a11 ungrouped, a9 overridden in 4
+    state = state_with({1: [0, 1], 2: [2, 3], 3: [4, 5, 6], 4: [7, 8, 9]}, 12)
+    state = run(state, [Confirm(1), GradeGroup(2, 1.0), GradeAnswer("a9", 0.5)], author="ada")
+    assert fixed_answers(state) == {"a0", "a1", "a2", "a3", "a9"}
+    before = {gid: state.groups[gid] for gid in (1, 2)}
+    # new clusters: mostly group 3 plus an ungrouped answer; a brand new pair; a7 left out
+    clusters = [["a4", "a5", "a10"], ["a6", "a8", "a11"]]
+    after = run(state, plan_regroup(state, clusters, titles=["x", "y"]))
+    for gid in (1, 2):
+        assert after.groups[gid].members == before[gid].members
+        assert after.groups[gid].status == before[gid].status and after.groups[gid].grade == before[gid].grade
+    assert set(after.groups[3].members) == {"a4", "a5", "a10"}  # the id of the group most of it came from
+    new_ids = [gid for gid in after.groups if gid >= state.next_group_id]
+    assert len(new_ids) == 1 and set(after.groups[new_ids[0]].members) == {"a6", "a8", "a11"}
+    assert after.groups[new_ids[0]].title == "y"
+    assert after.location["a7"] is None
+    # group 4 keeps a9 (its own grade), so it is not deleted; a9 did not move
+    assert after.location["a9"] == 4 and 4 in after.groups
+
+
+def test_a_cluster_mostly_from_one_group_keeps_that_group_and_moves_only_the_rest():
+    state = run(state_with({1: [0, 1, 2], 2: [3, 4, 5]}, 6), [Confirm(1)], author="ada")
+    payloads = plan_regroup(state, [["a5", "a4"]])  # 2 of group 2's 3 members
+    assert payloads == [Move(("a3",), to=None)]  # no delete, no new group
+    after = run(state, payloads)
+    assert set(after.groups[2].members) == {"a4", "a5"} and after.location["a3"] is None
+    assert after.next_group_id == state.next_group_id
+
+
+def test_an_unmatched_suggested_group_is_emptied_then_deleted():
+    state = state_with({1: [0, 1], 2: [2, 3]}, 6)
+    payloads = plan_regroup(state, [["a0", "a2", "a4"], ["a1", "a3", "a5"]])
+    after = run(state, payloads)
+    assert any(isinstance(p, Delete) for p in payloads)
+    assert set(after.groups) == {3, 4}  # fresh ids, never 1 or 2 again
+    assert {frozenset(g.members) for g in after.groups.values()} == {frozenset({"a0", "a2", "a4"}), frozenset({"a1", "a3", "a5"})}
+
+
+def test_nothing_to_do_gives_no_edits():
+    state = state_with({1: [0, 1, 2]}, 4)
+    assert plan_regroup(state, [["a0", "a1", "a2"]]) == []
+
+
+def test_plan_refuses_to_move_fixed_answers():
+    state = run(state_with({1: [0, 1]}, 3), [Confirm(1)], author="ada")
+    with pytest.raises(ValueError, match="stays"):
+        plan_regroup(state, [["a0", "a2"]])
+    with pytest.raises(ValueError, match="more than one cluster"):
+        plan_regroup(state, [["a2"], ["a2"]])
+
+
+def test_regroup_question_groups_only_free_answers_from_vectors():
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, dtype=np.float32)
+    n = 16
+    vectors = np.repeat(centres, 4, axis=0) + 0.01 * rng.normal(size=(n, 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    answers = [Answer(f"a{i}", "q", f"answer {i // 4} variant {i}") for i in range(n)]
+    # initially everything in one suggested group, except a confirmed group of the first four
+    state = run(state_with({1: [0, 1, 2, 3], 2: list(range(4, n))}, n), [Confirm(1)], author="ada")
+    after = run(state, regroup_question(state, answers, vectors))
+    assert after.groups[1].members == state.groups[1].members and after.groups[1].status == CONFIRMED
+    together = {frozenset(g.members) for gid, g in after.groups.items() if gid != 1 and g.members}
+    assert together == {frozenset(f"a{i}" for i in range(k * 4, k * 4 + 4)) for k in (1, 2, 3)}
+
+
+def test_regroup_store_logs_model_edits_and_leaves_confirmed_groups(tmp_path):
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.model_versions import ModelRegistry
+    from grouper.store import Store
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
+    n = len(question.answers)
+    labels = np.array([1] * 10 + [2] * (n - 10))
+    grouping = Grouping(labels, np.ones(n), (Group(1, "first", tuple(range(10))), Group(2, "rest", tuple(range(10, n)))))
+    with Store.open(tmp_path / "grades.sqlite") as store:
+        store.import_question(question)
+        store.save_grouping("q1", grouping, model_version="test")
+        store.append("q1", "ada", 0, Confirm(1))
+        confirmed = store.state("q1").groups[1]
+        report = regroup_store(store, registry, device=torch.device("cpu"))
+        done, refused = report["q1"]
+        assert refused is None and done >= 1
+        edits = store.edits("q1")
+        assert [e.author for e in edits] == ["ada"] + ["model:v0001"] * done
+        after = store.state("q1")
+        assert after.groups[1] == confirmed

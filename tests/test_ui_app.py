@@ -1,0 +1,538 @@
+"""The grading UI through Streamlit's AppTest, against a real SQLite store in tmp_path.
+
+A template store (the q1 sample question, grouped with the real encoder, and a question of
+XSS payloads) is built once per session and copied for every test, so each test edits its
+own database and checks what the store logged: the UI must call the same store and edit
+functions as the command line, attributed to the signed-in user.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamlit import dataframe_util
+from streamlit.testing.v1 import AppTest
+
+from grouper.answers import Question, load_answers, parse_answers
+from grouper.edits import NEW, Confirm, GradeGroup, Merge, Move, Rename, Split, Undo
+from grouper.intake import import_questions
+from grouper.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "ui" / "app.py"
+
+# Student answers that would do something if any of them were interpreted as HTML,
+# Markdown, LaTeX or an icon directive. Each is written by three students, so each forms
+# its own group titled with the payload. (tests/e2e/test_ui_browser.py has the same list.)
+XSS = (
+    "<script>window.__xss = 1</script>",
+    '<img src=x onerror="window.__xss = 2">',
+    "[x](javascript:alert(1))",
+    "![](http://example.invalid/pixel.png)",
+    "$x$",
+    ":material/home:",
+)
+
+
+def xss_question() -> Question:
+    rows = [{"answer_id": f"x{i:02d}", "question_id": "xss", "answer": text} for i, text in enumerate(XSS * 3)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["answer_id", "question_id", "answer"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return parse_answers(out.getvalue().encode(), "xss.csv")[0]
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory, encoder) -> Path:
+    """A store with q1 (185 sample answers) and the XSS question, grouped, no edits."""
+    path = tmp_path_factory.mktemp("ui-template") / "template.sqlite"
+    q1 = load_answers(REPO / "sample_data" / "q1_capital_australia.csv")[0]
+    with Store.open(path) as store:
+        # As `grouper import` does it; the embeddings land in the store's cache, where the
+        # app finds them instead of embedding again.
+        import_questions(store, [q1, xss_question()], encoder)
+    return path
+
+
+@pytest.fixture
+def db(template_db, tmp_path, monkeypatch) -> Path:
+    """This test's own copy of the template store, named to the app by GROUPER_DB."""
+    path = tmp_path / "grouper.sqlite"
+    for source in template_db.parent.glob(template_db.name + "*"):
+        shutil.copy(source, tmp_path / source.name.replace(template_db.name, path.name))
+    monkeypatch.setenv("GROUPER_DB", str(path))
+    monkeypatch.delenv("GROUPER_STAFF_FILE", raising=False)
+    monkeypatch.setenv("GROUPER_MODELS_DIR", str(tmp_path / "models"))  # a registry of its own
+    return path
+
+
+PREVIEW = ("Question", "Text", "Answers", "Blank", "Already in the store")
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+def sign_in(at: AppTest, name: str = "Ada") -> AppTest:
+    at.run()
+    at.text_input(key="sign-in-name").input(name)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def app(db) -> AppTest:
+    """The app with Ada signed in (localhost mode: an instructor), on the Groups page."""
+    return sign_in(new_app())
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def successes(at: AppTest) -> list[str]:
+    return [s.value for s in at.success]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def logged(db: Path, question_id: str = "q1") -> list[tuple[str, object]]:
+    with Store.open(db) as store:
+        return [(e.author, e.payload) for e in store.edits(question_id)]
+
+
+def table(at: AppTest, *columns: str):
+    """The first dataframe (as pandas) with exactly these columns: AppTest keeps the key of
+    selectable dataframes only."""
+    for frame in at.dataframe:
+        value = frame.value
+        if list(value.columns) == list(columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def select_rows(at: AppTest, key: str, rows: list[int]) -> AppTest:
+    """Tick rows of a dataframe, as a click on their checkboxes does."""
+    at.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def open_group(at: AppTest, gid: int) -> AppTest:
+    order = list(at.dataframe(key="groups-q1-v" + str(version(at))).value["Group"])
+    return select_rows(at, f"groups-q1-v{version(at)}", [order.index(gid)])
+
+
+def choose_action(at: AppTest, action: str) -> AppTest:
+    """Pick Move / Split / Merge / Rename / Delete above the open group."""
+    at.segmented_control(key=f"action-{at.session_state['question_id']}").set_value(action)
+    return at.run()
+
+
+def version(at: AppTest) -> int:
+    line = next(t for t in texts(at) if t.startswith(tuple("0123456789")) and "Version" in t)
+    return int(line.rsplit("Version", 1)[1].strip(" ."))
+
+
+def members_key(at: AppTest, gid: int) -> str:
+    return f"members-q1-{gid}-v{version(at)}"
+
+
+def shown_members(at: AppTest, gid: int) -> list[str]:
+    return list(at.dataframe(key=members_key(at, gid)).value["Answer id"])
+
+
+def state(db: Path, question_id: str = "q1"):
+    with Store.open(db) as store:
+        return store.state(question_id)
+
+
+# --------------------------------------------------------------------------- sign-in and access
+
+
+def test_nothing_is_shown_before_signing_in(db):
+    at = new_app().run()
+    assert [t.value for t in at.title] == ["grouper"]
+    assert len(at.dataframe) == 0
+    at.text_input(key="sign-in-name").input("   ")
+    at.button[0].click().run()
+    assert errors(at) == ["That name cannot be used."]
+    assert "type your name: every edit is recorded with it" in texts(at)
+    assert len(at.dataframe) == 0
+
+
+def test_signed_in_name_is_shown_and_recorded_on_edits(app, db):
+    assert "Signed in as Ada (instructor)" in texts(app)
+    app.button(key="confirm-q1-1").click().run()
+    assert logged(db) == [("Ada", Confirm(1))]
+
+
+def _oidc_app(tmp_path: Path, monkeypatch, user: dict) -> AppTest:
+    staff = tmp_path / "staff.toml"
+    staff.write_text('[staff]\n"ada@example.edu" = "instructor"\n"ben@example.edu" = "ta"\n')
+    monkeypatch.setenv("GROUPER_STAFF_FILE", str(staff))
+    at = new_app()
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "a-test-cookie-secret-of-some-length",
+        "client_id": "grouper",
+        "client_secret": "secret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+    at.user = user
+    return at.run()
+
+
+def test_oidc_asks_to_sign_in(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": False})
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert len(at.dataframe) == 0
+
+
+def test_oidc_user_not_on_the_staff_list_is_refused(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "eve@example.edu"})
+    assert errors(at) == ["You cannot use this app."]
+    assert "eve@example.edu is not on the staff list of this course" in texts(at)
+    assert len(at.dataframe) == 0
+
+
+def test_oidc_ta_edits_as_their_address_but_cannot_import_or_export(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    assert "Signed in as Ben (ta)" in texts(at)
+    at.button(key="confirm-q1-1").click().run()
+    assert logged(db) == [("ben@example.edu", Confirm(1))]
+    for page in ("views/import_answers.py", "views/export.py"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(page)
+
+
+def test_oidc_instructor_reaches_import(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "Ada@Example.edu"})
+    at.switch_page("views/import_answers.py").run()
+    assert [t.value for t in at.title] == ["Import answers"]
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.switch_page("views/import_answers.py").run()
+    at.file_uploader(key="import-file").set_value((name, content, "text/csv"))
+    return at.run()
+
+
+def test_import_shows_problems_with_file_row_and_column_and_imports_nothing(app, db):
+    bad = b"answer_id,answer,score\na1,Canberra,1\na1,Sydney,0\na3,Perth,lots\n"
+    _upload(app, "exam.csv", bad)
+    problems = table(app, "File", "Row", "Column", "Problem")
+    assert problems.to_dict("records") == [
+        {"File": "exam.csv", "Row": 3, "Column": "answer_id", "Problem": "duplicate answer id 'a1' (first seen in row 2)"},
+        {"File": "exam.csv", "Row": 4, "Column": "score", "Problem": "score 'lots' is not a number"},
+    ]
+    assert errors(app) == ["Nothing was imported: fix these problems in the file and upload it again."]
+    assert [b.key for b in app.button if b.key == "import-go"] == []
+    with Store.open(db) as store:
+        assert store.question_ids() == ["q1", "xss"]
+
+
+def test_import_previews_then_groups(app, db):
+    answers = ["Canberra"] * 3 + ["Sydney"] * 3 + [""]
+    rows = "".join(f"s{i},{text}\n" for i, text in enumerate(answers))
+    _upload(app, "geo.csv", ("student_id,answer\n" + rows).encode())
+    preview = table(app, *PREVIEW)
+    assert preview.to_dict("records") == [
+        {"Question": "geo", "Text": "", "Answers": 7, "Blank": 1, "Already in the store": ""}
+    ]
+    assert list(table(app, "Answer id", "Student", "Answer")["Answer"]) == answers
+    app.button(key="import-go").click().run()
+    assert successes(app) == ["Imported and grouped 1 question(s)."]
+    with Store.open(db) as store:
+        assert store.question_ids() == ["q1", "xss", "geo"]
+        groups = store.state("geo").groups
+    assert sorted(sorted(g.members) for g in groups.values()) == [["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6"]]
+    # The page moves on to the imported question.
+    assert app.session_state["question_id"] == "geo"
+
+
+def test_import_reports_progress_per_question_then_saves(app, db):
+    """The function behind the page's progress bar: every question, then the save."""
+    import ui_common  # importable once the app has run: it puts ui/ on sys.path
+
+    seen: list[tuple[float, str]] = []
+    questions = parse_answers(b"answer_id,question_id,answer\na,p,x\nb,p,x\nc,r,y\n", "two.csv")
+    assert ui_common.import_and_group(questions, lambda f, what: seen.append((f, what))) == ["p", "r"]
+    assert seen == [
+        (0.0, "Embedding question p: answer 1 of 2"),
+        (0.6, "Embedding question r: answer 1 of 1"),
+        (0.9, "Grouping and saving 2 question(s)"),
+        (1.0, "Done"),
+    ]
+    with Store.open(db) as store:
+        assert store.question_ids() == ["q1", "xss", "p", "r"]
+
+
+def test_questions_already_in_the_store_are_not_imported_twice(app, db):
+    _upload(app, "q1.csv", (REPO / "sample_data" / "q1_capital_australia.csv").read_bytes())
+    assert table(app, *PREVIEW)["Already in the store"].tolist() == ["yes"]
+    assert app.button(key="import-go").disabled
+
+
+def test_sample_data_can_be_picked(app):
+    app.switch_page("views/import_answers.py").run()
+    app.segmented_control(key="import-source").set_value("Sample data").run()
+    assert [p.name for p in app.multiselect(key="import-samples").value] == [
+        "q1_capital_australia.csv", "q2_photosynthesis.csv", "q3_ball_drop.csv"
+    ]
+    assert table(app, *PREVIEW)["Question"].tolist() == ["q1", "q2", "q3"]
+
+
+# --------------------------------------------------------------------------- groups page
+
+
+def test_groups_are_listed_with_title_size_status_grade_and_confidence(app, db):
+    table = app.dataframe(key="groups-q1-v0").value
+    assert list(table.columns) == ["Group", "Title", "Size", "Status", "Grade", "Confidence"]
+    current = state(db)
+    assert sorted(table["Group"]) == sorted(current.groups)
+    first = table.iloc[0]
+    assert (first["Title"], first["Size"]) == (current.groups[first["Group"]].title, len(current.groups[first["Group"]].members))
+    assert set(table["Confidence"]) <= {"●●●", "●●○", "●○○"}
+    assert set(table["Status"]) == {""} and set(table["Grade"]) == {""}
+
+
+def test_members_are_listed_least_typical_first(app, db):
+    shown = app.dataframe(key=members_key(app, 1)).value
+    assert sorted(shown["Answer id"]) == sorted(state(db).groups[1].members)
+    assert list(shown["Typicality"]) == sorted(shown["Typicality"])
+
+
+def test_next_and_previous_group(app):
+    order = list(app.dataframe(key="groups-q1-v0").value["Group"])
+    app.button(key="next-group").click().run()
+    assert app.session_state[f"open-q1"] == order[1]
+    app.button(key="prev-group").click().run()
+    app.button(key="prev-group").click().run()
+    assert app.session_state["open-q1"] == order[-1]
+
+
+def test_opening_a_group_from_the_list(app):
+    open_group(app, 3)
+    assert app.session_state["open-q1"] == 3
+    assert [s.value for s in app.subheader][0] == "Group 3"
+
+
+def test_move_selected_members_to_ungrouped(app, db):
+    chosen = shown_members(app, 1)[:2]
+    select_rows(app, members_key(app, 1), [0, 1])
+    assert "2 of" in next(t for t in texts(app) if "selected" in t)
+    app.button(key="move-q1-1").click().run()
+    assert successes(app) == ["Moved 2 answer(s) to the ungrouped answers."]
+    assert logged(db) == [("Ada", Move(tuple(chosen), None))]
+    assert set(chosen) <= set(state(db).ungrouped)
+
+
+def test_move_selected_members_to_another_group(app, db):
+    chosen = shown_members(app, 1)[:1]
+    select_rows(app, members_key(app, 1), [0])
+    app.selectbox(key="move-to-q1-1").set_value(2)
+    app.button(key="move-q1-1").click().run()
+    assert logged(db) == [("Ada", Move(tuple(chosen), 2))]
+    assert state(db).group_of(chosen[0]) == 2
+
+
+def test_move_without_a_selection_is_explained_not_logged(app, db):
+    app.button(key="move-q1-1").click().run()
+    assert errors(app) == ["Select the answers to move first (tick their rows)."]
+    assert logged(db) == []
+
+
+def test_merge(app, db):
+    choose_action(app, "Merge")
+    app.multiselect(key="merge-q1-1").set_value([2, 3])
+    app.button(key="merge-btn-q1-1").click().run()
+    assert successes(app) == ["Merged group(s) 2, 3 into group 1."]
+    assert logged(db) == [("Ada", Merge(1, (2, 3)))]
+    assert 2 not in state(db).groups
+
+
+def test_split_automatically(app, db):
+    members = state(db).groups[1].members
+    choose_action(app, "Split")
+    app.number_input(key="split-k-q1-1").set_value(2)
+    app.button(key="split-auto-q1-1").click().run()
+    ((author, payload),) = logged(db)
+    assert author == "Ada" and isinstance(payload, Split) and payload.group_id == 1 and len(payload.parts) == 2
+    assert sorted(a for part in payload.parts for a in part) == sorted(members)
+    assert successes(app) == ["Group 1 split into 2 groups."]
+
+
+def test_split_selected_members_out(app, db):
+    chosen = shown_members(app, 1)[:3]
+    select_rows(app, members_key(app, 1), [0, 1, 2])
+    choose_action(app, "Split")
+    app.button(key="split-selected-q1-1").click().run()
+    assert logged(db) == [("Ada", Move(tuple(chosen), NEW))]
+    new = state(db)
+    assert {new.group_of(a) for a in chosen} == {new.next_group_id - 1}
+
+
+def test_rename_keeps_the_title_as_typed(app, db):
+    choose_action(app, "Rename")
+    app.text_input(key="rename-q1-1").input("Canberra **and** <b>friends</b>")
+    app.button(key="rename-btn-q1-1").click().run()
+    assert logged(db) == [("Ada", Rename(1, "Canberra **and** <b>friends</b>"))]
+    assert "Canberra **and** <b>friends</b>" in texts(app)
+    assert all("friends" not in m.value for m in app.markdown)
+
+
+def test_delete_needs_the_box_ticked(app, db):
+    choose_action(app, "Delete")
+    app.button(key="delete-q1-1").click().run()
+    assert logged(db) == []
+    app.checkbox(key="delete-sure-q1-1").check()
+    app.button(key="delete-q1-1").click().run()
+    assert [p.kind for _, p in logged(db)] == ["delete"]
+    assert 1 not in state(db).groups
+
+
+def test_grade_previews_exactly_the_receiving_answers(app, db):
+    members = state(db).groups[1].members
+    app.number_input(key="score-q1-1").set_value(1.0)
+    app.text_input(key="comment-q1-1").input("Canberra is right")
+    preview = table(app, "Answer id", "Answer")
+    assert list(preview["Answer id"]) == list(members)
+    app.button(key="grade-q1-1").click().run()
+    assert logged(db) == [("Ada", GradeGroup(1, 1.0, "Canberra is right"))]
+    assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Grade"] == "1"
+
+
+def test_confirm_then_undo(app, db):
+    app.button(key="confirm-q1-1").click().run()
+    assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"
+    app.button(key="undo").click().run()
+    assert successes(app) == ["Undid your edit 1."]
+    assert logged(db) == [("Ada", Confirm(1)), ("Ada", Undo(1))]
+    assert state(db).groups[1].status == "suggested"
+
+
+def test_undo_with_nothing_to_undo(app, db):
+    app.button(key="undo").click().run()
+    assert [i.value for i in app.info] == ["You have no edit of this question to undo."]
+    assert logged(db) == []
+
+
+def test_undo_takes_back_only_my_own_edits(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Confirm(2))
+    app.button(key="confirm-q1-1").click().run()
+    app.button(key="undo").click().run()
+    app.button(key="undo").click().run()  # nothing of Ada's left: Ben's confirm stays
+    assert logged(db) == [("Ben", Confirm(2)), ("Ada", Confirm(1)), ("Ada", Undo(2))]
+    assert state(db).groups[2].status == "confirmed"
+
+
+def test_stale_edit_is_refused_with_what_changed(app, db):
+    """Ada's page shows version 0; Ben merges group 2 into group 1 meanwhile; Ada's rename
+    of group 1, made on the page she still sees, is refused with Ben's change, not applied."""
+    choose_action(app, "Rename")
+    app.text_input(key="rename-q1-1").input("Mine")
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Merge(1, (2,)))
+    app.button(key="rename-btn-q1-1").click().run()
+    assert errors(app) == ["Your edit was not saved: the group changed since you looked at it."]
+    reason = next(t for t in texts(app) if t.startswith("edit refused"))
+    assert "group 1" in reason and "Ben" in reason and "version 1" in reason
+    assert logged(db) == [("Ben", Merge(1, (2,)))]
+    # The page now shows Ben's merge, so Ada can decide again.
+    assert app.session_state["seen-q1"] == 1
+    assert 2 not in list(app.dataframe(key="groups-q1-v1").value["Group"])
+
+
+def test_concurrent_edits_of_different_groups_are_both_kept(db):
+    ada, ben = sign_in(new_app(), "Ada"), sign_in(new_app(), "Ben")
+    ada.button(key="confirm-q1-1").click().run()
+    ben.button(key="next-group").click().run()
+    ben.button(key="confirm-q1-" + str(ben.session_state["open-q1"])).click().run()
+    assert [(a, p.kind) for a, p in logged(db)] == [("Ada", "confirm"), ("Ben", "confirm")]
+    assert ben.session_state["seen-q1"] == 2  # Ben's page now shows Ada's edit too
+
+
+# --------------------------------------------------------------------------- queue, map, export
+
+
+def test_queue_suggests_the_nearest_group_and_accepts_in_one_click(app, db):
+    app.switch_page("views/queue.py").run()
+    first = next(b for b in app.button if b.key and b.key.startswith("accept-q1-"))
+    answer_id = first.key.removeprefix("accept-q1-")
+    assert first.label.startswith("Move to group ")
+    target = int(first.label.rsplit(" ", 1)[1])
+    assert answer_id in state(db).ungrouped
+    first.click().run()
+    assert logged(db) == [("Ada", Move((answer_id,), target))]
+    assert successes(app) == [f"Answer {answer_id} moved to group {target}."]
+
+
+def test_map_draws_every_answer_coloured_by_group_with_its_text_as_tooltip(app, db):
+    app.selectbox(key="question-picker").set_value("xss").run()
+    app.switch_page("views/map.py").run()
+    assert not app.exception
+    (chart,) = app.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    assert [t["field"] for t in spec["encoding"]["tooltip"]] == ["answer", "group", "answer_id"]
+    assert spec["encoding"]["color"]["field"] == "group"
+    points = dataframe_util.convert_arrow_bytes_to_pandas_df(chart.proto.datasets[0].data.data)
+    current = state(db, "xss")
+    assert sorted(points["answer_id"]) == sorted(current.answer_ids)
+    assert set(points["answer"]) == set(XSS)  # verbatim; Vega's tooltip escapes HTML
+    assert all(points["group"] == [f"group {current.group_of(a)}" for a in points["answer_id"]])
+
+
+def test_models_page_lists_versions_and_refuses_to_retrain_without_edits(app, db, tmp_path):
+    app.switch_page("views/models.py").run()
+    versions = table(app, "Version", "Active", "Parent", "Created", "APA of parent", "APA", "Decision")
+    assert versions[["Version", "Active"]].to_dict("records") == [{"Version": "base", "Active": "✓"}]
+    app.button(key="models-retrain").click().run()
+    assert errors(app) == ["Nothing was retrained."]
+    assert any("pair" in t or "held-out" in t for t in texts(app))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")) == ["base"]
+
+
+def test_tas_see_the_models_but_cannot_retrain(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu"})
+    at.switch_page("views/models.py").run()
+    assert [t.value for t in at.title] == ["Models"]
+    assert [b.key for b in at.button if b.key and b.key.startswith("models-")] == []
+
+
+def test_an_instructor_with_an_empty_store_starts_on_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROUPER_DB", str(tmp_path / "empty.sqlite"))
+    monkeypatch.delenv("GROUPER_STAFF_FILE", raising=False)
+    at = sign_in(new_app())
+    assert [t.value for t in at.title] == ["Import answers"]
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def test_student_text_is_shown_verbatim_and_never_as_markdown(app):
+    app.selectbox(key="question-picker").set_value("xss").run()
+    titles = list(app.dataframe(key="groups-xss-v0").value["Title"])
+    assert sorted(titles) == sorted(XSS)
+    for payload in XSS:
+        gid = int(app.dataframe(key="groups-xss-v0").value.set_index("Title").loc[payload, "Group"])
+        app.session_state["open-xss"] = gid
+        app.run()
+        assert payload in texts(app)  # the open group's title, as plain text
+        assert set(app.dataframe(key=f"members-xss-{gid}-v0").value["Answer"]) == {payload}
+    rendered = [m.value for m in (*app.markdown, *app.caption, *app.subheader, *app.title, *app.error, *app.success)]
+    for payload in XSS:
+        assert all(payload not in r for r in rendered)

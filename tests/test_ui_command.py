@@ -1,0 +1,78 @@
+"""``grouper ui``: how it starts Streamlit, where it binds, and ``--import-samples``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from grouper.cli import build_parser
+from grouper.commands import ui as ui_command
+from grouper.store import Store
+
+
+def test_ui_command_is_registered_with_localhost_defaults():
+    args = build_parser().parse_args(["ui", "--db", "x.sqlite"])
+    assert (args.host, args.port, args.import_samples, args.staff_file) == ("127.0.0.1", 8501, False, None)
+
+
+def test_streamlit_is_run_headless_on_the_given_address_without_telemetry():
+    command = ui_command.streamlit_command(ui_command.APP_SCRIPT, "127.0.0.1", 8600)
+    assert command[1:5] == ["-m", "streamlit", "run", str(ui_command.APP_SCRIPT)]
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert options["--server.address"] == "127.0.0.1"
+    assert options["--server.port"] == "8600"
+    assert options["--server.headless"] == "true"
+    assert options["--browser.gatherUsageStats"] == "false"  # the browser contacts only this server
+    assert ui_command.APP_SCRIPT.is_file()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_addresses_need_no_sign_in(host):
+    ui_command.check_bind_address(host, None)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "grader.example.edu"])
+def test_other_addresses_need_a_staff_list(host):
+    with pytest.raises(ValueError, match="anyone who reaches this machine edit grades"):
+        ui_command.check_bind_address(host, None)
+    ui_command.check_bind_address(host, "staff.toml")
+
+
+def test_refusing_to_bind_publicly_starts_nothing(tmp_path, monkeypatch, capsys):
+    from grouper.cli import main
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: started.append(a) or 0)
+    assert main(["ui", "--db", str(tmp_path / "x.sqlite"), "--host", "0.0.0.0"]) == 2
+    assert started == [] and "--host 0.0.0.0" in capsys.readouterr().err
+
+
+def test_ui_passes_the_store_to_the_app_and_imports_samples_once(tmp_path, monkeypatch):
+    """--import-samples imports what is missing (through grouper.intake), then serves."""
+    from grouper.cli import main
+    from grouper.commands import group as group_command
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "tiny.csv").write_text("answer_id,question_id,answer\na,tiny,yes\nb,tiny,yes\nc,tiny,no\n")
+    monkeypatch.setattr(group_command, "SAMPLE_DATA", samples)
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
+    db = tmp_path / "var" / "demo.sqlite"
+    argv = ["ui", "--db", str(db), "--import-samples", "--port", "8777", "--device", "cpu"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the second time there is nothing left to import
+    with Store.open(db) as store:
+        assert store.question_ids() == ["tiny"]
+        assert store.state("tiny").answer_ids == ("a", "b", "c")
+    (command, env), _ = calls
+    assert env["GROUPER_DB"] == str(db.resolve())
+    assert "--server.port" in command and "8777" in command
+
+
+def test_the_library_never_imports_streamlit():
+    code = "import sys, grouper.cli, grouper.access, grouper.review, grouper.commands.ui; print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,104 @@
+"""The reviewer's view logic (grouper.review): order, cues, queue, map."""
+
+from __future__ import annotations
+
+import numpy as np
+from grouper.edits import GroupState, QuestionState
+from grouper.review import (
+    confidence_cue,
+    least_typical_first,
+    listing_order,
+    project_2d,
+    review_queue,
+    typicality,
+)
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.asarray(xs, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+# Two clear directions in 3-D, an outlier between them, and a blank answer.
+VECTORS = {
+    "a1": _unit(1, 0.02, 0),
+    "a2": _unit(1, -0.02, 0),
+    "a3": _unit(1, 0, 0.03),
+    "odd": _unit(0.2, 1, 0),  # sits in group 1 but belongs near group 2
+    "b1": _unit(0, 1, 0.01),
+    "b2": _unit(0.01, 1, 0),
+    "lost": _unit(0.02, 1, 0.02),
+    "blank": np.zeros(3),
+}
+
+
+def test_least_typical_first_puts_the_misplaced_answer_first():
+    order = least_typical_first(["a1", "a2", "odd", "a3"], VECTORS)
+    assert order[0][0] == "odd"
+    assert order[0][1] < 0.6 < order[-1][1]
+    assert [sim for _, sim in order] == sorted(sim for _, sim in order)
+
+
+def test_typicality_of_identical_and_blank_rows_is_one():
+    assert typicality(np.stack([VECTORS["a1"]] * 3)).tolist() == [1.0, 1.0, 1.0]
+    assert typicality(np.zeros((2, 3))).tolist() == [1.0, 1.0]
+    assert typicality(np.zeros((0, 3))).shape == (0,)
+
+
+def test_confidence_cue_levels():
+    assert confidence_cue([0.95, 0.9]).level == "high"
+    assert confidence_cue([0.95, 0.7]).level == "medium"
+    low = confidence_cue([0.95, 0.4, 0.3])
+    assert (low.level, low.doubtful, low.symbol) == ("low", 2, "●○○")
+
+
+def test_queue_offers_nearest_group_for_ungrouped_then_doubtful_members():
+    groups = {1: ["a1", "a2", "a3", "odd"], 2: ["b1", "b2"], 3: ["blank"]}
+    queue = review_queue(groups, ["lost"], VECTORS, settled={3})
+    assert [(q.answer_id, q.reason, q.current_group, q.suggested_group) for q in queue] == [
+        ("lost", "ungrouped", None, 2),
+        ("odd", "doubtful", 1, 2),
+    ]
+    assert queue[0].similarity > 0.99
+
+
+def test_confirmed_groups_are_not_second_guessed():
+    groups = {1: ["a1", "a2", "a3", "odd"], 2: ["b1", "b2"]}
+    assert review_queue(groups, [], VECTORS, settled={1}) == []
+
+
+def test_no_suggestion_when_no_group_is_close():
+    far = dict(VECTORS, idk=_unit(0, 0, 1))
+    queue = review_queue({1: ["a1", "a2"], 2: ["b1", "b2", "idk"]}, ["lost"], far, suggest_from=0.5)
+    # "lost" is near group 2; "idk" is doubtful in group 2 but no other group is close: not queued.
+    assert [(q.answer_id, q.suggested_group) for q in queue] == [("lost", 2)]
+    queue = review_queue({1: ["a1", "a2"]}, ["idk"], far)
+    assert (queue[0].suggested_group, queue[0].similarity) == (None, 0.0)
+
+
+def test_blank_ungrouped_answer_gets_no_suggestion():
+    queue = review_queue({1: ["a1", "a2"]}, ["blank"], VECTORS)
+    assert (queue[0].suggested_group, queue[0].similarity) == (None, 0.0)
+
+
+def test_project_2d_is_deterministic_and_separates_directions():
+    ids = ["a1", "a2", "a3", "b1", "b2", "lost"]
+    block = np.stack([VECTORS[i] for i in ids])
+    first, second = project_2d(block), project_2d(block[::-1].copy())[::-1]
+    assert first.shape == (6, 2)
+    np.testing.assert_allclose(first, second, atol=1e-9)
+    # The two directions end up on opposite sides of the first axis.
+    assert np.sign(first[:3, 0]).tolist() != np.sign(first[3:, 0]).tolist()
+    assert project_2d(block[:2]).tolist() == [[0.0, 0.0], [1.0, 0.0]]
+
+
+
+def test_listing_order_is_largest_first_blank_last_ties_by_id():
+    groups = {
+        1: GroupState(1, "blank", ("e1", "e2", "e3", "e4"), blank=True),
+        2: GroupState(2, "b", ("b1",)),
+        3: GroupState(3, "c", ("c1", "c2")),
+        4: GroupState(4, "d", ("d1",)),
+    }
+    state = QuestionState("q", 0, groups, (), {}, 5, location={}, positions={})
+    assert listing_order(state) == [3, 2, 4, 1]

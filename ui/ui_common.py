@@ -1,0 +1,402 @@
+"""What every page of the grading UI shares: the store, the model, who is signed in.
+
+Rules kept here so that each page script stays short:
+
+- Shared truth lives in the store; ``st.cache_resource`` holds only read-only things that all
+  sessions may share (the store handle, the encoder, embeddings of imported answers).
+  Anything a user has typed or selected lives in their own ``st.session_state``.
+- Student text is shown only through :func:`plain` or dataframe cells, which render text.
+  Markdown-interpreting calls (``st.markdown``, ``st.write``, ``st.caption``, headers, alert
+  bodies, widget labels) get only text this app wrote. ``tests/test_ui_plain_text.py``
+  checks the page scripts for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from grouper.access import (
+    AccessDenied,
+    Action,
+    Identity,
+    StaffListError,
+    load_staff_list,
+    local_identity,
+    oidc_identity,
+    staff_list_path,
+)
+from grouper.answers import Answer, Question
+from grouper.edits import EditRefused, Payload, QuestionState, Undo
+from grouper.embedding import Encoder
+from grouper.review import project_2d
+from grouper.store import Store
+
+#: The store the app opens; ``grouper ui --db`` sets it.
+DB_ENV = "GROUPER_DB"
+
+#: Session-state keys, initialised once per session by :func:`init_session`.
+IDENTITY = "identity"
+QUESTION = "question_id"
+FLASH = "flash"
+
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    IDENTITY: lambda: None,
+    QUESTION: lambda: None,
+    FLASH: list,
+}
+
+
+def init_session() -> None:
+    """Give this browser session its own defaults, once."""
+    for key, make in _DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = make()
+
+
+def db_path() -> Path:
+    """The SQLite file named by ``GROUPER_DB``; stops the page with a message when unset."""
+    value = os.environ.get(DB_ENV)
+    if not value:
+        st.error("No store is open. Start the UI with `grouper ui --db PATH`.")
+        st.stop()
+    return Path(value)
+
+
+def plain(text: str) -> None:
+    """Show student (or any untrusted) text exactly as written: no Markdown, no HTML."""
+    st.text(text)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _auth_configured() -> bool:
+    """Whether the deployment configured OpenID Connect (an ``[auth]`` secrets section)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, Exception):  # no secrets file at all: local mode
+        return False
+
+
+def _local_sign_in() -> Identity | None:
+    """The name form of a localhost deployment; returns the identity once given."""
+    st.title("grouper")
+    st.write("Answer groups for grading. Type your name: every edit you make is recorded with it.")
+    with st.form("sign-in"):
+        name = st.text_input("Your name", key="sign-in-name", max_chars=80)
+        submitted = st.form_submit_button("Start")
+    if submitted:
+        try:
+            return local_identity(name)
+        except ValueError as problem:
+            st.error("That name cannot be used.")
+            plain(str(problem))
+    return None
+
+
+def _oidc_identity() -> Identity:
+    """The signed-in staff member, or the page stops with a sign-in button or a refusal."""
+    if not st.user.is_logged_in:
+        st.title("grouper")
+        st.write("Sign in with your institution's account.")
+        st.button("Sign in", on_click=st.login, key="oidc-login")
+        st.stop()
+    try:
+        auth = dict(st.secrets["auth"])
+        path = staff_list_path(auth)
+        if path is None:
+            raise StaffListError("no staff list is configured (GROUPER_STAFF_FILE or staff_file in [auth])")
+        return oidc_identity(st.user.to_dict(), _staff_list(str(path)))
+    except (AccessDenied, StaffListError) as exc:
+        st.error("You cannot use this app.")
+        plain(str(exc))
+        st.button("Sign out", on_click=st.logout, key="oidc-logout")
+        st.stop()
+
+
+@st.cache_resource(ttl=60, show_spinner=False)
+def _staff_list(path: str):
+    # Re-read at most once a minute: removing someone from the list takes effect quickly.
+    return load_staff_list(path)
+
+
+def signed_in() -> Identity:
+    """Who is using this session; stops the script until someone has signed in."""
+    if _auth_configured():
+        return _oidc_identity()
+    identity = st.session_state.get(IDENTITY)
+    if identity is None:
+        identity = _local_sign_in()
+        if identity is None:
+            st.stop()
+        st.session_state[IDENTITY] = identity
+        st.rerun()
+    return identity
+
+
+def current_identity() -> Identity:
+    """The identity the entry script established for this run."""
+    identity = st.session_state.get("_run_identity")
+    if identity is None:  # a page run without the entry script (should not happen)
+        st.error("Sign in first.")
+        st.stop()
+    return identity
+
+
+def require(action: Action) -> Identity:
+    """The current user, if their role may perform ``action``; otherwise the page stops."""
+    identity = current_identity()
+    if not identity.may(action):
+        st.error(f"Your role ({identity.role.value}) cannot {action.value}; ask an instructor.")
+        st.stop()
+    return identity
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def flash(kind: str, headline: str, detail: str | None = None) -> None:
+    """Queue a message for the next run of this session (callbacks cannot draw in place).
+
+    ``headline`` is app-written text; ``detail`` may hold student text and is shown plain.
+    """
+    st.session_state[FLASH].append((kind, headline, detail))
+
+
+def show_flashes() -> None:
+    """Draw and clear the queued messages."""
+    for kind, headline, detail in st.session_state[FLASH]:
+        if kind == "error":
+            st.error(headline)
+        elif kind == "success":
+            st.success(headline)
+        else:
+            st.info(headline)
+        if detail:
+            plain(detail)
+    st.session_state[FLASH] = []
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, newlines as spaces."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    # One handle per server process, shared by every session: the store serialises writes
+    # itself, and what a session sees is always read back from it.
+    return Store.open(path)
+
+
+def store() -> Store:
+    """The store named by ``GROUPER_DB``."""
+    return _open_store(str(db_path()))
+
+
+def question_ids() -> list[str]:
+    """Every imported question, in import order."""
+    return list(store().question_ids())
+
+
+def choose_question() -> str | None:
+    """The sidebar's question picker; the choice is kept per session across pages."""
+    ids = question_ids()
+    if not ids:
+        st.info("No answers imported yet. An instructor imports them on the Import page.")
+        return None
+    current = st.session_state.get(QUESTION)
+    if current not in ids:
+        current = ids[0]
+    picked = st.sidebar.selectbox("Question", ids, index=ids.index(current), key="question-picker")
+    st.session_state[QUESTION] = picked
+    question = store().question(picked)
+    if question.text:
+        with st.sidebar:
+            plain(shorten(question.text, 300))
+    return picked
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _answers(path: str, question_id: str) -> tuple[Answer, ...]:
+    return _open_store(path).answers(question_id)
+
+
+def answers_of(question_id: str) -> tuple[Answer, ...]:
+    """The question's answers in import order (they never change after import)."""
+    return _answers(str(db_path()), question_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _answer_texts(path: str, question_id: str) -> dict[str, str]:
+    return {a.answer_id: a.text for a in _answers(path, question_id)}
+
+
+def answer_texts(question_id: str) -> dict[str, str]:
+    """Answer id to the text exactly as the student wrote it."""
+    return _answer_texts(str(db_path()), question_id)
+
+
+@st.cache_resource(show_spinner="Loading the model", max_entries=1)
+def encoder() -> Encoder:
+    """The sentence encoder, loaded once per server process and shared read-only."""
+    return Encoder()
+
+
+def _content_key(answers: Sequence[Answer]) -> str:
+    """What a question's embeddings depend on: the model and the answers' ids and texts.
+
+    Keyed by content rather than by store and question, so that the same answers opened
+    from another store (a copy, a test) reuse the vectors.
+    """
+    digest = hashlib.sha256(encoder().model_key.encode())
+    for a in answers:
+        digest.update(b"\x1e" + a.answer_id.encode() + b"\x1f" + a.normalized.encode())
+    return digest.hexdigest()
+
+
+class _VectorCache:
+    """Embeddings of questions' answers, shared read-only by all sessions of the process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.vectors: dict[str, dict[str, np.ndarray]] = {}
+        self.maps: dict[str, tuple[list[str], np.ndarray]] = {}
+
+
+@st.cache_resource(show_spinner=False)
+def _vector_cache() -> _VectorCache:
+    return _VectorCache()
+
+
+def _remember_vectors(answers: Sequence[Answer], vectors: np.ndarray) -> dict[str, np.ndarray]:
+    cache = _vector_cache()
+    by_id = {a.answer_id: vectors[i] for i, a in enumerate(answers)}
+    with cache.lock:
+        return cache.vectors.setdefault(_content_key(answers), by_id)
+
+
+def answer_vectors(question_id: str) -> dict[str, np.ndarray]:
+    """Answer id to its embedding; computed once per question's content and process."""
+    answers = answers_of(question_id)
+    cache = _vector_cache()
+    with cache.lock:
+        found = cache.vectors.get(_content_key(answers))
+    if found is not None:
+        return found
+    with st.spinner(f"Embedding {len(answers)} answers"):
+        # Usually read back from the store's embedding cache, filled when it was imported.
+        encoded = encoder().encode([a.normalized for a in answers], cache=store().embeddings)
+    return _remember_vectors(answers, encoded.vectors)
+
+
+def answer_map(question_id: str) -> tuple[list[str], np.ndarray]:
+    """Answer ids and their 2-D map positions (the projection never changes with edits)."""
+    answers = answers_of(question_id)
+    key = _content_key(answers)
+    cache = _vector_cache()
+    with cache.lock:
+        found = cache.maps.get(key)
+    if found is not None:
+        return found
+    vectors = answer_vectors(question_id)
+    ids = [a.answer_id for a in answers]
+    projected = (ids, project_2d(np.stack([vectors[a] for a in ids])))
+    with cache.lock:
+        return cache.maps.setdefault(key, projected)
+
+
+def load_state(question_id: str) -> QuestionState:
+    """The question's current state, read from the store (the shared truth)."""
+    return store().state(question_id)
+
+
+def remember_version(question_id: str, version: int) -> None:
+    """Record the version this session is showing: its edits are made against it."""
+    st.session_state[f"seen-{question_id}"] = version
+
+
+def submit(question_id: str, payload: Payload, success: str) -> bool:
+    """Append an edit by the signed-in user against the version they saw.
+
+    A stale or impossible edit is refused by the store; the user is shown the reason (what
+    changed, by whom) and nothing is overwritten.
+    """
+    identity = current_identity()
+    base = st.session_state.get(f"seen-{question_id}")
+    if base is None:
+        base = load_state(question_id).version
+    try:
+        store().append(question_id, identity.author, base, payload)
+    except EditRefused as refused:
+        flash("error", "Your edit was not saved: the group changed since you looked at it.", str(refused))
+        return False
+    flash("success", success)
+    return True
+
+
+def undo_last(question_id: str) -> bool:
+    """Undo the signed-in user's latest edit of the question that is still in effect."""
+    identity = current_identity()
+    state = load_state(question_id)
+    mine = [
+        edit_id
+        for edit_id, record in state.records.items()
+        if record.author == identity.author and record.kind != "undo" and edit_id not in state.undone
+    ]
+    if not mine:
+        flash("info", "You have no edit of this question to undo.")
+        return False
+    return submit(question_id, Undo(max(mine)), f"Undid your edit {max(mine)}.")
+
+
+def sample_files() -> list[Path]:
+    """The project's sample answer files."""
+    from grouper.commands.group import SAMPLE_DATA
+
+    return sorted(SAMPLE_DATA.glob("*.csv"))
+
+
+def import_and_group(questions: Sequence[Question], progress: Callable[[float, str], None]) -> list[str]:
+    """Import questions into the store, grouped: ``grouper.intake.import_questions``, the
+    function behind ``grouper import``, with progress reported along the way.
+
+    The slow part, embedding, runs first, chunk by chunk through the store's embedding cache
+    so that progress can be shown; ``import_questions`` then finds every vector cached, groups
+    every question and saves them. Nothing of a question is stored before all are grouped
+    (the cache holds only vectors, keyed by text hash).
+    """
+    from grouper.intake import import_questions
+
+    model = encoder()
+    target = store()
+    total = sum(len(q.answers) for q in questions) or 1
+    done = 0
+    for question in questions:
+        texts = [a.normalized for a in question.answers]
+        for start in range(0, len(texts), _EMBED_CHUNK):
+            progress(
+                0.9 * done / total,
+                f"Embedding question {question.question_id}: answer {start + 1} of {len(texts)}",
+            )
+            model.encode(texts[start : start + _EMBED_CHUNK], cache=target.embeddings)
+            done += len(texts[start : start + _EMBED_CHUNK])
+    progress(0.9, f"Grouping and saving {len(questions)} question(s)")
+    imported = import_questions(target, questions, model)
+    progress(1.0, "Done")
+    return imported
+
+
+_EMBED_CHUNK = 128  # answers per progress step: a fraction of a second on a CPU

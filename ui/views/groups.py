@@ -1,0 +1,367 @@
+"""Groups page: review one question's groups, fix them and grade them.
+
+The list of groups sits on the left, the open group on the right with its members least
+typical first. Everything below the question picker is one fragment: a click reruns only the
+fragment, which reads the question's current state from the store (cheap: a snapshot plus the
+edits since) and never recomputes embeddings or groups. Edits go through
+``ui_common.submit``, which appends them to the store with the version this session saw, so a
+stale edit is refused with what changed instead of overwriting someone else's work.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui_common
+from grouper.access import Action
+from grouper.edits import (
+    CONFIRMED,
+    NEW,
+    Confirm,
+    Delete,
+    GradeGroup,
+    Merge,
+    Move,
+    QuestionState,
+    Rename,
+    Split,
+    auto_split_parts,
+)
+from grouper.review import confidence_cue, least_typical_first, listing_order
+
+identity = ui_common.require(Action.REVIEW)
+st.title("Groups")
+question_id = ui_common.choose_question()
+if question_id is None:
+    st.stop()
+texts = ui_common.answer_texts(question_id)
+vectors = ui_common.answer_vectors(question_id)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _grade_text(state: QuestionState, gid: int) -> str:
+    grade = state.groups[gid].grade
+    return "" if grade is None else f"{grade.score:g}"
+
+
+def _group_label(state: QuestionState, gid: int) -> str:
+    """Option label: id, size and title. Selectbox options are plain text, not Markdown."""
+    g = state.groups[gid]
+    return f"Group {gid} ({len(g.members)}): {ui_common.shorten(g.title, 50)}"
+
+
+def _open_group(state: QuestionState, order: list[int]) -> int | None:
+    key = f"open-{question_id}"
+    gid = st.session_state.get(key)
+    if gid not in state.groups:  # first visit, or the group was merged/deleted meanwhile
+        gid = order[0] if order else None
+        st.session_state[key] = gid
+    return gid
+
+
+def _step(order: list[int], delta: int) -> None:
+    key = f"open-{question_id}"
+    if not order:
+        return
+    current = st.session_state.get(key)
+    index = order.index(current) if current in order else -1
+    st.session_state[key] = order[(index + delta) % len(order)]
+
+
+def _selected_rows(key: str) -> list[int]:
+    """Rows selected in the dataframe widget ``key`` (its state reads as a mapping)."""
+    event = st.session_state.get(key)
+    return [] if event is None else list(event["selection"]["rows"])
+
+
+def _pick_from_table(table_key: str, order: list[int]) -> None:
+    """Open the group whose row was just ticked in the list (each new tick once, so that
+    "Next group" is not overridden by an old tick)."""
+    rows = _selected_rows(table_key)
+    seen_key = f"picked-{table_key}"
+    if rows and rows != st.session_state.get(seen_key) and rows[0] < len(order):
+        st.session_state[f"open-{question_id}"] = order[rows[0]]
+    st.session_state[seen_key] = rows
+
+
+def _selected_members(gid: int, version: int) -> list[str]:
+    """Answer ids of the rows selected in the open group's member table, as shown."""
+    shown = st.session_state.get(f"shown-{question_id}-{gid}", [])
+    rows = _selected_rows(f"members-{question_id}-{gid}-v{version}")
+    return [shown[i] for i in rows if i < len(shown)]
+
+
+# --------------------------------------------------------------------------- actions (callbacks)
+# Callbacks run before the fragment reruns, so one click costs one fragment run.
+
+
+def _confirm(gid: int) -> None:
+    ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.")
+
+
+def _rename(gid: int) -> None:
+    title = st.session_state.get(f"rename-{question_id}-{gid}", "").strip()
+    if not title:
+        ui_common.flash("error", "Type a title first.")
+        return
+    ui_common.submit(question_id, Rename(gid, title), f"Group {gid} renamed.")
+
+
+def _merge(gid: int) -> None:
+    others = st.session_state.get(f"merge-{question_id}-{gid}") or []
+    if not others:
+        ui_common.flash("error", "Choose the group(s) to merge into this one.")
+        return
+    names = ", ".join(str(o) for o in others)
+    ui_common.submit(question_id, Merge(gid, tuple(others)), f"Merged group(s) {names} into group {gid}.")
+
+
+def _split_auto(gid: int, state: QuestionState) -> None:
+    k = int(st.session_state.get(f"split-k-{question_id}-{gid}", 2))
+    try:
+        parts = auto_split_parts(state, gid, k, vectors)
+    except ValueError as exc:
+        ui_common.flash("error", "Cannot split this group.", str(exc))
+        return
+    ui_common.submit(question_id, Split(gid, parts), f"Group {gid} split into {k} groups.")
+
+
+def _split_selected(gid: int, state: QuestionState) -> None:
+    chosen = _selected_members(gid, state.version)
+    if not chosen:
+        ui_common.flash("error", "Select the answers to split out first (tick their rows).")
+        return
+    ui_common.submit(
+        question_id,
+        Move(tuple(chosen), NEW),
+        f"{len(chosen)} answer(s) split out of group {gid} into a new group.",
+    )
+
+
+def _move(gid: int, state: QuestionState) -> None:
+    chosen = _selected_members(gid, state.version)
+    target = st.session_state.get(f"move-to-{question_id}-{gid}", "ungrouped")
+    if not chosen:
+        ui_common.flash("error", "Select the answers to move first (tick their rows).")
+        return
+    to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
+    where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
+    ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}.")
+
+
+def _delete(gid: int) -> None:
+    if not st.session_state.get(f"delete-sure-{question_id}-{gid}"):
+        ui_common.flash("error", "Tick the box to confirm deleting the group.")
+        return
+    ui_common.submit(question_id, Delete(gid), f"Group {gid} deleted; its answers are now ungrouped.")
+
+
+def _grade(gid: int) -> None:
+    score = st.session_state.get(f"score-{question_id}-{gid}")
+    comment = st.session_state.get(f"comment-{question_id}-{gid}", "")
+    if score is None:
+        ui_common.flash("error", "Enter a score first.")
+        return
+    ui_common.submit(question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}.")
+
+
+def _undo() -> None:
+    ui_common.undo_last(question_id)
+
+
+# --------------------------------------------------------------------------- the workspace
+
+
+@st.fragment
+def workspace() -> None:
+    """The group list and the open group; reruns alone on every click inside it."""
+    state = ui_common.load_state(question_id)
+    ui_common.remember_version(question_id, state.version)
+    may_edit = identity.may(Action.EDIT)
+    may_grade = identity.may(Action.GRADE)
+    ui_common.show_flashes()
+
+    order = listing_order(state)
+    # The list's widget key holds the version: its rows are the order of that version.
+    table_key = f"groups-{question_id}-v{state.version}"
+    _pick_from_table(table_key, order)
+    gid = _open_group(state, order)
+    cues = {g: confidence_cue([s for _, s in least_typical_first(state.groups[g].members, vectors)]) for g in order}
+    confirmed = sum(state.groups[g].status == CONFIRMED for g in order)
+    graded = sum(state.groups[g].grade is not None for g in order)
+    st.text(
+        f"{len(order)} groups: {confirmed} confirmed, {graded} graded; "
+        f"{len(state.ungrouped)} answers ungrouped. Version {state.version}."
+    )
+
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        table = pd.DataFrame(
+            {
+                "Group": order,
+                "Title": [state.groups[g].title for g in order],
+                "Size": [len(state.groups[g].members) for g in order],
+                "Status": ["✓" if state.groups[g].status == CONFIRMED else "" for g in order],
+                "Grade": [_grade_text(state, g) for g in order],
+                "Confidence": [cues[g].symbol for g in order],
+            }
+        )
+        st.dataframe(
+            table,
+            key=table_key,
+            on_select="rerun",
+            selection_mode="single-row",
+            hide_index=True,
+            height=min(35 * (len(order) + 1) + 3, 640),
+            column_config={
+                "Group": st.column_config.NumberColumn(width=55),
+                "Title": st.column_config.TextColumn(width=170),
+                "Size": st.column_config.NumberColumn(width=50),
+                "Status": st.column_config.TextColumn(width=45, help="✓ confirmed by a grader"),
+                "Grade": st.column_config.TextColumn(width=55),
+                "Confidence": st.column_config.TextColumn(
+                    width=60, help="How alike the members are: ●●● all close, ●○○ some look misplaced"
+                ),
+            },
+        )
+        nav = st.columns(3)
+        nav[0].button("Previous", key="prev-group", on_click=_step, args=(order, -1), shortcut="P", width="stretch")
+        nav[1].button("Next group", key="next-group", on_click=_step, args=(order, 1), shortcut="N", width="stretch")
+        nav[2].button(
+            "Undo", key="undo", on_click=_undo, shortcut="U", disabled=not may_edit, width="stretch",
+            help="Undo your last edit of this question",
+        )
+
+    with right:
+        if gid is None:
+            st.info("This question has no groups. Answers waiting for a group are in the ungrouped queue.")
+            return
+        group = state.groups[gid]
+        cue = cues[gid]
+        st.subheader(f"Group {gid}")
+        ui_common.plain(group.title)  # the title is student text (or a grader's): plain
+        grade = "not graded" if group.grade is None else f"grade {group.grade.score:g}"
+        st.text(
+            f"{len(group.members)} answers · {group.status} · {grade} · confidence {cue.level}"
+            + (f" ({cue.doubtful} look misplaced)" if cue.doubtful else "")
+            + f" · last change: {group.change}"
+            + (f" by {group.changed_by}" if group.changed_by else "")
+        )
+        if group.grade is not None and group.grade.comment:
+            ui_common.plain(f"Comment: {group.grade.comment}")
+
+        buttons = st.columns(2)
+        buttons[0].button(
+            "Confirm group", key=f"confirm-{question_id}-{gid}", on_click=_confirm, args=(gid,),
+            disabled=not may_edit or group.status == CONFIRMED, shortcut="Y", type="primary", width="stretch",
+        )
+
+        members = least_typical_first(group.members, vectors)
+        shown = [a for a, _ in members]
+        st.session_state[f"shown-{question_id}-{gid}"] = shown
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Answer": [texts[a] for a in shown],
+                    "Answer id": shown,
+                    "Typicality": [round(s, 3) for _, s in members],
+                    "Own grade": [
+                        f"{state.overrides[a].score:g}" if a in state.overrides else "" for a in shown
+                    ],
+                }
+            ),
+            key=f"members-{question_id}-{gid}-v{state.version}",
+            on_select="rerun",
+            selection_mode="multi-row",
+            hide_index=True,
+            height=min(35 * (len(shown) + 1) + 3, 420),
+            column_config={
+                "Answer": st.column_config.TextColumn(width=330),
+                "Answer id": st.column_config.TextColumn(width=75),
+                "Typicality": st.column_config.NumberColumn(
+                    width=75, help="Similarity to the group's centre: the lowest are listed first"
+                ),
+                "Own grade": st.column_config.TextColumn(width=70),
+            },
+        )
+        selected = _selected_members(gid, state.version)
+        st.text(f"{len(selected)} of {len(shown)} selected (least typical first).")
+
+        if may_edit:
+            _edit_actions(state, gid, order)
+        if may_grade:
+            _grade_action(state, gid)
+
+
+def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
+    others = [g for g in order if g != gid]
+    # A segmented control rather than tabs: the chosen action stays chosen across the
+    # reruns every click causes, and only its controls are drawn.
+    action = st.segmented_control(
+        "Action on the open group", _ACTIONS, default="Move", key=f"action-{question_id}", label_visibility="collapsed"
+    )
+    if action == "Move":
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].selectbox(
+            "Move the selected answers to",
+            ["ungrouped", NEW, *others],
+            format_func=lambda o: "Ungrouped" if o == "ungrouped" else ("A new group" if o == NEW else _group_label(state, o)),
+            key=f"move-to-{question_id}-{gid}",
+        )
+        cols[1].button("Move", key=f"move-{question_id}-{gid}", on_click=_move, args=(gid, state), width="stretch")
+    elif action == "Split":
+        cols = st.columns([2, 2], vertical_alignment="bottom")
+        cols[0].number_input("Parts", min_value=2, max_value=20, value=2, step=1, key=f"split-k-{question_id}-{gid}")
+        cols[1].button("Split automatically", key=f"split-auto-{question_id}-{gid}", on_click=_split_auto, args=(gid, state))
+        st.button(
+            "Split the selected answers out into a new group",
+            key=f"split-selected-{question_id}-{gid}",
+            on_click=_split_selected,
+            args=(gid, state),
+        )
+    elif action == "Merge":
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].multiselect(
+            "Merge these groups into this one", others, format_func=lambda o: _group_label(state, o),
+            key=f"merge-{question_id}-{gid}",
+        )
+        cols[1].button("Merge", key=f"merge-btn-{question_id}-{gid}", on_click=_merge, args=(gid,), width="stretch")
+    elif action == "Rename":
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].text_input("New title", key=f"rename-{question_id}-{gid}", max_chars=200)
+        cols[1].button("Rename", key=f"rename-btn-{question_id}-{gid}", on_click=_rename, args=(gid,), width="stretch")
+    elif action == "Delete":
+        st.checkbox("Yes, delete this group (its answers become ungrouped)", key=f"delete-sure-{question_id}-{gid}")
+        st.button("Delete group", key=f"delete-{question_id}-{gid}", on_click=_delete, args=(gid,))
+
+
+_ACTIONS = ["Move", "Split", "Merge", "Rename", "Delete"]
+
+
+def _grade_action(state: QuestionState, gid: int) -> None:
+    group = state.groups[gid]
+    st.subheader("Grade this group", divider="gray")
+    cols = st.columns([1, 3], vertical_alignment="bottom")
+    cols[0].number_input(
+        "Score", value=None if group.grade is None else group.grade.score, step=0.5, key=f"score-{question_id}-{gid}",
+    )
+    cols[1].text_input(
+        "Comment", value="" if group.grade is None else group.grade.comment, key=f"comment-{question_id}-{gid}",
+    )
+    receiving = [a for a in group.members if a not in state.overrides]
+    keeping = [a for a in group.members if a in state.overrides]
+    with st.expander(f"Preview: {len(receiving)} answers will receive this grade"):
+        st.dataframe(
+            pd.DataFrame({"Answer id": receiving, "Answer": [texts[a] for a in receiving]}),
+            hide_index=True,
+            key=f"grade-preview-{question_id}-{gid}-v{state.version}",
+        )
+        if keeping:
+            st.text(f"{len(keeping)} answers keep their own grade: {', '.join(keeping)}")
+    st.button("Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid,), type="primary")
+
+
+workspace()

@@ -1,0 +1,82 @@
+"""Models page: the encoder's versions, and (instructors) retraining on the graders' edits.
+
+Retraining is ``grouper.training.retrain_from_store``, what ``grouper retrain`` runs: the
+edit log becomes must-link / cannot-link pairs, the active model is fine-tuned on them, and
+the candidate is published and activated only if it beats its parent on held-out questions.
+It takes minutes and runs in this session only; other sessions keep working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui_common
+from grouper.access import Action
+from grouper.model_versions import ModelRegistry
+
+identity = ui_common.require(Action.REVIEW)
+st.title("Models")
+ui_common.show_flashes()
+registry = ModelRegistry()
+active = registry.active()
+
+
+def _overall(card, which: str) -> str:
+    """The held-out figure (APA: grader actions per answer, lower is better) of a version."""
+    value = (card.metrics.get(which) or {}).get("overall") if card.metrics else None
+    return "" if value is None else f"{value:.3f}"
+
+
+cards = [registry.card(v) for v in registry.versions()]
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Version": [c.version for c in cards],
+            "Active": ["✓" if c.version == active else "" for c in cards],
+            "Parent": [c.parent or "" for c in cards],
+            "Created": [c.created_at for c in cards],
+            "APA of parent": [_overall(c, "parent") for c in cards],
+            "APA": [_overall(c, "candidate") for c in cards],
+            "Decision": [c.decision for c in cards],
+        }
+    ),
+    hide_index=True,
+)
+st.text(f"New questions are grouped with the active version, {active}.")
+
+if not identity.may(Action.RETRAIN):
+    st.stop()
+
+
+def _retrain() -> None:
+    from grouper.training import retrain_from_store
+
+    with st.status("Retraining on the graders' corrections", expanded=True) as status:
+        try:
+            outcome = retrain_from_store(ui_common.store(), rng=np.random.default_rng(0), registry=registry)
+        except ValueError as problem:
+            status.update(label="Nothing was retrained", state="error")
+            ui_common.flash("error", "Nothing was retrained.", str(problem))
+            return
+        status.update(label="Retrained", state="complete")
+    card = outcome.card
+    verdict = "and activated" if outcome.activated else "but not activated (it did not beat its parent)"
+    ui_common.flash("success", f"Published {card.version} {verdict}.", card.decision)
+
+
+def _activate() -> None:
+    version = st.session_state.get("models-activate")
+    registry.set_active(version, force=True)
+    ui_common.flash("success", f"Version {version} is now active.")
+
+
+st.subheader("Retrain")
+st.text("Fine-tunes the active version on every edit so far; held-out questions decide whether it is kept.")
+if st.button("Retrain now", key="models-retrain", type="primary"):
+    _retrain()
+    st.rerun()
+cols = st.columns([3, 1], vertical_alignment="bottom")
+cols[0].selectbox("Roll back or forward to", registry.versions(), index=registry.versions().index(active), key="models-activate")
+cols[1].button("Activate", key="models-activate-btn", on_click=_activate)
