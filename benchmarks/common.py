@@ -132,3 +132,35 @@ def describe_device(device: torch.device) -> str:
     except OSError:
         pass
     return f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads" + (f" ({model})" if model else "")
+
+
+def cache_folder() -> Path:
+    """Where benchmarks keep corpus embeddings between runs (outside the repository)."""
+    folder = os.environ.get("GROUPER_BENCH_CACHE")
+    return Path(folder) if folder else Path.home() / ".cache" / "grouper" / "benchmarks"
+
+
+def corpus_vectors(encoder, texts: list[str]) -> "np.ndarray":
+    """Embeddings of ``texts`` by ``encoder``, kept on disk keyed by the encoder's model key.
+
+    Re-running a benchmark then re-embeds nothing; the file holds the texts' sha256 and the
+    vectors (``.npz``, no pickle).
+    """
+    import hashlib
+
+    import numpy as np
+
+    from grouper.embedding import InMemoryEmbeddingCache
+
+    digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = cache_folder() / f"{encoder.model_key[:16]}-{digest}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if data["vectors"].shape == (len(texts), encoder.dim):
+                return data["vectors"]
+    vectors = encoder.encode(texts, cache=InMemoryEmbeddingCache()).vectors
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, vectors=vectors)
+    os.replace(tmp, path)
+    return vectors

@@ -1,4 +1,4 @@
-"""Benchmark of the data flywheel's training: time, and zero-shot APA before and after.
+r"""Benchmark of the data flywheel's training: time, and zero-shot APA before and after.
 
 Corrections are simulated on the corpora's ``train`` questions from their gold grades: what a
 complete review would have logged (answers graded alike are must-links, answers graded
@@ -21,8 +21,11 @@ flywheel`` exists; the official figures come from there.
 
 Run (CPU figures on a shared machine vary with its load; the threads flag matters there)::
 
-    .venv/bin/python benchmarks/training.py --max-pairs 2000 --threads 1
-    .venv/bin/python benchmarks/training.py --skip-training --adaptation --adaptation-questions 10
+    .venv/bin/python benchmarks/training.py --max-pairs 1000 --threads 1 --out benchmarks/results/training-1000.json
+    .venv/bin/python benchmarks/training.py --max-pairs 4000 --learning-rate 5e-5 --eval-every 20 \
+        --threads 1 --out benchmarks/results/training-4000.json
+    .venv/bin/python benchmarks/training.py --skip-training --adaptation --adaptation-questions 4 \
+        --adaptation-version base --threads 1 --out benchmarks/results/adaptation.json
 """
 
 from __future__ import annotations

@@ -44,7 +44,12 @@ def _variant(text: str) -> str:
 
 def bench_question(n: int) -> Question:
     """``n`` answers drawn from the sample data, as one question."""
-    texts = [a.text for path in sorted((REPO / "sample_data").glob("*.csv")) for q in load_answers(path) for a in q.answers]
+    texts = [
+        a.text
+        for path in sorted((REPO / "sample_data").glob("*.csv"))
+        for q in load_answers(path)
+        for a in q.answers
+    ]
     pool = texts + [_variant(t) for t in texts]
     answers = tuple(Answer(f"b{i:04d}", "bench", pool[i % len(pool)]) for i in range(n))
     return Question("bench", "Benchmark question (sample answers of q1-q3)", answers)
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 settle(page)
                 started = time.perf_counter()
                 page.get_by_role("button", name="Move", exact=True).click()
-                message(page, f"Moved 1 answer(s)")
+                message(page, "Moved 1 answer(s)")
                 message_s.append(time.perf_counter() - started)
                 page.get_by_text(f"Version {i + 1}.").wait_for()
                 settle(page, quiet_ms=0)
@@ -95,8 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         "largest_group": largest,
         "moves": args.moves,
         "edits_logged": logged,
-        "click_to_message_s": {"median": statistics.median(message_s), "min": min(message_s), "max": max(message_s)},
-        "click_to_settled_s": {"median": statistics.median(settled_s), "min": min(settled_s), "max": max(settled_s)},
+        "click_to_message_s": {
+            "median": statistics.median(message_s),
+            "min": min(message_s),
+            "max": max(message_s),
+        },
+        "click_to_settled_s": {
+            "median": statistics.median(settled_s),
+            "min": min(settled_s),
+            "max": max(settled_s),
+        },
         "requests_outside_localhost": guard.outside,
     }
     print(json.dumps(result, indent=2))

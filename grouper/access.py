@@ -124,9 +124,7 @@ class StaffList:
                 parsed = Role(str(role).strip().lower())
             except ValueError:
                 valid = ", ".join(repr(r.value) for r in Role)
-                raise StaffListError(
-                    f"{source}: role {role!r} of {email!r} is not one of {valid}"
-                ) from None
+                raise StaffListError(f"{source}: role {role!r} of {email!r} is not one of {valid}") from None
             key = _canonical_email(email)
             if key in roles and roles[key] != parsed:
                 raise StaffListError(f"{source}: {email!r} is listed twice with different roles")

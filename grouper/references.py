@@ -338,32 +338,40 @@ def _segment(values: np.ndarray, weights: np.ndarray, k: int, min_size: int) -> 
     return np.array(sorted(cuts), dtype=np.int64)
 
 
-def band_confidence(scores: np.ndarray, bands: np.ndarray) -> np.ndarray:
-    """How firmly each score sits in its band: 1 far from the band's inner edges, falling to 0
-    at an edge shared with another band (where a small change of score would move it).
+def band_confidence(scores: np.ndarray, bands: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """How firmly each score sits in its band rather than a neighbouring one.
+
+    For a neighbouring band, the margin is ``(|s - m_other| - |s - m_own|) / |m_other - m_own|``
+    with ``m`` the bands' mean scores: 1 at (or beyond) the band's own mean, 0 halfway to the
+    neighbour's. The confidence is the smallest margin over the neighbours, clipped to [0, 1].
 
     Parameters
     ----------
     scores : ndarray of shape (m,)
     bands : ndarray of shape (m,), int
+        Consecutive band ids, 0 for the highest scores.
+    weights : ndarray of shape (m,), optional
+        Answers per score, for the bands' means.
 
     Returns
     -------
     ndarray of shape (m,), float64, in [0, 1]
     """
+    scores = np.asarray(scores, dtype=np.float64)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
     conf = np.ones(len(scores), dtype=np.float64)
     ids = np.unique(bands)
     if len(ids) < 2:
         return conf
-    lows = {b: float(scores[bands == b].min()) for b in ids}
-    highs = {b: float(scores[bands == b].max()) for b in ids}
+    means = {int(b): float(np.average(scores[bands == b], weights=weights[bands == b])) for b in ids}
     for b in ids:
         members = bands == b
-        # Inner edges: halfway to the neighbouring bands' nearest scores.
-        upper = (highs[b] + lows[b - 1]) / 2 if b - 1 in lows else None
-        lower = (lows[b] + highs[b + 1]) / 2 if b + 1 in highs else None
-        edges = [e for e in (upper, lower) if e is not None]
-        width = max(highs[b] - lows[b], 1e-12)
-        distance = np.min([np.abs(scores[members] - e) for e in edges], axis=0)
-        conf[members] = np.clip(2 * distance / width, 0.0, 1.0)
+        own = means[int(b)]
+        margins = []
+        for other in (int(b) - 1, int(b) + 1):
+            if other in means and abs(means[other] - own) > 1e-12:
+                s = scores[members]
+                margins.append((np.abs(s - means[other]) - np.abs(s - own)) / abs(means[other] - own))
+        if margins:
+            conf[members] = np.clip(np.min(margins, axis=0), 0.0, 1.0)
     return conf

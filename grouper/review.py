@@ -228,7 +228,11 @@ def review_queue(
             sims = sims.copy()
             sims[ids.index(exclude)] = -np.inf
         best = int(np.argmax(sims))
-        if not np.isfinite(sims[best]) or sims[best] < suggest_from or np.linalg.norm(vectors[answer_id]) <= 1e-12:
+        if (
+            not np.isfinite(sims[best])
+            or sims[best] < suggest_from
+            or np.linalg.norm(vectors[answer_id]) <= 1e-12
+        ):
             return None, 0.0
         return ids[best], float(sims[best])
 
@@ -281,4 +285,3 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
             projected[:, j] = -column
     out[:, :components] = projected
     return out
-

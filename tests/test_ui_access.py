@@ -79,7 +79,12 @@ def test_staff_list_path_env_wins_over_secrets(monkeypatch, tmp_path):
 def test_oidc_user_on_the_list_gets_their_role_and_is_the_author():
     staff = StaffList.from_mapping({"ben@example.edu": "ta"})
     who = oidc_identity({"email": "ben@example.edu", "name": "Ben", "email_verified": True}, staff)
-    assert (who.author, who.display_name, who.role, who.signed_in_with) == ("ben@example.edu", "Ben", Role.TA, "oidc")
+    assert (who.author, who.display_name, who.role, who.signed_in_with) == (
+        "ben@example.edu",
+        "Ben",
+        Role.TA,
+        "oidc",
+    )
     assert who.may(Action.GRADE) and not who.may(Action.EXPORT)
     with pytest.raises(AccessDenied, match="export needs an instructor"):
         who.require(Action.EXPORT)
@@ -104,7 +109,9 @@ def test_local_identity_is_an_instructor_named_as_typed():
     assert (who.author, who.role, who.signed_in_with) == ("Ada Lovelace", Role.INSTRUCTOR, "local")
 
 
-@pytest.mark.parametrize(("name", "message"), [("   ", "type your name"), ("x" * 81, "at most 80"), ("a\x00b", "control")])
+@pytest.mark.parametrize(
+    ("name", "message"), [("   ", "type your name"), ("x" * 81, "at most 80"), ("a\x00b", "control")]
+)
 def test_display_names_are_validated(name, message):
     with pytest.raises(ValueError, match=message):
         validate_display_name(name)

@@ -44,7 +44,7 @@ def test_refusing_to_bind_publicly_starts_nothing(tmp_path, monkeypatch, capsys)
     from grouper.cli import main
 
     started = []
-    monkeypatch.setattr(subprocess, "call", lambda *a, **k: started.append(a) or 0)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
     assert main(["ui", "--db", str(tmp_path / "x.sqlite"), "--host", "0.0.0.0"]) == 2
     assert started == [] and "--host 0.0.0.0" in capsys.readouterr().err
 
@@ -59,7 +59,15 @@ def test_ui_passes_the_store_to_the_app_and_imports_samples_once(tmp_path, monke
     (samples / "tiny.csv").write_text("answer_id,question_id,answer\na,tiny,yes\nb,tiny,yes\nc,tiny,no\n")
     monkeypatch.setattr(group_command, "SAMPLE_DATA", samples)
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
+
+    class FakeServer:
+        def __init__(self, command, env):
+            calls.append((command, env))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
     db = tmp_path / "var" / "demo.sqlite"
     argv = ["ui", "--db", str(db), "--import-samples", "--port", "8777", "--device", "cpu"]
     assert main(argv) == 0
@@ -72,7 +80,25 @@ def test_ui_passes_the_store_to_the_app_and_imports_samples_once(tmp_path, monke
     assert "--server.port" in command and "8777" in command
 
 
+def test_stopping_grouper_ui_stops_the_server(tmp_path):
+    """SIGTERM to ``grouper ui`` reaches the server it started (no orphaned Streamlit)."""
+    import signal
+    import time
+
+    script = tmp_path / "sleeper.py"
+    script.write_text("import time\nwhile True: time.sleep(0.1)\n")
+    driver = (
+        "import sys; from grouper.commands import ui; "
+        f"sys.exit(ui._run_forwarding_signals([sys.executable, {str(script)!r}], {{}}))"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", driver])
+    time.sleep(3)  # the child is running
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=20) == 128 + signal.SIGTERM  # the child's end, passed on
+
+
 def test_the_library_never_imports_streamlit():
-    code = "import sys, grouper.cli, grouper.access, grouper.review, grouper.commands.ui; print('streamlit' in sys.modules)"
+    modules = "grouper.cli, grouper.access, grouper.review, grouper.commands.ui"
+    code = f"import sys, {modules}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

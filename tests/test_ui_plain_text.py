@@ -21,17 +21,51 @@ SCRIPTS = sorted(UI.rglob("*.py"))
 
 # Calls whose text arguments Streamlit interprets as Markdown.
 MARKDOWN_CALLS = {
-    "markdown", "write", "caption", "title", "header", "subheader", "info", "success", "warning",
-    "error", "toast", "latex", "expander", "tabs", "popover", "status", "badge", "metric", "button",
-    "download_button", "link_button", "page_link", "form_submit_button", "checkbox", "toggle", "radio",
-    "selectbox", "multiselect", "text_input", "text_area", "number_input", "slider", "select_slider",
-    "file_uploader", "dialog", "help", "write_stream",
+    "markdown",
+    "write",
+    "caption",
+    "title",
+    "header",
+    "subheader",
+    "info",
+    "success",
+    "warning",
+    "error",
+    "toast",
+    "latex",
+    "expander",
+    "tabs",
+    "popover",
+    "status",
+    "badge",
+    "metric",
+    "button",
+    "download_button",
+    "link_button",
+    "page_link",
+    "form_submit_button",
+    "checkbox",
+    "toggle",
+    "radio",
+    "selectbox",
+    "multiselect",
+    "text_input",
+    "text_area",
+    "number_input",
+    "slider",
+    "select_slider",
+    "file_uploader",
+    "dialog",
+    "help",
+    "write_stream",
 }
 # Arguments of those calls that are rendered as Markdown (positional ones always are).
 TEXT_KEYWORDS = {"label", "body", "help", "placeholder", "caption", "captions", "tabs"}
 # Names that carry student, grader or provider text: answer texts, titles, comments, the
 # messages of refused edits (which quote titles), display names, question texts.
-TAINTED = re.compile(r"text|title|answer|comment|exc|reason|detail|message|display_name|question|problem|name", re.I)
+TAINTED = re.compile(
+    r"text|title|answer|comment|exc|reason|detail|message|display_name|question|problem|name", re.I
+)
 # App-written values that merely contain a tainted word.
 CLEAN = {"question_id"}
 
@@ -61,7 +95,9 @@ def _offences(path: Path) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else (func.id if isinstance(func, ast.Name) else "")
+        name = (
+            func.attr if isinstance(func, ast.Attribute) else (func.id if isinstance(func, ast.Name) else "")
+        )
         if name == "html" or (isinstance(func, ast.Attribute) and name in {"html", "iframe"}):
             found.append(f"{path.name}:{node.lineno}: st.{name} renders raw HTML")
             continue

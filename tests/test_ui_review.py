@@ -92,7 +92,6 @@ def test_project_2d_is_deterministic_and_separates_directions():
     assert project_2d(block[:2]).tolist() == [[0.0, 0.0], [1.0, 0.0]]
 
 
-
 def test_listing_order_is_largest_first_blank_last_ties_by_id():
     groups = {
         1: GroupState(1, "blank", ("e1", "e2", "e3", "e4"), blank=True),

@@ -23,7 +23,7 @@ from grouper.access import Action  # noqa: E402
 st.set_page_config(page_title="grouper", layout="wide")
 ui_common.init_session()
 identity = ui_common.signed_in()
-st.session_state["_run_identity"] = identity
+st.session_state[ui_common.RUN_IDENTITY] = identity
 
 _VIEWS = _HERE / "views"
 # An instructor with an empty store lands on Import; everyone else on Groups.

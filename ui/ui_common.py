@@ -27,6 +27,7 @@ from grouper.access import (
     AccessDenied,
     Action,
     Identity,
+    StaffList,
     StaffListError,
     load_staff_list,
     local_identity,
@@ -46,6 +47,8 @@ DB_ENV = "GROUPER_DB"
 IDENTITY = "identity"
 QUESTION = "question_id"
 FLASH = "flash"
+#: The identity the entry script established for the current run (local or OpenID Connect).
+RUN_IDENTITY = "_run_identity"
 
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     IDENTITY: lambda: None,
@@ -82,7 +85,7 @@ def _auth_configured() -> bool:
     """Whether the deployment configured OpenID Connect (an ``[auth]`` secrets section)."""
     try:
         return "auth" in st.secrets
-    except (FileNotFoundError, KeyError, Exception):  # no secrets file at all: local mode
+    except FileNotFoundError:  # StreamlitSecretNotFoundError: no secrets file, local mode
         return False
 
 
@@ -123,7 +126,7 @@ def _oidc_identity() -> Identity:
 
 
 @st.cache_resource(ttl=60, show_spinner=False)
-def _staff_list(path: str):
+def _staff_list(path: str) -> StaffList:
     # Re-read at most once a minute: removing someone from the list takes effect quickly.
     return load_staff_list(path)
 
@@ -144,7 +147,7 @@ def signed_in() -> Identity:
 
 def current_identity() -> Identity:
     """The identity the entry script established for this run."""
-    identity = st.session_state.get("_run_identity")
+    identity = st.session_state.get(RUN_IDENTITY)
     if identity is None:  # a page run without the entry script (should not happen)
         st.error("Sign in first.")
         st.stop()

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["APP_SCRIPT", "check_bind_address", "register", "streamlit_command"]
@@ -94,20 +94,28 @@ def _import_samples(db: Path, device: str | None) -> list[str]:
     with Store.open(db) as store:
         known = set(store.question_ids())
         questions = [
-            q for path in sorted(SAMPLE_DATA.glob("*.csv")) for q in load_answers(path) if q.question_id not in known
+            q
+            for path in sorted(SAMPLE_DATA.glob("*.csv"))
+            for q in load_answers(path)
+            if q.question_id not in known
         ]
         if not questions:
             print(f"grouper: the sample questions are already in {db}", file=sys.stderr)
             return []
         imported = import_questions(store, questions, Encoder(device=choose_device(device)))
-    print(f"grouper: imported and grouped sample question(s) {', '.join(imported)} into {db}", file=sys.stderr)
+    print(
+        f"grouper: imported and grouped sample question(s) {', '.join(imported)} into {db}", file=sys.stderr
+    )
     return imported
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     check_bind_address(args.host, args.staff_file)
     if not APP_SCRIPT.is_file():
-        print(f"grouper: the UI app is not at {APP_SCRIPT}; install grouper from its repository", file=sys.stderr)
+        print(
+            f"grouper: the UI app is not at {APP_SCRIPT}; install grouper from its repository",
+            file=sys.stderr,
+        )
         return 1
     db = Path(args.db).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +127,23 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         env[STAFF_FILE_ENV] = str(Path(args.staff_file).resolve())
     command = streamlit_command(APP_SCRIPT, args.host, args.port)
     print(f"grouper: serving {db} at http://{args.host}:{args.port}", file=sys.stderr)
+    return _run_forwarding_signals(command, env)
+
+
+def _run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """Run the server; a SIGTERM to this process stops it too, so it is never orphaned.
+
+    Returns the server's exit status, ``128 + N`` when signal N ended it (as a shell says).
+    """
+    process = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: process.send_signal(signum))
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:  # the child got the same Ctrl-C and stops on its own
-        return 130
+        code = process.wait()
+    except KeyboardInterrupt:  # the child got the same Ctrl-C from the terminal
+        code = process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 128 - code if code < 0 else code
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -130,11 +151,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser("ui", help="open the grading UI in the browser")
     ui.add_argument("--db", required=True, help="the store: an SQLite file (created when absent)")
     ui.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    ui.add_argument("--staff-file", help="TOML/JSON staff list (e-mail -> ta | instructor) for OpenID Connect")
     ui.add_argument(
-        "--import-samples", action="store_true", help="import and group the sample data first (once per question)"
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    ui.add_argument(
+        "--staff-file", help="TOML/JSON staff list (e-mail -> ta | instructor) for OpenID Connect"
+    )
+    ui.add_argument(
+        "--import-samples",
+        action="store_true",
+        help="import and group the sample data first (once per question)",
     )
     ui.add_argument("--device", help="cpu, cuda or cuda:N for grouping (default: CUDA when present)")
     ui.set_defaults(func=_cmd_ui)
-

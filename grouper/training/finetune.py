@@ -551,7 +551,7 @@ def fine_tune(
                         best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                     else:
                         bad_evals += 1
-                        if bad_evals >= settings.patience:
+                        if bad_evals >= settings.patience and step < total:
                             result.stopped_early = True
                             break
             if result.stopped_early or step >= total:

@@ -82,7 +82,9 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def serve(db: Path, log_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[AppServer]:
+def serve(
+    db: Path, log_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 90
+) -> Iterator[AppServer]:
     """Start ``grouper ui --db DB`` on a free port and wait for Streamlit's health check."""
     port = free_port()
     log = log_dir / f"streamlit-{port}.log"
@@ -109,7 +111,9 @@ def serve(db: Path, log_dir: Path, *, env: dict[str, str] | None = None, timeout
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"grouper ui not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"grouper ui not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.3)
         yield server
     finally:
@@ -181,7 +185,9 @@ def open_page(browser, request) -> Iterator[Callable[[], tuple]]:
         for i, context in enumerate(contexts):
             for j, page in enumerate(context.pages):
                 with contextlib.suppress(Exception):
-                    page.screenshot(path=str(SCREENSHOTS / f"failed-{request.node.name}-{i}-{j}.png"), full_page=True)
+                    page.screenshot(
+                        path=str(SCREENSHOTS / f"failed-{request.node.name}-{i}-{j}.png"), full_page=True
+                    )
     for context in contexts:
         context.close()
 
@@ -260,5 +266,5 @@ def pick_question(page, question_id: str) -> None:
     """Choose the question in the sidebar picker."""
     page.get_by_label("Question", exact=True).click()
     page.get_by_role("option", name=question_id, exact=True).click()
-    page.get_by_text(f"Version ").first.wait_for()
+    page.get_by_text("Version ").first.wait_for()
     settle(page)

@@ -15,7 +15,13 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.exports import grade_rows, write_edit_log_jsonl, write_grades_by_student_csv, write_grades_csv, write_pairs_jsonl
+from grouper.exports import (
+    grade_rows,
+    write_edit_log_jsonl,
+    write_grades_by_student_csv,
+    write_grades_csv,
+    write_pairs_jsonl,
+)
 from grouper.feedback import PairFilter, training_pairs
 
 identity = ui_common.require(Action.EXPORT)
@@ -51,21 +57,37 @@ st.subheader("Grades")
 st.text(f"{len(rows)} answers, {graded} graded, {len(rows) - graded} not graded yet.")
 cols = st.columns(2)
 cols[0].download_button(
-    "Grades (CSV, one row per answer)", grades, file_name=f"grades-{suffix}.csv", mime="text/csv",
-    key="download-grades", icon=":material/download:",
+    "Grades (CSV, one row per answer)",
+    grades,
+    file_name=f"grades-{suffix}.csv",
+    mime="text/csv",
+    key="download-grades",
+    icon=":material/download:",
 )
 cols[1].download_button(
-    f"Grades by student (CSV, {students} students)", by_student, file_name=f"grades-by-student-{suffix}.csv",
-    mime="text/csv", key="download-grades-by-student", icon=":material/download:",
+    f"Grades by student (CSV, {students} students)",
+    by_student,
+    file_name=f"grades-by-student-{suffix}.csv",
+    mime="text/csv",
+    key="download-grades-by-student",
+    icon=":material/download:",
 )
 st.subheader("Edit log and training signal")
 st.text(f"{len(log)} edits; {len(pairs)} training pairs (must-link / cannot-link) derived from them.")
 cols = st.columns(2)
 cols[0].download_button(
-    "Edit log (JSONL)", log_bytes, file_name=f"edit-log-{suffix}.jsonl", mime="application/jsonl",
-    key="download-log", icon=":material/download:",
+    "Edit log (JSONL)",
+    log_bytes,
+    file_name=f"edit-log-{suffix}.jsonl",
+    mime="application/jsonl",
+    key="download-log",
+    icon=":material/download:",
 )
 cols[1].download_button(
-    "Training pairs (JSONL)", pairs_bytes, file_name=f"pairs-{suffix}.jsonl", mime="application/jsonl",
-    key="download-pairs", icon=":material/download:",
+    "Training pairs (JSONL)",
+    pairs_bytes,
+    file_name=f"pairs-{suffix}.jsonl",
+    mime="application/jsonl",
+    key="download-pairs",
+    icon=":material/download:",
 )

@@ -165,7 +165,9 @@ def _grade(gid: int) -> None:
     if score is None:
         ui_common.flash("error", "Enter a score first.")
         return
-    ui_common.submit(question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}.")
+    ui_common.submit(
+        question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}."
+    )
 
 
 def _undo() -> None:
@@ -189,7 +191,10 @@ def workspace() -> None:
     table_key = f"groups-{question_id}-v{state.version}"
     _pick_from_table(table_key, order)
     gid = _open_group(state, order)
-    cues = {g: confidence_cue([s for _, s in least_typical_first(state.groups[g].members, vectors)]) for g in order}
+    cues = {
+        g: confidence_cue([s for _, s in least_typical_first(state.groups[g].members, vectors)])
+        for g in order
+    }
     confirmed = sum(state.groups[g].status == CONFIRMED for g in order)
     graded = sum(state.groups[g].grade is not None for g in order)
     st.text(
@@ -228,10 +233,19 @@ def workspace() -> None:
             },
         )
         nav = st.columns(3)
-        nav[0].button("Previous", key="prev-group", on_click=_step, args=(order, -1), shortcut="P", width="stretch")
-        nav[1].button("Next group", key="next-group", on_click=_step, args=(order, 1), shortcut="N", width="stretch")
+        nav[0].button(
+            "Previous", key="prev-group", on_click=_step, args=(order, -1), shortcut="P", width="stretch"
+        )
+        nav[1].button(
+            "Next group", key="next-group", on_click=_step, args=(order, 1), shortcut="N", width="stretch"
+        )
         nav[2].button(
-            "Undo", key="undo", on_click=_undo, shortcut="U", disabled=not may_edit, width="stretch",
+            "Undo",
+            key="undo",
+            on_click=_undo,
+            shortcut="U",
+            disabled=not may_edit,
+            width="stretch",
             help="Undo your last edit of this question",
         )
 
@@ -255,8 +269,14 @@ def workspace() -> None:
 
         buttons = st.columns(2)
         buttons[0].button(
-            "Confirm group", key=f"confirm-{question_id}-{gid}", on_click=_confirm, args=(gid,),
-            disabled=not may_edit or group.status == CONFIRMED, shortcut="Y", type="primary", width="stretch",
+            "Confirm group",
+            key=f"confirm-{question_id}-{gid}",
+            on_click=_confirm,
+            args=(gid,),
+            disabled=not may_edit or group.status == CONFIRMED,
+            shortcut="Y",
+            type="primary",
+            width="stretch",
         )
 
         members = least_typical_first(group.members, vectors)
@@ -301,21 +321,39 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
     # A segmented control rather than tabs: the chosen action stays chosen across the
     # reruns every click causes, and only its controls are drawn.
     action = st.segmented_control(
-        "Action on the open group", _ACTIONS, default="Move", key=f"action-{question_id}", label_visibility="collapsed"
+        "Action on the open group",
+        _ACTIONS,
+        default="Move",
+        key=f"action-{question_id}",
+        label_visibility="collapsed",
     )
     if action == "Move":
         cols = st.columns([3, 1], vertical_alignment="bottom")
         cols[0].selectbox(
             "Move the selected answers to",
             ["ungrouped", NEW, *others],
-            format_func=lambda o: "Ungrouped" if o == "ungrouped" else ("A new group" if o == NEW else _group_label(state, o)),
+            format_func=lambda o: (
+                "Ungrouped" if o == "ungrouped" else ("A new group" if o == NEW else _group_label(state, o))
+            ),
             key=f"move-to-{question_id}-{gid}",
         )
-        cols[1].button("Move", key=f"move-{question_id}-{gid}", on_click=_move, args=(gid, state), width="stretch")
+        cols[1].button(
+            "Move", key=f"move-{question_id}-{gid}", on_click=_move, args=(gid, state), width="stretch"
+        )
     elif action == "Split":
-        cols = st.columns([2, 2], vertical_alignment="bottom")
-        cols[0].number_input("Parts", min_value=2, max_value=20, value=2, step=1, key=f"split-k-{question_id}-{gid}")
-        cols[1].button("Split automatically", key=f"split-auto-{question_id}-{gid}", on_click=_split_auto, args=(gid, state))
+        # Forms: typing into a field never reruns the page, so focus stays in the field (a
+        # rerun could move it away, and the next letters typed would fire shortcuts).
+        with st.form(f"split-form-{question_id}-{gid}", border=False):
+            cols = st.columns([2, 2], vertical_alignment="bottom")
+            cols[0].number_input(
+                "Parts", min_value=2, max_value=20, value=2, step=1, key=f"split-k-{question_id}-{gid}"
+            )
+            cols[1].form_submit_button(
+                "Split automatically",
+                key=f"split-auto-{question_id}-{gid}",
+                on_click=_split_auto,
+                args=(gid, state),
+            )
         st.button(
             "Split the selected answers out into a new group",
             key=f"split-selected-{question_id}-{gid}",
@@ -323,19 +361,37 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
             args=(gid, state),
         )
     elif action == "Merge":
-        cols = st.columns([3, 1], vertical_alignment="bottom")
-        cols[0].multiselect(
-            "Merge these groups into this one", others, format_func=lambda o: _group_label(state, o),
-            key=f"merge-{question_id}-{gid}",
-        )
-        cols[1].button("Merge", key=f"merge-btn-{question_id}-{gid}", on_click=_merge, args=(gid,), width="stretch")
+        with st.form(f"merge-form-{question_id}-{gid}", border=False):
+            cols = st.columns([3, 1], vertical_alignment="bottom")
+            cols[0].multiselect(
+                "Merge these groups into this one",
+                others,
+                format_func=lambda o: _group_label(state, o),
+                key=f"merge-{question_id}-{gid}",
+            )
+            cols[1].form_submit_button(
+                "Merge", key=f"merge-btn-{question_id}-{gid}", on_click=_merge, args=(gid,), width="stretch"
+            )
     elif action == "Rename":
-        cols = st.columns([3, 1], vertical_alignment="bottom")
-        cols[0].text_input("New title", key=f"rename-{question_id}-{gid}", max_chars=200)
-        cols[1].button("Rename", key=f"rename-btn-{question_id}-{gid}", on_click=_rename, args=(gid,), width="stretch")
+        with st.form(f"rename-form-{question_id}-{gid}", border=False):
+            cols = st.columns([3, 1], vertical_alignment="bottom")
+            cols[0].text_input("New title", key=f"rename-{question_id}-{gid}", max_chars=200)
+            cols[1].form_submit_button(
+                "Rename",
+                key=f"rename-btn-{question_id}-{gid}",
+                on_click=_rename,
+                args=(gid,),
+                width="stretch",
+            )
     elif action == "Delete":
-        st.checkbox("Yes, delete this group (its answers become ungrouped)", key=f"delete-sure-{question_id}-{gid}")
-        st.button("Delete group", key=f"delete-{question_id}-{gid}", on_click=_delete, args=(gid,))
+        with st.form(f"delete-form-{question_id}-{gid}", border=False):
+            st.checkbox(
+                "Yes, delete this group (its answers become ungrouped)",
+                key=f"delete-sure-{question_id}-{gid}",
+            )
+            st.form_submit_button(
+                "Delete group", key=f"delete-{question_id}-{gid}", on_click=_delete, args=(gid,)
+            )
 
 
 _ACTIONS = ["Move", "Split", "Merge", "Rename", "Delete"]
@@ -344,24 +400,32 @@ _ACTIONS = ["Move", "Split", "Merge", "Rename", "Delete"]
 def _grade_action(state: QuestionState, gid: int) -> None:
     group = state.groups[gid]
     st.subheader("Grade this group", divider="gray")
-    cols = st.columns([1, 3], vertical_alignment="bottom")
-    cols[0].number_input(
-        "Score", value=None if group.grade is None else group.grade.score, step=0.5, key=f"score-{question_id}-{gid}",
-    )
-    cols[1].text_input(
-        "Comment", value="" if group.grade is None else group.grade.comment, key=f"comment-{question_id}-{gid}",
-    )
     receiving = [a for a in group.members if a not in state.overrides]
     keeping = [a for a in group.members if a in state.overrides]
-    with st.expander(f"Preview: {len(receiving)} answers will receive this grade"):
-        st.dataframe(
-            pd.DataFrame({"Answer id": receiving, "Answer": [texts[a] for a in receiving]}),
-            hide_index=True,
-            key=f"grade-preview-{question_id}-{gid}-v{state.version}",
+    with st.form(f"grade-form-{question_id}-{gid}", border=False):
+        cols = st.columns([1, 3], vertical_alignment="bottom")
+        cols[0].number_input(
+            "Score",
+            value=None if group.grade is None else group.grade.score,
+            step=0.5,
+            key=f"score-{question_id}-{gid}",
         )
-        if keeping:
-            st.text(f"{len(keeping)} answers keep their own grade: {', '.join(keeping)}")
-    st.button("Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid,), type="primary")
+        cols[1].text_input(
+            "Comment",
+            value="" if group.grade is None else group.grade.comment,
+            key=f"comment-{question_id}-{gid}",
+        )
+        with st.expander(f"Preview: {len(receiving)} answers will receive this grade"):
+            st.dataframe(
+                pd.DataFrame({"Answer id": receiving, "Answer": [texts[a] for a in receiving]}),
+                hide_index=True,
+                key=f"grade-preview-{question_id}-{gid}-v{state.version}",
+            )
+            if keeping:
+                st.text(f"{len(keeping)} answers keep their own grade: {', '.join(keeping)}")
+        st.form_submit_button(
+            "Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid,), type="primary"
+        )
 
 
 workspace()

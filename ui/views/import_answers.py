@@ -34,7 +34,9 @@ if source == "Sample data":
     else:
         files = []
 else:
-    upload = st.file_uploader("Answer file (CSV, JSON or JSONL)", type=["csv", "json", "jsonl"], key="import-file")
+    upload = st.file_uploader(
+        "Answer file (CSV, JSON or JSONL)", type=["csv", "json", "jsonl"], key="import-file"
+    )
     files = [] if upload is None else [(upload.name, upload.getvalue())]
 
 if not files:
@@ -106,9 +108,10 @@ def _import() -> None:
         imported = ui_common.import_and_group(
             new, progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what)
         )
-    except Exception as exc:  # noqa: BLE001 - shown to the instructor; nothing was saved
+    except Exception as exc:  # noqa: BLE001 - shown to the instructor
+        # Grouping runs before anything is written, so a failure there saved nothing.
         bar.empty()
-        ui_common.flash("error", "The import failed; nothing was saved.", str(exc))
+        ui_common.flash("error", "The import failed.", str(exc))
         return
     bar.progress(1.0, text="Done")
     ui_common.flash("success", f"Imported and grouped {len(imported)} question(s).")
@@ -116,8 +119,6 @@ def _import() -> None:
         st.session_state[ui_common.QUESTION] = imported[0]
 
 
-if st.button(
-    f"Import and group {len(new)} question(s)", key="import-go", type="primary", disabled=not new
-):
+if st.button(f"Import and group {len(new)} question(s)", key="import-go", type="primary", disabled=not new):
     _import()
     st.rerun()

@@ -47,9 +47,15 @@ chart = (
         x=alt.X("x:Q", axis=None),
         y=alt.Y("y:Q", axis=None),
         color=alt.Color(
-            "group:N", scale=alt.Scale(scheme="tableau20"), legend=alt.Legend(title="Group", columns=2, symbolLimit=60)
+            "group:N",
+            scale=alt.Scale(scheme="tableau20"),
+            legend=alt.Legend(title="Group", columns=2, symbolLimit=60),
         ),
-        tooltip=[alt.Tooltip("answer:N", title="Answer"), alt.Tooltip("group:N"), alt.Tooltip("answer_id:N", title="Id")],
+        tooltip=[
+            alt.Tooltip("answer:N", title="Answer"),
+            alt.Tooltip("group:N"),
+            alt.Tooltip("answer_id:N", title="Id"),
+        ],
     )
     .properties(height=620)
     .interactive()

@@ -78,5 +78,10 @@ if st.button("Retrain now", key="models-retrain", type="primary"):
     _retrain()
     st.rerun()
 cols = st.columns([3, 1], vertical_alignment="bottom")
-cols[0].selectbox("Roll back or forward to", registry.versions(), index=registry.versions().index(active), key="models-activate")
+cols[0].selectbox(
+    "Roll back or forward to",
+    registry.versions(),
+    index=registry.versions().index(active),
+    key="models-activate",
+)
 cols[1].button("Activate", key="models-activate-btn", on_click=_activate)

@@ -25,7 +25,9 @@ PAGE_SIZE = 15  # enough to work through without scrolling far; buttons are per 
 
 
 def _accept(answer_id: str, group_id: int) -> None:
-    ui_common.submit(question_id, Move((answer_id,), group_id), f"Answer {answer_id} moved to group {group_id}.")
+    ui_common.submit(
+        question_id, Move((answer_id,), group_id), f"Answer {answer_id} moved to group {group_id}."
+    )
 
 
 @st.fragment
@@ -39,12 +41,18 @@ def queue() -> None:
         {g: group.members for g, group in state.groups.items()}, state.ungrouped, vectors, settled=settled
     )
     ungrouped = sum(item.reason == "ungrouped" for item in items)
-    st.text(f"{ungrouped} ungrouped answers, {len(items) - ungrouped} doubtful members of unconfirmed groups.")
+    st.text(
+        f"{ungrouped} ungrouped answers, {len(items) - ungrouped} doubtful members of unconfirmed groups."
+    )
     if not items:
         st.success("Nothing waiting: every answer is in a group.")
         return
     pages = max(1, -(-len(items) // PAGE_SIZE))
-    page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"queue-page-{question_id}") if pages > 1 else 1
+    page = (
+        st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"queue-page-{question_id}")
+        if pages > 1
+        else 1
+    )
     may_edit = identity.may(Action.EDIT)
     header = st.columns([5, 3, 2])
     header[0].text("Answer")

@@ -1,0 +1,224 @@
+"""The APA benchmark: its arithmetic on hand-made cases, the oracle through the edit log, the
+runner and the ``grouper evaluate`` command."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question
+from grouper.cli import main
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edits import CONFIRMED, Confirm, GradeAnswer, GradeGroup, Move
+from grouper.evaluation import (
+    ORACLE_AUTHOR,
+    count_review,
+    evaluate_questions,
+    exact_text_key,
+    floor_apa,
+    majority_label,
+    review_question,
+    summarise,
+)
+from grouper.evaluation.apa import groups_from_keys
+from grouper.evaluation.oracle import grade_scale, review_order
+from grouper.store import Store
+
+# --------------------------------------------------------------------------- arithmetic
+
+GOLD = ["right"] * 6 + ["wrong"] * 3 + ["partly"]
+
+
+def test_a_perfect_grouping_costs_the_floor() -> None:
+    groups = [[g for g in GOLD if g == label] for label in ("right", "wrong", "partly")]
+    count = count_review(groups, ungrouped=0)
+    assert count.actions == 3 and count.moves == 0
+    assert count.apa == pytest.approx(floor_apa(GOLD)) == pytest.approx(0.3)
+
+
+def test_one_group_costs_one_review_plus_every_minority_answer() -> None:
+    count = count_review([GOLD], ungrouped=0)
+    assert (count.group_reviews, count.moves, count.singles) == (1, 4, 0)
+    assert count.apa == pytest.approx(0.5)
+
+
+def test_all_singletons_cost_one_action_per_answer() -> None:
+    assert count_review([], ungrouped=len(GOLD)).apa == 1.0
+    # A group of one is confirmed and graded: one action, the same as grading it alone.
+    assert count_review([[g] for g in GOLD], ungrouped=0).apa == 1.0
+
+
+def test_ungrouped_answers_and_groups_add_up() -> None:
+    count = count_review([["right", "right", "wrong"], ["wrong", "wrong"]], ungrouped=4)
+    assert (count.answers, count.group_reviews, count.moves, count.singles) == (9, 2, 1, 4)
+    assert count.actions == 7
+
+
+def test_a_majority_tie_goes_to_the_label_listed_first() -> None:
+    assert majority_label(["b", "a", "a", "b"]) == "b"
+    assert majority_label(["a", "b", "b"]) == "b"
+    # The count does not depend on how the tie is broken.
+    assert count_review([["a", "b"]], 0).actions == count_review([["b", "a"]], 0).actions == 2
+    with pytest.raises(ValueError, match="without members"):
+        majority_label([])
+
+
+def test_exact_text_keys_fold_case_width_and_punctuation() -> None:
+    assert exact_text_key("The Sun!") == exact_text_key("the  sun") == "the sun"
+    assert exact_text_key("ＦＵＬＬ width") == "full width"
+    assert exact_text_key("it's") == "it s" and exact_text_key("") == exact_text_key("?!") == ""
+    assert groups_from_keys(["x", "y", "x", "z", "y", "x"]) == [[0, 2, 5], [1, 4], [3]]
+
+
+# --------------------------------------------------------------------------- oracle
+
+
+def _question(gold: list[str], qid: str = "q1") -> Question:
+    answers = tuple(Answer(f"{qid}-a{i}", qid, f"answer {i}", gold=g) for i, g in enumerate(gold))
+    return Question(qid, "Why?", answers, dataset="hand", split="train")
+
+
+# group 1 (4 members): right right right wrong; group 2 (3): wrong wrong right;
+# blank group 3 (2): wrong wrong; answers 9 and 10 ungrouped.
+HAND_GOLD = ["right", "right", "right", "wrong", "wrong", "wrong", "right", "wrong", "wrong", "right", "wrong"]
+
+
+def _hand_grouping() -> Grouping:
+    labels = np.array([1, 1, 1, 1, 2, 2, 2, 3, 3, UNGROUPED, UNGROUPED])
+    groups = (Group(1, "g1", (0, 1, 2, 3)), Group(2, "g2", (4, 5, 6)), Group(3, "(blank)", (7, 8), blank=True))
+    return Grouping(labels, np.ones(11), groups)
+
+
+def test_the_oracle_grades_through_the_edit_log() -> None:
+    question = _question(HAND_GOLD)
+    gold = {a.answer_id: str(a.gold) for a in question.answers}
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("q1", _hand_grouping(), model_version="test")
+        count = review_question(store, "q1", gold)
+
+        expected = count_review([[HAND_GOLD[i] for i in g.members] for g in _hand_grouping().groups], 2)
+        assert count == expected
+        assert (count.group_reviews, count.moves, count.singles, count.actions) == (3, 2, 2, 7)
+
+        log = store.edits("q1")
+        assert log and all(e.author == ORACLE_AUTHOR for e in log)
+        kinds = Counter(type(e.payload) for e in log)
+        assert kinds[Move] == 2 and kinds[Confirm] == 3 and kinds[GradeGroup] == 3
+        assert kinds[GradeAnswer] == 2 + 2  # the answers moved out, then the ungrouped ones
+        moved = [e.payload.answer_ids[0] for e in log if isinstance(e.payload, Move)]
+        assert moved == ["q1-a3", "q1-a6"] and all(e.payload.to is None for e in log if isinstance(e.payload, Move))
+
+        # The log is the truth: replaying it gives the state, and every answer has its gold grade.
+        state = store.replay("q1")
+        assert state.content() == store.state("q1").content()
+        assert all(state.grade_of(a).comment == g for a, g in gold.items())
+        assert all(g.status == CONFIRMED for g in state.groups.values())
+
+
+def test_groups_are_reviewed_in_the_order_the_ui_lists_them() -> None:
+    question = _question(HAND_GOLD)
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("q1", _hand_grouping(), model_version="test")
+        assert review_order(store.state("q1")) == [1, 2, 3]
+        review_question(store, "q1", {a.answer_id: str(a.gold) for a in question.answers})
+        confirmed = [e.payload.group_id for e in store.edits("q1") if isinstance(e.payload, Confirm)]
+        assert confirmed == [1, 2, 3]
+
+
+def test_grades_are_numbered_labels() -> None:
+    assert grade_scale(["wrong", "right", "wrong"]) == {"right": 0.0, "wrong": 1.0}
+
+
+def test_the_oracle_needs_every_gold_grade() -> None:
+    question = _question(HAND_GOLD)
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("q1", _hand_grouping(), model_version="test")
+        with pytest.raises(ValueError, match="no gold grade"):
+            review_question(store, "q1", {"q1-a0": "right"})
+
+
+# --------------------------------------------------------------------------- runner and command
+
+CAPITAL = (
+    ["Canberra", "canberra", "It is Canberra.", "Canberra, in the ACT", "The capital is Canberra"] * 3
+    + ["Sydney", "sydney", "Sydney is the capital", "Melbourne", "Melbourne, Victoria"] * 2
+    + ["", "I don't know"]
+)
+
+
+def _capital_question(qid: str = "cap") -> Question:
+    def gold(text: str) -> str:
+        return "correct" if "anberra" in text else "incorrect"
+
+    answers = tuple(Answer(f"{qid}-{i}", qid, t, gold=gold(t)) for i, t in enumerate(CAPITAL))
+    return Question(qid, "What is the capital of Australia?", answers, ("Canberra is the capital of Australia.",), "capital", "train")
+
+
+def test_evaluate_runs_the_protocol_through_the_edit_log(encoder) -> None:
+    small = Question("small", "", _capital_question().answers[:5], dataset="capital", split="train")
+    with Store("sqlite://") as store:
+        results = evaluate_questions([_capital_question(), small], encoder, store=store)
+        # Questions below 20 answers are left out, as the protocol says.
+        assert [r.question_id for r in results] == ["cap"] and store.question_ids() == ["cap"]
+        (result,) = results
+        log = store.edits("cap")
+        moves = sum(isinstance(e.payload, Move) for e in log)
+        reviews = sum(isinstance(e.payload, Confirm) for e in log)
+        singles = len(store.initial_state("cap").ungrouped)
+        assert result.actions == reviews + moves + singles
+        assert result.answers == len(CAPITAL) and result.classes == 2
+        # Correct and incorrect answers are told apart here: far fewer actions than one group.
+        assert result.actions < result.one_group
+    (split,) = summarise(results)
+    assert (split.dataset, split.split, split.questions, split.answers) == ("capital", "train", 1, len(CAPITAL))
+    assert split.ratio == pytest.approx(split.apa / min(split.one_group, split.exact))
+
+
+def test_evaluate_refuses_answers_without_gold(encoder) -> None:
+    q = _capital_question()
+    bare = Question("bare", "", tuple(Answer(a.answer_id, "bare", a.text) for a in q.answers))
+    with pytest.raises(ValueError, match="no gold grade"):
+        evaluate_questions([bare], encoder)
+
+
+def test_flywheel_mode_is_refused_clearly(tmp_path, capsys) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps({"question_id": "q", "answer_id": "a", "answer": "x", "label": "y"}) + "\n")
+    assert main(["evaluate", str(path), "--mode", "flywheel"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:
+    # The command builds its own encoder; hand it the session's, already loaded.
+    monkeypatch.setattr("grouper.embedding.Encoder", lambda device=None: encoder)
+    path = tmp_path / "capital.jsonl"
+    q = _capital_question()
+    rows = [
+        {
+            "dataset": "capital",
+            "split": "train",
+            "question_id": q.question_id,
+            "question": q.text,
+            "reference_answers": list(q.reference_answers),
+            "answer_id": a.answer_id,
+            "answer": a.text,
+            "label": a.gold,
+        }
+        for a in q.answers
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"splits", "questions"}
+    (split,) = out["splits"]
+    assert set(split) == {"dataset", "split", "questions", "answers", "apa", "one_group", "exact"}
+    assert (split["dataset"], split["split"], split["questions"], split["answers"]) == ("capital", "train", 1, len(CAPITAL))
+    assert 0 < split["apa"] < min(split["one_group"], split["exact"])
+    (question,) = out["questions"]
+    assert question == {"question_id": "cap", "split": "train", "answers": len(CAPITAL), "apa": split["apa"]}
