@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv browser clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,22 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# Imports and groups the sample questions into var/demo.sqlite (once), then serves the UI on
+# http://127.0.0.1:8501 (localhost only). Ctrl-C stops it.
 demo: $(STAMP)
-	$(BIN)/grouper demo
+	mkdir -p var
+	$(BIN)/grouper ui --db var/demo.sqlite --import-samples
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used);
+# install it when missing and apt-get is there, else those tests are skipped.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:

@@ -181,18 +181,11 @@ def test_hdbscan_leftovers_form_one_group_or_stay_ungrouped(encoder) -> None:
 
 
 @pytest.mark.slow
-def test_reference_bands_beat_one_group_on_real_science_questions(encoder, datasets_dir) -> None:
-    """Two real questions where grouping by content alone loses to one group (protocol table):
-    grouping by reference bands must need clearly fewer oracle actions than one group."""
-    wanted = {
-        "semeval2013-beetle.jsonl": "DESCRIBE_GAP_LOCATE_PROCEDURE_Q",
-        "semeval2013-scientsbank.jsonl": "PS_2b",
-    }
-    actions = one_group = 0
-    for name, qid in wanted.items():
-        (question,) = [q for q in load_answers(datasets_dir / name) if q.question_id == qid]
-        labels = [str(a.gold) for a in question.answers]
-        grouping = group_question(question, encoder).grouping
-        actions += count_review([[labels[i] for i in g.members] for g in grouping.groups], len(grouping.ungrouped)).actions
-        one_group += count_review([labels], 0).actions
-    assert actions <= 0.85 * one_group
+def test_reference_bands_beat_one_group_on_a_real_science_question(encoder, datasets_dir) -> None:
+    """A real SciEntsBank question (110 answers): on this corpus grouping by content alone loses
+    to one group (protocol table), while reference bands must need clearly fewer actions."""
+    (question,) = [q for q in load_answers(datasets_dir / "semeval2013-scientsbank.jsonl") if q.question_id == "PS_2b"]
+    labels = [str(a.gold) for a in question.answers]
+    grouping = group_question(question, encoder).grouping
+    actions = count_review([[labels[i] for i in g.members] for g in grouping.groups], len(grouping.ungrouped)).actions
+    assert actions <= 0.8 * count_review([labels], 0).actions
