@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
-
-import torch
+from typing import TYPE_CHECKING, TypeVar
 
 from grouper.answers import normalize_text
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -74,23 +75,14 @@ def rss_bytes() -> int:
 
 
 @contextmanager
-def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
-    """Measure the peak memory a block adds, in MiB, into the yielded dict's ``peak_mib``.
+def peak_rss() -> Iterator[dict[str, float]]:
+    """Peak resident set size a block adds, in MiB, into the yielded dict's ``peak_mib``.
 
-    On CUDA: the peak of memory allocated by torch on the device above what was allocated
-    before. On the CPU: the peak resident set size above the size before, sampled every 2 ms
-    by a thread (memory freed earlier and kept by the allocator is not counted again, so
-    this is a lower bound for a block that runs after another).
+    Sampled every 2 ms by a thread, against the size before the block. Memory freed earlier
+    and kept by the allocator is reused without showing, so run a block in a fresh process
+    for its full cost (benchmarks/group.py does).
     """
     result = {"peak_mib": 0.0}
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        yield result
-        torch.cuda.synchronize(device)
-        result["peak_mib"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
-        return
     before = rss_bytes()
     peak = [before]
     done = threading.Event()
@@ -110,12 +102,36 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
         result["peak_mib"] = (peak[0] - before) / 2**20
 
 
+@contextmanager
+def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
+    """Peak memory a block adds, in MiB, into the yielded dict's ``peak_mib``.
+
+    On CUDA: the peak of memory allocated by torch on the device above what was allocated
+    before. On the CPU: :func:`peak_rss`.
+    """
+    if device.type != "cuda":
+        with peak_rss() as result:
+            yield result
+        return
+    import torch
+
+    result = {"peak_mib": 0.0}
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    yield result
+    torch.cuda.synchronize(device)
+    result["peak_mib"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
 def timed(device: torch.device, fn: Callable[[], T]) -> tuple[T, float, float]:
     """Run ``fn`` once: (its result, seconds, peak MiB), waiting for the device at the end."""
     with peak_memory(device) as memory:
         start = time.perf_counter()
         value = fn()
         if device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
     return value, seconds, memory["peak_mib"]
@@ -123,6 +139,8 @@ def timed(device: torch.device, fn: Callable[[], T]) -> tuple[T, float, float]:
 
 def describe_device(device: torch.device) -> str:
     """``cuda: <name>`` or ``cpu: <n> cores (<model>)``."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     model = ""

@@ -14,8 +14,9 @@ embeddings; it is skipped above ``--naive-max`` answers (it takes minutes at 20,
 ``place 1k`` times :mod:`grouper.placement` putting 1,000 late answers (real answers not in
 the set, perturbed likewise) into the grouping just made, index build included.
 
-Each measurement runs in a fresh subprocess, so its peak memory is its own: the peak resident
-set size during the call minus the size before it (inputs already loaded).
+Each measurement runs in a fresh subprocess with one thread (``OMP_NUM_THREADS=1`` unless
+set), imports done and inputs loaded before the clock starts, so its peak memory is its own:
+the peak resident set size during the call minus the size before it.
 
 Usage::
 
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import corpus_vectors, describe_device, load_corpora  # noqa: E402
+from benchmarks.common import cache_folder, corpus_vectors, describe_device, load_corpora, peak_rss  # noqa: E402
 
 _NOISE_COSINE = 0.97  # a repeat's cosine similarity to the answer it varies, about
 _LATE = 1000
@@ -56,16 +56,33 @@ def _perturb(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
+def corpus_texts_and_vectors() -> tuple[list[str], np.ndarray]:
+    """All corpus answers and their embeddings by our encoder (embedded once, then cached).
+
+    The vectors are written to a plain ``.npy`` beside the cache, so that the measuring
+    subprocesses load them without torch or the model in memory.
+    """
+    texts = [a.text for a in load_corpora()]
+    path = cache_folder() / "group-benchmark-vectors.npy"
+    if not os.environ.get("GROUPER_BENCH_WORKER"):
+        import torch
+
+        from grouper.embedding import Encoder
+
+        torch.set_num_threads(1)
+        vectors = corpus_vectors(Encoder(device=torch.device("cpu")), texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+        return texts, vectors
+    vectors = np.load(path, allow_pickle=False)
+    if vectors.shape[0] != len(texts):
+        raise SystemExit(f"{path} does not match the corpora; run benchmarks/group.py without --worker")
+    return texts, vectors
+
+
 def build_set(size: int, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
     """(vectors, texts) of ``size`` answers and (vectors, texts) of 1,000 late answers."""
-    import torch
-
-    from grouper.embedding import Encoder
-
-    answers = load_corpora()
-    texts = [a.text for a in answers]
-    torch.set_num_threads(1)
-    vectors = corpus_vectors(Encoder(device=torch.device("cpu")), texts)
+    texts, vectors = corpus_texts_and_vectors()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
     late_rows, pool = order[:_LATE], order[_LATE:]
@@ -83,26 +100,28 @@ def build_set(size: int, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarr
     return set_vectors, set_texts, late_vectors, late_texts
 
 
-def _peak_mib_since(baseline_kib: int) -> float:
-    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline_kib) / 1024
-
-
 def worker(method: str, size: int) -> dict[str, float]:
     """Run one measurement in this process (called in a subprocess by :func:`main`)."""
-    vectors, texts, late_vectors, late_texts = build_set(size)
     import gc
 
+    # Imports happen before the clock starts, for both sides.
+    import hdbscan
+    import scipy.sparse.csgraph  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+
+    import grouper.knn_hdbscan  # noqa: F401
+    from grouper.clustering import UNGROUPED, group_embeddings
+    from grouper.placement import PlacementIndex
+
+    vectors, texts, late_vectors, late_texts = build_set(size)
     gc.collect()
     result: dict[str, float] = {}
     if method == "ours":
-        from grouper.clustering import UNGROUPED, group_embeddings
-        from grouper.placement import PlacementIndex
-
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        grouping = group_embeddings(vectors, texts)
-        result["seconds"] = time.perf_counter() - start
-        result["peak_mib"] = _peak_mib_since(baseline)
+        with peak_rss() as memory:
+            start = time.perf_counter()
+            grouping = group_embeddings(vectors, texts)
+            result["seconds"] = time.perf_counter() - start
+        result["peak_mib"] = memory["peak_mib"]
         result["groups"] = len(grouping.groups)
         result["ungrouped"] = int(np.sum(grouping.labels == UNGROUPED))
         start = time.perf_counter()
@@ -110,19 +129,17 @@ def worker(method: str, size: int) -> dict[str, float]:
         result["place_1k_seconds"] = time.perf_counter() - start
         result["place_1k_placed"] = int(np.sum(placement.labels != UNGROUPED))
     else:
-        import hdbscan
-
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        labels = hdbscan.HDBSCAN(min_cluster_size=3, min_samples=1).fit(vectors).labels_
-        result["seconds"] = time.perf_counter() - start
-        result["peak_mib"] = _peak_mib_since(baseline)
+        with peak_rss() as memory:
+            start = time.perf_counter()
+            labels = hdbscan.HDBSCAN(min_cluster_size=3, min_samples=1).fit(vectors).labels_
+            result["seconds"] = time.perf_counter() - start
+        result["peak_mib"] = memory["peak_mib"]
         result["groups"] = int(labels.max() + 1)
     return result
 
 
 def _run_worker(method: str, size: int) -> dict[str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, GROUPER_BENCH_WORKER="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     done = subprocess.run(
         [sys.executable, __file__, "--worker", method, "--sizes", str(size)],
         capture_output=True, text=True, env=env, check=False,
@@ -143,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(args.worker, sizes[0])))
         return 0
-    build_set(max(sizes))  # embed the corpora once (cached) before anything is timed
+    corpus_texts_and_vectors()  # embed the corpora once (cached) before anything is timed
     rows = []
     for size in sizes:
         ours = _run_worker("ours", size)
@@ -165,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"Grouping benchmark on {describe_device(__import__('torch').device('cpu'))}, one thread; "
-          f"embeddings given; naive = hdbscan.HDBSCAN(min_cluster_size=3, min_samples=1) on raw 384-d "
-          f"(skipped above {args.naive_max})")
+    threads = os.environ.get("OMP_NUM_THREADS", "1")
+    print(f"Grouping benchmark on {describe_device(__import__('torch').device('cpu')).split(',')[0]}, "
+          f"{threads} thread(s) per measurement; embeddings given; naive = "
+          f"hdbscan.HDBSCAN(min_cluster_size=3, min_samples=1) on raw 384-d (skipped above {args.naive_max})")
     head = (f"{'answers':>8}{'ours s':>9}{'ours MiB':>10}{'naive s':>10}{'naive MiB':>11}{'speed-up':>10}"
             f"{'groups':>8}{'ungrouped':>10}{'place 1k s':>12}{'placed':>8}")
     print(head)

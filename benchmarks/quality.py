@@ -50,7 +50,7 @@ class Variant:
 
 DEFAULT = GroupingSettings()
 VARIANTS: dict[str, Variant] = {
-    "default": Variant("product defaults: reference score bands, sqrt(n)/3 bands", DEFAULT),
+    "default": Variant("product defaults: k-means on the two reference signals, sqrt(n)/3 groups", DEFAULT),
     "no-references": Variant("product defaults without reference answers: HDBSCAN, leftovers grouped", DEFAULT, False),
     "no-references-ungrouped": Variant(
         "HDBSCAN (PCA 32), leftovers left ungrouped (the grouping before this work)",
@@ -66,11 +66,11 @@ VARIANTS: dict[str, Variant] = {
         replace(DEFAULT, cluster_selection_epsilon=0.3),
         False,
     ),
-    "bands-scale-2": Variant("reference bands, sqrt(n)/2 bands", replace(DEFAULT, band_scale=2.0)),
-    "bands-scale-2.5": Variant("reference bands, sqrt(n)/2.5 bands", replace(DEFAULT, band_scale=2.5)),
-    "bands-scale-3.5": Variant("reference bands, sqrt(n)/3.5 bands", replace(DEFAULT, band_scale=3.5)),
-    "bands-scale-4": Variant("reference bands, sqrt(n)/4 bands", replace(DEFAULT, band_scale=4.0)),
-    "bands-one": Variant("one reference band (everything in one group)", replace(DEFAULT, band_scale=1e9)),
+    "scale-2": Variant("reference groups, sqrt(n)/2 of them", replace(DEFAULT, group_scale=2.0)),
+    "scale-2.5": Variant("reference groups, sqrt(n)/2.5 of them", replace(DEFAULT, group_scale=2.5)),
+    "scale-3.5": Variant("reference groups, sqrt(n)/3.5 of them", replace(DEFAULT, group_scale=3.5)),
+    "scale-4": Variant("reference groups, sqrt(n)/4 of them", replace(DEFAULT, group_scale=4.0)),
+    "scale-inf": Variant("one reference group (everything but blanks in one group)", replace(DEFAULT, group_scale=1e9)),
 }
 
 

@@ -48,6 +48,8 @@ _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "split": ("split",),
 }
 
+_KNOWN_COLUMNS = frozenset(alias for aliases in _COLUMN_ALIASES.values() for alias in aliases)
+
 _WHITESPACE = re.compile(r"\s+")
 _MAX_PROBLEMS = 20  # enough to fix a file in one go without flooding the terminal
 
@@ -278,9 +280,9 @@ def _records_csv(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str
     ok = True
     seen: set[str] = set()
     for name in header:
-        # Two columns of one name would silently lose one of them in the row's dict. Unnamed
-        # columns (spreadsheets export trailing empty ones) are never read, so may repeat.
-        if name and name.lower() in seen:
+        # Two columns of one name that is read would silently lose one of them in the row's
+        # dict. Other columns (unnamed trailing ones from spreadsheets, notes) are never read.
+        if name.lower() in seen and name.lower() in _KNOWN_COLUMNS:
             problems.add(1, name, "the header names this column twice")
             ok = False
         seen.add(name.lower())

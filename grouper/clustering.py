@@ -5,6 +5,12 @@ Exact duplicate texts are clustered once (their vectors are identical, and HDBSC
 grows with the number of points), and a text repeated at least ``min_cluster_size`` times is
 a group of its own even when HDBSCAN calls the point noise: many students writing the very
 same thing is the strongest grouping signal there is.
+
+When the question's reference answers are known, they drive the grouping instead
+(:mod:`grouper.references`): answers are grouped by how much of a reference they say, which
+keeps grades apart where content clustering mixes them. Answers HDBSCAN leaves out form one
+group of "other answers" by default: graded at once, they never cost more than one by one.
+Why these defaults, with the numbers: ``docs/grouping.md``.
 """
 
 from __future__ import annotations
@@ -46,12 +52,13 @@ class GroupingSettings:
     cluster_selection_epsilon : float
         Merge clusters closer than this (in the reduced space).
     use_references : bool
-        When the question's reference answers are given, group by *reference score bands*
-        (:mod:`grouper.references`) instead of by HDBSCAN: on answers where right and wrong
-        share vocabulary this is what keeps grades apart (``docs/grouping.md``).
-    band_scale : float
-        The number of bands is ``round(sqrt(n_answers) / band_scale)``; larger gives fewer,
-        bigger bands.
+        When the question's reference answers are given, group answers that say about as much
+        of a reference, in meaning and in wording (:mod:`grouper.references`), instead of by
+        HDBSCAN: on answers where right and wrong share vocabulary this is what keeps grades
+        apart (``docs/grouping.md``).
+    group_scale : float
+        With references, the number of groups is ``round(sqrt(n_answers) / group_scale)``;
+        larger gives fewer, bigger groups.
     leftovers : {"group", "ungrouped"}
         What happens to the answers HDBSCAN leaves out: ``"group"`` puts them in one group of
         other answers (when there are at least ``min_cluster_size``), so that their most
@@ -64,7 +71,7 @@ class GroupingSettings:
     cluster_selection_method: str = "eom"
     cluster_selection_epsilon: float = 0.0
     use_references: bool = True
-    band_scale: float = 3.0
+    group_scale: float = 3.0
     leftovers: str = "group"
 
     def validate(self) -> None:
@@ -81,8 +88,8 @@ class GroupingSettings:
             )
         if self.cluster_selection_epsilon < 0:
             raise ValueError(f"cluster_selection_epsilon ({self.cluster_selection_epsilon}) must be >= 0")
-        if not self.band_scale > 0:
-            raise ValueError(f"band_scale ({self.band_scale}) must be > 0")
+        if not self.group_scale > 0:
+            raise ValueError(f"group_scale ({self.group_scale}) must be > 0")
         if self.leftovers not in ("group", "ungrouped"):
             raise ValueError(f"leftovers ({self.leftovers!r}) must be 'group' or 'ungrouped'")
 
@@ -152,8 +159,8 @@ def group_embeddings(
     settings : GroupingSettings, optional
     references : References, optional
         The question's reference answers (embedded by the same encoder) and its text. With
-        them (and ``settings.use_references``), answers are grouped in bands of similar
-        reference score; without them, by HDBSCAN.
+        them (and ``settings.use_references``), answers are grouped by how much of a
+        reference they say; without them, by HDBSCAN.
 
     Returns
     -------
@@ -184,7 +191,7 @@ def group_embeddings(
     unique_vectors = vectors[content[first]].astype(np.float64)
     if references is not None and settings.use_references and len(content) >= settings.min_cluster_size:
         unique_texts = [str(k) for k in unique_keys]
-        unique_labels, unique_conf = _reference_bands(unique_vectors, unique_texts, counts, references, settings)
+        unique_labels, unique_conf = _reference_groups(unique_vectors, unique_texts, counts, references, settings)
     else:
         unique_labels, unique_conf = _cluster_unique(unique_vectors, counts, settings)
     labels[content] = unique_labels[inverse]
@@ -225,21 +232,20 @@ def _cluster_unique(
     return labels, conf
 
 
-def _reference_bands(
+def _reference_groups(
     vectors: np.ndarray,
     texts: Sequence[str],
     counts: np.ndarray,
     references: References,
     settings: GroupingSettings,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Band ids (0 = closest to the references) and confidences of distinct texts."""
-    from grouper.references import band_confidence, band_count, reference_scores, score_bands
+    """Group ids (0 = closest to the references) and confidences of distinct texts."""
+    from grouper.references import group_count, reference_groups, reference_signals
 
     weights = counts.astype(np.float64)
-    scores = reference_scores(vectors, texts, references, weights)
-    k = band_count(int(counts.sum()), settings.band_scale, settings.min_cluster_size)
-    bands = score_bands(scores, weights, k, settings.min_cluster_size)
-    return bands, band_confidence(scores, bands, weights)
+    signals = reference_signals(vectors, texts, references, weights)
+    k = group_count(int(counts.sum()), settings.group_scale, settings.min_cluster_size)
+    return reference_groups(signals, weights, k, settings.min_cluster_size)
 
 
 def _reduce(vectors: np.ndarray, dims: int | None) -> np.ndarray:

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from grouper.answers import Question
-from grouper.clustering import GroupingSettings, group_embeddings
+from grouper.clustering import GroupingSettings
 from grouper.embedding import Encoder
+from grouper.pipeline import group_question
 from grouper.store import Store
 
 __all__ = ["import_questions"]
@@ -59,9 +60,8 @@ def import_questions(
         )
     grouped = []
     for question in questions:
-        texts = [a.normalized for a in question.answers]
-        vectors = encoder.encode(texts, cache=store.embeddings).vectors
-        grouped.append((question, group_embeddings(vectors, texts, settings)))
+        # The same path as `grouper group` and `grouper evaluate`: reference answers included.
+        grouped.append((question, group_question(question, encoder, settings, cache=store.embeddings).grouping))
     for question, grouping in grouped:
         store.import_question(question, course=course, exam=exam)
         store.save_grouping(question.question_id, grouping, model_version=encoder.model_key, settings=asdict(settings))

@@ -34,8 +34,9 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 __all__ = ["EXACT_MAX_POINTS", "knn_hdbscan"]
 
-#: Up to this many points ``hdbscan.HDBSCAN`` itself is fast enough (seconds) and is used.
-EXACT_MAX_POINTS = 20_000
+#: Up to this many distinct answers ``hdbscan.HDBSCAN`` itself runs (a few seconds at most);
+#: above it, :func:`knn_hdbscan` (10,000: 11 s against 0.6 s here, same groups to ARI 0.997).
+EXACT_MAX_POINTS = 5_000
 
 _BLOCK_CELLS = 1 << 22  # float32 cells per block of products: 16 MiB
 _KMEANS_ITERATIONS = 10

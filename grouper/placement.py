@@ -38,6 +38,8 @@ __all__ = ["Placement", "PlacementIndex", "PlacementSettings", "place_answers"]
 _BLOCK_CELLS = 1 << 23  # 32 MiB
 # Members sampled per group to estimate how close its members are to each other.
 _RADIUS_SAMPLE = 256
+# Groups scored in full per new answer: those with its most similar single members.
+_CONTENDERS = 4
 
 
 @dataclass(frozen=True)
@@ -182,25 +184,30 @@ class PlacementIndex:
         self.radius_ = self._radii()
 
     def _radii(self) -> np.ndarray:
-        """Each group's radius: a low quantile of its members' leave-one-out scores."""
+        """Each group's radius: a low quantile of its members' leave-one-out scores.
+
+        Groups of one size are done together (one batched product), so that thousands of
+        small groups cost a few dozen numpy calls, not thousands.
+        """
         s = self.settings
-        radius = np.empty(len(self.group_ids_), dtype=np.float64)
+        sizes = np.diff(self._bounds)
+        radius = np.full(len(sizes), 1.0 - (1.0 - s.min_similarity) / 4)  # one member: a near-repeat
         rng = np.random.default_rng(0)  # sampling big groups: fixed, so placement is repeatable
-        for g, (lo, hi) in enumerate(zip(self._bounds[:-1], self._bounds[1:], strict=True)):
-            members = self._members[lo:hi]
-            if len(members) < 2:
-                # One member says nothing about spread: ask for a near-repeat of it.
-                radius[g] = 1.0 - (1.0 - s.min_similarity) / 4
-                continue
-            sample = members if len(members) <= _RADIUS_SAMPLE else members[
-                np.sort(rng.choice(len(members), _RADIUS_SAMPLE, replace=False))
-            ]
-            sims = sample @ members.T
-            # Leave each sampled member out of its own score (its self-similarity is the
-            # row's maximum, about 1).
-            np.put_along_axis(sims, np.argmax(sims, axis=1)[:, None], -np.inf, axis=1)
-            scores = _top_mean(sims, min(s.neighbours, len(members) - 1))
-            radius[g] = float(np.quantile(scores, s.radius_quantile))
+        for size in np.unique(sizes[(sizes >= 2) & (sizes <= _RADIUS_SAMPLE)]):
+            groups = np.flatnonzero(sizes == size)
+            block = self._members[self._bounds[groups][:, None] + np.arange(size)]  # (g, size, dim)
+            sims = block @ block.transpose(0, 2, 1)
+            # Leave each member out of its own score.
+            sims[:, np.arange(size), np.arange(size)] = -np.inf
+            k = min(s.neighbours, int(size) - 1)
+            top = np.partition(sims, int(size) - k, axis=2)[:, :, -k:].mean(axis=2)  # (g, size)
+            radius[groups] = np.quantile(top, s.radius_quantile, axis=1)
+        for g in np.flatnonzero(sizes > _RADIUS_SAMPLE):
+            members = self._members[self._bounds[g] : self._bounds[g + 1]]
+            pick = np.sort(rng.choice(len(members), _RADIUS_SAMPLE, replace=False))
+            sims = members[pick] @ members.T
+            sims[np.arange(len(pick)), pick] = -np.inf
+            radius[g] = float(np.quantile(_top_mean(sims, min(s.neighbours, len(members) - 1)), s.radius_quantile))
         return radius
 
     def place(self, vectors: np.ndarray, texts: Sequence[str]) -> Placement:
@@ -250,29 +257,43 @@ class PlacementIndex:
         return Placement(labels, confidence, suggestion, suggestion_conf, duplicate)
 
     def _by_similarity(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best group and its confidence for each row of ``unit`` (new answers)."""
+        """Best group and its confidence for each row of ``unit`` (new answers).
+
+        A group's score (mean of its nearest members) is at most its nearest member's
+        similarity, so only the few groups with the most similar single members can win or
+        come second; the score is computed for those (``_CONTENDERS`` per answer) alone.
+        """
         s = self.settings
-        n_members = len(self._members)
-        scores = np.empty((len(unit), len(self.group_ids_)), dtype=np.float32)
+        n_members, n_groups = len(self._members), len(self.group_ids_)
+        contenders = min(_CONTENDERS, n_groups)
+        best = np.zeros(len(unit), dtype=np.int64)
+        best_score = np.zeros(len(unit), dtype=np.float64)
+        runner_up = np.full(len(unit), -np.inf)
         rows = max(1, _BLOCK_CELLS // max(n_members, 1))
+        starts = self._bounds[:-1]
         for start in range(0, len(unit), rows):
             sims = unit[start : start + rows] @ self._members.T
-            for g, (lo, hi) in enumerate(zip(self._bounds[:-1], self._bounds[1:], strict=True)):
-                scores[start : start + rows, g] = _top_mean(sims[:, lo:hi], s.neighbours)
-        if scores.shape[1] == 1:
-            first = np.zeros(len(unit), dtype=np.int64)
-            lead = np.full(len(unit), np.inf)
-        else:
-            top2 = np.argpartition(-scores, 1, axis=1)[:, :2]
-            pair = np.take_along_axis(scores, top2, axis=1)
-            swap = pair[:, 1] > pair[:, 0]
-            first = np.where(swap, top2[:, 1], top2[:, 0])
-            lead = np.abs(pair[:, 0] - pair[:, 1]).astype(np.float64)
-        best_score = scores[np.arange(len(unit)), first].astype(np.float64)
-        span = np.maximum(self.radius_[first] - s.min_similarity, 1e-6)
+            nearest = np.maximum.reduceat(sims, starts, axis=1)  # (rows, groups)
+            if contenders < n_groups:
+                candidates = np.argpartition(-nearest, contenders - 1, axis=1)[:, :contenders]
+            else:
+                candidates = np.broadcast_to(np.arange(n_groups), (len(sims), n_groups))
+            for r in range(len(sims)):
+                scores = [
+                    float(_top_mean(sims[r : r + 1, self._bounds[g] : self._bounds[g + 1]], s.neighbours)[0])
+                    for g in candidates[r]
+                ]
+                order = np.argsort(scores)[::-1]
+                i = start + r
+                best[i] = candidates[r][order[0]]
+                best_score[i] = scores[order[0]]
+                if len(order) > 1:
+                    runner_up[i] = scores[order[1]]
+        span = np.maximum(self.radius_[best] - s.min_similarity, 1e-6)
         closeness = np.clip((best_score - s.min_similarity) / span, 0.0, 1.0)
+        lead = best_score - runner_up  # inf with a single group
         distinctness = np.clip(lead / s.margin, 0.0, 1.0)
-        return self.group_ids_[first], closeness * distinctness
+        return self.group_ids_[best], closeness * distinctness
 
 
 def place_answers(

@@ -1,20 +1,20 @@
-"""The instructor's reference answers as a grouping signal: score bands.
+"""The instructor's reference answers as a grouping signal.
 
 On explanation-style answers, correct and incorrect answers talk about the same things, so
 grouping by content alone mixes grades (see ``docs/grouping.md``). What separates them best,
-without any grade seen, is how much of a reference answer an answer says. Each answer gets a
-*reference score*, the sum of two standardised signals:
+without any grade seen, is how much of a reference answer an answer says. Each answer gets two
+*reference signals*, each standardised over the question's answers:
 
-- the cosine similarity of its embedding to the closest reference answer (meaning);
-- the share of the reference's content words it contains (wording), after *question
-  demoting*: words that the question itself uses are dropped from the reference first, since
-  repeating the question earns nothing. Words match after light suffix stripping, and words of
-  five letters or more also match with one letter wrong, so misspellings still count.
+- meaning: the cosine similarity of its embedding to the closest reference answer;
+- wording: the share of a reference's content words it contains, after *question demoting*:
+  words that the question itself uses are dropped from the reference first, since repeating
+  the question earns nothing. Words match after light suffix stripping, and words of five
+  letters or more also match with one letter wrong, so misspellings still count.
 
-The answers are then cut into a few *bands* of similar score (an optimal one-dimensional
-segmentation, like Jenks' natural breaks), about ``sqrt(n) / 3`` of them: each band becomes a
-group. A band is big enough that grading it at once saves work, and answers in one band say
-about as much of the reference, so they tend to deserve the same grade.
+The answers are then grouped by weighted k-means in the plane of the two signals, into about
+``sqrt(n) / 3`` groups: a group is big enough that grading it at once saves work, and its
+answers say about as much of the reference, in meaning and in wording, so they tend to
+deserve the same grade.
 
 Everything here is a pure function of the answers' texts and vectors; nothing is learned.
 """
@@ -35,12 +35,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "References",
-    "band_confidence",
-    "band_count",
     "content_words",
+    "group_count",
     "question_references",
+    "reference_groups",
     "reference_scores",
-    "score_bands",
+    "reference_signals",
 ]
 
 # English function words that carry no meaning a grade depends on (articles, pronouns,
@@ -59,9 +59,6 @@ _WORD = re.compile(r"[^\W_]+")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 _MIN_STEM = 3
 _FUZZY_FROM = 5  # words this long also match with one letter wrong
-# Segments are found exactly over at most this many distinct scores; above, over this many
-# quantiles of them (the cost then stays bounded for any number of answers).
-_MAX_SEGMENT_POINTS = 1024
 
 
 @dataclass(frozen=True)
@@ -189,7 +186,7 @@ def _recall(answers: Sequence[str], references: Sequence[str], question: str) ->
     return out
 
 
-# --------------------------------------------------------------------------- scores
+# --------------------------------------------------------------------------- signals
 
 
 def _standardise(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -198,13 +195,13 @@ def _standardise(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (values - mean) / std if std > 1e-12 else np.zeros_like(values)
 
 
-def reference_scores(
+def reference_signals(
     vectors: np.ndarray,
     texts: Sequence[str],
     references: References,
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """How much of a reference answer each answer says: higher is closer.
+    """How much of a reference answer each answer says, in meaning and in wording.
 
     Parameters
     ----------
@@ -214,41 +211,63 @@ def reference_scores(
         The answers' (normalised) texts.
     references : References
     weights : ndarray of shape (n,), optional
-        How many answers each row stands for (distinct texts clustered once); the signals are
-        standardised over the answers, not over the distinct texts.
+        How many answers each row stands for (distinct texts are grouped once); the signals
+        are standardised over the answers, not over the distinct texts.
 
     Returns
     -------
-    ndarray of shape (n,), float64
-        ``z(max cosine to a reference) + z(demoted reference recall)``, each signal
-        standardised over the question's answers so that neither scale dominates.
+    ndarray of shape (n, 2), float64
+        Column 0: the largest cosine similarity to a reference answer; column 1: the largest
+        share of one reference's demoted content words the answer contains. Each is
+        standardised (zero mean, unit variance over the question's answers) so that neither
+        scale dominates, and rounded so that float noise cannot reorder equal answers.
     """
     n = len(texts)
     if vectors.shape[0] != n:
         raise ValueError(f"vectors has {vectors.shape[0]} rows but there are {n} texts")
     if n == 0:
-        return np.zeros(0)
+        return np.zeros((0, 2))
     weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     cosine = (np.asarray(vectors, dtype=np.float64) @ np.asarray(references.vectors, dtype=np.float64).T).max(axis=1)
     recall = _recall(texts, references.texts, references.question)
-    # Rounded so that float noise (summation order) cannot reorder equal answers.
-    return np.round(_standardise(cosine, weights) + _standardise(recall, weights), 9)
+    return np.round(np.column_stack([_standardise(cosine, weights), _standardise(recall, weights)]), 9)
 
 
-# --------------------------------------------------------------------------- bands
+def reference_scores(
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    references: References,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """One number per answer: the sum of its two :func:`reference_signals`; higher says more
+    of a reference answer.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    return reference_signals(vectors, texts, references, weights).sum(axis=1)
 
 
-def band_count(n_answers: int, scale: float, min_size: int) -> int:
-    """How many bands to cut ``n_answers`` into: ``round(sqrt(n) / scale)``, at least one and
+# --------------------------------------------------------------------------- groups
+
+# Above this many distinct answers, k-means runs over cells of a grid this fine (in standard
+# deviations of the signals) instead of over the answers: bounded time for any class size.
+_POOL_ABOVE = 4096
+_POOL_CELL = 0.05
+
+
+def group_count(n_answers: int, scale: float, min_size: int) -> int:
+    """How many groups to make of ``n_answers``: ``round(sqrt(n) / scale)``, at least one and
     at most as many as hold ``min_size`` answers each.
 
     Parameters
     ----------
     n_answers : int
     scale : float
-        Larger gives fewer, bigger bands.
+        Larger gives fewer, bigger groups.
     min_size : int
-        Smallest band.
+        Smallest group.
 
     Returns
     -------
@@ -260,118 +279,97 @@ def band_count(n_answers: int, scale: float, min_size: int) -> int:
     return max(1, min(wanted, n_answers // max(min_size, 1)))
 
 
-def score_bands(scores: np.ndarray, weights: np.ndarray, k: int, min_size: int = 1) -> np.ndarray:
-    """Cut scores into ``k`` contiguous bands with the least within-band variance.
+def reference_groups(
+    signals: np.ndarray, weights: np.ndarray, k: int, min_size: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group answers that say about as much of a reference, in meaning and in wording.
+
+    Weighted k-means on the two :func:`reference_signals`; a group lighter than ``min_size``
+    is dissolved into the nearest remaining ones, so that every group is worth reviewing.
 
     Parameters
     ----------
-    scores : ndarray of shape (m,)
-        One score per distinct text.
+    signals : ndarray of shape (m, 2)
+        One row per distinct text.
     weights : ndarray of shape (m,)
-        Answers per distinct text (their counts).
+        Answers per distinct text.
     k : int
-        Bands wanted (fewer are returned when the scores cannot fill them).
+        Groups wanted.
     min_size : int
-        Least total weight of a band.
+        Least total weight of a group.
+    seed : int
+        Seeds k-means; the same inputs (in the same order) give the same groups.
 
     Returns
     -------
-    ndarray of shape (m,), int64
-        Band of each score, 0 for the highest scores. Equal scores share a band.
+    labels : ndarray of shape (m,), int64
+        Group of each row, 0..k'-1, numbered by decreasing mean signal (0: closest to the
+        references).
+    confidence : ndarray of shape (m,), float64
+        In [0, 1]: ``(d2 - d1) / (d2 + d1)`` with d1 and d2 the distances to the nearest and
+        the second nearest group centre; 1 with one group.
     """
-    m = len(scores)
+    m = len(signals)
     if m == 0:
-        return np.zeros(0, dtype=np.int64)
-    values, inverse = np.unique(-np.asarray(scores, dtype=np.float64), return_inverse=True)  # highest first
-    value_weights = np.bincount(inverse, weights=weights, minlength=len(values))
-    points, point_of_value = _pool(values, value_weights)
-    cuts = _segment(points[0], points[1], k, min_size)
-    band_of_point = np.searchsorted(cuts, np.arange(len(points[0])), side="right")
-    return band_of_point[point_of_value][inverse].astype(np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    weights = np.asarray(weights, dtype=np.float64)
+    points, point_weights, point_of_row = _pool(signals, weights)
+    k = max(1, min(k, len(points)))
+    point_labels = np.zeros(len(points), dtype=np.int64)
+    if k > 1:
+        from sklearn.cluster import KMeans
+
+        fitted = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(points, sample_weight=point_weights)
+        point_labels = _dissolve_light_groups(points, point_weights, fitted.labels_.astype(np.int64), min_size)
+    labels = point_labels[point_of_row]
+    ids = np.unique(labels)
+    centres = np.stack([np.average(signals[labels == g], axis=0, weights=weights[labels == g]) for g in ids])
+    order = np.argsort(-centres.sum(axis=1), kind="stable")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    labels = rank[np.searchsorted(ids, labels)]
+    centres = centres[order]
+    return labels, _margin_confidence(signals, labels, centres)
 
 
-def _pool(values: np.ndarray, weights: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """Pool sorted values into at most ``_MAX_SEGMENT_POINTS`` consecutive runs of about equal
-    weight: ((run means, run weights), run of each value). Exact when there are few values."""
-    n = len(values)
-    if n <= _MAX_SEGMENT_POINTS:
-        return (values, weights), np.arange(n)
-    cumulative = np.cumsum(weights)
-    edges = cumulative[-1] * np.arange(1, _MAX_SEGMENT_POINTS) / _MAX_SEGMENT_POINTS
-    run = np.searchsorted(edges, cumulative - weights / 2)
-    run = np.unique(run, return_inverse=True)[1]
-    run_weights = np.bincount(run, weights=weights)
-    run_means = np.bincount(run, weights=weights * values) / run_weights
-    return (run_means, run_weights), run
+def _pool(signals: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows, or for many rows the occupied cells of a fine grid: (points, weights,
+    point of each row). A cell is far smaller than any group, so k-means over cells groups
+    as it would over rows, in time bounded by the number of cells instead of answers."""
+    if len(signals) <= _POOL_ABOVE:
+        points, inverse = np.unique(signals, axis=0, return_inverse=True)
+    else:
+        _, inverse = np.unique(np.round(signals / _POOL_CELL), axis=0, return_inverse=True)
+        points = None
+    inverse = inverse.reshape(-1)
+    point_weights = np.bincount(inverse, weights=weights)
+    if points is None:
+        points = np.column_stack(
+            [np.bincount(inverse, weights=weights * signals[:, j]) / point_weights for j in range(signals.shape[1])]
+        )
+    return points, point_weights, inverse
 
 
-def _segment(values: np.ndarray, weights: np.ndarray, k: int, min_size: int) -> np.ndarray:
-    """Dynamic programming over prefix sums; returns the start index of bands 1..k'-1."""
-    n = len(values)
-    k = max(1, min(k, n))
-    cw = np.concatenate([[0.0], np.cumsum(weights)])
-    c1 = np.concatenate([[0.0], np.cumsum(weights * values)])
-    c2 = np.concatenate([[0.0], np.cumsum(weights * values * values)])
-    i = np.arange(n + 1)[:, None]
-    j = np.arange(n + 1)[None, :]
-    w = cw[j] - cw[i]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cost = c2[j] - c2[i] - np.where(w > 0, (c1[j] - c1[i]) ** 2 / w, 0.0)
-    cost = np.where((j > i) & (w >= min_size - 1e-9), np.maximum(cost, 0.0), np.inf)
-    best = cost[0].copy()  # best[j]: one band over points [0, j)
-    back: list[np.ndarray] = []
-    bands = 1
-    for _ in range(1, k):
-        total = best[:, None] + cost
-        arg = np.argmin(total, axis=0)
-        candidate = total[arg, np.arange(n + 1)]
-        if not np.isfinite(candidate[n]) or candidate[n] >= best[n] - 1e-12:
-            break  # another band cannot be filled, or explains nothing more
-        back.append(arg)
-        best = candidate
-        bands += 1
-    cuts: list[int] = []
-    end = n
-    for arg in reversed(back):
-        end = int(arg[end])
-        cuts.append(end)
-    return np.array(sorted(cuts), dtype=np.int64)
+def _dissolve_light_groups(signals: np.ndarray, weights: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels)
+        mass = np.array([weights[labels == g].sum() for g in ids])
+        if len(ids) < 2 or mass.min() >= min_size:
+            return labels
+        light = ids[int(np.argmin(mass))]
+        keep = ids[ids != light]
+        centres = np.stack([np.average(signals[labels == g], axis=0, weights=weights[labels == g]) for g in keep])
+        rows = np.flatnonzero(labels == light)
+        distances = ((signals[rows, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        labels[rows] = keep[np.argmin(distances, axis=1)]
 
 
-def band_confidence(scores: np.ndarray, bands: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """How firmly each score sits in its band rather than a neighbouring one.
-
-    For a neighbouring band, the margin is ``(|s - m_other| - |s - m_own|) / |m_other - m_own|``
-    with ``m`` the bands' mean scores: 1 at (or beyond) the band's own mean, 0 halfway to the
-    neighbour's. The confidence is the smallest margin over the neighbours, clipped to [0, 1].
-
-    Parameters
-    ----------
-    scores : ndarray of shape (m,)
-    bands : ndarray of shape (m,), int
-        Consecutive band ids, 0 for the highest scores.
-    weights : ndarray of shape (m,), optional
-        Answers per score, for the bands' means.
-
-    Returns
-    -------
-    ndarray of shape (m,), float64, in [0, 1]
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
-    conf = np.ones(len(scores), dtype=np.float64)
-    ids = np.unique(bands)
-    if len(ids) < 2:
-        return conf
-    means = {int(b): float(np.average(scores[bands == b], weights=weights[bands == b])) for b in ids}
-    for b in ids:
-        members = bands == b
-        own = means[int(b)]
-        margins = []
-        for other in (int(b) - 1, int(b) + 1):
-            if other in means and abs(means[other] - own) > 1e-12:
-                s = scores[members]
-                margins.append((np.abs(s - means[other]) - np.abs(s - own)) / abs(means[other] - own))
-        if margins:
-            conf[members] = np.clip(np.min(margins, axis=0), 0.0, 1.0)
-    return conf
+def _margin_confidence(signals: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    if len(centres) < 2:
+        return np.ones(len(signals))
+    distances = np.sqrt(((signals[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
+    own = distances[np.arange(len(signals)), labels]
+    distances[np.arange(len(signals)), labels] = np.inf
+    other = distances.min(axis=1)
+    return np.clip((other - own) / np.maximum(other + own, 1e-12), 0.0, 1.0)

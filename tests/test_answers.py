@@ -221,8 +221,9 @@ def test_a_column_named_twice_is_an_error() -> None:
     assert (error.first.row, error.first.column) == (1, "Answer")
 
 
-def test_unnamed_trailing_columns_are_ignored() -> None:
-    (question,) = parse_answers(b"answer_id,answer,,\n1,x,,\n", "q.csv")
+def test_repeated_columns_that_are_not_read_are_ignored() -> None:
+    # Spreadsheets export trailing unnamed columns; a repeated notes column is never read.
+    (question,) = parse_answers(b"answer_id,answer,notes,notes,,\n1,x,a,b,,\n", "q.csv")
     assert [(a.answer_id, a.text) for a in question.answers] == [("1", "x")]
 
 

@@ -13,6 +13,7 @@ from grouper.clustering import UNGROUPED, Grouping, GroupingSettings, group_embe
 from grouper.embedding import Encoder
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+LEFTOVERS_TITLE = "(other answers)"  # the group of answers HDBSCAN left out, by default
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ def test_members_are_ordered_most_typical_first_and_the_first_titles_the_group(c
         similarity = block @ (centroid / np.linalg.norm(centroid))
         assert np.all(np.diff(similarity) <= 1e-6), group.group_id
         first = capital.texts[group.members[0]]
-        assert group.title == first or (len(group.title) <= 60 and group.title.endswith("…"))
+        assert group.title in (first, LEFTOVERS_TITLE) or (
+            len(group.title) <= 60 and group.title.endswith("…") and first.startswith(group.title[:-1])
+        )
 
 
 def test_blank_answers_form_their_own_flagged_group(capital: Embedded) -> None:
@@ -89,6 +92,20 @@ def test_blank_answers_form_their_own_flagged_group(capital: Embedded) -> None:
     assert set(blank.members) == blank_indices
     assert blank.title == "(blank)" and blank is grouping.groups[-1]
     assert np.all(grouping.confidence[list(blank_indices)] == 1.0)
+
+
+def test_leftovers_are_one_group_or_stay_ungrouped_by_setting(capital: Embedded) -> None:
+    kept = group_embeddings(capital.vectors, capital.texts, GroupingSettings(leftovers="ungrouped"))
+    pooled = group_embeddings(capital.vectors, capital.texts, GroupingSettings(leftovers="group"))
+    _check_invariants(kept, len(capital.texts))
+    _check_invariants(pooled, len(capital.texts))
+    assert len(kept.ungrouped) >= 3  # the sample has stray answers
+    (leftovers,) = [g for g in pooled.groups if g.title == LEFTOVERS_TITLE]
+    # The same answers: pooling changes where the leftovers go, not which they are.
+    assert sorted(leftovers.members) == kept.ungrouped.tolist()
+    assert len(pooled.ungrouped) == 0
+    others = {frozenset(g.members) for g in pooled.groups if g.title != LEFTOVERS_TITLE}
+    assert others == {frozenset(g.members) for g in kept.groups}
 
 
 def test_the_same_input_gives_the_same_grouping(capital: Embedded) -> None:

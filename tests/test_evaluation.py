@@ -12,7 +12,7 @@ import pytest
 from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import CONFIRMED, Confirm, GradeAnswer, GradeGroup, Move
+from grouper.edits import CONFIRMED, Confirm, GradeAnswer, GradeGroup, Merge, Move
 from grouper.evaluation import (
     ORACLE_AUTHOR,
     count_review,
@@ -128,6 +128,27 @@ def test_groups_are_reviewed_in_the_order_the_ui_lists_them() -> None:
         review_question(store, "q1", {a.answer_id: str(a.gold) for a in question.answers})
         confirmed = [e.payload.group_id for e in store.edits("q1") if isinstance(e.payload, Confirm)]
         assert confirmed == [1, 2, 3]
+
+
+def test_the_next_group_is_taken_from_the_state_after_each_review() -> None:
+    """The flywheel's hook: whatever happens between reviews (here another edit that merges
+    the remaining groups, as a regrouping would) is followed by the next review."""
+    question = _question(HAND_GOLD)
+    gold = {a.answer_id: str(a.gold) for a in question.answers}
+    calls: list[str] = []
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("q1", _hand_grouping(), model_version="test")
+
+        def regroup(question_id: str) -> None:
+            calls.append(question_id)
+            if len(calls) == 1:
+                store.append(question_id, "model:test", None, Merge(2, (3,)))
+
+        count = review_question(store, "q1", gold, after_review=regroup)
+        assert calls == ["q1", "q1"]  # groups 1 and 2 (group 3 merged into 2): two reviews
+        assert (count.group_reviews, count.moves, count.singles) == (2, 1 + 1, 2)
+        assert all(store.state("q1").grade_of(a).comment == g for a, g in gold.items())
 
 
 def test_grades_are_numbered_labels() -> None:

@@ -11,11 +11,10 @@ from grouper.evaluation.apa import count_review
 from grouper.pipeline import group_question
 from grouper.references import (
     References,
-    band_confidence,
-    band_count,
     content_words,
+    group_count,
+    reference_groups,
     reference_scores,
-    score_bands,
 )
 
 # --------------------------------------------------------------------------- words and scores
@@ -63,51 +62,51 @@ def test_references_need_one_vector_per_text() -> None:
         References((), np.zeros((0, 4)))
 
 
-# --------------------------------------------------------------------------- bands
+# --------------------------------------------------------------------------- groups
 
 
-def test_bands_are_contiguous_ranges_of_score_highest_first() -> None:
-    scores = np.array([0.1, 5.0, 5.2, 0.0, 2.5, 2.4, 4.9, 0.2, 2.6])
-    bands = score_bands(scores, np.ones(9), 3)
-    assert bands.tolist() == [2, 0, 0, 2, 1, 1, 0, 2, 1]
-
-
-def test_bands_respect_the_minimum_size_and_keep_equal_scores_together() -> None:
-    scores = np.array([9.0, 0.0, 0.1, 0.2, 0.3, 0.3, 0.3])
-    bands = score_bands(scores, np.ones(7), 3, min_size=3)
-    sizes = np.bincount(bands)
-    assert sizes.min() >= 3
-    assert len(set(bands[4:].tolist())) == 1  # the three equal scores share a band
-    # Weights count answers: one distinct text written by three students fills a band alone.
-    heavy = score_bands(np.array([9.0, 0.0, 0.1, 0.2]), np.array([3.0, 1.0, 1.0, 1.0]), 2, min_size=3)
-    assert heavy.tolist() == [0, 1, 1, 1]
-
-
-def test_many_distinct_scores_are_segmented_in_bounded_time() -> None:
+def test_reference_groups_split_the_plane_of_the_two_signals() -> None:
     rng = np.random.default_rng(0)
-    scores = np.concatenate([rng.normal(0, 1, 30_000), rng.normal(8, 1, 30_000)])
-    bands = score_bands(scores, np.ones(len(scores)), 2)
-    # The two modes are told apart almost exactly.
-    assert (bands[:30_000] == 1).mean() > 0.99 and (bands[30_000:] == 0).mean() > 0.99
+    # Three clouds: says the reference in meaning and wording, in meaning only, neither.
+    centres = np.array([[2.0, 2.0], [1.5, -1.0], [-2.0, -2.0]])
+    signals = np.concatenate([c + rng.normal(0, 0.2, (20, 2)) for c in centres])
+    labels, confidence = reference_groups(signals, np.ones(60), 3, min_size=3)
+    assert [set(labels[i * 20 : (i + 1) * 20].tolist()) for i in range(3)] == [{0}, {1}, {2}]
+    assert np.all((confidence > 0.5) & (confidence <= 1.0))
 
 
-def test_band_count_grows_with_the_square_root_of_the_answers() -> None:
-    assert band_count(0, 3.0, 3) == 0
-    assert band_count(20, 3.0, 3) == 1
-    assert band_count(90, 3.0, 3) == 3
-    assert band_count(100_000, 3.0, 3) == 105
-    assert band_count(8, 0.5, 3) == 2  # never more bands than min_size answers can fill
+def test_light_groups_are_dissolved_into_their_neighbours() -> None:
+    signals = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0], [20.0, 20.0]])
+    labels, _ = reference_groups(signals, np.ones(6), 3, min_size=2)
+    assert sorted(np.bincount(labels).tolist()) == [3, 3]  # the lone outlier joined the nearest group
+    # Weights count answers: one distinct text written by three students is a group alone.
+    weighted, _ = reference_groups(signals[:4], np.array([1.0, 1.0, 1.0, 3.0]), 2, min_size=3)
+    assert weighted.tolist() == [1, 1, 1, 0]
 
 
-def test_band_confidence_is_low_only_near_a_shared_edge() -> None:
-    scores = np.array([10.0, 9.0, 8.0, 2.0, 1.0, 0.0])
-    bands = np.array([0, 0, 0, 1, 1, 1])
-    conf = band_confidence(scores, bands)
-    assert conf[0] == 1.0 and conf[5] == 1.0  # the outer ends
-    assert conf[2] < conf[1] == 1.0 and conf[3] < conf[4] == 1.0
-    assert conf[2] == pytest.approx(0.75)  # 1 from its band's mean, 7 from the other's
-    assert np.all((conf >= 0) & (conf <= 1))
-    assert band_confidence(scores, np.zeros(6, dtype=int)).tolist() == [1.0] * 6
+def test_reference_groups_are_numbered_closest_to_the_references_first_and_repeatable() -> None:
+    signals = np.array([[-1.0, -1.0], [-1.1, -0.9], [-0.9, -1.2], [1.0, 1.0], [1.2, 0.9], [0.9, 1.1]])
+    labels, confidence = reference_groups(signals, np.ones(6), 2)
+    assert labels.tolist() == [1, 1, 1, 0, 0, 0]
+    again, _ = reference_groups(signals, np.ones(6), 2)
+    assert np.array_equal(labels, again)
+    one, conf_one = reference_groups(signals, np.ones(6), 1)
+    assert one.tolist() == [0] * 6 and conf_one.tolist() == [1.0] * 6
+
+
+def test_a_large_question_is_grouped_in_bounded_time() -> None:
+    rng = np.random.default_rng(0)
+    signals = np.round(rng.normal(0, 1, (60_000, 2)), 3)
+    labels, _ = reference_groups(signals, np.ones(len(signals)), group_count(100_000, 3.0, 3), min_size=3)
+    assert len(np.unique(labels)) > 50 and np.bincount(labels).min() >= 3
+
+
+def test_group_count_grows_with_the_square_root_of_the_answers() -> None:
+    assert group_count(0, 3.0, 3) == 0
+    assert group_count(20, 3.0, 3) == 1
+    assert group_count(90, 3.0, 3) == 3
+    assert group_count(100_000, 3.0, 3) == 105
+    assert group_count(8, 0.5, 3) == 2  # never more groups than min_size answers can fill
 
 
 # --------------------------------------------------------------------------- grouping
@@ -135,9 +134,9 @@ def switch(encoder):
     return _embed(encoder, ANSWERS), references
 
 
-def test_with_references_every_answer_is_in_a_band(switch) -> None:
+def test_with_references_every_answer_is_in_a_group(switch) -> None:
     vectors, references = switch
-    grouping = group_embeddings(vectors, ANSWERS, GroupingSettings(band_scale=1.0), references=references)
+    grouping = group_embeddings(vectors, ANSWERS, GroupingSettings(group_scale=1.0), references=references)
     assert not (grouping.labels == UNGROUPED).any()
     content = [g for g in grouping.groups if not g.blank]
     assert len(content) == 2 and grouping.groups[-1].blank and grouping.groups[-1].members == (10, 11)
@@ -147,9 +146,9 @@ def test_with_references_every_answer_is_in_a_band(switch) -> None:
     assert np.all((grouping.confidence >= 0) & (grouping.confidence <= 1))
 
 
-def test_band_grouping_ignores_the_order_of_the_answers(switch) -> None:
+def test_reference_grouping_ignores_the_order_of_the_answers(switch) -> None:
     vectors, references = switch
-    settings = GroupingSettings(band_scale=1.0)
+    settings = GroupingSettings(group_scale=1.0)
     first = group_embeddings(vectors, ANSWERS, settings, references=references)
     order = np.random.default_rng(3).permutation(len(ANSWERS))
     second = group_embeddings(vectors[order], [ANSWERS[i] for i in order], settings, references=references)
@@ -181,9 +180,9 @@ def test_hdbscan_leftovers_form_one_group_or_stay_ungrouped(encoder) -> None:
 
 
 @pytest.mark.slow
-def test_reference_bands_beat_one_group_on_a_real_science_question(encoder, datasets_dir) -> None:
+def test_reference_groups_beat_one_group_on_a_real_science_question(encoder, datasets_dir) -> None:
     """A real SciEntsBank question (110 answers): on this corpus grouping by content alone loses
-    to one group (protocol table), while reference bands must need clearly fewer actions."""
+    to one group (protocol table), while reference groups must need clearly fewer actions."""
     (question,) = [q for q in load_answers(datasets_dir / "semeval2013-scientsbank.jsonl") if q.question_id == "PS_2b"]
     labels = [str(a.gold) for a in question.answers]
     grouping = group_question(question, encoder).grouping

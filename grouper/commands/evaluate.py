@@ -27,32 +27,46 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from grouper.embedding import Encoder, choose_device
     from grouper.store import Store
 
+    # Read every file before loading the model: a bad file fails in a second, not a minute.
+    files = [(Path(path).stem, load_answers(path, encoding=args.encoding)) for path in args.files]
     encoder = Encoder(device=choose_device(args.device))
-    cache_store = Store(args.cache) if args.cache else None
-    log_store = Store(args.log_db)
     settings = GroupingSettings(use_references=not args.no_references)
+    if args.cache and "://" not in args.cache:
+        Path(args.cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    cache_store = Store(args.cache) if args.cache else None
+    in_memory = args.log_db == "sqlite://"
+
+    def progress(result: QuestionResult) -> None:
+        if args.verbose:
+            print(f"  {result.dataset} {result.split} {result.question_id}: APA {result.apa:.3f}", file=sys.stderr)
+
     started = time.perf_counter()
     results: list[QuestionResult] = []
-    for path in args.files:
-        questions = load_answers(path, encoding=args.encoding)
-
-        def progress(result: QuestionResult) -> None:
-            if args.verbose:
-                print(f"  {result.dataset} {result.split} {result.question_id}: APA {result.apa:.3f}", file=sys.stderr)
-
-        results.extend(
-            evaluate_questions(
-                questions,
-                encoder,
-                settings,
-                mode=args.mode,
-                cache=cache_store.embeddings if cache_store is not None else None,
-                store=log_store,
-                min_answers=args.min_answers,
-                default_dataset=Path(path).stem,
-                on_question=progress,
+    log_store = None
+    try:
+        for name, questions in files:
+            # In memory, each file gets its own log, so that files may reuse question ids.
+            if log_store is None or in_memory:
+                if log_store is not None:
+                    log_store.close()
+                log_store = Store(args.log_db)
+            results.extend(
+                evaluate_questions(
+                    questions,
+                    encoder,
+                    settings,
+                    mode=args.mode,
+                    cache=cache_store.embeddings if cache_store is not None else None,
+                    store=log_store,
+                    min_answers=args.min_answers,
+                    default_dataset=name,
+                    on_question=progress,
+                )
             )
-        )
+    finally:
+        for store in (log_store, cache_store):
+            if store is not None:
+                store.close()
     splits = summarise(results)
     if args.json:
         json.dump(_as_json(splits, results), sys.stdout)

@@ -25,7 +25,11 @@ def _plain(text: str, limit: int = 100) -> str:
 
 
 def _settings(args: argparse.Namespace) -> GroupingSettings:
-    return GroupingSettings(min_cluster_size=args.min_cluster_size)
+    """The grouping settings of the options, validated now: a bad value is reported before
+    the model is loaded and the answers embedded, not after."""
+    settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
+    settings.validate()
+    return settings
 
 
 def _load_questions(paths: Sequence[str], encoding: str | None, file_format: str | None) -> list[Question]:
@@ -83,9 +87,9 @@ def _cmd_group(args: argparse.Namespace) -> int:
     from grouper.embedding import Encoder, choose_device
     from grouper.pipeline import group_question
 
+    settings = _settings(args)
     questions = _load_questions(args.files, args.encoding, args.format)
     encoder = Encoder(device=choose_device(args.device))
-    settings = _settings(args)
     mapping: dict[str, int | None] = {}
     for question in questions:
         result = group_question(question, encoder, settings)

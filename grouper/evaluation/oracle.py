@@ -17,9 +17,9 @@ grade are two edits in the log), one per ungrouped answer graded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from grouper.edits import Confirm, GradeAnswer, GradeGroup, Move, QuestionState
+from grouper.edits import CONFIRMED, Confirm, GradeAnswer, GradeGroup, Move, QuestionState
 from grouper.evaluation.apa import ReviewCount, majority_label
 from grouper.store import Store
 
@@ -70,18 +70,23 @@ def review_question(
     gold: Mapping[str, str],
     *,
     author: str = ORACLE_AUTHOR,
+    after_review: Callable[[str], None] | None = None,
 ) -> ReviewCount:
     """Grade one stored question as the oracle instructor, through ``store.append``.
 
     Parameters
     ----------
     store : Store
-        Holds the question and its grouping (``save_grouping``) and no edits yet.
+        Holds the question and its grouping (``save_grouping``).
     question_id : str
     gold : mapping of str to str
         Gold label of every answer id of the question.
     author : str
         Who the edits are attributed to.
+    after_review : callable, optional
+        Called with the question id after each group is reviewed: where a flywheel would
+        regroup the answers not reviewed yet (through the log too). The next group is always
+        taken from the state as it is then, so a regrouping is followed.
 
     Returns
     -------
@@ -97,14 +102,9 @@ def review_question(
     if missing:
         raise ValueError(f"question {question_id}: no gold grade for answer(s) {missing[:5]}")
     scale = grade_scale([gold[a] for a in state.answer_ids])
-    initially_ungrouped = list(state.ungrouped)
     reviews = moves = 0
-    # The order is fixed before the first review: in zero-shot mode nothing regroups the
-    # answers, so the list the grader saw at the start is the list worked through.
-    for group_id in review_order(state):
-        members = store.state(question_id).groups[group_id].members
-        if not members:
-            continue
+    while (group_id := _next_group(state)) is not None:
+        members = state.groups[group_id].members
         label = majority_label([gold[a] for a in members])
         for answer_id in (a for a in members if gold[a] != label):
             store.append(question_id, author, None, Move((answer_id,), None))
@@ -113,12 +113,23 @@ def review_question(
         store.append(question_id, author, None, Confirm(group_id))
         store.append(question_id, author, None, GradeGroup(group_id, scale[label], label))
         reviews += 1
-    for answer_id in initially_ungrouped:
+        if after_review is not None:
+            after_review(question_id)
+        state = store.state(question_id)
+    singles = [a for a in state.ungrouped if a not in state.overrides]
+    for answer_id in singles:
         store.append(question_id, author, None, GradeAnswer(answer_id, scale[gold[answer_id]], gold[answer_id]))
     _check_graded(store.state(question_id), gold)
-    return ReviewCount(
-        answers=len(state.answer_ids), group_reviews=reviews, moves=moves, singles=len(initially_ungrouped)
-    )
+    return ReviewCount(answers=len(state.answer_ids), group_reviews=reviews, moves=moves, singles=len(singles))
+
+
+def _next_group(state: QuestionState) -> int | None:
+    """The first group, in the UI's order, that still waits for review."""
+    for group_id in review_order(state):
+        group = state.groups[group_id]
+        if group.status != CONFIRMED and group.members:
+            return group_id
+    return None
 
 
 def _check_graded(state: QuestionState, gold: Mapping[str, str]) -> None:
