@@ -331,8 +331,12 @@ def test_a_missing_file_is_an_answer_file_error(tmp_path: Path) -> None:
 
 
 def test_a_problem_message_escapes_control_characters_from_the_file() -> None:
-    error = _error(b"answer_id,answer,\x1b[2Jx,\x1b[2JX\n", "q.csv")
-    assert "\x1b" not in str(error) and 'column "\\u001b[2JX"' in str(error)
+    # Column names are matched after strip(), which also strips the separators \x1c-\x1f, so
+    # a key "score\x1f" is the score column and is named, escaped, in the message.
+    data = json.dumps([{"answer_id": "1", "answer": "x", "score\x1f": "lots"}]).encode()
+    error = _error(data, "q.json")
+    assert error.first.column == "score\x1f"
+    assert "\x1f" not in str(error) and 'column "score\\u001f"' in str(error)
 
 
 # --------------------------------------------------------------------------- blanks and text
