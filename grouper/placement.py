@@ -16,7 +16,8 @@ clusterer has seen; so placement looks only at the groups' members:
    each other (``closeness``) and clearly closer to it than to any other group
    (``distinctness``); the confidence is the product of the two, and below
    ``min_confidence`` the answer stays ungrouped, with the best group still reported as a
-   suggestion.
+   suggestion. Only a few contending groups are scored in full: those with the answer's most
+   similar members (or, in groupings of tens of thousands, the most similar centroids).
 
 Build a :class:`PlacementIndex` once per grouping and place any number of answers with it;
 memory stays linear in the number of answers (similarities are computed in blocks).
@@ -41,7 +42,8 @@ _RADIUS_SAMPLE = 256
 # Groups scored in full per new answer: those with its most similar single members.
 _CONTENDERS = 4
 # Above this many grouped answers, contenders are chosen by centroid (see _by_similarity):
-# 1,000 late answers against 100,000 members took 3 s one by one, 0.4 s by centroid.
+# placing 1,000 late answers among 100,000 took 2.2 s against every member, 0.85 s by
+# centroid, with 99.7% of the answers placed alike.
 _EXACT_MEMBERS = 20_000
 _CENTROID_CONTENDERS = 16
 
@@ -122,7 +124,7 @@ def _text_key(text: str) -> str:
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
     # A zero vector (an empty text) stays zero: similar to nothing.
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
@@ -174,10 +176,10 @@ class PlacementIndex:
                 "must describe the same answers"
             )
         self.dim = vectors.shape[1]
-        # Where each distinct text is now: its copies' labels, counted.
-        self._copies: dict[str, Counter[int]] = {}
+        # Where each distinct text is now: its copies' labels (counted when asked).
+        self._copies: dict[str, list[int]] = {}
         for text, label in zip(texts, labels.tolist(), strict=True):
-            self._copies.setdefault(_text_key(text), Counter())[label] += 1
+            self._copies.setdefault(_text_key(text), []).append(label)
         grouped = np.flatnonzero(labels != UNGROUPED)
         # Members sorted by group, so each group is one contiguous slice of columns.
         order = grouped[np.argsort(labels[grouped], kind="stable")]
@@ -240,8 +242,9 @@ class PlacementIndex:
         suggestion_conf = np.zeros(m, dtype=np.float64)
         duplicate = np.zeros(m, dtype=bool)
         for i, text in enumerate(texts):
-            copies = self._copies.get(_text_key(text))
-            if copies:
+            labels_of_copies = self._copies.get(_text_key(text))
+            if labels_of_copies:
+                copies = Counter(labels_of_copies)
                 duplicate[i] = True
                 # Where most copies are now; ties go to a group rather than to ungrouped,
                 # then to the smaller group id.
@@ -293,12 +296,8 @@ class PlacementIndex:
             else:
                 candidates = np.broadcast_to(np.arange(n_groups), (len(block), n_groups))
             for r in range(len(block)):
-                scores = []
-                for g in candidates[r]:
-                    lo, hi = self._bounds[g], self._bounds[g + 1]
-                    row = sims[r : r + 1, lo:hi] if sims is not None else block[r : r + 1] @ self._members[lo:hi].T
-                    scores.append(float(_top_mean(row, s.neighbours)[0]))
-                order = np.argsort(scores)[::-1]
+                scores = self._scores(block[r], candidates[r], None if sims is None else sims[r])
+                order = np.argsort(-scores, kind="stable")
                 i = start + r
                 best[i] = candidates[r][order[0]]
                 best_score[i] = scores[order[0]]
@@ -309,6 +308,23 @@ class PlacementIndex:
         lead = best_score - runner_up  # inf with a single group
         distinctness = np.clip(lead / s.margin, 0.0, 1.0)
         return self.group_ids_[best], closeness * distinctness
+
+    def _scores(self, vector: np.ndarray, groups: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
+        """Score of one new answer for each of ``groups``: the mean similarity to its
+        ``neighbours`` most similar members (``sims``: to every member, when known)."""
+        lo, hi = self._bounds[groups], self._bounds[groups + 1]
+        sizes = hi - lo
+        # The members of all the groups, one after the other, and which group each is.
+        members = np.repeat(lo - np.cumsum(np.append(0, sizes[:-1])), sizes) + np.arange(sizes.sum())
+        which = np.repeat(np.arange(len(groups)), sizes)
+        values = sims[members] if sims is not None else self._members[members] @ vector
+        # Most similar first within each group; then the first k of each group.
+        order = np.lexsort((-values, which))
+        rank = np.arange(len(order)) - np.repeat(np.cumsum(np.append(0, sizes[:-1])), sizes)
+        k = np.minimum(sizes, self.settings.neighbours)
+        keep = rank < k[which[order]]
+        totals = np.bincount(which[order][keep], weights=values[order][keep], minlength=len(groups))
+        return totals / k
 
     def _centroids(self) -> np.ndarray:
         """Unit mean direction of each group's members, computed once."""

@@ -180,3 +180,24 @@ def test_late_real_answers_land_with_their_identical_and_paraphrased_peers(encod
     )
     assert placement.labels.tolist() == [1, 1, 2, UNGROUPED], placement
     assert placement.confidence[0] == 1.0 and placement.duplicate.tolist() == [True, False, False, False]
+
+
+def test_choosing_contenders_by_centroid_agrees_with_the_exhaustive_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large groupings pick the groups to score by centroid; on many small groups the result
+    is that of comparing with every member."""
+    import grouper.placement as placement_module
+
+    rng = np.random.default_rng(11)
+    dim, n_groups = 24, 60
+    centres = _unit(rng.standard_normal((n_groups, dim)))
+    sizes = rng.integers(2, 12, size=n_groups)
+    vectors = _unit(np.repeat(centres, sizes, axis=0) + 0.15 * rng.standard_normal((int(sizes.sum()), dim)))
+    labels = np.repeat(np.arange(1, n_groups + 1), sizes)
+    texts = [f"existing {i}" for i in range(len(labels))]
+    new = _unit(centres[rng.integers(0, n_groups, 300)] + 0.15 * rng.standard_normal((300, dim)))
+    new_texts = [f"new {i}" for i in range(300)]
+    exhaustive = place_answers(new, new_texts, vectors, texts, labels)
+    monkeypatch.setattr(placement_module, "_EXACT_MEMBERS", 10)
+    by_centroid = place_answers(new, new_texts, vectors, texts, labels)
+    assert np.mean(by_centroid.suggestion == exhaustive.suggestion) >= 0.98
+    assert np.mean(by_centroid.labels == exhaustive.labels) >= 0.98
