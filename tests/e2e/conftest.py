@@ -175,7 +175,7 @@ def open_page(browser, request) -> Iterator[Callable[[], tuple]]:
         context.route("**/*", guard.route)
         page = context.new_page()
         page.on("websocket", guard.websocket)
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(90_000)  # a loaded 2-core machine is slow
         contexts.append(context)
         return page, guard
 
