@@ -187,8 +187,11 @@ def test_student_markup_is_shown_verbatim_runs_nothing_and_fetches_nothing(
         click_table_row(page, 0, row)
         settle(page)
         title = state.groups[gid].title
-        # The open group's title is drawn with st.text: the DOM holds it as text.
-        assert page.get_by_test_id("stText").filter(has_text=title).count() >= 1, title
+        # The open group's title is drawn with st.text: the DOM holds it as text. Wait for it:
+        # on a loaded machine the rerun can still be drawing after the page went quiet.
+        shown = page.get_by_test_id("stText").filter(has_text=title)
+        shown.first.wait_for(state="attached")
+        assert shown.count() >= 1, title
         seen.append(title)
     screenshots(page, "xss-groups")
     # Titles also appear as options of the "move to" and "merge" pickers: plain text too.
