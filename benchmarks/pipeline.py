@@ -140,6 +140,8 @@ def run(
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     texts, counts = load_corpus_texts(datasets_dir)
+    for size in sizes:  # refuse an impossible size before minutes of model loading
+        draw_sample(texts, size, seed)
     torch_device = choose_device(device)
     ours = Encoder(device=torch_device)
     peer = SentenceTransformer(str(base_model_dir()), device=str(torch_device), local_files_only=True)
