@@ -21,9 +21,11 @@ point, which is where almost every edge of that tree lies:
 
 Where the neighbour graph misses an edge of the exact tree, the tree here takes a slightly
 longer one instead; ``hdbscan.HDBSCAN`` makes the same kind of trade with its default
-``approx_min_span_tree=True``. Against it, groupings agree to an adjusted Rand index of
-about 0.99 on the project's answers (tests/test_knn_hdbscan.py checks >= 0.97 on real
-answers). Memory is O(n * neighbours) plus blocks of a few MiB.
+``approx_min_span_tree=True``. Against it, on the project's answers reduced to 32-d, the
+groupings agree to an adjusted Rand index of 0.997 at 9,400 distinct answers (0.6 s against
+4 to 11 s) and 0.998 at 28,700 (9 s against 93 to 218 s); tests/test_knn_hdbscan.py checks
+>= 0.97. Memory is O(n * neighbours) plus blocks of a few MiB (500 MiB in all at 100,000
+answers, grouping included).
 """
 
 from __future__ import annotations
