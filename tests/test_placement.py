@@ -201,3 +201,85 @@ def test_choosing_contenders_by_centroid_agrees_with_the_exhaustive_search(monke
     by_centroid = place_answers(new, new_texts, vectors, texts, labels)
     assert np.mean(by_centroid.suggestion == exhaustive.suggestion) >= 0.98
     assert np.mean(by_centroid.labels == exhaustive.labels) >= 0.98
+
+
+def _brute_force(index: PlacementIndex, new: np.ndarray, vectors: np.ndarray, labels: np.ndarray):
+    """Best group and confidence of each new answer, every group scored one by one."""
+    s = index.settings
+    radius = dict(zip(index.group_ids_.tolist(), index.radius_.tolist(), strict=True))
+    best, confidence = [], []
+    for vector in new:
+        scores = {}
+        for g in index.group_ids_.tolist():
+            sims = np.sort(vectors[labels == g] @ vector)[::-1]
+            scores[g] = float(np.mean(sims[: s.neighbours]))
+        ranked = sorted(scores, key=lambda g: -scores[g])
+        lead = scores[ranked[0]] - scores[ranked[1]]
+        span = max(radius[ranked[0]] - s.min_similarity, 1e-6)
+        closeness = np.clip((scores[ranked[0]] - s.min_similarity) / span, 0.0, 1.0)
+        best.append(ranked[0])
+        confidence.append(closeness * np.clip(lead / s.margin, 0.0, 1.0))
+    return np.array(best), np.array(confidence)
+
+
+def _uneven_groups(n_groups: int, seed: int = 4):
+    """Groups of very different sizes (one member to past the radius sample), close enough
+    together that many new answers are ambiguous, and new answers among them."""
+    rng = np.random.default_rng(seed)
+    dim = 32
+    sizes = np.array([1, 2, 3, 300, 5, 9, 70][:n_groups])
+    centres = _unit(rng.standard_normal((n_groups, dim)) + 1.5 * np.ones(dim) / np.sqrt(dim))
+    vectors = _unit(np.repeat(centres, sizes, axis=0) + 0.2 * rng.standard_normal((int(sizes.sum()), dim)))
+    labels = np.repeat(np.arange(10, 10 + n_groups), sizes)
+    new = _unit(centres[rng.integers(0, n_groups, 120)] + 0.25 * rng.standard_normal((120, dim)))
+    return vectors, [f"existing {i}" for i in range(len(labels))], labels, new
+
+
+@pytest.mark.parametrize("gather_max", [0, 4, 64, 1000])
+@pytest.mark.parametrize("by_centroid", [False, True])
+def test_batched_scoring_matches_scoring_each_group_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, gather_max: int, by_centroid: bool
+) -> None:
+    """Every group a contender (4 groups comparing with every member, 7 by centroid): the
+    batched scores, padded or a group at a time, are those of scoring each group alone."""
+    import grouper.placement as placement_module
+
+    vectors, texts, labels, new = _uneven_groups(7 if by_centroid else 4)
+    monkeypatch.setattr(placement_module, "_GATHER_MAX", gather_max)
+    monkeypatch.setattr(placement_module, "_GATHER_CELLS", 5000)  # several gathered parts
+    if by_centroid:
+        monkeypatch.setattr(placement_module, "_EXACT_MEMBERS", 0)
+    index = PlacementIndex(vectors, texts, labels)
+    placement = index.place(new, [f"new {i}" for i in range(len(new))])
+    best, confidence = _brute_force(index, new, vectors, labels)
+    np.testing.assert_array_equal(placement.suggestion, best)
+    np.testing.assert_allclose(placement.suggestion_confidence, confidence, atol=1e-5)
+    assert 0.1 < np.mean(confidence >= PlacementSettings().min_confidence) < 0.9  # a telling case
+
+
+def test_radii_computed_when_needed_are_those_computed_all_at_once() -> None:
+    vectors, texts, labels, new = _uneven_groups(7)
+    lazy = PlacementIndex(vectors, texts, labels)
+    lazy.place(new[:3], ["a", "b", "c"])  # computes some radii only
+    assert 0 < np.sum(~np.isnan(lazy._radius)) < len(lazy.group_ids_)
+    np.testing.assert_array_equal(lazy.radius_, PlacementIndex(vectors, texts, labels).radius_)
+    # A small group's radius: the low quantile of its members' leave-one-out scores.
+    members = vectors[labels == 15]
+    sims = members @ members.T
+    np.fill_diagonal(sims, -np.inf)
+    loo = np.sort(sims, axis=1)[:, ::-1][:, :3].mean(axis=1)
+    assert lazy.radius_[5] == pytest.approx(np.quantile(loo, PlacementSettings().radius_quantile), abs=1e-6)
+
+
+def test_a_pickled_index_still_finds_repeats() -> None:
+    """The texts' hashes are not pickled (they differ between processes): they are redone."""
+    import pickle
+
+    vectors, texts, labels, _ = _blobs()
+    index = PlacementIndex(vectors, texts, labels)
+    state = index.__getstate__()
+    assert "_sorted_hashes" not in state
+    again = pickle.loads(pickle.dumps(index))
+    placement = again.place(vectors[[20, 0]], [texts[20].upper(), "not a repeat"])
+    assert placement.duplicate.tolist() == [True, False]
+    assert placement.labels.tolist() == [2, 1]
