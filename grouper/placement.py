@@ -123,9 +123,10 @@ class Placement:
     duplicate: np.ndarray
 
 
-def _text_key(text: str) -> str:
-    # The grouping clusters case-folded texts once; a repeat is the same key.
-    return text.casefold()
+def _text_keys(texts: Sequence[str]) -> list[str]:
+    # The grouping clusters case-folded texts once; a repeat is the same key. (Mapping the
+    # method itself, not a function calling it: 100,000 Python calls fewer.)
+    return list(map(str.casefold, texts))
 
 
 def _normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -223,10 +224,10 @@ class PlacementIndex:
         self.dim = vectors.shape[1]
         self._index_copies(texts, labels)
         grouped = np.flatnonzero(labels != UNGROUPED)
-        # Members sorted by group, so each group is one contiguous slice of columns. The
-        # fancy index copies, so the rows are normalised in that copy.
+        # Members sorted by group, so each group is one contiguous slice of columns. Taking
+        # them copies, so the rows are normalised in that copy.
         order = grouped[np.argsort(labels[grouped], kind="stable")]
-        self._members = _normalise_rows(np.asarray(vectors, dtype=np.float32)[order])
+        self._members = _normalise_rows(np.take(np.asarray(vectors, dtype=np.float32), order, axis=0))
         member_labels = labels[order]
         self.group_ids_, starts = np.unique(member_labels, return_index=True)
         self._bounds = np.append(starts, len(order)).astype(np.int64)
@@ -244,7 +245,7 @@ class PlacementIndex:
         found by binary search: a dict of every distinct text took 0.14 s to build at
         100,000 answers, this about half.
         """
-        self._keys = list(map(_text_key, texts))
+        self._keys = _text_keys(texts)
         self._labels = labels
         self._hash_keys()
 
@@ -347,7 +348,7 @@ class PlacementIndex:
         suggestion = np.full(m, UNGROUPED, dtype=np.int64)
         suggestion_conf = np.zeros(m, dtype=np.float64)
         duplicate = np.zeros(m, dtype=bool)
-        for i, labels_of_copies in enumerate(self._copy_labels(list(map(_text_key, texts)))):
+        for i, labels_of_copies in enumerate(self._copy_labels(_text_keys(texts))):
             if labels_of_copies:
                 copies = Counter(labels_of_copies)
                 duplicate[i] = True
