@@ -208,11 +208,57 @@ def test_evaluate_refuses_answers_without_gold(encoder) -> None:
         evaluate_questions([bare], encoder)
 
 
-def test_flywheel_mode_is_refused_clearly(tmp_path, capsys) -> None:
+def test_flywheel_mode_learns_from_the_train_questions_only(encoder) -> None:
+    from dataclasses import replace
+
+    from grouper.evaluation.runner import FLYWHEEL_AUTHOR, FlywheelSettings
+    from grouper.training.finetune import FineTuneSettings
+
+    train = _capital_question("cap-train")
+    unseen = replace(_capital_question("cap-new"), split="unseen-questions")
+    tiny = FineTuneSettings(max_steps=2, batch_size=4, validation_fraction=0.0, mixed_precision=False)
+    summaries: list[dict] = []
+    with Store("sqlite://") as store:
+        results = evaluate_questions(
+            [unseen, train], encoder, mode="flywheel", store=store,
+            flywheel=FlywheelSettings(fine_tune=tiny), on_retrained=summaries.append,
+        )
+        # Reported in the order given, though the train question is graded first.
+        assert [r.question_id for r in results] == ["cap-new", "cap-train"]
+        assert store.question_ids() == ["cap-train", "cap-new"]
+        (summary,) = summaries
+        assert summary["steps"] == 2 and summary["pairs"] > 0
+        # The unseen question was grouped by the new model, the train one by the parent.
+        assert store.model_version("cap-train") == encoder.model_key
+        assert store.model_version("cap-new") != encoder.model_key
+        for result in results:
+            state = store.state(result.question_id)
+            gold = {a.answer_id: a.gold for a in _capital_question(result.question_id).answers}
+            assert all(state.grade_of(a).comment == g for a, g in gold.items())
+            log = store.edits(result.question_id)
+            # The oracle's actions are counted from its own edits; the flywheel's are a model's.
+            oracle = [e for e in log if e.author == ORACLE_AUTHOR]
+            reviews = sum(isinstance(e.payload, Confirm) for e in oracle)
+            assert all(e.author in (ORACLE_AUTHOR, FLYWHEEL_AUTHOR) for e in log)
+            assert result.actions >= reviews and result.actions <= result.one_group
+
+
+def test_flywheel_mode_without_retraining_trains_nothing(encoder) -> None:
+    from grouper.evaluation.runner import FlywheelSettings
+
+    summaries: list[dict] = []
+    results = evaluate_questions(
+        [_capital_question()], encoder, mode="flywheel",
+        flywheel=FlywheelSettings(retrain=False), on_retrained=summaries.append,
+    )
+    assert summaries == [] and len(results) == 1
+
+
+def test_the_evaluate_command_refuses_a_bad_pair_cap(tmp_path, capsys) -> None:
     path = tmp_path / "answers.jsonl"
     path.write_text(json.dumps({"question_id": "q", "answer_id": "a", "answer": "x", "label": "y"}) + "\n")
-    assert main(["evaluate", str(path), "--mode", "flywheel"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--mode", "flywheel", "--max-pairs", "1"]) == 2
+    assert "--max-pairs (1) must be at least 2" in capsys.readouterr().err
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:
@@ -243,3 +289,20 @@ def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeyp
     assert 0 < split["apa"] < min(split["one_group"], split["exact"])
     (question,) = out["questions"]
     assert question == {"question_id": "cap", "split": "train", "answers": len(CAPITAL), "apa": split["apa"]}
+
+
+def test_the_flywheel_command_prints_the_same_json(tmp_path, capsys, monkeypatch, encoder) -> None:
+    monkeypatch.setattr("grouper.embedding.Encoder", lambda device=None: encoder)
+    path = tmp_path / "capital.jsonl"
+    q = _capital_question()
+    rows = [
+        {"split": "train", "question_id": q.question_id, "question": q.text,
+         "reference_answers": list(q.reference_answers), "answer_id": a.answer_id, "answer": a.text, "label": a.gold}
+        for a in q.answers
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(path), "--mode", "flywheel", "--no-retrain", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"splits", "questions"}
+    (split,) = out["splits"]
+    assert split["split"] == "train" and 0 < split["apa"] <= split["one_group"]

@@ -11,21 +11,63 @@ arithmetic of :mod:`grouper.evaluation.apa`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
 from grouper.embedding import EmbeddingCache, Encoder, InMemoryEmbeddingCache
 from grouper.evaluation.apa import count_review, exact_text_key, groups_from_keys
 from grouper.evaluation.oracle import review_question
+from grouper.grade_adaptation import GradeAdaptationSettings, adapt_to_grades
 from grouper.pipeline import group_question
 from grouper.store import Store
 
-__all__ = ["MODES", "QuestionResult", "SplitResult", "evaluate_questions", "summarise"]
+if TYPE_CHECKING:
+    from grouper.training.finetune import FineTuneSettings
+
+__all__ = [
+    "MODES",
+    "TRAIN_SPLIT",
+    "FlywheelSettings",
+    "QuestionResult",
+    "SplitResult",
+    "evaluate_questions",
+    "summarise",
+]
 
 MODES = ("zero-shot", "flywheel")
 #: Questions with fewer answers are left out, as in the protocol.
 MIN_ANSWERS = 20
+#: The split whose corrections a model may learn from; every other split measures transfer.
+TRAIN_SPLIT = "train"
+#: Author of the flywheel's regrouping edits (a model's, so never learned from).
+FLYWHEEL_AUTHOR = "model:flywheel"
+
+
+@dataclass(frozen=True)
+class FlywheelSettings:
+    """What the flywheel mode learns, and from what.
+
+    Attributes
+    ----------
+    adaptation : GradeAdaptationSettings
+        The within-question model refitted after each reviewed group.
+    retrain : bool
+        Fine-tune the encoder on the corrections logged on the train questions before the
+        other questions are grouped (:mod:`grouper.evaluation.flywheel`); ``False`` keeps the
+        parent model, so that only within-question adaptation is measured.
+    fine_tune : FineTuneSettings or None
+        The fine-tuning run's settings; the defaults of :mod:`grouper.evaluation.flywheel`
+        when ``None``.
+    seed : int
+        Seeds the pair sampling and the training.
+    """
+
+    adaptation: GradeAdaptationSettings = field(default_factory=GradeAdaptationSettings)
+    retrain: bool = True
+    fine_tune: FineTuneSettings | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,8 +139,16 @@ def evaluate_questions(
     min_answers: int = MIN_ANSWERS,
     default_dataset: str = "",
     on_question: Callable[[QuestionResult], None] | None = None,
+    flywheel: FlywheelSettings | None = None,
+    on_retrained: Callable[[dict], None] | None = None,
 ) -> list[QuestionResult]:
     """Run the protocol on every question with at least ``min_answers`` answers.
+
+    In flywheel mode the questions of the ``train`` split are graded first, each with the
+    within-question adaptation after every reviewed group; then, when ``flywheel.retrain``,
+    the encoder is fine-tuned on the corrections their edit log holds; then every other
+    question is grouped with that model and graded, adapting likewise. Questions of other
+    splits never feed any training.
 
     Parameters
     ----------
@@ -108,7 +158,6 @@ def evaluate_questions(
     settings : GroupingSettings, optional
         The grouping's settings; the product's defaults when omitted.
     mode : {"zero-shot", "flywheel"}
-        Only zero-shot exists yet.
     cache : EmbeddingCache, optional
         Embeddings are looked up and kept there; an in-memory one is used when omitted.
     store : Store, optional
@@ -119,6 +168,11 @@ def evaluate_questions(
         Dataset name of questions whose file does not say (the file's name, usually).
     on_question : callable, optional
         Called with each question's result as soon as it is known (progress).
+    flywheel : FlywheelSettings, optional
+        Flywheel mode's settings (defaults when omitted); ignored in zero-shot mode.
+    on_retrained : callable, optional
+        Called with the fine-tuning run's summary (pairs, steps, seconds, device) in flywheel
+        mode, once the model for the other splits is trained.
 
     Returns
     -------
@@ -127,11 +181,6 @@ def evaluate_questions(
     """
     if mode not in MODES:
         raise ValueError(f"mode ({mode!r}) must be one of {', '.join(MODES)}")
-    if mode == "flywheel":
-        raise NotImplementedError(
-            "--mode flywheel is not implemented yet: it needs regrouping from the logged corrections "
-            "and a model fine-tuned on the train split (a later issue); use --mode zero-shot"
-        )
     selected = [q for q in questions if len(q.answers) >= min_answers]
     for question in selected:
         _require_gold(question)
@@ -141,13 +190,43 @@ def evaluate_questions(
     texts = {a.normalized for q in selected for a in q.answers} | {r for q in selected for r in _reference_texts(q)}
     encoder.encode(sorted(t for t in texts if t), cache=cache)
     store = store if store is not None else Store("sqlite://")
-    results = []
-    for question in selected:
-        result = _evaluate_question(question, encoder, settings, cache, store, default_dataset)
-        if on_question is not None:
-            on_question(result)
-        results.append(result)
-    return results
+    if mode == "zero-shot":
+        return [
+            _report(_evaluate_question(q, encoder, settings, cache, store, default_dataset), on_question)
+            for q in selected
+        ]
+    flywheel = flywheel or FlywheelSettings()
+    train = [q for q in selected if q.split == TRAIN_SPLIT]
+    results = {
+        q.question_id: _report(
+            _evaluate_question(q, encoder, settings, cache, store, default_dataset, flywheel.adaptation),
+            on_question,
+        )
+        for q in train
+    }
+    rest = [q for q in selected if q.split != TRAIN_SPLIT]
+    model = encoder
+    if rest and train and flywheel.retrain:
+        from grouper.evaluation.flywheel import corrections_model
+
+        model, summary = corrections_model(
+            store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed
+        )
+        if on_retrained is not None:
+            on_retrained(summary)
+        texts = {a.normalized for q in rest for a in q.answers} | {r for q in rest for r in _reference_texts(q)}
+        model.encode(sorted(t for t in texts if t), cache=cache)
+    for q in rest:
+        results[q.question_id] = _report(
+            _evaluate_question(q, model, settings, cache, store, default_dataset, flywheel.adaptation), on_question
+        )
+    return [results[q.question_id] for q in selected]
+
+
+def _report(result: QuestionResult, on_question: Callable[[QuestionResult], None] | None) -> QuestionResult:
+    if on_question is not None:
+        on_question(result)
+    return result
 
 
 def _reference_texts(question: Question) -> list[str]:
@@ -172,18 +251,36 @@ def _evaluate_question(
     cache: EmbeddingCache,
     store: Store,
     default_dataset: str,
+    adaptation: GradeAdaptationSettings | None = None,
 ) -> QuestionResult:
+    """Group, store and grade one question; with ``adaptation``, the answers not reviewed yet
+    are re-cut after every reviewed group (flywheel mode)."""
     grouped = group_question(question, encoder, settings, cache=cache)
     store.import_question(question)
     store.save_grouping(question.question_id, grouped.grouping, model_version=encoder.model_key)
     gold = {a.answer_id: str(a.gold) for a in question.answers}
-    count = review_question(store, question.question_id, gold)
-    # The oracle and the arithmetic must agree; a difference is a bug in one of them.
+    after_review = None
+    if adaptation is not None:
+        from grouper.references import question_references
+
+        use_references = (settings or GroupingSettings()).use_references
+        references = question_references(question, encoder, cache=cache) if use_references else None
+
+        def after_review(question_id: str) -> None:
+            # Planned from one state and appended in order: nobody else edits the question here.
+            state = store.state(question_id)
+            for payload in adapt_to_grades(state, question.answers, grouped.vectors, references, adaptation):
+                store.append(question_id, FLYWHEEL_AUTHOR, None, payload)
+
+    count = review_question(store, question.question_id, gold, after_review=after_review)
+    # The oracle and the arithmetic must agree; a difference is a bug in one of them. (When
+    # the flywheel regroups between reviews, the groups reviewed are not the initial ones:
+    # the oracle's own final check, every answer with its gold grade, still holds.)
     labels = [str(a.gold) for a in question.answers]
     expected = count_review(
         [[labels[i] for i in g.members] for g in grouped.grouping.groups], len(grouped.grouping.ungrouped)
     )
-    if expected.actions != count.actions:
+    if after_review is None and expected.actions != count.actions:
         raise RuntimeError(
             f"question {question.question_id}: the oracle took {count.actions} actions through the edit log "
             f"but the protocol's arithmetic counts {expected.actions}"
