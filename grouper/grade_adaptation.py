@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,7 +35,20 @@ from grouper.clustering import UNGROUPED
 from grouper.edits import Payload, QuestionState
 from grouper.references import References, reference_signals
 
-__all__ = ["GradeAdaptationSettings", "adapt_to_grades", "grade_log_probabilities"]
+if TYPE_CHECKING:
+    from grouper.embedding import Encoder
+    from grouper.store import Store
+
+__all__ = [
+    "ADAPTATION_AUTHOR",
+    "GradeAdaptationSettings",
+    "adapt_question",
+    "adapt_to_grades",
+    "grade_log_probabilities",
+]
+
+#: Author of the regrouping edits: a model's, so that training never learns from its guesses.
+ADAPTATION_AUTHOR = "model:grades"
 
 
 @dataclass(frozen=True)
@@ -175,3 +189,50 @@ def adapt_to_grades(
         titles.append(texts[ordered[0]][:60])
     order = sorted(range(len(clusters)), key=lambda c: (-len(clusters[c]), c))
     return plan_regroup(state, [clusters[c] for c in order], [titles[c] for c in order])
+
+
+def adapt_question(
+    store: Store,
+    question_id: str,
+    encoder: Encoder,
+    settings: GradeAdaptationSettings | None = None,
+    *,
+    author: str = ADAPTATION_AUTHOR,
+) -> int:
+    """Re-cut a stored question's unreviewed answers from its grades, as logged edits.
+
+    What the groups page's "Regroup the rest from my grades" button runs. The edits are made
+    against the version the plan was made from, so that a grader's edit in between makes the
+    rest of the plan refused rather than applied blindly.
+
+    Parameters
+    ----------
+    store : Store
+    question_id : str
+    encoder : Encoder
+        Embeds the answers (from the store's embedding cache when they were imported with it).
+    settings : GradeAdaptationSettings, optional
+    author : str
+        A model's name (``model:...``): the training pairs leave a model's edits out.
+
+    Returns
+    -------
+    int
+        Edits appended; 0 when fewer than two different grades are given yet, or nothing
+        would move.
+
+    Raises
+    ------
+    EditRefused
+        Another edit came in while the plan was being made; nothing after it was applied.
+    """
+    from grouper.references import question_references
+
+    question = store.question(question_id)
+    state = store.state(question_id)
+    vectors = encoder.encode([a.normalized for a in question.answers], cache=store.embeddings).vectors
+    references = question_references(question, encoder, cache=store.embeddings)
+    payloads = adapt_to_grades(state, question.answers, vectors, references, settings)
+    for done, payload in enumerate(payloads):
+        store.append(question_id, author, state.version + done, payload)
+    return len(payloads)

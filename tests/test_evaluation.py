@@ -211,7 +211,8 @@ def test_evaluate_refuses_answers_without_gold(encoder) -> None:
 def test_flywheel_mode_learns_from_the_train_questions_only(encoder) -> None:
     from dataclasses import replace
 
-    from grouper.evaluation.runner import FLYWHEEL_AUTHOR, FlywheelSettings
+    from grouper.evaluation.runner import FlywheelSettings
+    from grouper.grade_adaptation import ADAPTATION_AUTHOR
     from grouper.training.finetune import FineTuneSettings
 
     train = _capital_question("cap-train")
@@ -239,7 +240,7 @@ def test_flywheel_mode_learns_from_the_train_questions_only(encoder) -> None:
             # The oracle's actions are counted from its own edits; the flywheel's are a model's.
             oracle = [e for e in log if e.author == ORACLE_AUTHOR]
             reviews = sum(isinstance(e.payload, Confirm) for e in oracle)
-            assert all(e.author in (ORACLE_AUTHOR, FLYWHEEL_AUTHOR) for e in log)
+            assert all(e.author in (ORACLE_AUTHOR, ADAPTATION_AUTHOR) for e in log)
             assert result.actions >= reviews and result.actions <= result.one_group
 
 

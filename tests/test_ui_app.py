@@ -556,3 +556,28 @@ def test_student_text_is_shown_verbatim_and_never_as_markdown(app):
     ]
     for payload in XSS:
         assert all(payload not in r for r in rendered)
+
+
+def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_groups(app, db):
+    app.button(key="adapt").click().run()
+    assert [i.value for i in app.info] == [
+        "Nothing to regroup: grade groups with at least two different grades first, or all is reviewed."
+    ]
+    assert logged(db) == []
+    # Two groups confirmed with different grades, by Ada; then the model re-cuts the rest.
+    with Store.open(db) as store:
+        before = store.state("q1")
+        order = sorted((g for g in before.groups if not before.groups[g].blank), key=lambda g: -len(before.groups[g].members))
+        for gid, score in zip(order[:2], (1.0, 0.0)):
+            store.append("q1", "Ada", None, Confirm(gid))
+            store.append("q1", "Ada", None, GradeGroup(gid, score, ""))
+        reviewed = {gid: before.groups[gid].members for gid in order[:2]}
+    app.run()
+    app.button(key="adapt").click().run()
+    after = state(db)
+    model_edits = [(a, p) for a, p in logged(db) if a.startswith("model:")]
+    assert successes(app) == [f"Regrouped the answers not reviewed yet from the grades given ({len(model_edits)} edits)."]
+    assert model_edits and all(a == "model:grades:Ada" for a, _ in model_edits)
+    # Reviewed groups kept their members and ids; every answer is still somewhere exactly once.
+    assert {gid: after.groups[gid].members for gid in reviewed} == reviewed
+    assert sorted(after.location) == sorted(before.location)

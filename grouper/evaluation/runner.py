@@ -19,7 +19,7 @@ from grouper.clustering import GroupingSettings
 from grouper.embedding import EmbeddingCache, Encoder, InMemoryEmbeddingCache
 from grouper.evaluation.apa import count_review, exact_text_key, groups_from_keys
 from grouper.evaluation.oracle import review_question
-from grouper.grade_adaptation import GradeAdaptationSettings, adapt_to_grades
+from grouper.grade_adaptation import ADAPTATION_AUTHOR, GradeAdaptationSettings, adapt_to_grades
 from grouper.pipeline import group_question
 from grouper.store import Store
 
@@ -41,8 +41,6 @@ MODES = ("zero-shot", "flywheel")
 MIN_ANSWERS = 20
 #: The split whose corrections a model may learn from; every other split measures transfer.
 TRAIN_SPLIT = "train"
-#: Author of the flywheel's regrouping edits (a model's, so never learned from).
-FLYWHEEL_AUTHOR = "model:flywheel"
 
 
 @dataclass(frozen=True)
@@ -270,7 +268,7 @@ def _evaluate_question(
             # Planned from one state and appended in order: nobody else edits the question here.
             state = store.state(question_id)
             for payload in adapt_to_grades(state, question.answers, grouped.vectors, references, adaptation):
-                store.append(question_id, FLYWHEEL_AUTHOR, None, payload)
+                store.append(question_id, ADAPTATION_AUTHOR, None, payload)
 
     count = review_question(store, question.question_id, gold, after_review=after_review)
     # The oracle and the arithmetic must agree; a difference is a bug in one of them. (When

@@ -20,6 +20,7 @@ from grouper.edits import (
     NEW,
     Confirm,
     Delete,
+    EditRefused,
     GradeGroup,
     Merge,
     Move,
@@ -28,6 +29,7 @@ from grouper.edits import (
     Split,
     auto_split_parts,
 )
+from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
 from grouper.review import confidence_cue, least_typical_first, listing_order
 
 identity = ui_common.require(Action.REVIEW)
@@ -174,6 +176,22 @@ def _undo() -> None:
     ui_common.undo_last(question_id)
 
 
+def _adapt() -> None:
+    # The edits are the model's (so never trained on), named with who asked for them.
+    author = f"{ADAPTATION_AUTHOR}:{ui_common.current_identity().author}"
+    try:
+        done = adapt_question(ui_common.store(), question_id, ui_common.encoder(), author=author)
+    except EditRefused as refused:
+        ui_common.flash("error", "Regrouping stopped: the question was edited meanwhile.", str(refused))
+        return
+    if done:
+        ui_common.flash("success", f"Regrouped the answers not reviewed yet from the grades given ({done} edits).")
+    else:
+        ui_common.flash(
+            "info", "Nothing to regroup: grade groups with at least two different grades first, or all is reviewed."
+        )
+
+
 # --------------------------------------------------------------------------- the workspace
 
 
@@ -247,6 +265,17 @@ def workspace() -> None:
             disabled=not may_edit,
             width="stretch",
             help="Undo your last edit of this question",
+        )
+        st.button(
+            "Regroup the rest from the grades given",
+            key="adapt",
+            on_click=_adapt,
+            disabled=not may_edit,
+            width="stretch",
+            help=(
+                "Learn from the groups graded so far which answers deserve which grade, and re-cut the "
+                "groups nobody has reviewed yet; confirmed and graded work never moves"
+            ),
         )
 
     with right:
