@@ -208,7 +208,7 @@ def test_evaluate_refuses_answers_without_gold(encoder) -> None:
         evaluate_questions([bare], encoder)
 
 
-def test_flywheel_mode_learns_from_the_train_questions_only(encoder) -> None:
+def test_flywheel_mode_learns_from_the_train_questions_only(encoder, tmp_path) -> None:
     from dataclasses import replace
 
     from grouper.evaluation.runner import FlywheelSettings
@@ -222,13 +222,16 @@ def test_flywheel_mode_learns_from_the_train_questions_only(encoder) -> None:
     with Store("sqlite://") as store:
         results = evaluate_questions(
             [unseen, train], encoder, mode="flywheel", store=store,
-            flywheel=FlywheelSettings(fine_tune=tiny), on_retrained=summaries.append,
+            flywheel=FlywheelSettings(fine_tune=tiny, keep_models=tmp_path), on_retrained=summaries.append,
         )
         # Reported in the order given, though the train question is graded first.
         assert [r.question_id for r in results] == ["cap-new", "cap-train"]
         assert store.question_ids() == ["cap-train", "cap-new"]
         (summary,) = summaries
         assert summary["steps"] == 2 and summary["pairs"] > 0
+        # The model is kept where asked, as safetensors only, and is the one that grouped.
+        kept = tmp_path / "capital"
+        assert (kept / "model.safetensors").is_file() and not list(kept.glob("*.bin"))
         # The unseen question was grouped by the new model, the train one by the parent.
         assert store.model_version("cap-train") == encoder.model_key
         assert store.model_version("cap-new") != encoder.model_key
@@ -260,6 +263,8 @@ def test_the_evaluate_command_refuses_a_bad_pair_cap(tmp_path, capsys) -> None:
     path.write_text(json.dumps({"question_id": "q", "answer_id": "a", "answer": "x", "label": "y"}) + "\n")
     assert main(["evaluate", str(path), "--mode", "flywheel", "--max-pairs", "1"]) == 2
     assert "--max-pairs (1) must be at least 2" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--no-retrain"]) == 2
+    assert "need --mode flywheel" in capsys.readouterr().err
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:

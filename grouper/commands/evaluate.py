@@ -23,6 +23,9 @@ _TARGET_RATIO = 0.8  # the issue's target: APA at most 0.8 x the better trivial 
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.mode != "flywheel" and (args.no_retrain or args.max_pairs is not None or args.keep_models):
+        print("grouper: --no-retrain, --max-pairs and --keep-models need --mode flywheel", file=sys.stderr)
+        return 2
     if args.max_pairs is not None and args.max_pairs < 2:
         print(f"grouper: --max-pairs ({args.max_pairs}) must be at least 2", file=sys.stderr)
         return 2
@@ -50,7 +53,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from grouper.evaluation.runner import FlywheelSettings
 
         fine_tune = DEFAULT_FINE_TUNE if args.max_pairs is None else replace(DEFAULT_FINE_TUNE, max_pairs=args.max_pairs)
-        flywheel = FlywheelSettings(retrain=not args.no_retrain, fine_tune=fine_tune)
+        keep = Path(args.keep_models) if args.keep_models else None
+        flywheel = FlywheelSettings(retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep)
     def on_retrained(summary: dict) -> None:
         # On stderr, so that --json prints exactly the promised object.
         print(
@@ -172,6 +176,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="flywheel mode: fine-tune on at most N pairs (default 4000; more trains longer)",
+    )
+    parser.add_argument(
+        "--keep-models",
+        metavar="DIR",
+        help="flywheel mode: save each corpus's fine-tuned model in DIR/<dataset> (safetensors)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object with per-split and per-question APA")
     parser.add_argument(

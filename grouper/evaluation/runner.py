@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grouper.answers import Question
@@ -60,12 +61,16 @@ class FlywheelSettings:
         when ``None``.
     seed : int
         Seeds the pair sampling and the training.
+    keep_models : Path or None
+        Save each fine-tuned model in a folder of this one named after the dataset (to group
+        with it later, or to check it on zero-shot grouping); temporary when ``None``.
     """
 
     adaptation: GradeAdaptationSettings = field(default_factory=GradeAdaptationSettings)
     retrain: bool = True
     fine_tune: FineTuneSettings | None = None
     seed: int = 0
+    keep_models: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +212,11 @@ def evaluate_questions(
     if rest and train and flywheel.retrain:
         from grouper.evaluation.flywheel import corrections_model
 
+        folder = None
+        if flywheel.keep_models is not None:
+            folder = Path(flywheel.keep_models) / (train[0].dataset or default_dataset or "model")
         model, summary = corrections_model(
-            store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed
+            store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed, folder=folder
         )
         if on_retrained is not None:
             on_retrained(summary)
