@@ -10,8 +10,8 @@ from pathlib import Path
 # 0.8 s); passive waiting costs nothing measurable when the cores are free.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "sample_data"
