@@ -312,3 +312,46 @@ def test_the_flywheel_command_prints_the_same_json(tmp_path, capsys, monkeypatch
     assert set(out) == {"splits", "questions"}
     (split,) = out["splits"]
     assert split["split"] == "train" and 0 < split["apa"] <= split["one_group"]
+
+
+def test_the_oracle_scores_labels_as_an_instructor_would(encoder) -> None:
+    from dataclasses import replace
+
+    from grouper.evaluation.runner import label_scores
+    from grouper.references import question_references
+
+    q = _capital_question()
+    vectors = encoder.encode([a.normalized for a in q.answers]).vectors
+    # No scores in the file: the label whose answers are most like the reference scores highest.
+    scale = label_scores(q, vectors, question_references(q, encoder))
+    assert scale["correct"] > scale["incorrect"]
+    # Scores in the file win (here the opposite of the references, to tell the two apart).
+    scored = replace(q, answers=tuple(replace(a, score=0.0 if a.gold == "correct" else 1.0) for a in q.answers))
+    scale = label_scores(scored, vectors, question_references(q, encoder))
+    assert scale["incorrect"] > scale["correct"]
+    # Neither: sorted order.
+    assert label_scores(q, vectors, None) == grade_scale([a.gold for a in q.answers])
+    with Store("sqlite://") as store:
+        store.import_question(_question(HAND_GOLD))
+        store.save_grouping("q1", _hand_grouping(), model_version="test")
+        with pytest.raises(ValueError, match=r"no score for gold label\(s\) \['wrong'\]"):
+            review_question(store, "q1", {f"q1-a{i}": g for i, g in enumerate(HAND_GOLD)}, scale={"right": 1.0})
+
+
+def test_corrections_model_learns_from_the_pairs_asked_for(encoder, tmp_path) -> None:
+    from grouper.evaluation.flywheel import corrections_model
+    from grouper.training.finetune import FineTuneSettings
+
+    tiny = FineTuneSettings(max_steps=1, batch_size=4, validation_fraction=0.0, mixed_precision=False)
+    with Store("sqlite://") as store:
+        evaluate_questions([_capital_question()], encoder, store=store)
+        with pytest.raises(ValueError, match="must be one or more of references, answers"):
+            corrections_model(store, ["cap"], encoder, tiny, sources=("grades",))
+        sizes = {}
+        for sources in (("references",), ("answers",), ("references", "answers")):
+            _, summary = corrections_model(store, ["cap"], encoder, tiny, sources=sources, folder=tmp_path / "-".join(sources))
+            sizes[sources] = summary["pairs"]
+        # One reference pair per graded, non-blank answer; answer pairs are many more.
+        assert sizes[("references",)] == len([t for t in CAPITAL if t])
+        assert sizes[("answers",)] > sizes[("references",)]
+        assert sizes[("references", "answers")] == sizes[("references",)] + sizes[("answers",)]

@@ -54,7 +54,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         fine_tune = DEFAULT_FINE_TUNE if args.max_pairs is None else replace(DEFAULT_FINE_TUNE, max_pairs=args.max_pairs)
         keep = Path(args.keep_models) if args.keep_models else None
-        flywheel = FlywheelSettings(retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep)
+        flywheel = FlywheelSettings(
+            retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep, pair_sources=tuple(args.pairs)
+        )
     def on_retrained(summary: dict) -> None:
         # On stderr, so that --json prints exactly the promised object.
         print(
@@ -176,6 +178,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="flywheel mode: fine-tune on at most N pairs (default 4000; more trains longer)",
+    )
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        choices=("references", "answers"),
+        default=["references"],
+        help="flywheel mode: fine-tune on graded answers against the reference answers (default), "
+        "on must/cannot-links among answers, or both",
     )
     parser.add_argument(
         "--keep-models",

@@ -71,6 +71,7 @@ def review_question(
     *,
     author: str = ORACLE_AUTHOR,
     after_review: Callable[[str], None] | None = None,
+    scale: Mapping[str, float] | None = None,
 ) -> ReviewCount:
     """Grade one stored question as the oracle instructor, through ``store.append``.
 
@@ -87,6 +88,9 @@ def review_question(
         Called with the question id after each group is reviewed: where a flywheel would
         regroup the answers not reviewed yet (through the log too). The next group is always
         taken from the state as it is then, so a regrouping is followed.
+    scale : mapping of str to float, optional
+        The score given with each gold label (higher is better, as an instructor's marks);
+        :func:`grade_scale` numbers them in sorted order when omitted.
 
     Returns
     -------
@@ -101,7 +105,11 @@ def review_question(
     missing = [a for a in state.answer_ids if a not in gold]
     if missing:
         raise ValueError(f"question {question_id}: no gold grade for answer(s) {missing[:5]}")
-    scale = grade_scale([gold[a] for a in state.answer_ids])
+    if scale is None:
+        scale = grade_scale([gold[a] for a in state.answer_ids])
+    unscored = sorted({gold[a] for a in state.answer_ids} - set(scale))
+    if unscored:
+        raise ValueError(f"question {question_id}: no score for gold label(s) {unscored[:5]}")
     reviews = moves = 0
     while (group_id := _next_group(state)) is not None:
         members = state.groups[group_id].members

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
 from grouper.embedding import EmbeddingCache, Encoder, InMemoryEmbeddingCache
@@ -22,6 +24,7 @@ from grouper.evaluation.apa import count_review, exact_text_key, groups_from_key
 from grouper.evaluation.oracle import review_question
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, GradeAdaptationSettings, adapt_to_grades
 from grouper.pipeline import group_question
+from grouper.references import References, question_references
 from grouper.store import Store
 
 if TYPE_CHECKING:
@@ -61,6 +64,8 @@ class FlywheelSettings:
         when ``None``.
     seed : int
         Seeds the pair sampling and the training.
+    pair_sources : tuple of str
+        What the fine-tuning learns from (:data:`grouper.evaluation.flywheel.PAIR_SOURCES`).
     keep_models : Path or None
         Save each fine-tuned model in a folder of this one named after the dataset (to group
         with it later, or to check it on zero-shot grouping); temporary when ``None``.
@@ -70,6 +75,7 @@ class FlywheelSettings:
     retrain: bool = True
     fine_tune: FineTuneSettings | None = None
     seed: int = 0
+    pair_sources: tuple[str, ...] = ("references",)
     keep_models: Path | None = None
 
 
@@ -216,7 +222,8 @@ def evaluate_questions(
         if flywheel.keep_models is not None:
             folder = Path(flywheel.keep_models) / (train[0].dataset or default_dataset or "model")
         model, summary = corrections_model(
-            store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed, folder=folder
+            store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed, folder=folder,
+            sources=flywheel.pair_sources,
         )
         if on_retrained is not None:
             on_retrained(summary)
@@ -265,20 +272,20 @@ def _evaluate_question(
     store.import_question(question)
     store.save_grouping(question.question_id, grouped.grouping, model_version=encoder.model_key)
     gold = {a.answer_id: str(a.gold) for a in question.answers}
+    references = question_references(question, encoder, cache=cache)
     after_review = None
     if adaptation is not None:
-        from grouper.references import question_references
-
         use_references = (settings or GroupingSettings()).use_references
-        references = question_references(question, encoder, cache=cache) if use_references else None
+        signals = references if use_references else None
 
         def after_review(question_id: str) -> None:
             # Planned from one state and appended in order: nobody else edits the question here.
             state = store.state(question_id)
-            for payload in adapt_to_grades(state, question.answers, grouped.vectors, references, adaptation):
+            for payload in adapt_to_grades(state, question.answers, grouped.vectors, signals, adaptation):
                 store.append(question_id, ADAPTATION_AUTHOR, None, payload)
 
-    count = review_question(store, question.question_id, gold, after_review=after_review)
+    scale = label_scores(question, grouped.vectors, references)
+    count = review_question(store, question.question_id, gold, after_review=after_review, scale=scale)
     # The oracle and the arithmetic must agree; a difference is a bug in one of them. (When
     # the flywheel regroups between reviews, the groups reviewed are not the initial ones:
     # the oracle's own final check, every answer with its gold grade, still holds.)
@@ -302,6 +309,40 @@ def _evaluate_question(
         exact=count_review([[labels[i] for i in g] for g in exact_groups], 0).actions,
         classes=len(set(labels)),
     )
+
+
+def label_scores(question: Question, vectors: np.ndarray, references: References | None) -> dict[str, float]:
+    """The score the oracle gives with each gold label: what an instructor's marks would say.
+
+    An instructor knows which grade is full marks; a file of gold labels may not say. The
+    mean gold score of each label's answers when every answer has one (saf-en); otherwise the
+    mean similarity of each label's answers to the nearest reference answer, so that the
+    label most like the references scores highest (``correct`` on SemEval); otherwise the
+    labels in sorted order (:func:`grouper.evaluation.oracle.grade_scale`). Only the order
+    matters: it tells which answers have the top score (:mod:`grouper.reference_pairs`).
+
+    Parameters
+    ----------
+    question : Question
+    vectors : ndarray of shape (n_answers, dim)
+    references : References or None
+
+    Returns
+    -------
+    dict of str to float
+    """
+    from grouper.evaluation.oracle import grade_scale
+
+    labels = [str(a.gold) for a in question.answers]
+    if all(a.score is not None for a in question.answers):
+        values = np.array([float(a.score) for a in question.answers])
+    elif references is not None:
+        values = (np.asarray(vectors, dtype=np.float64) @ np.asarray(references.vectors, dtype=np.float64).T).max(axis=1)
+    else:
+        return grade_scale(labels)
+    means = {label: float(np.mean([v for v, lab in zip(values, labels) if lab == label])) for label in set(labels)}
+    ranked = sorted(means, key=lambda label: (means[label], label))
+    return {label: float(rank) for rank, label in enumerate(ranked)}
 
 
 def summarise(results: Sequence[QuestionResult]) -> list[SplitResult]:

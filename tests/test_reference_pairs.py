@@ -1,0 +1,52 @@
+"""Reference pairs: graded answers against the reference answers (grouper.reference_pairs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question
+from grouper.clustering import Group, Grouping
+from grouper.edits import Confirm, GradeAnswer, GradeGroup
+from grouper.reference_pairs import REFERENCE_PREFIX, question_reference_pairs, reference_pairs
+from grouper.store import Store
+
+
+def test_full_marks_go_with_their_nearest_reference_and_the_rest_apart() -> None:
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.7071, 0.7071], [1.0, 0.0], [0.0, 1.0]])
+    refs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    pairs = question_reference_pairs(
+        "q", ["a", "b", "c", "", "e"], [1.0, 1.0, 0.0, 1.0, None], vectors, ["ref one", "ref two"], refs,
+        ["a0", "a1", "a2", "a3", "a4"],
+    )
+    # Blank (a3) and ungraded (a4) answers give no pair.
+    assert [(p.answer_id_a, p.answer_id_b, p.text_a, p.together) for p in pairs] == [
+        (f"{REFERENCE_PREFIX}0", "a0", "ref one", True),
+        (f"{REFERENCE_PREFIX}1", "a1", "ref two", True),
+        (f"{REFERENCE_PREFIX}0", "a2", "ref one", False),
+    ]
+
+
+def test_no_pair_without_references_or_without_two_scores() -> None:
+    vectors = np.eye(2)
+    assert question_reference_pairs("q", ["a", "b"], [1.0, 0.0], vectors, [], np.zeros((0, 2)), ["x", "y"]) == []
+    assert question_reference_pairs("q", ["a", "b"], [1.0, 1.0], vectors, ["r"], vectors[:1], ["x", "y"]) == []
+    with pytest.raises(ValueError, match="must describe the same answers"):
+        question_reference_pairs("q", ["a"], [1.0, 0.0], vectors, ["r"], vectors[:1], ["x", "y"])
+
+
+def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
+    texts = ["Canberra", "It is Canberra", "Sydney", "Melbourne"]
+    answers = tuple(Answer(f"a{i}", "cap", t) for i, t in enumerate(texts))
+    question = Question("cap", "What is the capital of Australia?", answers, ("Canberra is the capital.",))
+    grouping = Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "c", (0, 1)), Group(2, "s", (2, 3))))
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("cap", grouping, model_version="test")
+        assert reference_pairs(store, ["cap"], encoder) == []  # nothing graded yet
+        store.append("cap", "ta", None, Confirm(1))
+        store.append("cap", "ta", None, GradeGroup(1, 2.0, "right"))
+        store.append("cap", "ta", None, GradeAnswer("a2", 0.0, "wrong"))
+        pairs = reference_pairs(store, ["cap"], encoder)
+    assert {(p.answer_id_b, p.together) for p in pairs} == {("a0", True), ("a1", True), ("a2", False)}
+    assert all(p.text_a == "Canberra is the capital." for p in pairs)
