@@ -11,6 +11,9 @@ Usage::
 
     .venv/bin/python benchmarks/quality.py --cache var/embeddings.sqlite            # all variants
     .venv/bin/python benchmarks/quality.py --cache var/embeddings.sqlite default hdbscan-naive
+    # zero-shot grouping with a fine-tuned model (grouper evaluate --mode flywheel --keep-models DIR)
+    .venv/bin/python benchmarks/quality.py --cache var/embeddings.sqlite default \
+        --model-dir DIR/semeval2013-beetle --corpus semeval2013-beetle
 
 Results of the variants tried are recorded in ``benchmarks/results/zero_shot_experiments.md``.
 """
@@ -82,14 +85,19 @@ def load_corpora(names: tuple[str, ...] = CORPORA) -> list[Question]:
     return out
 
 
-def embedder(cache_path: str | None) -> Callable[[list[str]], np.ndarray]:
-    """A function from texts to vectors, through a store's embedding cache."""
+def embedder(cache_path: str | None, model_dir: str | None = None) -> Callable[[list[str]], np.ndarray]:
+    """A function from texts to vectors, through a store's embedding cache; the packaged base
+    model, or the safetensors model in ``model_dir`` (a fine-tuned one, say)."""
     import torch
 
-    from grouper.embedding import Encoder, InMemoryEmbeddingCache
+    from grouper.embedding import Encoder, InMemoryEmbeddingCache, file_sha256
     from grouper.store import Store
 
-    encoder = Encoder(device=torch.device("cpu"))
+    if model_dir is None:
+        encoder = Encoder(device=torch.device("cpu"))
+    else:
+        folder = Path(model_dir)
+        encoder = Encoder(folder, device=torch.device("cpu"), expected_sha256=file_sha256(folder / "model.safetensors"))
     cache = Store(cache_path).embeddings if cache_path else InMemoryEmbeddingCache()
     return lambda texts: encoder.encode(texts, cache=cache).vectors
 
@@ -130,15 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="*", help=f"variants to run (default: all): {', '.join(VARIANTS)}")
     parser.add_argument("--cache", help="store file whose embedding cache to use (e.g. var/embeddings.sqlite)")
+    parser.add_argument("--model-dir", help="group with the safetensors model in this folder instead of the base model")
+    parser.add_argument("--corpus", action="append", choices=CORPORA, help="only these corpora (default: all three)")
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     chosen = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
-    questions = load_corpora()
+    questions = load_corpora(tuple(args.corpus) if args.corpus else CORPORA)
     splits = sorted({(q.dataset or "", q.split or "all") for q in questions}, key=lambda s: (CORPORA.index(s[0]), s[1]))
     print(f"{'variant':<26}", " ".join(f"{d.split('-')[-1][:6]}/{s[:6]}" for d, s in splits))
-    run(chosen, questions, embedder(args.cache))
+    run(chosen, questions, embedder(args.cache, args.model_dir))
     return 0
 
 
