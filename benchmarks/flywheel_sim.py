@@ -81,6 +81,13 @@ def fit_prior(train, labels):
     return m
 
 
+def _review(members: np.ndarray, y: np.ndarray, revealed: np.ndarray) -> int:
+    """The oracle's actions on one group (1 + its minority), and its labels revealed."""
+    vals, counts = np.unique(y[members], return_counts=True)
+    revealed[members] = True
+    return 1 + int(np.sum(y[members] != vals[np.argmax(counts)]))
+
+
 def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=2, knn=0, feat=True, policy="greedy", min_revealed=0, temp=1.0, split_conf=0.8, merge_conf=None, lam=1.0, kmin_grades=False):
     from sklearn.linear_model import LogisticRegression
     y = d["y"]
@@ -120,11 +127,8 @@ def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=
             if not zs:
                 break
             members = np.array(zs.pop(0))
-            vals, counts = np.unique(y[members], return_counts=True)
-            maj = vals[np.argmax(counts)]
-            actions += 1 + int(np.sum(y[members] != maj))
+            actions += _review(members, y, revealed)
             groups += 1
-            revealed[members] = True
             continue
         if policy == "recut" and fitted:
             from sklearn.cluster import KMeans
@@ -145,11 +149,8 @@ def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=
             if not zs:
                 break
             members = np.array(zs.pop(0))
-            vals, counts = np.unique(y[members], return_counts=True)
-            maj = vals[np.argmax(counts)]
-            actions += 1 + int(np.sum(y[members] != maj))
+            actions += _review(members, y, revealed)
             groups += 1
-            revealed[members] = True
             continue
         if policy == "split" and fitted:
             # keep zero-shot groups; split a remaining group by confident predicted label
@@ -186,11 +187,8 @@ def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=
             if not zs:
                 break
             members = np.array(zs.pop(0))
-            vals, counts = np.unique(y[members], return_counts=True)
-            maj = vals[np.argmax(counts)]
-            actions += 1 + int(np.sum(y[members] != maj))
+            actions += _review(members, y, revealed)
             groups += 1
-            revealed[members] = True
             continue
         if policy == "argmax":
             pred = P[free].argmax(axis=1)
@@ -199,11 +197,8 @@ def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=
             members = free[pred == j]
             if len(members) < min_group:
                 break
-            vals, counts = np.unique(y[members], return_counts=True)
-            maj = vals[np.argmax(counts)]
-            actions += 1 + int(np.sum(y[members] != maj))
+            actions += _review(members, y, revealed)
             groups += 1
-            revealed[members] = True
             continue
         best = None
         for j in range(len(cls)):
@@ -219,11 +214,8 @@ def simulate(d, prior, labels, C=1.0, use_within=True, emb_scale=1.0, min_group=
         if best[0] >= 1.0:
             break
         members = best[2]
-        vals, counts = np.unique(y[members], return_counts=True)
-        maj = vals[np.argmax(counts)]
-        actions += 1 + int(np.sum(y[members] != maj))
+        actions += _review(members, y, revealed)
         groups += 1
-        revealed[members] = True
     actions += int((~revealed).sum())
     return actions, groups
 
