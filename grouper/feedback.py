@@ -35,7 +35,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from grouper.answers import Answer
 from grouper.edits import Edit, GradeAnswer, GradeGroup, Merge, Move, QuestionState, Split, apply
@@ -44,8 +44,10 @@ from grouper.pairs import TrainingPair
 __all__ = [
     "CANNOT_LINK",
     "MUST_LINK",
+    "PAIR_SOURCES",
     "PairFilter",
     "PairSettings",
+    "correction_pairs",
     "question_pairs",
     "training_pairs",
 ]
@@ -308,3 +310,59 @@ def training_pairs(
         texts = {a.answer_id: a.normalized for a in store.answers(question_id)}
         out.extend(question_pairs(store.initial_state(question_id), log, texts, select=select, settings=settings))
     return out
+
+
+#: Where training pairs can come from: the answers' links in the log (this module), and the
+#: graded answers against the reference answers (:mod:`grouper.reference_pairs`).
+PAIR_SOURCES = ("answers", "references")
+
+
+def correction_pairs(
+    store: Any,
+    *,
+    select: PairFilter | None = None,
+    sources: Sequence[str] = ("answers",),
+    encoder: Any = None,
+) -> list[TrainingPair]:
+    """The training pairs of a store's corrections, from the sources asked for.
+
+    A model's own regrouping edits (``model:`` authors) are left out: a model must not learn
+    from its own guesses.
+
+    Parameters
+    ----------
+    store : Store
+    select : PairFilter, optional
+        Its ``question_ids`` apply to both sources; its authors, time window and kinds filter
+        edits, so they apply to answer pairs only, and asking for them with reference pairs is
+        an error.
+    sources : sequence of {"answers", "references"}
+    encoder : Encoder, optional
+        Needed for reference pairs (it picks each answer's nearest reference answer).
+
+    Returns
+    -------
+    list of TrainingPair
+        Reference pairs first, then answer pairs.
+    """
+    from grouper.reference_pairs import reference_pairs
+    from grouper.regroup import is_model_author
+
+    select = select or PairFilter()
+    unknown = sorted(set(sources) - set(PAIR_SOURCES))
+    if unknown or not sources:
+        raise ValueError(f"sources ({list(sources)!r}) must be one or more of {', '.join(PAIR_SOURCES)}")
+    pairs: list[TrainingPair] = []
+    if "references" in sources:
+        if select.authors is not None or select.since is not None or select.until is not None:
+            raise ValueError(
+                "reference pairs come from the questions' current grades, so authors and dates cannot "
+                "filter them: learn from answer pairs alone to filter by author or date"
+            )
+        if encoder is None:
+            raise ValueError("reference pairs need the encoder that picks each answer's nearest reference answer")
+        ids = [q for q in store.question_ids() if select.question_ids is None or q in select.question_ids]
+        pairs += reference_pairs(store, ids, encoder)
+    if "answers" in sources:
+        pairs += [p for p in training_pairs(store, select=select) if not (p.author and is_model_author(p.author))]
+    return pairs

@@ -345,7 +345,7 @@ def test_corrections_model_learns_from_the_pairs_asked_for(encoder, tmp_path) ->
     tiny = FineTuneSettings(max_steps=1, batch_size=4, validation_fraction=0.0, mixed_precision=False)
     with Store("sqlite://") as store:
         evaluate_questions([_capital_question()], encoder, store=store)
-        with pytest.raises(ValueError, match="must be one or more of references, answers"):
+        with pytest.raises(ValueError, match="must be one or more of answers, references"):
             corrections_model(store, ["cap"], encoder, tiny, sources=("grades",))
         sizes = {}
         for sources in (("references",), ("answers",), ("references", "answers")):

@@ -278,3 +278,19 @@ def test_retrain_command_refuses_without_held_out_questions(tmp_path, capsys):
     status = main(["retrain", "--db", str(db), "--models", str(tmp_path / "models"), "--device", "cpu"])
     assert status == 2
     assert "no held-out questions" in capsys.readouterr().err
+
+
+def test_retrain_on_reference_pairs_needs_reference_answers(tmp_path, tracking, capsys):
+    from grouper.cli import main
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    # The sample questions have no reference answers: nothing to pair the grades with.
+    db = graded_store(tmp_path / "grades.sqlite", ["q1_capital_australia.csv", "q3_ball_drop.csv"])
+    status = main([
+        "retrain", "--db", str(db), "--models", str(registry.root), "--mlflow", str(tracking.folder),
+        "--held-out", "q3", "--max-steps", "1", "--device", "cpu", "--pairs", "references",
+    ])
+    assert status == 2
+    assert "no reference pairs: they need reference answers" in capsys.readouterr().err
+    assert list(registry.versions()) == ["base", "v0001"]  # nothing published

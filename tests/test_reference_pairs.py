@@ -50,3 +50,21 @@ def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
         pairs = reference_pairs(store, ["cap"], encoder)
     assert {(p.answer_id_b, p.together) for p in pairs} == {("a0", True), ("a1", True), ("a2", False)}
     assert all(p.text_a == "Canberra is the capital." for p in pairs)
+
+
+def test_correction_pairs_refuse_filters_that_cannot_apply_to_grades(encoder) -> None:
+    from datetime import UTC, datetime
+
+    from grouper.feedback import PairFilter, correction_pairs
+
+    with Store("sqlite://") as store:
+        with pytest.raises(ValueError, match="authors and dates cannot filter them"):
+            correction_pairs(store, select=PairFilter(authors=frozenset({"ta"})), sources=("references",), encoder=encoder)
+        with pytest.raises(ValueError, match="authors and dates cannot filter them"):
+            correction_pairs(
+                store, select=PairFilter(since=datetime(2026, 1, 1, tzinfo=UTC)), sources=("references",),
+                encoder=encoder,
+            )
+        with pytest.raises(ValueError, match="need the encoder"):
+            correction_pairs(store, sources=("references",))
+        assert correction_pairs(store, sources=("answers", "references"), encoder=encoder) == []

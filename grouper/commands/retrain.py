@@ -63,7 +63,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             questions=args.question, authors=args.author, since=args.since, until=args.until,
             held_out=args.held_out or (), held_out_questions=held_files,
             held_out_fraction=args.held_out_fraction, min_answers=args.min_answers, device=device,
-            tracking=TrackingSettings(folder=args.mlflow), progress=None,
+            tracking=TrackingSettings(folder=args.mlflow), progress=None, pair_sources=tuple(args.pairs),
         )
     finally:
         store.close()
@@ -172,6 +172,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pairs", type=int, default=defaults.max_pairs)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pairs", nargs="+", choices=("answers", "references"), default=["answers"],
+        help="learn from the links among answers in the log (default), from graded answers against the "
+        "reference answers (transfers better to new questions), or both",
+    )
     p.add_argument("--mlflow", type=Path, default=None, help="MLflow store folder (default: $GROUPER_MLFLOW_DIR, else var/mlruns)")
     p.add_argument("--regroup", action="store_true", help="when activated, regroup every unconfirmed answer with it")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")

@@ -29,10 +29,7 @@ import numpy as np
 from grouper.embedding import Encoder
 from grouper.training.finetune import FineTuneSettings, fine_tune
 
-__all__ = ["DEFAULT_FINE_TUNE", "PAIR_SOURCES", "corrections_model"]
-
-#: Where training pairs can come from (see the module's docstring).
-PAIR_SOURCES = ("references", "answers")
+__all__ = ["DEFAULT_FINE_TUNE", "corrections_model"]
 
 #: The flywheel's fine-tuning run: one epoch over at most 4,000 pairs (a corpus's train questions
 #: give 1,700 to 5,500 reference pairs), which takes minutes on two CPU cores; validation every
@@ -67,7 +64,7 @@ def corrections_model(
     folder : Path, optional
         Where the new weights are written; a temporary folder (removed at exit) when omitted.
     sources : sequence of {"references", "answers"}
-        The kinds of pairs to learn from.
+        The kinds of pairs to learn from (:func:`grouper.feedback.correction_pairs`).
 
     Returns
     -------
@@ -81,20 +78,11 @@ def corrections_model(
     ValueError
         The questions' log gives no pair to learn from.
     """
-    from grouper.feedback import PairFilter, training_pairs
-    from grouper.reference_pairs import reference_pairs
-    from grouper.regroup import is_model_author
+    from grouper.feedback import PairFilter, correction_pairs
 
-    unknown = sorted(set(sources) - set(PAIR_SOURCES))
-    if unknown or not sources:
-        raise ValueError(f"sources ({list(sources)!r}) must be one or more of {', '.join(PAIR_SOURCES)}")
-    pairs = []
-    if "references" in sources:
-        pairs += reference_pairs(store, question_ids, encoder)
-    if "answers" in sources:
-        select = PairFilter(question_ids=frozenset(question_ids))
-        # A model's own regrouping moves are its guesses, not corrections: never learn from them.
-        pairs += [p for p in training_pairs(store, select=select) if not (p.author and is_model_author(p.author))]
+    pairs = correction_pairs(
+        store, select=PairFilter(question_ids=frozenset(question_ids)), sources=sources, encoder=encoder
+    )
     if not pairs:
         raise ValueError(
             f"the train questions give no {' or '.join(sources)} pairs to learn from: grade answers "

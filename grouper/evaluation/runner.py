@@ -65,7 +65,7 @@ class FlywheelSettings:
     seed : int
         Seeds the pair sampling and the training.
     pair_sources : tuple of str
-        What the fine-tuning learns from (:data:`grouper.evaluation.flywheel.PAIR_SOURCES`).
+        What the fine-tuning learns from (:data:`grouper.feedback.PAIR_SOURCES`).
     keep_models : Path or None
         Save each fine-tuned model in a folder of this one named after the dataset (to group
         with it later, or to check it on zero-shot grouping); temporary when ``None``.

@@ -257,6 +257,7 @@ def retrain_from_store(
     device: torch.device | None = None,
     tracking: TrackingSettings | None = None,
     progress: bool | None = False,
+    pair_sources: Sequence[str] = ("answers",),
 ) -> RetrainOutcome:
     """One flywheel turn from a store's edit log: what ``grouper retrain`` and the models
     page's button run.
@@ -285,6 +286,10 @@ def retrain_from_store(
     device : torch.device, optional
     tracking : TrackingSettings, optional
     progress : bool, optional
+    pair_sources : sequence of {"answers", "references"}
+        What to learn from (:func:`grouper.feedback.correction_pairs`): the links among answers
+        in the log, and/or each graded answer against its nearest reference answer (these
+        transferred better to unseen questions in ``grouper evaluate --mode flywheel``).
 
     Returns
     -------
@@ -295,8 +300,7 @@ def retrain_from_store(
     ValueError
         No held-out question, or no pair to learn from; the message says what to do.
     """
-    from grouper.feedback import PairFilter, training_pairs
-    from grouper.regroup import is_model_author
+    from grouper.feedback import PairFilter, correction_pairs
 
     held = list(held_out_questions)
     for qid in held_out:
@@ -323,9 +327,15 @@ def retrain_from_store(
         since=since,
         until=until,
     )
-    # A model's own regrouping moves are its guesses, not corrections: never learn from them.
-    pairs = [p for p in training_pairs(store, select=select) if not (p.author and is_model_author(p.author))]
+    registry = registry or ModelRegistry()
+    encoder = registry.load(registry.active(), device=device) if "references" in pair_sources else None
+    pairs = correction_pairs(store, select=select, sources=pair_sources, encoder=encoder)
     if not pairs:
+        if "references" in pair_sources and "answers" not in pair_sources:
+            raise ValueError(
+                "the training questions give no reference pairs: they need reference answers and graded "
+                "answers with at least two different scores"
+            )
         raise ValueError("the edit log of the training questions gives no pairs: confirm, merge, move or grade first")
     return retrain(
         pairs, apa_metric(held, min_answers=min_answers, cache=store.embeddings), rng=rng, registry=registry,
