@@ -355,3 +355,16 @@ def test_corrections_model_learns_from_the_pairs_asked_for(encoder, tmp_path) ->
         assert sizes[("references",)] == len([t for t in CAPITAL if t])
         assert sizes[("answers",)] > sizes[("references",)]
         assert sizes[("references", "answers")] == sizes[("references",)] + sizes[("answers",)]
+
+
+def test_a_fine_tuned_model_that_does_not_beat_its_parent_is_not_used(encoder) -> None:
+    from grouper.evaluation.flywheel import _beats_parent
+
+    with Store("sqlite://") as store:
+        evaluate_questions([_capital_question()], encoder, store=store)
+        # The same model twice: no lower APA on the validation question, so it is not used.
+        used, reason, figures = _beats_parent(store, ["cap"], encoder, encoder, store.embeddings)
+        assert not used and figures["parent"] == figures["candidate"] > 0
+        assert reason
+        used, reason, figures = _beats_parent(store, [], encoder, encoder, store.embeddings)
+        assert used and figures == {} and "unchecked" in reason

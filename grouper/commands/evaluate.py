@@ -62,7 +62,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(
             f"  fine-tuned on {summary['n_train_pairs']} of {summary['pairs']} pairs from the train questions' log: "
             f"{summary['steps']} steps, {summary['seconds']:.0f} s on {summary['device']} ({summary['precision']}), "
-            f"validation loss {summary['val_loss_before']} -> {summary['val_loss_best']}",
+            f"validation loss {summary['val_loss_before']} -> {summary['val_loss_best']}; "
+            f"{'used' if summary['used'] else 'NOT used'}: {summary['reason']}",
             file=sys.stderr,
         )
 

@@ -12,8 +12,11 @@ turns them into training pairs and fine-tunes a copy of the encoder on them
 - ``"answers"``: the must-links and cannot-links among answers that ``grouper retrain`` uses
   (:func:`grouper.feedback.training_pairs`, a model's own regrouping edits left out).
 
-The questions of the other splits are then grouped with the new model: they never feed
-training, so what they measure is transfer to questions the model has not seen.
+The new model is used only if it beats its parent on the train questions held out for
+validation (zero-shot APA, :func:`grouper.model_versions.compare_to_parent`): the rule that
+activates a model version in the product. The questions of the other splits are then grouped
+with the model chosen: they never feed training nor that choice, so what they measure is
+transfer to questions the model has not seen.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def corrections_model(
     seed: int = 0,
     folder: Path | None = None,
     sources: Sequence[str] = ("references",),
+    cache: Any = None,
 ) -> tuple[Encoder, dict[str, Any]]:
     """Fine-tune the encoder on the corrections logged on some questions.
 
@@ -65,13 +69,17 @@ def corrections_model(
         Where the new weights are written; a temporary folder (removed at exit) when omitted.
     sources : sequence of {"references", "answers"}
         The kinds of pairs to learn from (:func:`grouper.feedback.correction_pairs`).
+    cache : EmbeddingCache, optional
+        Where the check on the validation questions keeps embeddings (the store's when omitted).
 
     Returns
     -------
     (Encoder, dict)
         The fine-tuned model on the parent's device, loaded back from its safetensors file
-        (so it is exactly what a saved model version would give), and the run's summary
-        (:meth:`FineTuneResult.summary` plus ``"pairs"``).
+        (so it is exactly what a saved model version would give), or the parent when the new
+        one does not beat it on the validation questions; and the run's summary
+        (:meth:`FineTuneResult.summary` plus ``"pairs"``, ``"held_out_apa"`` of parent and
+        candidate, ``"used"`` and ``"reason"``).
 
     Raises
     ------
@@ -102,5 +110,32 @@ def corrections_model(
     from grouper.embedding import file_sha256
 
     model = Encoder(Path(folder), device=encoder.device, expected_sha256=file_sha256(weights))
-    summary = {**result.summary(), "pairs": len(pairs), "wall_seconds": round(time.perf_counter() - started, 1)}
-    return model, summary
+    used, reason, figures = _beats_parent(
+        store, sorted({p.question_id for p in result.val_pairs}), encoder, model, cache or store.embeddings
+    )
+    summary = {
+        **result.summary(),
+        "pairs": len(pairs),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "held_out_apa": figures,
+        "used": used,
+        "reason": reason,
+    }
+    return (model if used else encoder), summary
+
+
+def _beats_parent(
+    store: Any, question_ids: Sequence[str], parent: Encoder, candidate: Encoder, cache: Any
+) -> tuple[bool, str, dict[str, float]]:
+    """Whether the candidate's zero-shot APA on these graded questions beats the parent's."""
+    from grouper.model_versions import compare_to_parent
+    from grouper.training.retrain import apa_metric, graded_question
+
+    held = [q for q in (graded_question(store, qid) for qid in question_ids) if q is not None]
+    held = [q for q in held if len(q.answers) >= 20]
+    if not held:
+        return True, "no validation question of 20 or more graded answers: the new model is used unchecked", {}
+    metric = apa_metric(held, cache=cache)
+    before, after = metric(parent), metric(candidate)
+    decision = compare_to_parent(before, after)
+    return decision.beats_parent, decision.reason, {"parent": before["overall"], "candidate": after["overall"]}

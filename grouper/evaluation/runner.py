@@ -223,7 +223,7 @@ def evaluate_questions(
             folder = Path(flywheel.keep_models) / (train[0].dataset or default_dataset or "model")
         model, summary = corrections_model(
             store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed, folder=folder,
-            sources=flywheel.pair_sources,
+            sources=flywheel.pair_sources, cache=cache,
         )
         if on_retrained is not None:
             on_retrained(summary)
