@@ -265,6 +265,8 @@ def test_the_evaluate_command_refuses_a_bad_pair_cap(tmp_path, capsys) -> None:
     assert "--max-pairs (1) must be at least 2" in capsys.readouterr().err
     assert main(["evaluate", str(path), "--no-retrain"]) == 2
     assert "need --mode flywheel" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--pairs", "answers"]) == 2
+    assert "need --mode flywheel" in capsys.readouterr().err
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:

@@ -102,7 +102,6 @@ def test_after_a_reviewed_group_the_rest_is_cut_by_grade_and_reviewed_work_stays
 
 def test_no_edit_before_anything_is_graded() -> None:
     question, vectors, grade = _two_grade_question()
-    state = None
     with Store("sqlite://") as store:
         store.import_question(question)
         store.save_grouping("q", _mixed_grouping(len(grade)), model_version="test")

@@ -23,8 +23,9 @@ _TARGET_RATIO = 0.8  # the issue's target: APA at most 0.8 x the better trivial 
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.mode != "flywheel" and (args.no_retrain or args.max_pairs is not None or args.keep_models):
-        print("grouper: --no-retrain, --max-pairs and --keep-models need --mode flywheel", file=sys.stderr)
+    flywheel_only = args.no_retrain or args.max_pairs is not None or args.keep_models or args.pairs != ["references"]
+    if args.mode != "flywheel" and flywheel_only:
+        print("grouper: --no-retrain, --max-pairs, --pairs and --keep-models need --mode flywheel", file=sys.stderr)
         return 2
     if args.max_pairs is not None and args.max_pairs < 2:
         print(f"grouper: --max-pairs ({args.max_pairs}) must be at least 2", file=sys.stderr)
@@ -57,6 +58,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         flywheel = FlywheelSettings(
             retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep, pair_sources=tuple(args.pairs)
         )
+
     def on_retrained(summary: dict) -> None:
         # On stderr, so that --json prints exactly the promised object.
         print(

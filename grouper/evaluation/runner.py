@@ -194,10 +194,7 @@ def evaluate_questions(
     for question in selected:
         _require_gold(question)
     cache = cache if cache is not None else InMemoryEmbeddingCache()
-    # Embed every text of the run in one call: large batches are what make the encoder fast,
-    # and each question's own call below then finds its vectors in the cache.
-    texts = {a.normalized for q in selected for a in q.answers} | {r for q in selected for r in _reference_texts(q)}
-    encoder.encode(sorted(t for t in texts if t), cache=cache)
+    _embed_all(encoder, selected, cache)
     store = store if store is not None else Store("sqlite://")
     if mode == "zero-shot":
         return [
@@ -227,8 +224,7 @@ def evaluate_questions(
         )
         if on_retrained is not None:
             on_retrained(summary)
-        texts = {a.normalized for q in rest for a in q.answers} | {r for q in rest for r in _reference_texts(q)}
-        model.encode(sorted(t for t in texts if t), cache=cache)
+        _embed_all(model, rest, cache)
     for q in rest:
         results[q.question_id] = _report(
             _evaluate_question(q, model, settings, cache, store, default_dataset, flywheel.adaptation), on_question
@@ -240,6 +236,13 @@ def _report(result: QuestionResult, on_question: Callable[[QuestionResult], None
     if on_question is not None:
         on_question(result)
     return result
+
+
+def _embed_all(encoder: Encoder, questions: Sequence[Question], cache: EmbeddingCache) -> None:
+    """Embed every answer and reference text of the questions in one call: large batches are
+    what make the encoder fast, and each question's own calls then find their vectors cached."""
+    texts = {a.normalized for q in questions for a in q.answers} | {r for q in questions for r in _reference_texts(q)}
+    encoder.encode(sorted(t for t in texts if t), cache=cache)
 
 
 def _reference_texts(question: Question) -> list[str]:
