@@ -312,8 +312,23 @@ class ModelRegistry:
         return chain
 
     def load(self, version: str | None = None, *, device: torch.device | None = None, **encoder_options: Any) -> Encoder:
-        """Load a version (the active one by default) as a verified :class:`Encoder`."""
+        """Load a version (the active one by default) as a verified :class:`Encoder`.
+
+        Everything that groups new answers (import, ``grouper group``, the UI) loads the
+        active version this way, so that an activated retrain is what the next question gets.
+        """
         return load_version(version or self.active(), root=self.root, device=device, **encoder_options)
+
+    def version_with_weights(self, weights_sha256: str) -> str | None:
+        """The published version whose weights hash to ``weights_sha256``, if any.
+
+        A stored grouping names its encoder by :attr:`Encoder.model_key`, whose first part is
+        this hash; this finds the version to embed more of that question's answers with.
+        """
+        for version in self.versions():
+            if self.card(version).weights_sha256 == weights_sha256:
+                return version
+        return None
 
     # -- writing -------------------------------------------------------------------------
     def staging_dir(self) -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 from grouper.answers import Answer
 from grouper.clustering import GroupingSettings, group_embeddings
 from grouper.edits import CONFIRMED, NEW, Delete, Move, Payload, QuestionState
+from grouper.references import References, question_references
 
 __all__ = [
     "MODEL_AUTHOR_PREFIX",
@@ -165,6 +166,7 @@ def regroup_question(
     answers: Sequence[Answer],
     vectors: np.ndarray,
     settings: GroupingSettings | None = None,
+    references: References | None = None,
 ) -> list[Payload]:
     """Group a question's free answers from their vectors and plan the edits.
 
@@ -177,6 +179,10 @@ def regroup_question(
         Embeddings of all the answers (by the new model, or adapted by
         :class:`grouper.adaptation.FittedHead`); only the free answers' rows are used.
     settings : GroupingSettings, optional
+    references : References, optional
+        The question's reference answers, embedded by the same model as ``vectors``: with
+        them the free answers are grouped as an import groups them (by how much of a
+        reference they say); without, by content alone.
 
     Returns
     -------
@@ -190,7 +196,7 @@ def regroup_question(
     if not free:
         return []
     texts = [answers[i].normalized for i in free]
-    grouping = group_embeddings(np.asarray(vectors)[free], texts, settings)
+    grouping = group_embeddings(np.asarray(vectors)[free], texts, settings, references=references)
     # The blank group is fixed, so blank answers that are free (moved out of it by hand)
     # are left where they are rather than forming a second blank group.
     clusters = [[answers[free[m]].answer_id for m in g.members] for g in grouping.groups if not g.blank]
@@ -248,12 +254,14 @@ def regroup_store(
     report: dict[str, tuple[int, str | None]] = {}
     for qid in questions or store.question_ids():
         state = store.state(qid)
-        answers = store.answers(qid)
+        question = store.question(qid)
+        answers = question.answers
         vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
+        references = question_references(question, encoder, cache=store.embeddings)
         done = 0
         refused = None
         try:
-            for payload in regroup_question(state, answers, vectors, settings):
+            for payload in regroup_question(state, answers, vectors, settings, references):
                 # Against the version the plan was made from, so that a grader's edit in
                 # between makes the rest of the plan refused rather than applied blindly.
                 store.append(qid, author, state.version + done, payload)

@@ -524,6 +524,42 @@ def test_models_page_lists_versions_and_refuses_to_retrain_without_edits(app, db
     assert sorted(p.name for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")) == ["base"]
 
 
+def test_an_activated_version_groups_the_next_import(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    card = publish_tiny(ModelRegistry(tmp_path / "models"), tmp_path)  # activated: it "won"
+    app.switch_page("views/models.py").run()
+    assert "New questions are grouped with the active version, v0001." in texts(app)
+    rows = "".join(f"s{i},{text}\n" for i, text in enumerate(["Canberra"] * 3 + ["Sydney"] * 3))
+    _upload(app, "geo.csv", ("student_id,answer\n" + rows).encode())
+    app.button(key="import-go").click().run()
+    with Store.open(db) as store:
+        assert store.model_version("geo").startswith(card.weights_sha256)
+        assert not store.model_version("q1").startswith(card.weights_sha256)
+
+
+def test_instructors_regroup_waiting_answers_with_the_active_version(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    with Store.open(db) as store:
+        before = store.state("q1")
+        kept = max(before.groups.values(), key=lambda g: len(g.members))
+        store.append("q1", "Ada", before.version, Confirm(kept.group_id))
+    publish_tiny(ModelRegistry(tmp_path / "models"), tmp_path)
+    app.switch_page("views/models.py").run()
+    app.button(key="models-regroup").click().run()
+    assert not app.exception, app.exception
+    (message,) = successes(app)
+    assert message.startswith("Regrouped 2 question(s) with v0001:")
+    authors = {author for author, _ in logged(db)}
+    assert authors == {"Ada", "model:v0001"}  # the model's moves are its own, not Ada's
+    with Store.open(db) as store:
+        after = store.state("q1").groups[kept.group_id]
+    assert after.members == kept.members and after.status == "confirmed"
+
+
 def test_tas_see_the_models_but_cannot_retrain(db, tmp_path, monkeypatch):
     at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu"})
     at.switch_page("views/models.py").run()

@@ -37,6 +37,7 @@ from grouper.access import (
 from grouper.answers import Answer, Question
 from grouper.edits import EditRefused, Payload, QuestionState, Undo
 from grouper.embedding import Encoder
+from grouper.model_versions import ModelRegistry
 from grouper.review import project_2d
 from grouper.store import Store
 
@@ -252,10 +253,20 @@ def answer_texts(question_id: str) -> dict[str, str]:
     return _answer_texts(str(db_path()), question_id)
 
 
-@st.cache_resource(show_spinner="Loading the model", max_entries=1)
 def encoder() -> Encoder:
-    """The sentence encoder, loaded once per server process and shared read-only."""
-    return Encoder()
+    """The active model version's encoder, shared read-only by all sessions.
+
+    The registry's active version is read on every call (a small file), so that a version
+    activated on the models page, or by ``grouper retrain`` in a shell, is what the next
+    import and embedding use, without restarting the server.
+    """
+    registry = ModelRegistry()
+    return _encoder(str(registry.root), registry.active())
+
+
+@st.cache_resource(show_spinner="Loading the model", max_entries=2)
+def _encoder(root: str, version: str) -> Encoder:
+    return ModelRegistry(Path(root)).load(version)
 
 
 def _content_key(answers: Sequence[Answer]) -> str:

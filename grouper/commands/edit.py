@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from grouper.commands._model_options import add_models_option, registry_of
 from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
 from grouper.edit_codec import edit_to_dict
 from grouper.edits import (
@@ -38,6 +40,9 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.store import Store
+
+if TYPE_CHECKING:
+    from grouper.model_versions import ModelRegistry
 
 #: Exit status of a refused edit (bad input is 2).
 REFUSED = 3
@@ -78,22 +83,22 @@ def _split_payload(store: Store, state: QuestionState, args: argparse.Namespace)
         return Split(args.group, parts)
     if args.k is None:
         raise ValueError("split: give --k K for an automatic split, or one --part per part")
-    vectors = _member_vectors(store, state, args.group)
+    vectors = _member_vectors(store, state, args.group, registry_of(args))
     return Split(args.group, auto_split_parts(state, args.group, args.k, vectors, seed=args.seed))
 
 
-def _member_vectors(store: Store, state: QuestionState, group_id: int) -> dict[str, np.ndarray]:
-    """Embeddings of a group's members from the store's cache (the encoder runs only for misses)."""
+def _member_vectors(store: Store, state: QuestionState, group_id: int, registry: ModelRegistry) -> dict[str, np.ndarray]:
+    """Embeddings of a group's members from the store's cache; misses are embedded by the
+    model version the question was grouped with, so that all vectors share one space."""
     answers = {a.answer_id: a for a in store.answers(state.question_id)}
     texts = {a: answers[a].normalized for a in state.groups[group_id].members}
     model_key = store.model_version(state.question_id)
     found = store.embeddings.get_many(model_key, [t for t in texts.values() if t])
     missing = sorted({t for t in texts.values() if t and t not in found})
     if missing:
-        from grouper.embedding import Encoder
-
-        encoder = Encoder()
-        if encoder.model_key != model_key:
+        version = registry.version_with_weights(model_key.rsplit("-t", 1)[0])
+        encoder = registry.load(version) if version is not None else None
+        if encoder is None or encoder.model_key != model_key:
             raise ValueError(
                 f"question {state.question_id} was grouped with model {model_key}, whose embeddings of "
                 f"{len(missing)} members are not cached; split with explicit --part lists instead"
@@ -189,6 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("group", type=int)
     p.add_argument("--k", type=int, help="number of parts for an automatic (k-means) split")
     p.add_argument("--seed", type=int, default=0, help="seed of the automatic split (default: 0)")
+    add_models_option(p)
     p.add_argument(
         "--part", type=_ids, action="append", metavar="A1,A2", help="answer ids of one part; members not named form one more part"
     )

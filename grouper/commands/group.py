@@ -11,6 +11,7 @@ from pathlib import Path
 
 from grouper.answers import AnswerFileError, FileProblem, Question, load_answers
 from grouper.clustering import GroupingSettings
+from grouper.commands._model_options import active_encoder, add_models_option
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -84,12 +85,11 @@ def _print_summary(result, out) -> None:  # result: QuestionGrouping
 
 
 def _cmd_group(args: argparse.Namespace) -> int:
-    from grouper.embedding import Encoder, choose_device
     from grouper.pipeline import group_question
 
     settings = _settings(args)
     questions = _load_questions(args.files, args.encoding, args.format)
-    encoder = Encoder(device=choose_device(args.device))
+    encoder = active_encoder(args)
     mapping: dict[str, int | None] = {}
     for question in questions:
         result = group_question(question, encoder, settings)
@@ -117,6 +117,7 @@ def _add_grouping_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
     parser.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    add_models_option(parser)
     parser.add_argument("--min-cluster-size", type=int, default=GroupingSettings.min_cluster_size)
 
 

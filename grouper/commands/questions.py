@@ -7,6 +7,7 @@ import json
 import sys
 
 from grouper.clustering import GroupingSettings
+from grouper.commands._model_options import active_encoder, add_models_option
 from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
 from grouper.edits import CONFIRMED, QuestionState
 
@@ -14,7 +15,6 @@ from grouper.edits import CONFIRMED, QuestionState
 @reports_busy
 def _cmd_import(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers
-    from grouper.embedding import Encoder, choose_device
     from grouper.intake import import_questions
 
     questions = []
@@ -28,7 +28,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         for qid in skipped:
             print(f"question {qid}: already in the store, left as it is")
     if questions:
-        encoder = Encoder(device=choose_device(args.device))
+        encoder = active_encoder(args)
         settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
         imported = import_questions(store, questions, encoder, settings, course=args.course, exam=args.exam)
         for qid in imported:
@@ -108,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
     imp.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
     imp.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    add_models_option(imp)
     imp.add_argument("--min-cluster-size", type=int, default=GroupingSettings.min_cluster_size)
     imp.set_defaults(func=_cmd_import)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grouper.commands._model_options import add_models_option
 from grouper.commands._store_options import add_db_option, open_store
 
 _MIN_ANSWERS = 20  # the benchmark protocol's floor for a question to count
@@ -145,7 +146,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", type=Path, default=None, help="model versions folder (default: $GROUPER_MODELS_DIR, else models/)")
+    add_models_option(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
 
 

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from grouper.commands._model_options import active_encoder, add_models_option
+
 __all__ = ["APP_SCRIPT", "check_bind_address", "register", "streamlit_command"]
 
 #: The app's entry script; the package is installed editable from the repository.
@@ -29,6 +31,7 @@ APP_SCRIPT = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 #: Environment variables through which the command tells the app what to open.
 DB_ENV = "GROUPER_DB"
 STAFF_FILE_ENV = "GROUPER_STAFF_FILE"
+MODELS_ENV = "GROUPER_MODELS_DIR"  # read by grouper.model_versions.default_models_dir
 
 
 def check_bind_address(host: str, staff_file: str | None) -> None:
@@ -83,11 +86,10 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
     ]
 
 
-def _import_samples(db: Path, device: str | None) -> list[str]:
+def _import_samples(db: Path, args: argparse.Namespace) -> list[str]:
     """Import and group the sample questions not yet in the store (``grouper import``'s path)."""
     from grouper.answers import load_answers
     from grouper.commands.group import SAMPLE_DATA
-    from grouper.embedding import Encoder, choose_device
     from grouper.intake import import_questions
     from grouper.store import Store
 
@@ -102,7 +104,7 @@ def _import_samples(db: Path, device: str | None) -> list[str]:
         if not questions:
             print(f"grouper: the sample questions are already in {db}", file=sys.stderr)
             return []
-        imported = import_questions(store, questions, Encoder(device=choose_device(device)))
+        imported = import_questions(store, questions, active_encoder(args))
     print(
         f"grouper: imported and grouped sample question(s) {', '.join(imported)} into {db}", file=sys.stderr
     )
@@ -120,9 +122,12 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
     if args.import_samples:
-        _import_samples(db, args.device)
+        _import_samples(db, args)
     env = dict(os.environ)
     env[DB_ENV] = str(db)
+    if args.models:
+        # The app's pages open the registry by its default, which this variable names.
+        env[MODELS_ENV] = str(Path(args.models).resolve())
     if args.staff_file:
         env[STAFF_FILE_ENV] = str(Path(args.staff_file).resolve())
     command = streamlit_command(APP_SCRIPT, args.host, args.port)
@@ -163,4 +168,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import and group the sample data first (once per question)",
     )
     ui.add_argument("--device", help="cpu, cuda or cuda:N for grouping (default: CUDA when present)")
+    add_models_option(ui)
     ui.set_defaults(func=_cmd_ui)

@@ -85,3 +85,30 @@ cols[0].selectbox(
     key="models-activate",
 )
 cols[1].button("Activate", key="models-activate-btn", on_click=_activate)
+
+
+def _regroup() -> None:
+    from grouper.regroup import regroup_store
+
+    version = registry.active()
+    with st.status(f"Regrouping the waiting answers with {version}", expanded=False) as status:
+        report = regroup_store(ui_common.store(), registry, version=version)
+        status.update(label="Regrouped", state="complete")
+    edits = sum(done for done, _ in report.values())
+    stopped = sorted(qid for qid, (_, refused) in report.items() if refused)
+    ui_common.flash(
+        "success",
+        f"Regrouped {len(report)} question(s) with {version}: {edits} edit(s) by model:{version}.",
+        # A grader's edit that came in meanwhile stops that question's plan; nothing is forced.
+        ("Stopped early because a grader edited meanwhile: " + ", ".join(stopped)) if stopped else None,
+    )
+
+
+st.subheader("Regroup")
+st.text(
+    f"Groups again, with the active version {active}, the answers nobody has confirmed or graded, in every "
+    "question. Confirmed and graded groups keep their members and ids; every move is logged as the model's edit."
+)
+if st.button("Regroup waiting answers", key="models-regroup"):
+    _regroup()
+    st.rerun()

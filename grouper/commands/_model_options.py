@@ -1,0 +1,37 @@
+"""Options shared by the commands that embed answers: which model versions folder, which device.
+
+Every command that groups new answers embeds them with the registry's *active* version, so
+that a retrain that beat its parent is what the next question is grouped with.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grouper.embedding import Encoder
+    from grouper.model_versions import ModelRegistry
+
+
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    """``--models``: the model versions folder."""
+    parser.add_argument(
+        "--models", type=Path, default=None,
+        help="model versions folder; its active version embeds the answers (default: $GROUPER_MODELS_DIR, else models/)",
+    )
+
+
+def registry_of(args: argparse.Namespace) -> ModelRegistry:
+    """The registry named by ``--models`` (or its default)."""
+    from grouper.model_versions import ModelRegistry
+
+    return ModelRegistry(getattr(args, "models", None))
+
+
+def active_encoder(args: argparse.Namespace) -> Encoder:
+    """The active model version on the device named by ``--device``, its weights verified."""
+    from grouper.embedding import choose_device
+
+    return registry_of(args).load(device=choose_device(getattr(args, "device", None)))
