@@ -102,3 +102,33 @@ def test_the_library_never_imports_streamlit():
     code = f"import sys, {modules}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_ui_models_folder_reaches_the_app_and_groups_the_samples(tmp_path, monkeypatch):
+    """--models names the registry for the sample import and, through the environment, the app."""
+    from grouper.cli import main
+    from grouper.commands import group as group_command
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    monkeypatch.delenv("GROUPER_MODELS_DIR", raising=False)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "tiny.csv").write_text("answer_id,question_id,answer\na,tiny,yes\nb,tiny,yes\nc,tiny,no\n")
+    monkeypatch.setattr(group_command, "SAMPLE_DATA", samples)
+    card = publish_tiny(ModelRegistry(tmp_path / "models"), tmp_path)
+    envs = []
+
+    class FakeServer:
+        def __init__(self, command, env):
+            envs.append(env)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    db = tmp_path / "demo.sqlite"
+    assert main(["ui", "--db", str(db), "--import-samples", "--models", str(tmp_path / "models"), "--device", "cpu"]) == 0
+    assert envs[0]["GROUPER_MODELS_DIR"] == str((tmp_path / "models").resolve())
+    with Store.open(db) as store:
+        assert store.model_version("tiny").startswith(card.weights_sha256)
