@@ -193,6 +193,18 @@ def test_retrain_activates_a_version_that_wins_and_records_the_run(tmp_path, tra
     assert outcome.card.tracking["run_id"] == outcome.run_id
 
 
+def test_retrain_refuses_a_parent_encoder_that_is_not_the_active_version(tmp_path, tracking):
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    base = registry.load("base", device=torch.device("cpu"))  # not the active v0001
+    with pytest.raises(ValueError, match="active version v0001"):
+        retrain(
+            sample_pairs(3), fake_metric(0.40, 0.35), rng=np.random.default_rng(0), registry=registry,
+            settings=SETTINGS, device=torch.device("cpu"), tracking=tracking, progress=False, parent_encoder=base,
+        )
+    assert registry.versions() == ["base", "v0001"]
+
+
 def test_a_failed_retrain_publishes_nothing_and_records_a_failed_run(tmp_path, tracking):
     from mlflow.tracking import MlflowClient
 

@@ -131,6 +131,7 @@ def retrain(
     device: torch.device | None = None,
     tracking: TrackingSettings | None = None,
     progress: bool | None = None,
+    parent_encoder: Encoder | None = None,
 ) -> RetrainOutcome:
     """Fine-tune the active version on pairs and publish the result as a new version.
 
@@ -152,6 +153,10 @@ def retrain(
     tracking : TrackingSettings, optional
         Where the run is recorded in MLflow (the default local store when omitted).
     progress : bool, optional
+    parent_encoder : Encoder, optional
+        The active version, already loaded by the caller (say, to pick reference pairs with
+        it), so that it is not loaded twice; loaded here when omitted. It must carry the
+        active version's weights.
 
     Returns
     -------
@@ -164,10 +169,13 @@ def retrain(
     parent = registry.active()
     with TrackedRun(tracking, run_name=f"retrain from {parent}", tags={"grouper.parent": parent}) as run:
         run.log(params={"parent": parent, "n_pairs": len(pairs), "metric": metric_name, **settings.to_dict()})
-        parent_encoder = registry.load(parent, device=device)
+        if parent_encoder is None:
+            parent_encoder = registry.load(parent, device=device)
+        elif parent_encoder.weights_sha256 != registry.card(parent).weights_sha256:
+            raise ValueError(f"the parent encoder given does not carry the active version {parent}'s weights")
         before = dict(evaluate(parent_encoder))
         result = fine_tune(parent_encoder, pairs, settings, rng=rng, device=parent_encoder.device, progress=progress)
-        del parent_encoder  # its weights are copied into result.model; free them before loading the candidate
+        del parent_encoder  # its weights are copied into result.model; free them (unless the caller holds them)
         staging = registry.staging_dir()
         try:
             sha = file_sha256(result.save(staging))
@@ -340,4 +348,5 @@ def retrain_from_store(
     return retrain(
         pairs, apa_metric(held, min_answers=min_answers, cache=store.embeddings), rng=rng, registry=registry,
         settings=settings, held_out=sorted(held_ids), device=device, tracking=tracking, progress=progress,
+        parent_encoder=encoder,
     )
