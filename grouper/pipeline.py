@@ -10,7 +10,7 @@ import numpy as np
 from grouper.answers import Question
 from grouper.clustering import UNGROUPED, Grouping, GroupingSettings, group_embeddings
 from grouper.embedding import EmbeddingCache, Encoder
-from grouper.references import question_references
+from grouper.references import References, question_references
 
 __all__ = ["QuestionGrouping", "group_question"]
 
@@ -27,12 +27,15 @@ class QuestionGrouping:
     vectors : ndarray of shape (n_answers, dim), float32
     truncated : ndarray of shape (n_answers,), bool
         Answers longer than the encoder's limit: only their beginning was embedded.
+    references : References or None
+        The question's reference answers as embedded for the grouping (``None`` without any).
     """
 
     question: Question
     grouping: Grouping
     vectors: np.ndarray
     truncated: np.ndarray
+    references: References | None = None
 
     def group_of(self) -> dict[str, int | None]:
         """Map answer id to group id, ``None`` for ungrouped."""
@@ -67,4 +70,4 @@ def group_question(
     encoded = encoder.encode(texts, cache=cache)
     references = question_references(question, encoder, cache=cache)
     grouping = group_embeddings(encoded.vectors, texts, settings, references=references)
-    return QuestionGrouping(question, grouping, encoded.vectors, encoded.truncated)
+    return QuestionGrouping(question, grouping, encoded.vectors, encoded.truncated, references)

@@ -24,7 +24,7 @@ from grouper.evaluation.apa import count_review, exact_text_key, groups_from_key
 from grouper.evaluation.oracle import review_question
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, GradeAdaptationSettings, adapt_to_grades
 from grouper.pipeline import group_question
-from grouper.references import References, question_references
+from grouper.references import References
 from grouper.store import Store
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def _evaluate_question(
     store.import_question(question)
     store.save_grouping(question.question_id, grouped.grouping, model_version=encoder.model_key)
     gold = {a.answer_id: str(a.gold) for a in question.answers}
-    references = question_references(question, encoder, cache=cache)
+    references = grouped.references
     after_review = None
     if adaptation is not None:
         use_references = (settings or GroupingSettings()).use_references
