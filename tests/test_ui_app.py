@@ -560,6 +560,28 @@ def test_instructors_regroup_waiting_answers_with_the_active_version(app, db, tm
     assert after.members == kept.members and after.status == "confirmed"
 
 
+def test_a_tampered_active_version_stops_embedding_with_a_message(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    weights = registry.model_dir(card.version) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    app.switch_page("views/map.py").run()  # the map embeds the question's answers
+    assert not app.exception
+    assert errors(app) == ["The active model version failed its integrity check. Activate another version on the Models page."]
+    assert any("sha256" in t for t in texts(app))
+    app.switch_page("views/models.py").run()  # and the way out still works
+    app.selectbox(key="models-activate").set_value("base")
+    app.button(key="models-activate-btn").click().run()
+    assert registry.active() == "base"
+    app.switch_page("views/map.py").run()
+    assert not app.exception and errors(app) == []
+
+
 def test_tas_see_the_models_but_cannot_retrain(db, tmp_path, monkeypatch):
     at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu"})
     at.switch_page("views/models.py").run()

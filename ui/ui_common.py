@@ -36,7 +36,7 @@ from grouper.access import (
 )
 from grouper.answers import Answer, Question
 from grouper.edits import EditRefused, Payload, QuestionState, Undo
-from grouper.embedding import Encoder
+from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.model_versions import ModelRegistry
 from grouper.review import project_2d
 from grouper.store import Store
@@ -261,7 +261,15 @@ def encoder() -> Encoder:
     import and embedding use, without restarting the server.
     """
     registry = ModelRegistry()
-    return _encoder(str(registry.root), registry.active())
+    try:
+        version = registry.active()
+        return _encoder(str(registry.root), version)
+    except ModelIntegrityError as problem:
+        # Nothing is embedded with weights that fail their check; the models page (which
+        # needs no encoder) can still roll back to a good version.
+        st.error("The active model version failed its integrity check. Activate another version on the Models page.")
+        plain(str(problem))
+        st.stop()
 
 
 @st.cache_resource(show_spinner="Loading the model", max_entries=2)
