@@ -277,10 +277,41 @@ def test_retrain_command_publishes_a_version_from_the_store_log(tmp_path, tracki
     card = registry.card("v0002")
     assert card.training["questions"] == ["q1"]  # the held-out question was never trained on
     assert card.training["authors"] == ["ada"]
+    # no reference answers in the sample questions: the default falls back to answer links
+    assert card.training["sources"] == {"references": 0, "answers": card.training["pairs_used"]}
     assert registry.active() == ("v0002" if card.beats_parent else "v0001")
     assert main(["models", "--models", str(registry.root), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [r["version"] for r in listed] == ["base", "v0001", "v0002"]
+
+
+def with_reference(db: Path, question_id: str, reference: str) -> None:
+    """Give a stored question a reference answer, as if its file had the column."""
+    from grouper.store import Store
+    from grouper.store.schema import questions
+
+    with Store.open(db) as store, store._engine.begin() as conn:  # a test reaching in
+        conn.execute(questions.update().where(questions.c.question_id == question_id).values(reference_answers=json.dumps([reference])))
+
+
+def test_retrain_learns_from_reference_pairs_by_default_when_there_are_references(tmp_path, tracking, capsys):
+    from grouper.cli import main
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    db = graded_store(tmp_path / "grades.sqlite", ["q1_capital_australia.csv", "q3_ball_drop.csv"])
+    with_reference(db, "q1", "Canberra is the capital of Australia.")
+    common = [
+        "retrain", "--db", str(db), "--models", str(registry.root), "--mlflow", str(tracking.folder),
+        "--held-out", "q3", "--max-steps", "1", "--batch-size", "4", "--learning-rate", "1e-3", "--device", "cpu", "--json",
+    ]
+    assert main(common) == 0
+    card = registry.card(json.loads(capsys.readouterr().out)["version"])
+    assert card.training["sources"]["answers"] == 0 and card.training["sources"]["references"] > 0
+    # an author filter applies to edits, so it means answer pairs
+    assert main(common + ["--author", "ada"]) == 0
+    card = registry.card(json.loads(capsys.readouterr().out)["version"])
+    assert card.training["sources"]["references"] == 0 and card.training["sources"]["answers"] > 0
 
 
 def test_retrain_command_refuses_without_held_out_questions(tmp_path, capsys):

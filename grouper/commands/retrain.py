@@ -64,7 +64,8 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             questions=args.question, authors=args.author, since=args.since, until=args.until,
             held_out=args.held_out or (), held_out_questions=held_files,
             held_out_fraction=args.held_out_fraction, min_answers=args.min_answers, device=device,
-            tracking=TrackingSettings(folder=args.mlflow), progress=None, pair_sources=tuple(args.pairs),
+            tracking=TrackingSettings(folder=args.mlflow), progress=None,
+            pair_sources=tuple(args.pairs) if args.pairs else None,
         )
     finally:
         store.close()
@@ -174,9 +175,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--pairs", nargs="+", choices=("answers", "references"), default=["answers"],
-        help="learn from the links among answers in the log (default), from graded answers against the "
-        "reference answers (transfers better to new questions), or both",
+        "--pairs", nargs="+", choices=("answers", "references"), default=None,
+        help="learn from graded answers against the reference answers, from the links among answers in "
+        "the log, or both (default: the reference pairs when the questions give any and no --author, "
+        "--since or --until is given, else the answer links; reference pairs transferred best)",
     )
     p.add_argument("--mlflow", type=Path, default=None, help="MLflow store folder (default: $GROUPER_MLFLOW_DIR, else var/mlruns)")
     p.add_argument("--regroup", action="store_true", help="when activated, regroup every unconfirmed answer with it")

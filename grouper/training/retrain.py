@@ -24,6 +24,7 @@ from grouper.clustering import GroupingSettings
 from grouper.embedding import EmbeddingCache, Encoder, file_sha256
 from grouper.model_versions import ModelRegistry, VersionCard, compare_to_parent, utc_now
 from grouper.pairs import TrainingPair, pairs_digest
+from grouper.reference_pairs import REFERENCE_PREFIX
 from grouper.training.finetune import FineTuneResult, FineTuneSettings, fine_tune
 from grouper.training.tracking import TrackedRun, TrackingSettings
 
@@ -105,6 +106,11 @@ def _training_snapshot(pairs: Sequence[TrainingPair], result: FineTuneResult) ->
         "pairs_used": len(used),
         "must_links": sum(p.together for p in used),
         "cannot_links": sum(not p.together for p in used),
+        # What the pairs came from: graded answers against a reference answer, or answer links.
+        "sources": {
+            "references": sum(p.answer_id_a.startswith(REFERENCE_PREFIX) for p in used),
+            "answers": sum(not p.answer_id_a.startswith(REFERENCE_PREFIX) for p in used),
+        },
         "pairs_sha256": pairs_digest(used),
         # Edit ids are numbered per question, so the edits are listed per question.
         "edits": {
@@ -265,7 +271,7 @@ def retrain_from_store(
     device: torch.device | None = None,
     tracking: TrackingSettings | None = None,
     progress: bool | None = False,
-    pair_sources: Sequence[str] = ("answers",),
+    pair_sources: Sequence[str] | None = None,
 ) -> RetrainOutcome:
     """One flywheel turn from a store's edit log: what ``grouper retrain`` and the models
     page's button run.
@@ -294,10 +300,13 @@ def retrain_from_store(
     device : torch.device, optional
     tracking : TrackingSettings, optional
     progress : bool, optional
-    pair_sources : sequence of {"answers", "references"}
+    pair_sources : sequence of {"answers", "references"}, optional
         What to learn from (:func:`grouper.feedback.correction_pairs`): the links among answers
-        in the log, and/or each graded answer against its nearest reference answer (these
-        transferred better to unseen questions in ``grouper evaluate --mode flywheel``).
+        in the log, and/or each graded answer against its nearest reference answer. By default
+        the reference pairs when the training questions give
+        any and no author or date filter is asked for, else the answer pairs: in ``grouper
+        evaluate --mode flywheel`` reference pairs alone transferred best to unseen questions,
+        answer pairs or both together did worse.
 
     Returns
     -------
@@ -336,10 +345,16 @@ def retrain_from_store(
         until=until,
     )
     registry = registry or ModelRegistry()
-    encoder = registry.load(registry.active(), device=device) if "references" in pair_sources else None
-    pairs = correction_pairs(store, select=select, sources=pair_sources, encoder=encoder)
+    filtered = authors or since is not None or until is not None
+    wanted = tuple(pair_sources) if pair_sources is not None else (("answers",) if filtered else ("references",))
+    encoder = registry.load(registry.active(), device=device) if "references" in wanted else None
+    pairs = correction_pairs(store, select=select, sources=wanted, encoder=encoder)
+    if not pairs and pair_sources is None and wanted == ("references",):
+        # No reference answers (or no graded spread) among the training questions: the links
+        # among answers in the log are what there is to learn from.
+        pairs = correction_pairs(store, select=select, sources=("answers",))
     if not pairs:
-        if "references" in pair_sources and "answers" not in pair_sources:
+        if pair_sources is not None and "references" in pair_sources and "answers" not in pair_sources:
             raise ValueError(
                 "the training questions give no reference pairs: they need reference answers and graded "
                 "answers with at least two different scores"
