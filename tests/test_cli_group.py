@@ -23,17 +23,19 @@ COUNTS_LINE = re.compile(r"^  (\d+) answers, (\d+) groups, (\d+) ungrouped")
 
 
 @pytest.fixture
-def devices(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[torch.device]:
+def devices(encoder: Encoder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[torch.device]:
     """Let the command use the session's real encoder (loading it once is enough); record the
-    device each command asked for."""
+    device each command asked for. The command loads the registry's active version: in a
+    registry of the test's own, that is the packaged base model."""
     asked: list[torch.device] = []
+    monkeypatch.setenv("GROUPER_MODELS_DIR", str(tmp_path / "models"))
 
-    def shared_encoder(*args, device: torch.device | None = None, **kwargs) -> Encoder:
-        assert not args and not kwargs, "the command asks for the packaged base model"
+    def shared_encoder(self, version: str | None = None, *, device: torch.device | None = None, **kwargs) -> Encoder:
+        assert (version or self.active()) == "base" and not kwargs, "the command asks for the active version"
         asked.append(device)
         return encoder
 
-    monkeypatch.setattr("grouper.embedding.Encoder", shared_encoder)
+    monkeypatch.setattr("grouper.model_versions.ModelRegistry.load", shared_encoder)
     return asked
 
 
