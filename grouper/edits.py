@@ -1040,6 +1040,10 @@ def _move(b: _Builder, p: Move) -> None:
     if isinstance(p.to, int):
         target = b.group(p.to)
     known = [a for a in p.answer_ids if b.answer(a)]
+    # The groups the answers leave change too: like the target, each must be as its author
+    # saw it. A group confirmed or graded since then is not emptied behind that decision.
+    for src in sorted({b.state.location[a] for a in known} - {None, p.to}):
+        b.group(src)
     b.refuse_if_problems()
     old = b.state
     if p.to == NEW:

@@ -138,6 +138,22 @@ def test_graders_on_different_groups_do_not_block_each_other(start):
         log.do("ta2", Move(("a6",), None), base=2)
 
 
+def test_a_move_out_of_a_group_confirmed_or_graded_since_is_refused(start):
+    # ta1 looked at version 0 and moves answers out; meanwhile ta2 confirmed group 1 and
+    # graded group 2 with those answers in them: the groups they leave changed under ta1.
+    log = Log(start)
+    log.do("ta2", Confirm(1), base=0)
+    log.do("ta2", GradeGroup(2, 0.0), base=1)
+    with pytest.raises(EditRefused, match="group 1 was confirmed by ta2 at version 1"):
+        log.do("ta1", Move(("a0",), None), base=0)
+    with pytest.raises(EditRefused, match="group 2 was graded 0 by ta2 at version 2"):
+        log.do("ta1", Move(("a4",), NEW), base=0)
+    assert log.state.version == 2 and log.state.groups[1].members == ("a0", "a1", "a2", "a3")
+    # having seen the confirm, ta1 may still disagree with it
+    log.do("ta1", Move(("a0",), None), base=2)
+    assert log.state.location["a0"] is None
+
+
 def test_an_edit_that_changes_nothing_is_refused(start):
     log = Log(start)
     log.do("ta1", Confirm(1))

@@ -309,6 +309,9 @@ class GradingSession(RuleBasedStateMachine):
         ok = not any(self.model.stale(("a", a), base) for a in answers)
         if isinstance(to, int):
             ok = ok and self.group_checks([to], base)
+        # the groups the answers would leave must be as the user saw them, like the target
+        leaving = {self.model.loc(a) for a in answers} - {None, to}
+        ok = ok and self.group_checks(sorted(leaving), base)
         if ok:
             values = {}
             if to == NEW:

@@ -128,3 +128,47 @@ def test_regroup_store_logs_model_edits_and_leaves_confirmed_groups(tmp_path):
         assert [e.author for e in edits] == ["ada"] + ["model:v0001"] * done
         after = store.state("q1")
         assert after.groups[1] == confirmed
+
+
+def test_a_graders_confirm_during_a_regroup_stops_the_plan_and_nothing_confirmed_moves(tmp_path):
+    """Regrouping appends its plan edit by edit against the version it planned from; when a
+    grader confirms groups in between, the rest of the plan is refused, never forced."""
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.model_versions import ModelRegistry
+    from grouper.store import Store
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
+    n = len(question.answers)
+    # Four suggested groups of interleaved answers: any regrouping has several edits to make.
+    labels = np.arange(n) % 4 + 1
+    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
+    with Store.open(tmp_path / "grades.sqlite") as store:
+        store.import_question(question)
+        store.save_grouping("q1", grouping, model_version="test")
+        confirmed: dict[int, tuple[str, ...]] = {}
+        original_append = store.append
+
+        def append_then_a_grader_confirms(question_id, author, base, payload):
+            edit = original_append(question_id, author, base, payload)
+            if author.startswith("model:") and not confirmed:
+                state = store.state(question_id)
+                for gid, group in state.groups.items():
+                    if group.members and group.status != CONFIRMED:
+                        original_append(question_id, "ben", state.version, Confirm(gid))
+                        state = store.state(question_id)
+                        confirmed[gid] = state.groups[gid].members
+            return edit
+
+        store.append = append_then_a_grader_confirms
+        report = regroup_store(store, registry, device=torch.device("cpu"))
+        done, refused = report["q1"]
+        after = store.state("q1")
+    assert done >= 1 and confirmed
+    assert refused is not None  # the plan went on to touch groups ben had confirmed
+    for gid, members in confirmed.items():
+        assert after.groups[gid].members == members and after.groups[gid].status == CONFIRMED
