@@ -1,8 +1,11 @@
 """Models page: the encoder's versions, and (instructors) retraining on the graders' edits.
 
 Retraining is ``grouper.training.retrain_from_store``, what ``grouper retrain`` runs: the
-edit log becomes must-link / cannot-link pairs, the active model is fine-tuned on them, and
-the candidate is published and activated only if it beats its parent on held-out questions.
+graders' work becomes training pairs (each graded answer against the reference answers where
+questions have them, else the must-link / cannot-link pairs of the edit log), the active model
+is fine-tuned on them, and the candidate is published and activated only if it beats its
+parent on held-out questions. "Regroup waiting answers" then regroups, with the active
+version, what nobody has confirmed or graded (``grouper regroup``).
 It takes minutes and runs in this session only; other sessions keep working.
 """
 
@@ -73,7 +76,11 @@ def _activate() -> None:
 
 
 st.subheader("Retrain")
-st.text("Fine-tunes the active version on every edit so far; held-out questions decide whether it is kept.")
+st.text(
+    "Fine-tunes the active version on the grading so far (graded answers against the reference answers where "
+    "questions have them, else the links among answers in the edit log); held-out questions decide whether it "
+    "becomes active."
+)
 if st.button("Retrain now", key="models-retrain", type="primary"):
     _retrain()
     st.rerun()
