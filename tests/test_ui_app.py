@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
@@ -570,16 +571,39 @@ def test_a_tampered_active_version_stops_embedding_with_a_message(app, db, tmp_p
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    app.switch_page("views/map.py").run()  # the map embeds the question's answers
+    # q1 was grouped with the base model: its pages keep working in that model's space
+    app.switch_page("views/map.py").run()
+    assert not app.exception and errors(app) == []
+    # new answers would be embedded with the tampered version: refused, nothing stored
+    _upload(app, "geo.csv", b"student_id,answer\ns1,Canberra\ns2,Sydney\ns3,Perth\n")
+    app.button(key="import-go").click().run()
     assert not app.exception
-    assert errors(app) == ["The active model version failed its integrity check. Activate another version on the Models page."]
+    assert errors(app) == ["A model version failed its integrity check. Activate another version on the Models page."]
     assert any("sha256" in t for t in texts(app))
+    with Store.open(db) as store:
+        assert store.question_ids() == ["q1", "xss"]
     app.switch_page("views/models.py").run()  # and the way out still works
     app.selectbox(key="models-activate").set_value("base")
     app.button(key="models-activate-btn").click().run()
     assert registry.active() == "base"
+
+
+def test_question_pages_use_the_vectors_of_the_model_that_grouped_them(app, db, tmp_path):
+    import ui_common
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    publish_tiny(ModelRegistry(tmp_path / "models"), tmp_path)  # activated after q1's import
     app.switch_page("views/map.py").run()
-    assert not app.exception and errors(app) == []
+    assert not app.exception
+    with Store.open(db) as store:
+        key = store.model_version("q1")
+        texts_ = [a.normalized for a in store.answers("q1")]
+        cached = store.embeddings.get_many(key, texts_)
+    vectors = ui_common.answer_vectors("q1")
+    assert ui_common.question_encoder("q1").model_key == key  # the base, not the active tiny model
+    some = next(a for a in ui_common.answers_of("q1") if a.normalized)
+    np.testing.assert_allclose(vectors[some.answer_id], cached[some.normalized])
 
 
 def test_tas_see_the_models_but_cannot_retrain(db, tmp_path, monkeypatch):

@@ -261,29 +261,46 @@ def encoder() -> Encoder:
     import and embedding use, without restarting the server.
     """
     registry = ModelRegistry()
+    return _checked(registry, lambda: registry.active())
+
+
+def question_encoder(question_id: str) -> Encoder:
+    """The encoder of the model version that grouped the question.
+
+    The question's groups, their cues, its map and the queue's suggestions live in that
+    version's space, and the store cached those vectors when the question was imported, so
+    nothing is embedded again after another version is activated. The active version when
+    that one is no longer in the registry.
+    """
+    registry = ModelRegistry()
+    weights = store().model_version(question_id).rsplit("-t", 1)[0]
+    return _checked(registry, lambda: registry.version_with_weights(weights) or registry.active())
+
+
+def _checked(registry: ModelRegistry, version: Callable[[], str]) -> Encoder:
     try:
-        version = registry.active()
-        return _encoder(str(registry.root), version)
+        return _encoder(str(registry.root), version())
     except ModelIntegrityError as problem:
         # Nothing is embedded with weights that fail their check; the models page (which
         # needs no encoder) can still roll back to a good version.
-        st.error("The active model version failed its integrity check. Activate another version on the Models page.")
+        st.error("A model version failed its integrity check. Activate another version on the Models page.")
         plain(str(problem))
         st.stop()
 
 
-@st.cache_resource(show_spinner="Loading the model", max_entries=2)
+@st.cache_resource(show_spinner="Loading the model", max_entries=3)
 def _encoder(root: str, version: str) -> Encoder:
     return ModelRegistry(Path(root)).load(version)
 
 
-def _content_key(answers: Sequence[Answer]) -> str:
-    """What a question's embeddings depend on: the model and the answers' ids and texts.
+def _content_key(question_id: str, answers: Sequence[Answer]) -> str:
+    """What a question's embeddings depend on: its grouping model and the answers' ids and
+    texts.
 
     Keyed by content rather than by store and question, so that the same answers opened
     from another store (a copy, a test) reuse the vectors.
     """
-    digest = hashlib.sha256(encoder().model_key.encode())
+    digest = hashlib.sha256(store().model_version(question_id).encode())
     for a in answers:
         digest.update(b"\x1e" + a.answer_id.encode() + b"\x1f" + a.normalized.encode())
     return digest.hexdigest()
@@ -303,31 +320,33 @@ def _vector_cache() -> _VectorCache:
     return _VectorCache()
 
 
-def _remember_vectors(answers: Sequence[Answer], vectors: np.ndarray) -> dict[str, np.ndarray]:
+def _remember_vectors(key: str, answers: Sequence[Answer], vectors: np.ndarray) -> dict[str, np.ndarray]:
     cache = _vector_cache()
     by_id = {a.answer_id: vectors[i] for i, a in enumerate(answers)}
     with cache.lock:
-        return cache.vectors.setdefault(_content_key(answers), by_id)
+        return cache.vectors.setdefault(key, by_id)
 
 
 def answer_vectors(question_id: str) -> dict[str, np.ndarray]:
-    """Answer id to its embedding; computed once per question's content and process."""
+    """Answer id to its embedding by the question's grouping model; computed once per
+    question's content and process."""
     answers = answers_of(question_id)
+    key = _content_key(question_id, answers)
     cache = _vector_cache()
     with cache.lock:
-        found = cache.vectors.get(_content_key(answers))
+        found = cache.vectors.get(key)
     if found is not None:
         return found
     with st.spinner(f"Embedding {len(answers)} answers"):
         # Usually read back from the store's embedding cache, filled when it was imported.
-        encoded = encoder().encode([a.normalized for a in answers], cache=store().embeddings)
-    return _remember_vectors(answers, encoded.vectors)
+        encoded = question_encoder(question_id).encode([a.normalized for a in answers], cache=store().embeddings)
+    return _remember_vectors(key, answers, encoded.vectors)
 
 
 def answer_map(question_id: str) -> tuple[list[str], np.ndarray]:
     """Answer ids and their 2-D map positions (the projection never changes with edits)."""
     answers = answers_of(question_id)
-    key = _content_key(answers)
+    key = _content_key(question_id, answers)
     cache = _vector_cache()
     with cache.lock:
         found = cache.maps.get(key)

@@ -180,7 +180,7 @@ def _adapt() -> None:
     # The edits are the model's (so never trained on), named with who asked for them.
     author = f"{ADAPTATION_AUTHOR}:{ui_common.current_identity().author}"
     try:
-        done = adapt_question(ui_common.store(), question_id, ui_common.encoder(), author=author)
+        done = adapt_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author=author)
     except EditRefused as refused:
         ui_common.flash("error", "Regrouping stopped: the question was edited meanwhile.", str(refused))
         return
