@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from grouper.edits import (
+    AddAnswers,
     Change,
     Confirm,
     Delete,
@@ -48,7 +49,7 @@ __all__ = [
 STATE_FORMAT = 1
 
 PAYLOAD_TYPES: dict[str, type] = {
-    cls.kind: cls for cls in (Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, Undo)
+    cls.kind: cls for cls in (Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, Undo)
 }
 
 
@@ -210,6 +211,7 @@ def _change(c: Change | None) -> dict | None:
         "groups_created": list(c.groups_created),
         "groups_removed": list(c.groups_removed),
         "answers_moved": list(c.answers_moved),
+        "answers_added": list(c.answers_added),
         "grade_changes": [[g.answer_id, _grade(g.before), _grade(g.after)] for g in c.grade_changes],
     }
 
@@ -225,6 +227,7 @@ def _change_back(d: dict | None) -> Change | None:
         groups_created=tuple(d["groups_created"]),
         groups_removed=tuple(d["groups_removed"]),
         answers_moved=tuple(d["answers_moved"]),
+        answers_added=tuple(d.get("answers_added", ())),  # snapshots from before late answers lack it
         grade_changes=tuple(GradeChange(a, _grade_back(b), _grade_back(c)) for a, b, c in d["grade_changes"]),
     )
 

@@ -43,6 +43,7 @@ __all__ = [
     "CONFIRMED",
     "NEW",
     "SUGGESTED",
+    "AddAnswers",
     "Change",
     "Confirm",
     "Delete",
@@ -211,6 +212,8 @@ class Change:
         Groups that existed before and after and changed.
     groups_created, groups_removed : tuple of int
     answers_moved : tuple of str
+    answers_added : tuple of str
+        Late answers the edit added (``AddAnswers``).
     grade_changes : tuple of GradeChange
         Every answer whose effective grade is different after the edit.
     """
@@ -222,6 +225,7 @@ class Change:
     groups_created: tuple[int, ...] = ()
     groups_removed: tuple[int, ...] = ()
     answers_moved: tuple[str, ...] = ()
+    answers_added: tuple[str, ...] = ()
     grade_changes: tuple[GradeChange, ...] = ()
 
 
@@ -277,7 +281,8 @@ class QuestionState:
     location : mapping of str to int or None
         Every answer's group (``None``: ungrouped).
     positions : mapping of str to int
-        Every answer's import position; the answers of the question never change.
+        Every answer's position: import order, then late answers (``AddAnswers``) in the
+        order they were added. Answers are never removed.
     answer_marks : mapping of str to Mark
         The last change to each answer that has changed.
     removed : mapping of int to Mark
@@ -497,6 +502,32 @@ class GradeAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class AddAnswers:
+    """Answers submitted after the question was grouped (late submissions), each placed in a
+    group or left ungrouped: ``to[i]`` is where ``answer_ids[i]`` goes (``None``: ungrouped).
+
+    A late answer joins only a group nobody has reviewed: confirmed and graded groups are
+    refused, so that no grade is given to an answer no grader has looked at. Such an edit is
+    never undone (a submitted answer stays); the added answers are moved and graded like any
+    other.
+    """
+
+    kind: ClassVar[str] = "add_answers"
+    answer_ids: tuple[str, ...]
+    to: tuple[int | None, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer_ids", _answer_ids(self.answer_ids, "add_answers: answer_ids"))
+        to = tuple(
+            None if g is None else _group_id(g, "add_answers: to (a group id or None for ungrouped)")
+            for g in _as_tuple(self.to, "add_answers: to")
+        )
+        if len(to) != len(self.answer_ids):
+            raise ValueError(f"add_answers: {len(to)} places for {len(self.answer_ids)} answers; give one per answer")
+        object.__setattr__(self, "to", to)
+
+
+@dataclass(frozen=True, slots=True)
 class Undo:
     """Reverse an earlier edit (itself possibly an undo), as a new event."""
 
@@ -508,7 +539,7 @@ class Undo:
             raise ValueError(f"undo: edit_id must be a positive integer (an edit's id), found {self.edit_id!r}")
 
 
-Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, Undo]
+Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, Undo]
 
 
 @dataclass(frozen=True, slots=True)
@@ -763,6 +794,7 @@ class _Builder:
         self.override_changes: dict[str, Grade | None] = {}
         self.override_what: dict[str, str] = {}
         self.lineage: dict[str, int] = {}  # answers whose set_by is not this edit (undo)
+        self.added: dict[str, int | None] = {}  # late answers -> their place
         self.removal_lineage: dict[int, int] = {}
         self.next_group_id = state.next_group_id
         self.undoes: int | None = None
@@ -876,6 +908,20 @@ class _Builder:
                 location[a] = self.moves[a]
             ungrouped = _update_ungrouped(old.ungrouped, leaving, arriving, old.positions)
 
+        positions = old.positions
+        if self.added:
+            # Late answers come after every answer there is, so the ungrouped bucket stays in
+            # position order by appending them.
+            positions = dict(old.positions)
+            location = dict(location)
+            answer_marks = dict(answer_marks)
+            for a, to in self.added.items():
+                positions[a] = len(positions)
+                location[a] = to
+                where = "ungrouped" if to is None else f"in group {to}"
+                answer_marks[a] = Mark(version, author, f"added late ({where})", edit_id)
+            ungrouped = ungrouped + tuple(a for a, to in self.added.items() if to is None)
+
         overrides = old.overrides
         if self.override_changes:
             overrides = dict(old.overrides)
@@ -918,7 +964,7 @@ class _Builder:
             overrides=overrides,
             next_group_id=self.next_group_id,
             location=location,
-            positions=old.positions,
+            positions=positions,
             answer_marks=answer_marks,
             removed=removed,
             records=records,
@@ -932,6 +978,7 @@ class _Builder:
             groups_created=tuple(sorted(created)),
             groups_removed=tuple(sorted(g for g, v in self.group_changes.items() if v is None)),
             answers_moved=tuple(moved),
+            answers_added=tuple(self.added),
             grade_changes=_grade_changes(old, state, moved, self.override_changes, self.group_changes),
         )
         return replace(state, last_change=change)
@@ -1127,6 +1174,10 @@ def _undo(b: _Builder, p: Undo) -> None:
     if record is None:
         b.refuse(f"edit {p.edit_id} does not exist in question {state.question_id} (version {state.version})")
     assert record is not None
+    if record.kind == AddAnswers.kind:
+        b.refuse(
+            f"edit {p.edit_id} added late answers, which stay once submitted; move or grade them instead of undoing it"
+        )
     # Everything the edit changed must still show its result: otherwise restoring its
     # before-images would silently revert later edits. An item shows the edit's result when
     # its lineage (set_by) is the one the edit left; edits undone since in reverse order
@@ -1179,12 +1230,40 @@ def _undo(b: _Builder, p: Undo) -> None:
     b.undoes = p.edit_id
 
 
+def _add_answers(b: _Builder, p: AddAnswers) -> None:
+    state = b.state
+    known = [a for a in p.answer_ids if a in state.positions]
+    if known:
+        b.problems.append(
+            f"answer(s) {_some(known)} are already answers to question {state.question_id}; give late answers new ids"
+        )
+    for gid in sorted({g for g in p.to if g is not None}):
+        g = b.group(gid)
+        if g is None:
+            continue
+        if g.status == CONFIRMED or g.grade is not None:
+            reviewed = "graded" if g.grade is not None else "confirmed"
+            b.problems.append(
+                f"group {gid} is {reviewed}: a late answer joins only a group nobody has reviewed (leave it ungrouped)"
+            )
+    b.refuse_if_problems()
+    joining: dict[int, list[str]] = {}
+    for a, to in zip(p.answer_ids, p.to, strict=True):
+        b.added[a] = to
+        if to is not None:
+            joining.setdefault(to, []).append(a)
+    for gid, late in joining.items():
+        g = b.current(gid)
+        b.set_group(replace(g, members=g.members + tuple(late)), f"changed ({_count(len(late), 'late answer')} added)")
+
+
 def _lineage(before: GroupState | Mark | None) -> int:
     """The ``set_by`` of a before-image; 0 for what had never changed (or never existed)."""
     return 0 if before is None else before.set_by
 
 
 _HANDLERS = {
+    AddAnswers: _add_answers,
     Confirm: _confirm,
     Merge: _merge,
     Split: _split,

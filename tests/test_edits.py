@@ -11,6 +11,7 @@ from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import edit_from_dict, edit_to_dict, payload_from_dict, state_from_dict, state_to_dict
 from grouper.edits import (
     CONFIRMED,
+    AddAnswers,
     NEW,
     Confirm,
     Delete,
@@ -366,3 +367,59 @@ def test_an_edit_whose_undo_was_itself_reverted_can_be_undone_again(start):
     log.do("ta1", Undo(2))
     assert log.state.content() == graded.content() and 1 not in log.state.undone
     assert replay(log.initial, log.edits) == log.state
+
+
+# -- late answers ---------------------------------------------------------------------------
+
+
+def test_late_answers_join_unreviewed_groups_or_wait_ungrouped_and_replay(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    after = log.do("system", AddAnswers(("l1", "l2", "l3"), (2, None, 2)))
+    assert after.answer_ids[-3:] == ("l1", "l2", "l3")
+    assert after.groups[2].members == ("a4", "a5", "l1", "l3")
+    assert after.ungrouped == ("a6", "a7", "l2")
+    assert after.groups[1].members == ("a0", "a1", "a2", "a3")
+    assert after.last_change.answers_added == ("l1", "l2", "l3") and after.last_change.groups_changed == (2,)
+    assert after.answer_marks["l2"].what == "added late (ungrouped)"
+    assert replay(log.initial, log.edits) == after
+    # stored and read back like every other state and edit
+    assert state_from_dict(json.loads(json.dumps(state_to_dict(after)))).content() == after.content()
+    assert edit_from_dict(edit_to_dict(log.edits[-1])) == log.edits[-1]
+    # they are answers like the others from then on
+    moved = log.do("ta1", Move(("l2",), 1))
+    assert moved.groups[1].members[-1] == "l2" and moved.grade_of("l2") is None
+    log.do("ta1", Undo(moved.version))
+    assert log.state.location["l2"] is None
+
+
+def test_late_answers_never_join_a_reviewed_group_nor_repeat_an_id(start):
+    log = Log(start)
+    log.do("ta1", Confirm(1))
+    log.do("ta1", GradeGroup(2, 1.0))
+    with pytest.raises(EditRefused, match="group 1 is confirmed: a late answer joins only a group nobody has reviewed"):
+        log.do("system", AddAnswers(("l1",), (1,)))
+    with pytest.raises(EditRefused, match="group 2 is graded"):
+        log.do("system", AddAnswers(("l1",), (2,)))
+    with pytest.raises(EditRefused, match="'a3' are already answers to question q1"):
+        log.do("system", AddAnswers(("a3", "l1"), (None, None)))
+    with pytest.raises(EditRefused, match="group 9 does not exist"):
+        log.do("system", AddAnswers(("l1",), (9,)))
+    assert log.state.version == 2 and "l1" not in log.state.positions
+
+
+def test_adding_late_answers_is_never_undone(start):
+    log = Log(start)
+    added = log.do("system", AddAnswers(("l1",), (None,)))
+    with pytest.raises(EditRefused, match="added late answers, which stay once submitted"):
+        log.do("ta1", Undo(added.version))
+
+
+def test_add_answers_payload_checks_its_fields():
+    with pytest.raises(ValueError, match="1 places for 2 answers"):
+        AddAnswers(("l1", "l2"), (None,))
+    with pytest.raises(ValueError, match="names answer 'l1' more than once"):
+        AddAnswers(("l1", "l1"), (None, None))
+    with pytest.raises(ValueError, match="add_answers: to"):
+        AddAnswers(("l1",), (0,))
+    assert payload_from_dict({"kind": "add_answers", "answer_ids": ["l1"], "to": [None]}) == AddAnswers(("l1",), (None,))

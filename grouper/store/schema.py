@@ -93,6 +93,8 @@ answers = Table(
     Column("normalized", Text, nullable=False),
     Column("gold", String(200), nullable=True),
     Column("score", Float, nullable=True),
+    # The AddAnswers edit that added a late answer; NULL for answers imported with the question.
+    Column("added_in_edit", Integer, nullable=True),
     UniqueConstraint("question_pk", "answer_id", name="uq_answers_question_answer"),
     UniqueConstraint("question_pk", "position", name="uq_answers_question_position"),
 )

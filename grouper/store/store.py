@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from grouper.answers import Answer, Question
 from grouper.clustering import Group, Grouping
 from grouper.edit_codec import STATE_FORMAT, payload_from_dict, payload_to_dict, state_from_dict, state_to_dict
-from grouper.edits import Edit, Payload, QuestionState, ReplayError, apply, initial_state, replay
+from grouper.edits import AddAnswers, Edit, Payload, QuestionState, ReplayError, apply, initial_state, replay
 from grouper.store import migrate
 from grouper.store.engine import WRITE, is_memory_sqlite, make_engine, run_with_retry
 from grouper.store.schema import answers, courses, edits, exams, groupings, questions, snapshots
@@ -310,9 +310,9 @@ class Store:
         return tuple(Answer(r.answer_id, question_id, r.text, r.student_id, r.gold, r.score) for r in rows)
 
     def _answer_ids(self, conn: Connection, qpk: int) -> list[str]:
-        return list(
-            conn.execute(select(answers.c.answer_id).where(answers.c.question_pk == qpk).order_by(answers.c.position)).scalars()
-        )
+        """The answers of version 0: late ones come in with the edits that added them."""
+        query = select(answers.c.answer_id).where(answers.c.question_pk == qpk, answers.c.added_in_edit.is_(None))
+        return list(conn.execute(query.order_by(answers.c.position)).scalars())
 
     # ------------------------------------------------------------------ groupings
 
@@ -545,22 +545,96 @@ class Store:
                 payload=payload,
             )
             new = apply(state, edit)  # EditRefused rolls the transaction back
-            conn.execute(
-                edits.insert().values(
-                    question_pk=q.id,
-                    edit_id=edit.edit_id,
-                    author=edit.author,
-                    at=edit.at,
-                    base_version=edit.base_version,
-                    kind=edit.kind,
-                    payload=_dumps(payload_to_dict(payload)),
-                )
-            )
-            if self.snapshot_every and new.version % self.snapshot_every == 0:
-                self._insert_snapshot(conn, q.id, new)
+            self._log_edit(conn, q, edit, new)
             return edit, new, q.grouping_id
 
         edit, new, grouping_id = self._write(txn, f"appending an edit to question {question_id}")
+        self._remember(question_id, grouping_id, new)
+        return edit
+
+    def _log_edit(self, conn: Connection, q: Row, edit: Edit, new: QuestionState) -> None:
+        conn.execute(
+            edits.insert().values(
+                question_pk=q.id,
+                edit_id=edit.edit_id,
+                author=edit.author,
+                at=edit.at,
+                base_version=edit.base_version,
+                kind=edit.kind,
+                payload=_dumps(payload_to_dict(edit.payload)),
+            )
+        )
+        if self.snapshot_every and new.version % self.snapshot_every == 0:
+            self._insert_snapshot(conn, q.id, new)
+
+    def add_answers(
+        self,
+        question_id: str,
+        late: Sequence[Answer],
+        places: Sequence[int | None],
+        author: str,
+        base_version: int | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> Edit:
+        """Add late answers to a stored question, each in a group or ungrouped, atomically.
+
+        The answers are stored and an :class:`~grouper.edits.AddAnswers` edit is logged in one
+        transaction, so the log still replays to the current state.
+
+        Parameters
+        ----------
+        question_id : str
+        late : sequence of Answer
+            New answers (ids the question does not have yet).
+        places : sequence of int or None
+            Each answer's group (one nobody has reviewed: not confirmed, not graded), or
+            ``None`` for ungrouped; :func:`grouper.late_answers.place_late_answers` chooses them.
+        author : str
+            Who added them.
+        base_version : int, optional
+            The version the places were chosen from (default: the current one).
+        at : datetime, optional
+
+        Returns
+        -------
+        Edit
+
+        Raises
+        ------
+        EditRefused
+            A place is a reviewed group or changed since ``base_version``, or an id is taken;
+            nothing is written.
+        """
+        wrong = [a.answer_id for a in late if a.question_id != question_id]
+        if wrong:
+            raise StoreError(f"answer(s) {', '.join(wrong[:3])} are not answers to question {question_id}")
+        payload = AddAnswers(tuple(a.answer_id for a in late), tuple(places))
+
+        def txn(conn: Connection) -> tuple[Edit, QuestionState, int | None]:
+            q = self._question_row(conn, question_id, lock=True)
+            state = self._state_in(conn, q)
+            edit = Edit(
+                edit_id=state.version + 1, question_id=question_id, author=author, at=at or _now(),
+                base_version=state.version if base_version is None else base_version, payload=payload,
+            )
+            new = apply(state, edit)  # refuses reviewed groups and taken ids before anything is written
+            first = (conn.execute(select(func.max(answers.c.position)).where(answers.c.question_pk == q.id)).scalar() or 0) + 1
+            conn.execute(
+                answers.insert(),
+                [
+                    {
+                        "question_pk": q.id, "answer_id": a.answer_id, "position": first + i,
+                        "student_id": a.student_id, "text": a.text, "normalized": a.normalized,
+                        "gold": a.gold, "score": a.score, "added_in_edit": edit.edit_id,
+                    }
+                    for i, a in enumerate(late)
+                ],
+            )
+            self._log_edit(conn, q, edit, new)
+            return edit, new, q.grouping_id
+
+        edit, new, grouping_id = self._write(txn, f"adding late answers to question {question_id}")
         self._remember(question_id, grouping_id, new)
         return edit
 
