@@ -107,3 +107,57 @@ def test_a_re_uploaded_file_gives_only_its_new_answers_and_refuses_changed_texts
     )
     with pytest.raises(ValueError, match=f"'{question.answers[0].answer_id}' are stored with another text"):
         late_answers_of(stored_answers, changed)
+
+
+# -- grouper import --late ---------------------------------------------------------------------
+
+
+def grown_file(tmp_path: Path, extra: list[tuple[str, str]], change_first: str | None = None) -> Path:
+    import csv
+
+    with SAMPLE.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if change_first is not None:
+        rows[0]["answer"] = change_first
+    template = rows[0]
+    rows += [{**template, "answer_id": aid, "student_id": "", "answer": text, "grade": "", "score": ""} for aid, text in extra]
+    path = tmp_path / "q1_with_late.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, list(template))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_import_late_adds_only_the_new_answers_once(tmp_path, stored, capsys, monkeypatch):
+    from grouper.cli import main
+
+    monkeypatch.setenv("GROUPER_MODELS_DIR", str(tmp_path / "models"))
+    path = grown_file(tmp_path, [("q1-900", "Canberra"), ("q1-901", "the one with the big lake, Canberra I guess")])
+    assert main(["import", str(path), "--db", str(stored), "--late", "--author", "ada"]) == 0
+    out = capsys.readouterr().out
+    assert "question q1: 2 late answer(s) added" in out
+    with Store.open(stored) as store:
+        state = store.state("q1")
+        assert [a.answer_id for a in store.answers("q1")][-2:] == ["q1-900", "q1-901"]
+        assert state.location["q1-900"] == group_of_text(store, "Canberra")
+        assert store.edits("q1")[-1].author == "ada"
+        version = state.version
+    assert main(["import", str(path), "--db", str(stored), "--late", "--author", "ada"]) == 0
+    assert "question q1: no new answers" in capsys.readouterr().out
+    with Store.open(stored) as store:
+        assert store.state("q1").version == version
+
+
+def test_import_late_refuses_without_an_author_or_with_a_changed_text(tmp_path, stored, capsys, monkeypatch):
+    from grouper.cli import main
+
+    monkeypatch.delenv("GROUPER_AUTHOR", raising=False)
+    path = grown_file(tmp_path, [("q1-900", "Canberra")])
+    assert main(["import", str(path), "--db", str(stored), "--late"]) == 2
+    assert "every edit needs an author" in capsys.readouterr().err
+    changed = grown_file(tmp_path, [("q1-900", "Canberra")], change_first="Sydney")
+    assert main(["import", str(changed), "--db", str(stored), "--late", "--author", "ada"]) == 2
+    assert "are stored with another text" in capsys.readouterr().err
+    with Store.open(stored) as store:
+        assert "q1-900" not in store.state("q1").positions and store.edits("q1") == []

@@ -119,6 +119,9 @@ def test_a_database_at_the_first_revision_is_upgraded_in_place(tmp_path):
         store.append("q1", "ta2", 1, Rename(1, "Canberra (merged)"))
         store.embeddings.put_many("m", {"answer 0": np.ones(3)})  # a table of revision 0002
         assert store.replay("q1") == store.state("q1")
+        # revision 0003: the answers imported before it are version 0's; late ones are added
+        store.add_answers("q1", [Answer("q1-late", "q1", "Canberra")], [1], "ta1")
+        assert store.replay("q1") == store.state("q1") and store.state("q1").groups[1].members[-1] == "q1-late"
 
 
 def test_a_database_from_a_newer_grouper_is_left_alone(tmp_path):

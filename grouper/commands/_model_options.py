@@ -35,3 +35,14 @@ def active_encoder(args: argparse.Namespace) -> Encoder:
     from grouper.embedding import choose_device
 
     return registry_of(args).load(device=choose_device(getattr(args, "device", None)))
+
+
+def question_encoder(args: argparse.Namespace, model_key: str) -> Encoder:
+    """The model version that grouped a stored question (its ``store.model_version``), so
+    that new vectors share the space of the stored ones; the active version when that one is
+    no longer in the registry."""
+    from grouper.embedding import choose_device
+
+    registry = registry_of(args)
+    version = registry.version_with_weights(model_key.rsplit("-t", 1)[0])
+    return registry.load(version, device=choose_device(getattr(args, "device", None)))

@@ -5,11 +5,55 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from grouper.clustering import GroupingSettings
-from grouper.commands._model_options import active_encoder, add_models_option
-from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
-from grouper.edits import CONFIRMED, QuestionState
+from grouper.commands._model_options import active_encoder, add_models_option, question_encoder
+from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
+from grouper.edits import CONFIRMED, EditRefused, QuestionState
+
+if TYPE_CHECKING:
+    from grouper.answers import Question
+    from grouper.store import Store
+
+
+def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) -> int | None:
+    """Add the answers of already stored questions that the store lacks, as late answers.
+
+    Returns an exit status when it must stop the command (bad input), else ``None``.
+    """
+    from grouper.late_answers import add_late_answers, late_answers_of
+
+    plans = []
+    for question in stored:
+        try:
+            plans.append((question.question_id, late_answers_of(store.answers(question.question_id), question)))
+        except ValueError as problem:  # checked for every question before anything is added
+            return fail(str(problem), 2)
+    if not any(late for _, late in plans):
+        for qid, _ in plans:
+            print(f"question {qid}: no new answers")
+        return None
+    try:
+        author = author_of(args)
+    except ValueError as problem:
+        return fail(f"adding late answers: {problem}", 2)
+    for qid, late in plans:
+        if not late:
+            print(f"question {qid}: no new answers")
+            continue
+        try:
+            done = add_late_answers(store, qid, late, question_encoder(args, store.model_version(qid)), author)
+        except EditRefused as refused:  # a grader changed a chosen group meanwhile: nothing of it was written
+            return fail(f"question {qid}: late answers not added: {refused}; run the import again", 3)
+        print(
+            f"question {qid}: {len(late)} late answer(s) added (edit {done.edit.edit_id}): "
+            f"{len(done.placed)} in groups nobody has reviewed, {len(done.waiting)} waiting ungrouped"
+        )
+        for answer_id, group in done.waiting.items():
+            hint = f" (closest: group {group})" if group is not None else ""
+            print(f"  {plain(answer_id, 40)} waits for review{hint}")
+    return None
 
 
 @reports_busy
@@ -22,6 +66,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
         questions.extend(load_answers(path, encoding=args.encoding, file_format=args.format))
     store = open_store(args)
     known = set(store.question_ids())
+    if args.late:
+        added = _add_late(store, args, [q for q in questions if q.question_id in known])
+        questions = [q for q in questions if q.question_id not in known]
+        if added is not None:
+            store.close()
+            return added
     if args.skip_existing:
         skipped = [q.question_id for q in questions if q.question_id in known]
         questions = [q for q in questions if q.question_id not in known]
@@ -105,6 +155,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--course", help="file the questions under this course")
     imp.add_argument("--exam", help="and this exam of the course")
     imp.add_argument("--skip-existing", action="store_true", help="leave questions already in the store as they are")
+    imp.add_argument(
+        "--late", action="store_true",
+        help="add the answers of questions already in the store that it lacks (late submissions), placed in "
+        "groups nobody has reviewed or left ungrouped; needs --author",
+    )
+    imp.add_argument("--author", help="with --late: who adds the late answers (default: $GROUPER_AUTHOR)")
     imp.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
     imp.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
     imp.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
