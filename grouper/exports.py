@@ -101,6 +101,8 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
     """
     rows = []
     for answer in answers:
+        if answer.answer_id not in state.positions:
+            continue  # a late answer added after this state was read: the next export has it
         grade = state.grade_of(answer.answer_id)
         group_id = state.group_of(answer.answer_id)
         rows.append(

@@ -297,6 +297,32 @@ def test_questions_already_in_the_store_are_not_imported_twice(app, db):
     assert app.button(key="import-go").disabled
 
 
+def test_late_answers_to_a_stored_question_are_added_from_the_import_page(app, db):
+    import csv as csv_module
+
+    rows = list(csv_module.DictReader(io.StringIO((REPO / "sample_data" / "q1_capital_australia.csv").read_text())))
+    extra = [{**rows[0], "answer_id": "q1-late-1", "answer": "Canberra"}, {**rows[0], "answer_id": "q1-late-2", "answer": "<b>Perth</b>"}]
+    out = io.StringIO()
+    writer = csv_module.DictWriter(out, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows + extra)
+    _upload(app, "q1.csv", out.getvalue().encode())
+    assert app.button(key="import-go").disabled  # the question itself is not imported again
+    app.button(key="import-late").click().run()
+    assert not app.exception, app.exception
+    (message,) = successes(app)
+    assert message.startswith("Added 2 late answer(s):")
+    assert logged(db)[-1][0] == "Ada"
+    with Store.open(db) as store:
+        now = store.state("q1")
+    assert {"q1-late-1", "q1-late-2"} <= set(now.positions)
+    # the groups page shows them at once, as plain text
+    app.switch_page("views/queue.py").run()
+    assert not app.exception
+    if now.location["q1-late-2"] is None:
+        assert "<b>Perth</b>" in texts(app)
+
+
 def test_sample_data_can_be_picked(app):
     app.switch_page("views/import_answers.py").run()
     app.segmented_control(key="import-source").set_value("Sample data").run()

@@ -234,23 +234,27 @@ def choose_question() -> str | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _answers(path: str, question_id: str) -> tuple[Answer, ...]:
+def _answers(path: str, question_id: str, count: int) -> tuple[Answer, ...]:
     return _open_store(path).answers(question_id)
 
 
 def answers_of(question_id: str) -> tuple[Answer, ...]:
-    """The question's answers in import order (they never change after import)."""
-    return _answers(str(db_path()), question_id)
+    """The question's answers: import order, then late answers in the order they came.
+
+    Answers are only ever added (never changed or removed), so their number in the current
+    state is enough to key the cache: late answers show up on the next run.
+    """
+    return _answers(str(db_path()), question_id, len(load_state(question_id).positions))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _answer_texts(path: str, question_id: str) -> dict[str, str]:
-    return {a.answer_id: a.text for a in _answers(path, question_id)}
+def _answer_texts(path: str, question_id: str, count: int) -> dict[str, str]:
+    return {a.answer_id: a.text for a in _answers(path, question_id, count)}
 
 
 def answer_texts(question_id: str) -> dict[str, str]:
     """Answer id to the text exactly as the student wrote it."""
-    return _answer_texts(str(db_path()), question_id)
+    return _answer_texts(str(db_path()), question_id, len(load_state(question_id).positions))
 
 
 def encoder() -> Encoder:

@@ -4,6 +4,10 @@ The file is parsed by ``grouper.answers.parse_answers`` with the same rules as t
 line: every problem is listed with the file, row and column, and nothing is imported unless
 the whole file is valid. Grouping runs for every question before anything is saved, with a
 progress bar, and the questions are saved together, so a failure leaves the store as it was.
+
+Answers of questions already in the store that the store lacks (a file uploaded again with
+late submissions) can be added as late answers (``grouper.late_answers``, what ``grouper
+import --late`` does).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import streamlit as st
 import ui_common
 from grouper.access import Action
 from grouper.answers import AnswerFileError, Question, parse_answers
+from grouper.edits import EditRefused
+from grouper.late_answers import add_late_answers, late_answers_of
 
 identity = ui_common.require(Action.IMPORT)
 st.title("Import answers")
@@ -96,9 +102,44 @@ st.dataframe(
 )
 
 clashes = [q.question_id for q in questions if q.question_id in existing]
+late_plans: dict[str, list] = {}  # stored question -> its answers the store lacks (late answers)
+late_problems: list[str] = []
+for q in questions:
+    if q.question_id in existing:
+        try:
+            late = late_answers_of(ui_common.answers_of(q.question_id), q)
+        except ValueError as problem:  # an id stored with another text: never replaced
+            late_problems.append(str(problem))
+            continue
+        if late:
+            late_plans[q.question_id] = late
 if clashes:
     st.warning(f"{len(clashes)} question(s) are already in the store and will not be imported again.")
+if late_problems:
+    st.error("Some answers are stored with another text; late answers need ids of their own.")
+    for problem in late_problems:
+        ui_common.plain(problem)
 new = [q for q in questions if q.question_id not in existing]
+n_late = sum(len(v) for v in late_plans.values())
+
+
+def _add_late() -> None:
+    """Add the new answers of stored questions, each placed by the model that grouped it."""
+    author = ui_common.current_identity().author
+    placed = waiting = 0
+    for qid, late in late_plans.items():
+        try:
+            done = add_late_answers(ui_common.store(), qid, late, ui_common.question_encoder(qid), author)
+        except EditRefused as refused:
+            ui_common.flash("error", "Late answers were not added: a group changed meanwhile. Try again.", str(refused))
+            return
+        placed += len(done.placed)
+        waiting += len(done.waiting)
+    ui_common.flash(
+        "success",
+        f"Added {placed + waiting} late answer(s): {placed} in groups nobody has reviewed, "
+        f"{waiting} waiting in the ungrouped queue for review.",
+    )
 
 
 def _import() -> None:
@@ -122,3 +163,14 @@ def _import() -> None:
 if st.button(f"Import and group {len(new)} question(s)", key="import-go", type="primary", disabled=not new):
     _import()
     st.rerun()
+
+if n_late:
+    st.subheader("Late answers")
+    st.text(
+        f"{n_late} answer(s) to {len(late_plans)} question(s) already in the store are new. Added as late answers, "
+        "each joins a group nobody has reviewed yet, or waits in the ungrouped queue: none is graded without a "
+        "grader seeing it."
+    )
+    if st.button(f"Add {n_late} late answer(s)", key="import-late"):
+        _add_late()
+        st.rerun()
