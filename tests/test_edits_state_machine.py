@@ -25,6 +25,7 @@ from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import state_from_dict, state_to_dict
 from grouper.edits import (
     CONFIRMED,
+    AddAnswers,
     NEW,
     SUGGESTED,
     Confirm,
@@ -69,6 +70,7 @@ class Model:
         self.effect: dict[int, tuple[str, int]] = {}  # edit -> ("push" | "pop", normal edit)
         self.after_tops: dict[int, dict[tuple, int]] = {}
         self.history = [self.content()]
+        self.adds: set[int] = set()  # edits that added late answers
 
     # ----- reading
 
@@ -115,7 +117,7 @@ class Model:
 
     def undo(self, target: int, base: int) -> bool:
         """Undo ``target``; False (nothing changed) when it must be refused."""
-        if target not in self.effect:
+        if target not in self.effect or target in self.adds:  # late answers stay once added
             return False
         tops = self.after_tops[target]
         if any(self.top(item) != t for item, t in tops.items()):
@@ -353,6 +355,26 @@ class GradingSession(RuleBasedStateMachine):
         if ok:
             self.model.commit({("a", a): (loc, new)})
         self.submit(user, GradeAnswer(a, score), ok)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def add_late_answer(self, user, data):
+        new = f"late{len(self.answer_ids)}"
+        to = data.draw(st.one_of(st.none(), st.just(0)), label="ungrouped?")
+        gid = None if to is None else self.pick_group(data, user)
+        ok = True
+        if gid is not None:
+            ok = self.group_checks([gid], self.seen[user])
+            if ok:
+                title, members, status, grade, blank = self.model.group(gid)
+                ok = status != CONFIRMED and grade is None  # never into a reviewed group
+        if ok:
+            values = {("a", new): (gid, None)}
+            if gid is not None:
+                values[("g", gid)] = (title, members + (new,), status, grade, blank)
+            self.answer_ids.append(new)  # the model shares this list
+            self.model.commit(values)
+            self.model.adds.add(self.model.version)
+        self.submit(user, AddAnswers((new,), (gid,)), ok)
 
     @precondition(lambda self: self.state.version > 0)
     @rule(user=st.sampled_from(USERS), data=st.data())
