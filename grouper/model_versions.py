@@ -319,12 +319,14 @@ class ModelRegistry:
         """
         return load_version(version or self.active(), root=self.root, device=device, **encoder_options)
 
-    def version_with_weights(self, weights_sha256: str) -> str | None:
-        """The published version whose weights hash to ``weights_sha256``, if any.
+    def version_of(self, model_key: str) -> str | None:
+        """The published version an :attr:`Encoder.model_key` names (a stored grouping's
+        ``model_version``), if it is still in the registry.
 
-        A stored grouping names its encoder by :attr:`Encoder.model_key`, whose first part is
-        this hash; this finds the version to embed more of that question's answers with.
+        The key is ``<weights sha256>-t<max_tokens>``; the version is the one whose card has
+        that hash. This finds the version to embed more of a stored question's answers with.
         """
+        weights_sha256 = model_key.rsplit("-t", 1)[0]
         for version in self.versions():
             if self.card(version).weights_sha256 == weights_sha256:
                 return version

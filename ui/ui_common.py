@@ -265,7 +265,7 @@ def encoder() -> Encoder:
     import and embedding use, without restarting the server.
     """
     registry = ModelRegistry()
-    return _checked(registry, lambda: registry.active())
+    return _checked(registry, registry.active)
 
 
 def question_encoder(question_id: str) -> Encoder:
@@ -277,8 +277,8 @@ def question_encoder(question_id: str) -> Encoder:
     that one is no longer in the registry.
     """
     registry = ModelRegistry()
-    weights = store().model_version(question_id).rsplit("-t", 1)[0]
-    return _checked(registry, lambda: registry.version_with_weights(weights) or registry.active())
+    model_key = store().model_version(question_id)
+    return _checked(registry, lambda: registry.version_of(model_key) or registry.active())
 
 
 def _checked(registry: ModelRegistry, version: Callable[[], str]) -> Encoder:

@@ -44,5 +44,5 @@ def question_encoder(args: argparse.Namespace, model_key: str) -> Encoder:
     from grouper.embedding import choose_device
 
     registry = registry_of(args)
-    version = registry.version_with_weights(model_key.rsplit("-t", 1)[0])
+    version = registry.version_of(model_key)
     return registry.load(version, device=choose_device(getattr(args, "device", None)))

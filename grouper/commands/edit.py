@@ -96,7 +96,7 @@ def _member_vectors(store: Store, state: QuestionState, group_id: int, registry:
     found = store.embeddings.get_many(model_key, [t for t in texts.values() if t])
     missing = sorted({t for t in texts.values() if t and t not in found})
     if missing:
-        version = registry.version_with_weights(model_key.rsplit("-t", 1)[0])
+        version = registry.version_of(model_key)
         encoder = registry.load(version) if version is not None else None
         if encoder is None or encoder.model_key != model_key:
             raise ValueError(

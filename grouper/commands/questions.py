@@ -30,14 +30,12 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
             plans.append((question.question_id, late_answers_of(store.answers(question.question_id), question)))
         except ValueError as problem:  # checked for every question before anything is added
             return fail(str(problem), 2)
-    if not any(late for _, late in plans):
-        for qid, _ in plans:
-            print(f"question {qid}: no new answers")
-        return None
-    try:
-        author = author_of(args)
-    except ValueError as problem:
-        return fail(f"adding late answers: {problem}", 2)
+    author = ""
+    if any(late for _, late in plans):  # an author is needed only when something is added
+        try:
+            author = author_of(args)
+        except ValueError as problem:
+            return fail(f"adding late answers: {problem}", 2)
     for qid, late in plans:
         if not late:
             print(f"question {qid}: no new answers")
