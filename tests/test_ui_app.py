@@ -20,7 +20,7 @@ from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from grouper.answers import Question, load_answers, parse_answers
-from grouper.edits import NEW, Confirm, GradeGroup, Merge, Move, Rename, Split, Undo
+from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, Split, Undo
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -463,6 +463,37 @@ def test_grade_previews_exactly_the_receiving_answers(app, db):
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Grade"] == "1"
 
 
+def test_selected_members_get_their_own_grade_and_lose_it_again(app, db):
+    """Partial credit for two members without moving them out: one override each, shown in
+    the member table and kept out of the group grade's preview."""
+    chosen = shown_members(app, 1)[:2]
+    select_rows(app, members_key(app, 1), [0, 1])
+    app.number_input(key="own-score-q1-1").set_value(0.5)
+    app.text_input(key="own-comment-q1-1").input("half right")
+    app.button(key="own-grade-q1-1").click().run()
+    assert logged(db) == [("Ada", GradeAnswer(a, 0.5, "half right")) for a in chosen]
+    assert successes(app) == ["2 answers given their own grade 0.5."]
+    members = app.dataframe(key=members_key(app, 1)).value.set_index("Answer id")
+    assert [members.loc[a, "Own grade"] for a in chosen] == ["0.5", "0.5"]
+    app.number_input(key="score-q1-1").set_value(1.0)
+    preview = table(app, "Answer id", "Answer")
+    assert not set(chosen) & set(preview["Answer id"])
+    select_rows(app, members_key(app, 1), [list(members.index).index(a) for a in chosen])
+    app.button(key="own-clear-q1-1").click().run()
+    assert logged(db)[2:] == [("Ada", GradeAnswer(a, None)) for a in chosen]
+    assert not set(chosen) & set(state(db).overrides)
+
+
+def test_own_grade_needs_a_selection_and_a_score(app, db):
+    app.number_input(key="own-score-q1-1").set_value(1.0)
+    app.button(key="own-grade-q1-1").click().run()
+    assert errors(app) == ["Select the answers to grade first (tick their rows)."]
+    select_rows(app, members_key(app, 1), [0])
+    app.button(key="own-clear-q1-1").click().run()
+    assert errors(app) == ["None of the selected answers has its own grade."]
+    assert logged(db) == []
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"
@@ -528,6 +559,35 @@ def test_queue_suggests_the_nearest_group_and_accepts_in_one_click(app, db):
     assert logged(db) == [("Ada", Move((answer_id,), target))]
     assert successes(app) == [f"Answer {answer_id} moved to group {target}."]
     assert state(db).group_of(answer_id) == target
+
+
+def test_queue_grades_an_ungrouped_answer_on_its_own_and_then_leaves_it_out(app, db):
+    """An answer that fits no group is graded where it waits, in one action, not by making a
+    group of one; once graded it no longer waits."""
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move((answer_id,), None))
+    app.switch_page("views/queue.py").run()
+    waiting = [b.key.removeprefix("grade-answer-q1-") for b in app.button if b.key and b.key.startswith("grade-answer-q1-")]
+    assert answer_id in waiting
+    app.number_input(key=f"answer-score-q1-{answer_id}").set_value(0.0)
+    app.text_input(key=f"answer-comment-q1-{answer_id}").input("Sydney is not the capital")
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert logged(db)[1:] == [("Ada", GradeAnswer(answer_id, 0.0, "Sydney is not the capital"))]
+    assert successes(app) == [f"Answer {answer_id} graded 0."]
+    assert state(db).grade_of(answer_id).score == 0.0
+    assert f"grade-answer-q1-{answer_id}" not in [b.key for b in app.button]
+    assert any("1 ungrouped answer graded on its own" in t for t in texts(app))
+
+
+def test_queue_grade_without_a_score_is_explained_not_logged(app, db):
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move((answer_id,), None))
+    app.switch_page("views/queue.py").run()
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert errors(app) == ["Enter a score first."]
+    assert len(logged(db)) == 1
 
 
 def test_map_draws_every_answer_coloured_by_group_with_its_text_as_tooltip(app, db):

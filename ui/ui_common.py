@@ -379,6 +379,15 @@ def submit(question_id: str, payload: Payload, success: str) -> bool:
     A stale or impossible edit is refused by the store; the user is shown the reason (what
     changed, by whom) and nothing is overwritten.
     """
+    if not submit_quietly(question_id, payload):
+        return False
+    flash("success", success)
+    return True
+
+
+def submit_quietly(question_id: str, payload: Payload) -> bool:
+    """:func:`submit` without the success message, for a click that makes several edits; a
+    refusal is still shown."""
     identity = current_identity()
     base = st.session_state.get(f"seen-{question_id}")
     if base is None:
@@ -388,7 +397,6 @@ def submit(question_id: str, payload: Payload, success: str) -> bool:
     except EditRefused as refused:
         flash("error", "Your edit was not saved: the group changed since you looked at it.", str(refused))
         return False
-    flash("success", success)
     return True
 
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import click_table_row, go_to, message, pick_question, serve, settle, sign_in
 
 from grouper.answers import load_answers
-from grouper.edits import Confirm, GradeGroup, Merge, Move, Undo
+from grouper.edits import Confirm, GradeAnswer, GradeGroup, Merge, Move, Undo
 from grouper.intake import import_questions
 from grouper.review import listing_order
 from grouper.store import Store
@@ -113,10 +113,10 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     settle(page)
 
     # Grade the open group, then undo the grade with the keyboard shortcut.
-    page.get_by_label("Score").fill("1")
+    page.get_by_label("Score", exact=True).fill("1")
     # Typed key by key: the shortcut letters (y, n, u) in a text field must not fire.
-    page.get_by_label("Comment").press_sequentially("Right city, you know")
-    page.get_by_label("Comment").press("Tab")
+    page.get_by_label("Comment", exact=True).press_sequentially("Right city, you know")
+    page.get_by_label("Comment", exact=True).press("Tab")
     settle(page)
     page.get_by_role("button", name="Apply grade").click()
     message(page, f"Group {opened} graded 1.")
@@ -134,6 +134,15 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
 
     go_to(page, "Ungrouped queue")
     screenshots(page, "queue")
+    # The answer moved out waits in the queue: grade it there, on its own.
+    with Store.open(db) as store:
+        moved_out = store.edits("q1")[0].payload.answer_ids[0]
+    page.locator(f".st-key-answer-score-q1-{moved_out} input").fill("0")
+    page.locator(f".st-key-answer-score-q1-{moved_out} input").press("Tab")
+    settle(page)
+    page.locator(f".st-key-grade-answer-q1-{moved_out} button").click()
+    message(page, f"Answer {moved_out} graded 0.")
+    settle(page)
     go_to(page, "Map")
     page.locator("canvas.marks, [data-testid='stVegaLiteChart']").first.wait_for()
     screenshots(page, "map")
@@ -150,8 +159,9 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
         ("Ada", "Merge"),
         ("Ada", "GradeGroup"),
         ("Ada", "Undo"),
+        ("Ada", "GradeAnswer"),
     ]
-    move, merge, grade, undo = (p for _, p in log)
+    move, merge, grade, undo, own = (p for _, p in log)
     assert move == Move(move.answer_ids, None) and len(move.answer_ids) == 1
     assert move.answer_ids[0] in initial.groups[opened].members
     assert (
@@ -160,8 +170,11 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     )
     assert grade == GradeGroup(opened, 1.0, "Right city, you know")
     assert undo == Undo(3)
-    # The export agrees with the store: the grade was undone, so nothing is graded.
-    assert len(grades) == len(initial.answer_ids) and {r["score"] for r in grades} == {""}
+    assert own == GradeAnswer(move.answer_ids[0], 0.0)
+    # The export agrees with the store: the group grade was undone, so only the answer graded
+    # on its own has a score.
+    assert len(grades) == len(initial.answer_ids)
+    assert [(r["answer_id"], r["score"]) for r in grades if r["score"]] == [(move.answer_ids[0], "0")]
     print(f"\nmove click -> page updated: {move_seconds:.2f} s ({len(initial.answer_ids)} answers)")
 
 

@@ -21,6 +21,7 @@ from grouper.edits import (
     Confirm,
     Delete,
     EditRefused,
+    GradeAnswer,
     GradeGroup,
     Merge,
     Move,
@@ -170,6 +171,45 @@ def _grade(gid: int) -> None:
     ui_common.submit(
         question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}."
     )
+
+
+def _own_grade(gid: int, state: QuestionState) -> None:
+    """Give each selected member its own grade (an override), one ``GradeAnswer`` each."""
+    chosen = _selected_members(gid, state.version)
+    score = st.session_state.get(f"own-score-{question_id}-{gid}")
+    comment = st.session_state.get(f"own-comment-{question_id}-{gid}", "")
+    if not chosen:
+        ui_common.flash("error", "Select the answers to grade first (tick their rows).")
+        return
+    if score is None:
+        ui_common.flash("error", "Enter a score first.")
+        return
+    _submit_each(
+        [GradeAnswer(a, float(score), comment) for a in chosen],
+        lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade {float(score):g}.",
+    )
+
+
+def _clear_own_grade(gid: int, state: QuestionState) -> None:
+    chosen = [a for a in _selected_members(gid, state.version) if a in state.overrides]
+    if not chosen:
+        ui_common.flash("error", "None of the selected answers has its own grade.")
+        return
+    _submit_each(
+        [GradeAnswer(a, None) for a in chosen],
+        lambda n: f"{n} answer{'' if n == 1 else 's'} back to the group's grade.",
+    )
+
+
+def _submit_each(payloads: list, success) -> None:
+    """Append one edit per answer; stop at the first refusal, saying how many were saved
+    (each saved one is an edit of its own, undone one at a time)."""
+    for done, payload in enumerate(payloads):
+        if not ui_common.submit_quietly(question_id, payload):
+            if done:
+                ui_common.flash("info", f"{done} of {len(payloads)} were saved before the refusal above.")
+            return
+    ui_common.flash("success", success(len(payloads)))
 
 
 def _undo() -> None:
@@ -426,8 +466,28 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
 _ACTIONS = ["Move", "Split", "Merge", "Rename", "Delete"]
 
 
+def _own_grade_action(state: QuestionState, gid: int) -> None:
+    """Partial credit for the ticked members without moving them out of the group."""
+    with st.expander("Give the selected answers their own grade"):
+        with st.form(f"own-grade-form-{question_id}-{gid}", border=False):
+            cols = st.columns([1, 3], vertical_alignment="bottom")
+            cols[0].number_input("Their score", value=None, step=0.5, key=f"own-score-{question_id}-{gid}")
+            cols[1].text_input("Their comment", key=f"own-comment-{question_id}-{gid}")
+            st.form_submit_button(
+                "Grade the selected answers", key=f"own-grade-{question_id}-{gid}", on_click=_own_grade, args=(gid, state)
+            )
+        st.button(
+            "Clear their own grades",
+            key=f"own-clear-{question_id}-{gid}",
+            on_click=_clear_own_grade,
+            args=(gid, state),
+            help="The selected answers take the group's grade again",
+        )
+
+
 def _grade_action(state: QuestionState, gid: int) -> None:
     group = state.groups[gid]
+    _own_grade_action(state, gid)
     st.subheader("Grade this group", divider="gray")
     receiving = [a for a in group.members if a not in state.overrides]
     keeping = [a for a in group.members if a in state.overrides]

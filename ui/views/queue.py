@@ -1,8 +1,12 @@
 """Ungrouped queue: answers in no group, then doubtful members of unconfirmed groups, each
-with the nearest group suggested and one click to accept the suggestion.
+with the nearest group suggested and one click to accept the suggestion, and a score field to
+grade an answer on its own where it waits.
 
 The suggestions come from ``grouper.review.review_queue`` (centres of the current groups,
 computed from the cached embeddings); accepting one appends a ``Move`` edit like any other.
+Grading an answer appends a ``GradeAnswer`` (its own grade, which wins over any group's): an
+answer that fits no group is graded in one action instead of being made a group of one. An
+ungrouped answer with its own grade is done, so it leaves the queue.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.edits import CONFIRMED, Move, QuestionState
+from grouper.edits import CONFIRMED, GradeAnswer, Move, QuestionState
 from grouper.review import review_queue
 
 identity = ui_common.require(Action.REVIEW)
@@ -30,6 +34,28 @@ def _accept(answer_id: str, group_id: int) -> None:
     )
 
 
+def _grade(answer_id: str) -> None:
+    score = st.session_state.get(f"answer-score-{question_id}-{answer_id}")
+    comment = st.session_state.get(f"answer-comment-{question_id}-{answer_id}", "")
+    if score is None:
+        ui_common.flash("error", "Enter a score first.")
+        return
+    ui_common.submit(
+        question_id, GradeAnswer(answer_id, float(score), comment), f"Answer {answer_id} graded {float(score):g}."
+    )
+
+
+def _grade_form(answer_id: str) -> None:
+    """Score and comment for one answer. A form, so typing never reruns the page."""
+    with st.form(f"grade-answer-form-{question_id}-{answer_id}", border=False):
+        cols = st.columns([2, 5, 2], vertical_alignment="bottom")
+        cols[0].number_input("Score", value=None, step=0.5, key=f"answer-score-{question_id}-{answer_id}")
+        cols[1].text_input("Comment", key=f"answer-comment-{question_id}-{answer_id}")
+        cols[2].form_submit_button(
+            "Grade", key=f"grade-answer-{question_id}-{answer_id}", on_click=_grade, args=(answer_id,)
+        )
+
+
 @st.fragment
 def queue() -> None:
     """The queue, one row per answer; reruns alone on every accept."""
@@ -37,12 +63,13 @@ def queue() -> None:
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
     settled = {g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank}
-    items = review_queue(
-        {g: group.members for g, group in state.groups.items()}, state.ungrouped, vectors, settled=settled
-    )
+    graded_alone = [a for a in state.ungrouped if a in state.overrides]
+    waiting = [a for a in state.ungrouped if a not in state.overrides]
+    items = review_queue({g: group.members for g, group in state.groups.items()}, waiting, vectors, settled=settled)
     ungrouped = sum(item.reason == "ungrouped" for item in items)
     st.text(
         f"{ungrouped} ungrouped answers, {len(items) - ungrouped} doubtful members of unconfirmed groups."
+        + (f" {_graded_alone(len(graded_alone))}, not listed." if graded_alone else "")
     )
     if not items:
         st.success("Nothing waiting: every answer is in a group.")
@@ -54,6 +81,7 @@ def queue() -> None:
         else 1
     )
     may_edit = identity.may(Action.EDIT)
+    may_grade = identity.may(Action.GRADE)
     header = st.columns([5, 3, 2])
     header[0].text("Answer")
     header[1].text("Suggested group")
@@ -63,7 +91,11 @@ def queue() -> None:
             with row[0]:
                 ui_common.plain(texts[item.answer_id])
                 where = "ungrouped" if item.current_group is None else f"now in group {item.current_group}"
-                st.text(f"{item.answer_id} · {where}")
+                own = state.overrides.get(item.answer_id)
+                st.text(f"{item.answer_id} · {where}" + ("" if own is None else f" · own grade {own.score:g}"))
+            if may_grade:
+                with row[0]:
+                    _grade_form(item.answer_id)
             if item.suggested_group is None:
                 row[1].text("no group is close")
                 continue
@@ -78,6 +110,10 @@ def queue() -> None:
                 args=(item.answer_id, item.suggested_group),
                 disabled=not may_edit,
             )
+
+
+def _graded_alone(n: int) -> str:
+    return "1 ungrouped answer graded on its own" if n == 1 else f"{n} ungrouped answers graded on their own"
 
 
 queue()
