@@ -71,6 +71,7 @@ class Action(enum.StrEnum):
     IMPORT = "import"
     EXPORT = "export"
     RETRAIN = "retrain"
+    SET_MAX_SCORE = "set_max_score"  # a question's maximum score: the scale every grade is on
 
 
 # Declared as a table so that the whole policy can be read, and tested, at a glance.

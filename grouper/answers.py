@@ -44,6 +44,7 @@ _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "question_id": ("question_id", "questionid", "question id", "qid"),
     "question_text": ("question", "question_text", "prompt"),
     "reference_answers": ("reference_answers", "reference_answer", "reference"),
+    "max_score": ("max_score", "max_points", "points_possible", "out_of"),
     "dataset": ("dataset",),
     "split": ("split",),
 }
@@ -126,6 +127,9 @@ class Question:
         The instructor's model answers, when given.
     dataset, split : str or None
         Provenance columns of benchmark corpora, kept for evaluation.
+    max_score : float or None
+        The question's maximum score (points possible), when the file gives one; every grade
+        then lies between 0 and it.
     """
 
     question_id: str
@@ -134,6 +138,7 @@ class Question:
     reference_answers: tuple[str, ...] = ()
     dataset: str | None = None
     split: str | None = None
+    max_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +443,8 @@ class _QuestionDraft:
     dataset: str | None
     split: str | None
     answers: list[Answer] = field(default_factory=list)
+    max_score: float | None = None
+    max_score_row: int | None = None  # the row that gave it, for the message of a clash
 
 
 def parse_answers(
@@ -502,9 +509,19 @@ def parse_answers(
             continue
         seen_ids[answer.answer_id] = row
         drafts[answer.question_id].answers.append(answer)
+    for qid, d in drafts.items():
+        # A maximum given on a later row also bounds the scores of the rows before it.
+        for answer in d.answers:
+            if d.max_score is not None and answer.score is not None and not 0 <= answer.score <= d.max_score:
+                problems.add(
+                    seen_ids[answer.answer_id],
+                    (columns or {}).get("score", "score"),
+                    f"score {answer.score:g} is outside 0 to question {qid!r}'s maximum score {d.max_score:g} "
+                    f"(row {d.max_score_row})",
+                )
     problems.raise_if_any()
     return [
-        Question(qid, d.text, tuple(d.answers), d.reference_answers, d.dataset, d.split)
+        Question(qid, d.text, tuple(d.answers), d.reference_answers, d.dataset, d.split, d.max_score)
         for qid, d in drafts.items()
     ]
 
@@ -572,6 +589,10 @@ def _parse_record(
     if references is None:
         problems.add(row, columns["reference_answers"], "reference answers must be text or a list of texts")
         ok = False
+    max_score, max_ok = _as_score(cell("max_score"))
+    if not max_ok or (max_score is not None and max_score <= 0):
+        problems.add(row, columns["max_score"], f"maximum score {cell('max_score')!r} is not a number above 0")
+        ok = False
     if not ok:
         return None
 
@@ -583,6 +604,19 @@ def _parse_record(
             dataset=_as_id(cell("dataset")) or None,
             split=_as_id(cell("split")) or None,
         )
+    draft = drafts[question_id]
+    if max_score is not None:
+        # One maximum per question: rows that leave it empty take it, rows that differ are wrong.
+        if draft.max_score is None:
+            draft.max_score, draft.max_score_row = max_score, row
+        elif draft.max_score != max_score:
+            problems.add(
+                row,
+                columns["max_score"],
+                f"maximum score {max_score:g} differs from {draft.max_score:g} given for question "
+                f"{question_id!r} in row {draft.max_score_row}",
+            )
+            return None
     return Answer(
         answer_id=answer_id,
         question_id=question_id,

@@ -30,6 +30,7 @@ from grouper.edits import (
     Payload,
     QuestionState,
     Rename,
+    SetMaxScore,
     Split,
     Undo,
     UndoRecord,
@@ -49,7 +50,8 @@ __all__ = [
 STATE_FORMAT = 1
 
 PAYLOAD_TYPES: dict[str, type] = {
-    cls.kind: cls for cls in (Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, Undo)
+    cls.kind: cls
+    for cls in (Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, Undo)
 }
 
 
@@ -184,6 +186,7 @@ def _record(r: UndoRecord) -> dict:
         "marks_before": [[a, _mark(m)] for a, m in r.marks_before.items()],
         "locations_before": [[a, loc] for a, loc in r.locations_before.items()],
         "overrides_before": [[a, _grade(g)] for a, g in r.overrides_before.items()],
+        "max_score_before": None if r.max_score_before is None else [r.max_score_before[0], _mark(r.max_score_before[1])],
     }
 
 
@@ -197,6 +200,7 @@ def _record_back(d: dict) -> UndoRecord:
         marks_before={a: _mark_back(m) for a, m in d["marks_before"]},
         locations_before={a: loc for a, loc in d["locations_before"]},
         overrides_before={a: _grade_back(g) for a, g in d["overrides_before"]},
+        max_score_before=None if d.get("max_score_before") is None else (d["max_score_before"][0], _mark_back(d["max_score_before"][1])),
     )
 
 
@@ -247,6 +251,8 @@ def state_to_dict(state: QuestionState) -> dict[str, Any]:
         "records": [_record(r) for r in state.records.values()],
         "undone": [[e, u] for e, u in state.undone.items()],
         "last_change": _change(state.last_change),
+        "max_score": state.max_score,
+        "max_score_mark": _mark(state.max_score_mark),
     }
 
 
@@ -286,4 +292,7 @@ def state_from_dict(data: Mapping[str, Any]) -> QuestionState:
         records={r["edit_id"]: _record_back(r) for r in data["records"]},
         undone={e: u for e, u in data["undone"]},
         last_change=_change_back(data["last_change"]),
+        # Snapshots from before maximum scores existed have neither: no maximum then.
+        max_score=data.get("max_score"),
+        max_score_mark=_mark_back(data.get("max_score_mark")),
     )

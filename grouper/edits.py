@@ -24,6 +24,11 @@ refused, naming the later edit to undo first. Undoing an undo re-applies the ori
 
 Group ids are never reused: new groups take ``state.next_group_id``, which only grows. A group
 emptied by moves stays (empty) until deleted, so that ids and grades stay where graders put them.
+
+A question may have a maximum score (``SetMaxScore``, logged like any edit). While it has one,
+every grade lies in [0, maximum]: a grade outside is refused, a maximum below a grade given is
+refused, and so is a grade made on a version from before the maximum last changed (5 meant
+half marks out of 10, and means full marks out of 5). Undo obeys the same rule.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ __all__ = [
     "QuestionState",
     "Rename",
     "ReplayError",
+    "SetMaxScore",
     "Split",
     "Undo",
     "UndoRecord",
@@ -249,6 +255,9 @@ class UndoRecord:
         Each answer the edit moved: its group before (``None``: ungrouped).
     overrides_before : mapping of str to Grade or None
         Each answer whose override the edit set or cleared.
+    max_score_before : tuple of (float or None, Mark or None), or None
+        For an edit that changed the question's maximum score: the maximum and its mark
+        before; ``None`` for every other edit.
     """
 
     edit_id: int
@@ -259,6 +268,7 @@ class UndoRecord:
     marks_before: Mapping[str, Mark | None]
     locations_before: Mapping[str, int | None]
     overrides_before: Mapping[str, Grade | None]
+    max_score_before: tuple[float | None, Mark | None] | None = None
 
 
 @dataclass(frozen=True, eq=True)
@@ -293,6 +303,10 @@ class QuestionState:
         Edit id to the id of the ``Undo`` that reversed it (while it stays reversed).
     last_change : Change or None
         What the last edit did.
+    max_score : float or None
+        The question's maximum score; every grade lies in [0, max_score]. ``None``: no limit.
+    max_score_mark : Mark or None
+        The last change of the maximum (who, when, and the live edit it shows).
     """
 
     question_id: str
@@ -308,6 +322,8 @@ class QuestionState:
     records: Mapping[int, UndoRecord] = field(default_factory=dict, repr=False)
     undone: Mapping[int, int] = field(default_factory=dict, repr=False)
     last_change: Change | None = field(default=None, repr=False)
+    max_score: float | None = None
+    max_score_mark: Mark | None = field(default=None, repr=False)
 
     @property
     def answer_ids(self) -> tuple[str, ...]:
@@ -528,6 +544,22 @@ class AddAnswers:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMaxScore:
+    """Set the question's maximum score (``None`` removes it): every grade must then lie in
+    [0, max_score], and no grade given may lie outside the new range."""
+
+    kind: ClassVar[str] = "max_score"
+    max_score: float | None
+
+    def __post_init__(self) -> None:
+        if self.max_score is not None:
+            value = _check_score(self.max_score, "max_score")
+            if value <= 0:
+                raise ValueError(f"max_score must be above 0, found {self.max_score!r}")
+            object.__setattr__(self, "max_score", value)
+
+
+@dataclass(frozen=True, slots=True)
 class Undo:
     """Reverse an earlier edit (itself possibly an undo), as a new event."""
 
@@ -539,7 +571,7 @@ class Undo:
             raise ValueError(f"undo: edit_id must be a positive integer (an edit's id), found {self.edit_id!r}")
 
 
-Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, Undo]
+Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, Undo]
 
 
 @dataclass(frozen=True, slots=True)
@@ -771,6 +803,7 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
     builder = _Builder(state, edit)
     handler = _HANDLERS[type(edit.payload)]
     handler(builder, edit.payload)
+    builder.check_score_range()
     return builder.finish()
 
 
@@ -798,6 +831,10 @@ class _Builder:
         self.removal_lineage: dict[int, int] = {}
         self.next_group_id = state.next_group_id
         self.undoes: int | None = None
+        # The new maximum score, boxed so that "removed" (None) differs from "unchanged".
+        self.max_score_change: tuple[float | None] | None = None
+        self.max_score_what = ""
+        self.max_score_lineage: int | None = None
 
     # ----- checks
 
@@ -826,6 +863,56 @@ class _Builder:
         if mark is not None and mark.version > self.edit.base_version:
             self.problems.append(f"answer {answer_id!r} was {mark.what} by {_who(mark.author)} at version {mark.version}")
         return True
+
+    def max_score_seen(self) -> None:
+        """Records a reason when the maximum score changed after the author's version: a grade
+        chosen against the old maximum may mean something else under the new one."""
+        mark = self.state.max_score_mark
+        if mark is not None and mark.version > self.edit.base_version:
+            limit = self.state.max_score
+            now = "removed" if limit is None else f"changed to {_score(limit)}"
+            self.problems.append(f"the question's maximum score was {now} by {_who(mark.author)} at version {mark.version}")
+
+    def check_score_range(self) -> None:
+        """Refuses the edit when it would leave a grade outside [0, maximum]: the grades it
+        gives, or every grade when it changes the maximum."""
+        changing = self.max_score_change is not None
+        limit = self.max_score_change[0] if self.max_score_change is not None else self.state.max_score
+        if limit is None:
+            return
+        state = self.state
+        if changing:
+            groups = {gid: g for gid, g in state.groups.items() if gid not in self.group_changes}
+            groups.update({gid: g for gid, g in self.group_changes.items() if g is not None})
+            overrides = {a: g for a, g in state.overrides.items() if a not in self.override_changes}
+            overrides.update({a: g for a, g in self.override_changes.items() if g is not None})
+        else:
+            groups = {
+                gid: g
+                for gid, g in self.group_changes.items()
+                if g is not None and g.grade is not None and not g.grade.same_as(_grade_in(state, gid))
+            }
+            overrides = {a: g for a, g in self.override_changes.items() if g is not None}
+        bad = [(f"group {gid} is graded", g.grade.score) for gid, g in sorted(groups.items()) if g.grade is not None]
+        bad += [(f"answer {a!r} has its own grade", g.score) for a, g in overrides.items()]
+        bad = [(what, score) for what, score in bad if not 0 <= score <= limit]
+        if not bad:
+            return
+        if changing:
+            shown = ", ".join(f"{what} {_score(score)}" for what, score in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            where = (
+                f"above the new maximum score {_score(limit)}"
+                if all(score > limit for _, score in bad)
+                else f"outside 0 to the new maximum score {_score(limit)}"
+            )
+            self.refuse(f"{shown}{more}, {where}; change those grades first")
+        mark = state.max_score_mark
+        by = "" if mark is None else f" (set by {_who(mark.author)} at version {mark.version})"
+        score = bad[0][1]
+        if score < 0:
+            self.refuse(f"score {_score(score)} is below 0; grades lie between 0 and the maximum score {_score(limit)}")
+        self.refuse(f"score {_score(score)} is above the question's maximum score {_score(limit)}{by}")
 
     def refuse_if_problems(self) -> None:
         if self.problems:
@@ -940,6 +1027,7 @@ class _Builder:
             marks_before={a: old.answer_marks.get(a) for a in touched_answers},
             locations_before={a: old.location[a] for a in moved},
             overrides_before={a: old.overrides.get(a) for a in self.override_changes},
+            max_score_before=None if self.max_score_change is None else (old.max_score, old.max_score_mark),
         )
         records = dict(old.records)
         records[record.edit_id] = record
@@ -956,6 +1044,12 @@ class _Builder:
                 if again.undoes is not None:
                     undone[again.undoes] = again.edit_id
 
+        max_score, max_score_mark = old.max_score, old.max_score_mark
+        if self.max_score_change is not None:
+            max_score = self.max_score_change[0]
+            lineage = edit_id if self.max_score_lineage is None else self.max_score_lineage
+            max_score_mark = Mark(version, author, self.max_score_what, lineage)
+
         state = QuestionState(
             question_id=old.question_id,
             version=version,
@@ -969,6 +1063,8 @@ class _Builder:
             removed=removed,
             records=records,
             undone=undone,
+            max_score=max_score,
+            max_score_mark=max_score_mark,
         )
         change = Change(
             edit_id=self.edit.edit_id,
@@ -985,6 +1081,11 @@ class _Builder:
 
     def _restores_removed(self) -> bool:
         return any(g is not None and gid in self.state.removed for gid, g in self.group_changes.items())
+
+
+def _grade_in(state: QuestionState, group_id: int) -> Grade | None:
+    g = state.groups.get(group_id)
+    return None if g is None else g.grade
 
 
 def _who(author: str | None) -> str:
@@ -1140,6 +1241,8 @@ def _rename(b: _Builder, p: Rename) -> None:
 
 def _grade_group(b: _Builder, p: GradeGroup) -> None:
     g = b.group(p.group_id)
+    if p.score is not None:
+        b.max_score_seen()
     b.refuse_if_problems()
     assert g is not None
     if p.score is None:
@@ -1155,6 +1258,8 @@ def _grade_group(b: _Builder, p: GradeGroup) -> None:
 
 def _grade_answer(b: _Builder, p: GradeAnswer) -> None:
     b.answer(p.answer_id)
+    if p.score is not None:
+        b.max_score_seen()
     b.refuse_if_problems()
     current = b.state.overrides.get(p.answer_id)
     if p.score is None:
@@ -1205,6 +1310,14 @@ def _undo(b: _Builder, p: Undo) -> None:
             stale.append((f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
         else:
             b.answer(a)
+    if record.max_score_before is not None:
+        expected = record.edit_id if reversed_ is None else _lineage(reversed_.max_score_before[1])
+        mark = state.max_score_mark
+        if _lineage(mark) != expected:
+            assert mark is not None
+            stale.append((f"the question's maximum score was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
+        elif mark is not None and mark.version > b.edit.base_version:
+            b.problems.append(f"the question's maximum score was {mark.what} by {_who(mark.author)} at version {mark.version}")
     if stale and p.edit_id in state.undone:
         undo_id = state.undone[p.edit_id]
         b.refuse(f"edit {p.edit_id} was already undone by edit {undo_id} ({state.records[undo_id].author})")
@@ -1227,6 +1340,11 @@ def _undo(b: _Builder, p: Undo) -> None:
         b.set_override(a, before_grade, f"given back its earlier override by undoing edit {p.edit_id}")
     for a in record.locations_before.keys() | record.overrides_before.keys():
         b.lineage[a] = _lineage(record.marks_before[a])
+    if record.max_score_before is not None:
+        before_max, before_mark = record.max_score_before
+        b.max_score_change = (before_max,)
+        b.max_score_what = f"{'removed' if before_max is None else f'set back to {_score(before_max)}'} by undoing edit {p.edit_id}"
+        b.max_score_lineage = _lineage(before_mark)
     b.undoes = p.edit_id
 
 
@@ -1257,6 +1375,21 @@ def _add_answers(b: _Builder, p: AddAnswers) -> None:
         b.set_group(replace(g, members=g.members + tuple(late)), f"changed ({_count(len(late), 'late answer')} added)")
 
 
+def _set_max_score(b: _Builder, p: SetMaxScore) -> None:
+    mark = b.state.max_score_mark
+    if mark is not None and mark.version > b.edit.base_version:
+        limit = b.state.max_score
+        now = "removed" if limit is None else f"set to {_score(limit)}"
+        b.problems.append(f"the question's maximum score was {now} by {_who(mark.author)} at version {mark.version}")
+    b.refuse_if_problems()
+    if p.max_score == b.state.max_score:
+        if p.max_score is None:
+            b.refuse("the question has no maximum score to remove; nothing to do")
+        b.refuse(f"the question's maximum score is already {_score(p.max_score)}; nothing to do")
+    b.max_score_change = (p.max_score,)
+    b.max_score_what = "removed" if p.max_score is None else f"set to {_score(p.max_score)}"
+
+
 def _lineage(before: GroupState | Mark | None) -> int:
     """The ``set_by`` of a before-image; 0 for what had never changed (or never existed)."""
     return 0 if before is None else before.set_by
@@ -1272,6 +1405,7 @@ _HANDLERS = {
     Rename: _rename,
     GradeGroup: _grade_group,
     GradeAnswer: _grade_answer,
+    SetMaxScore: _set_max_score,
     Undo: _undo,
 }
 

@@ -38,7 +38,7 @@ __all__ = [
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_NUMERIC_COLUMNS = ("score", "group_id", "graded_at_version")
+_NUMERIC_COLUMNS = ("score", "max_score", "group_id", "graded_at_version")
 
 
 def neutralise(value: Any) -> Any:
@@ -72,13 +72,15 @@ class GradeRow:
     """One answer's grade, as exported.
 
     ``source`` is ``"override"``, ``"group"`` or ``""`` (ungraded); ``graded_by`` and
-    ``graded_at_version`` name the edit that gave the grade.
+    ``graded_at_version`` name the edit that gave the grade; ``max_score`` is the question's
+    maximum score (empty when it has none), so that a score reads "out of" something.
     """
 
     question_id: str
     answer_id: str
     student_id: str
     score: float | None
+    max_score: float | None
     comment: str
     source: str
     group_id: int | None
@@ -111,6 +113,7 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
                 answer_id=answer.answer_id,
                 student_id=answer.student_id or "",
                 score=None if grade is None else grade.score,
+                max_score=state.max_score,
                 comment="" if grade is None else grade.comment,
                 source=state.grade_source(answer.answer_id) or "",
                 group_id=group_id,
@@ -194,7 +197,7 @@ def read_grades_csv(source: IO[str]) -> list[GradeRow]:
                     number = float(cell)
                 except ValueError:
                     raise ValueError(f"grades CSV row {line}, column {column!r}: {cell!r} is not a number") from None
-                values[column] = number if column == "score" else int(number)
+                values[column] = number if column in ("score", "max_score") else int(number)
             else:
                 values[column] = unneutralise(cell)
         rows.append(GradeRow(**values))

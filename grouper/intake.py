@@ -2,7 +2,8 @@
 
 This is the path from an answer file to a question graders can edit; ``grouper import`` takes
 it. Every question is embedded and grouped before anything is written, so a failure there
-leaves the store untouched.
+leaves the store untouched. A question's maximum score, when the file gives one, becomes the
+first edit of its log (``SetMaxScore``), attributed to whoever imported it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict
 
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
+from grouper.edits import SetMaxScore
 from grouper.embedding import Encoder
 from grouper.pipeline import group_question
 from grouper.store import Store
@@ -27,6 +29,7 @@ def import_questions(
     *,
     course: str | None = None,
     exam: str | None = None,
+    author: str = "import",
 ) -> list[str]:
     """Import questions into ``store``, group their answers and save each grouping.
 
@@ -38,6 +41,8 @@ def import_questions(
         Its ``model_key`` names the embeddings (cached in ``store.embeddings``) and groupings.
     settings : GroupingSettings, optional
     course, exam : str, optional
+    author : str
+        Who imports: the author of each question's ``SetMaxScore`` edit.
 
     Returns
     -------
@@ -65,4 +70,6 @@ def import_questions(
     for question, grouping in grouped:
         store.import_question(question, course=course, exam=exam)
         store.save_grouping(question.question_id, grouping, model_version=encoder.model_key, settings=asdict(settings))
+        if question.max_score is not None:
+            store.append(question.question_id, author, 0, SetMaxScore(question.max_score))
     return [q.question_id for q in questions]

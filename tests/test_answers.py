@@ -283,6 +283,38 @@ def test_an_empty_score_means_no_score() -> None:
     assert question.answers[0].score is None
 
 
+def test_a_maximum_score_column_gives_each_question_its_maximum() -> None:
+    data = (
+        "question_id,answer_id,answer,points_possible\n"
+        "q1,1,x,5\n"
+        "q1,2,y,\n"  # empty: takes the question's
+        "q2,3,z,2.5\n"
+        "q3,4,w,\n"
+    ).encode()
+    q1, q2, q3 = parse_answers(data, "q.csv")
+    assert (q1.max_score, q2.max_score, q3.max_score) == (5.0, 2.5, None)
+
+
+@pytest.mark.parametrize("value", ["five", "0", "-2", "inf"])
+def test_a_maximum_score_that_is_not_above_zero_names_row_and_column(value: str) -> None:
+    error = _error(f"answer_id,answer,max_score\n1,x,5\n2,y,{value}\n".encode(), "q.csv")
+    assert (error.first.row, error.first.column) == (3, "max_score")
+    assert f"maximum score '{value}' is not a number above 0" in str(error)
+
+
+def test_two_maximum_scores_for_one_question_name_both_rows() -> None:
+    error = _error(b"answer_id,answer,max_score\n1,x,5\n2,y,10\n", "q.csv")
+    assert str(error.first.describe("q.csv")) == (
+        'q.csv, row 3, column "max_score": maximum score 10 differs from 5 given for question \'q\' in row 2'
+    )
+
+
+def test_a_score_outside_the_maximum_is_refused_with_its_row_even_before_the_maximum_is_given() -> None:
+    error = _error(b"answer_id,answer,score,max_score\n1,x,7,\n2,y,1,5\n", "q.csv")
+    assert (error.first.row, error.first.column) == (2, "score")
+    assert "score 7 is outside 0 to question 'q''s maximum score 5 (row 3)" in str(error)
+
+
 def test_ids_that_are_not_text_are_refused_not_rendered_as_none() -> None:
     # Regression: a student id given as a list became the answer id "q1/None".
     data = json.dumps(

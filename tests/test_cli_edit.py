@@ -99,6 +99,29 @@ def test_bad_input_is_status_2_with_a_message(db, capsys):
     assert state(db).version == 0
 
 
+def test_a_maximum_score_from_the_command_line_bounds_every_grade(db, capsys, tmp_path):
+    status, out, _ = edit(capsys, "max-score", "5")
+    assert status == 0 and "max_score by ta1" in out
+    status, _, err = edit(capsys, "grade", "1", "7")
+    assert status == 3 and "score 7 is above the question's maximum score 5 (set by ta1 at version 1)" in err
+    assert edit(capsys, "grade", "1", "5")[0] == 0
+    status, _, err = edit(capsys, "max-score", "4")
+    assert status == 3 and "group 1 is graded 5, above the new maximum score 4" in err
+    status, _, err = edit(capsys, "max-score")
+    assert status == 2 and "give POINTS, or --clear" in err
+    status, _, err = edit(capsys, "max-score", "0")
+    assert status == 2 and "max_score must be above 0" in err
+    status, out, _ = run(capsys, "show", "-q", "q1")
+    assert "out of 5 points" in out.splitlines()[0]
+    assert json.loads(run(capsys, "show", "-q", "q1", "--json")[1])["max_score"] == 5.0
+    grades = tmp_path / "grades.csv"
+    assert run(capsys, "export", "grades", "-o", str(grades))[0] == 0
+    rows = list(csv.DictReader(grades.open(newline="")))
+    assert {r["max_score"] for r in rows} == {"5"} and rows[0]["score"] == "5"
+    assert edit(capsys, "max-score", "--clear")[0] == 0
+    assert state(db).max_score is None and state(db).version == 3
+
+
 def test_the_author_can_come_from_the_environment(db, capsys, monkeypatch):
     monkeypatch.setenv("GROUPER_AUTHOR", "ta9")
     status, out, _ = run(capsys, "edit", "-q", "q1", "--json", "confirm", "2")
@@ -163,3 +186,23 @@ def test_import_groups_a_file_with_the_real_encoder(tmp_path, capsys):
     assert status == 2 and "already in" in err
     status, out, _ = run(capsys, "import", str(SAMPLE), "--db", str(db), "--skip-existing")
     assert status == 0 and "already in the store" in out
+
+
+@pytest.mark.slow
+def test_import_takes_the_maximum_score_from_the_file_or_the_option(tmp_path, capsys):
+    db = tmp_path / "import.sqlite"
+    (tmp_path / "a.csv").write_text("answer_id,answer,max_score\n1,Canberra,2\n2,Sydney,\n3,Canberra,\n")
+    (tmp_path / "b.csv").write_text("answer_id,answer,score\n1,Canberra,1\n2,Sydney,0\n3,Perth,0\n")
+    status, _, err = run(capsys, "import", str(tmp_path / "a.csv"), "--db", str(db), "--max-score", "3", "--device", "cpu")
+    assert status == 2 and "--max-score 3 differs from the maximum score the file gives question(s) a" in err
+    status, _, err = run(capsys, "import", str(tmp_path / "b.csv"), "--db", str(db), "--max-score", "0.5", "--device", "cpu")
+    assert status == 2 and "question b, answer 1: score 1 is outside 0 to --max-score 0.5" in err
+    status, _, err = run(
+        capsys, "import", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--db", str(db),
+        "--max-score", "2", "--author", "prof", "--device", "cpu",
+    )
+    assert status == 0, err
+    with Store.open(db) as store:
+        for qid in ("a", "b"):
+            assert store.state(qid).max_score == 2.0
+            assert [(e.author, e.kind) for e in store.edits(qid)] == [("prof", "max_score")]

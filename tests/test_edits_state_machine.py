@@ -10,6 +10,9 @@ After every step: the implementation agrees with the model on whether the edit w
 on the resulting groups, members, titles, statuses and grades; every answer is in exactly one
 group or ungrouped; replaying the log from empty gives the same state; and an undo restores
 what the undone edit had changed.
+
+The question's maximum score is one more item: while it is set, every grade lies in [0, max],
+and a grade made on a version from before the maximum last changed is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from grouper.edits import (
     Merge,
     Move,
     Rename,
+    SetMaxScore,
     Split,
     Undo,
     apply,
@@ -47,6 +51,8 @@ from grouper.edits import (
 USERS = ("ta1", "ta2", "ta3")
 TITLES = ("Canberra", "Sydney", "x", "y")
 SCORES = (0.0, 0.5, 1.0, -1.0)
+MAXIMA = (None, 0.5, 1.0, 2.0)
+MAX = ("max",)  # the model's item for the question's maximum score
 ABSENT = None
 
 
@@ -65,6 +71,7 @@ class Model:
                 loc[a] = gid
         for a in answer_ids:
             self.stacks[("a", a)] = [(0, (loc[a], None))]
+        self.stacks[MAX] = [(0, None)]
         self.next_gid = max(groups, default=0) + 1
         self.writes: dict[int, dict[tuple, object]] = {}  # edit -> values it pushed
         self.effect: dict[int, tuple[str, int]] = {}  # edit -> ("push" | "pop", normal edit)
@@ -90,6 +97,30 @@ class Model:
 
     def stale(self, item: tuple, base: int) -> bool:
         return self.changed.get(item, 0) > base
+
+    def grade_fits(self, score, base: int) -> bool:
+        """A new score fits: no maximum, or one the grader saw and the score lies under."""
+        limit = self.value(MAX)
+        if score is None:
+            return True
+        return not self.stale(MAX, base) and (limit is None or 0 <= score <= limit)
+
+    def all_grades_fit(self, values: dict[tuple, object]) -> bool:
+        """Every grade lies in [0, max] once ``values`` are the items' tops."""
+        def val(item):
+            return values[item] if item in values else self.value(item)
+
+        limit = val(MAX)
+        if limit is None:
+            return True
+        scores = []
+        for item in set(self.stacks) | set(values):
+            v = val(item)
+            if item[0] == "g" and v is not ABSENT and v[3] is not None:
+                scores.append(v[3][0])
+            elif item[0] == "a" and v is not ABSENT and v[1] is not None:
+                scores.append(v[1][0])
+        return all(0 <= x <= limit for x in scores)
 
     def content(self):
         groups = []
@@ -124,9 +155,14 @@ class Model:
             return False
         if any(self.stale(item, base) for item in tops):
             return False
+        how, normal = self.effect[target]
+        after = {
+            item: (self.stacks[item][-2][1] if how == "push" else self.writes[normal][item]) for item in tops
+        }
+        if not self.all_grades_fit(after):
+            return False
         self.version += 1
         u = self.version
-        how, normal = self.effect[target]
         for item in tops:
             if how == "push":
                 self.stacks[item].pop()
@@ -237,7 +273,7 @@ class GradingSession(RuleBasedStateMachine):
         if ok:
             title, members, status, grade, blank = self.model.group(gid)
             new = None if score is None else (score, comment)
-            ok = new != grade
+            ok = new != grade and self.model.grade_fits(score, self.seen[user])
             if ok:
                 self.model.commit({("g", gid): (title, members, status, new, blank)})
         self.submit(user, GradeGroup(gid, score, comment), ok)
@@ -352,9 +388,21 @@ class GradingSession(RuleBasedStateMachine):
         loc, current = self.model.value(("a", a))
         new = None if score is None else (score, "")
         ok = not self.model.stale(("a", a), self.seen[user]) and new != current
+        ok = ok and self.model.grade_fits(score, self.seen[user])
         if ok:
             self.model.commit({("a", a): (loc, new)})
         self.submit(user, GradeAnswer(a, score), ok)
+
+    @rule(user=st.sampled_from(USERS), limit=st.sampled_from(MAXIMA))
+    def set_max_score(self, user, limit):
+        ok = (
+            not self.model.stale(MAX, self.seen[user])
+            and limit != self.model.value(MAX)
+            and self.model.all_grades_fit({MAX: limit})
+        )
+        if ok:
+            self.model.commit({MAX: limit})
+        self.submit(user, SetMaxScore(limit), ok)
 
     @rule(user=st.sampled_from(USERS), data=st.data())
     def add_late_answer(self, user, data):
@@ -382,13 +430,13 @@ class GradingSession(RuleBasedStateMachine):
         latest = self.state.version
         target = data.draw(st.one_of(st.just(latest), st.integers(1, latest + 1)), label="undo edit")
         before_target = self.model.history[target - 1] if target <= latest else None
-        undone_content_before = self.state.content()
+        undone_content_before = (self.state.content(), self.state.max_score)
         ok = self.model.undo(target, self.seen[user])
         self.submit(user, Undo(target), ok)
         if ok and target == latest and self.model.effect[target][0] == "push":
             # undoing the latest (ordinary) edit puts everything back as it was before it
             assert self.state.content() == _impl_shape(before_target), "undo did not restore the prior state"
-            assert self.state.content() != undone_content_before
+            assert (self.state.content(), self.state.max_score) != undone_content_before
 
     # ----- invariants
 
@@ -396,6 +444,7 @@ class GradingSession(RuleBasedStateMachine):
     def agrees_with_the_model(self):
         assert self.state.version == self.model.version
         assert self.state.content() == _impl_shape(self.model.content())
+        assert self.state.max_score == self.model.value(MAX)
 
     @invariant()
     def every_answer_is_in_exactly_one_place(self):

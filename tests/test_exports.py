@@ -121,7 +121,7 @@ def test_grades_by_student_has_a_column_per_question_and_a_total(store):
 def test_a_damaged_grades_csv_is_refused_with_its_row(store):
     buffer = io.StringIO(newline="")
     write_grades_csv(_rows(store), buffer)
-    damaged = buffer.getvalue().replace(",2,'=1+1 right", ",two,'=1+1 right", 1)
+    damaged = buffer.getvalue().replace(",2,,'=1+1 right", ",two,,'=1+1 right", 1)
     with pytest.raises(ValueError, match="row 2, column 'score': 'two' is not a number"):
         read_grades_csv(io.StringIO(damaged, newline=""))
 

@@ -20,7 +20,7 @@ from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from grouper.answers import Question, load_answers, parse_answers
-from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, Split, Undo
+from grouper.edits import NEW, Confirm, EditRefused, GradeAnswer, GradeGroup, Merge, Move, Rename, SetMaxScore, Split, Undo
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -492,6 +492,37 @@ def test_own_grade_needs_a_selection_and_a_score(app, db):
     app.button(key="own-clear-q1-1").click().run()
     assert errors(app) == ["None of the selected answers has its own grade."]
     assert logged(db) == []
+
+
+def test_an_instructor_sets_the_maximum_score_and_grades_above_it_are_refused(app, db):
+    app.number_input(key="max-score-q1").set_value(2.0)
+    app.button(key="max-score-set-q1").click().run()
+    assert logged(db) == [("Ada", SetMaxScore(2.0))]
+    assert successes(app) == ["Question q1 is now out of 2 points."]
+    assert any(t.startswith("Out of 2 points") for t in texts(app))
+    assert app.number_input(key="score-q1-1").max == 2.0 and app.number_input(key="score-q1-1").min == 0.0
+    # The widget bounds what a browser can type; the store refuses what gets past it.
+    with Store.open(db) as store:
+        with pytest.raises(EditRefused, match="above the question's maximum score 2"):
+            store.append("q1", "Ben", 1, GradeGroup(1, 3.0))
+    app.number_input(key="score-q1-1").set_value(2.0)
+    app.button(key="grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, 2.0))
+    app.number_input(key="max-score-q1").set_value(1.0)
+    app.button(key="max-score-set-q1").click().run()
+    assert errors(app) == ["Your edit was not saved: the group changed since you looked at it."]
+    assert any("group 1 is graded 2, above the new maximum score 1" in t for t in texts(app))
+    assert state(db).max_score == 2.0
+
+
+def test_tas_grade_within_the_maximum_but_cannot_change_it(db, monkeypatch, tmp_path):
+    with Store.open(db) as store:
+        store.append("q1", "Ada", 0, SetMaxScore(4.0))
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.key == "max-score-set-q1"] == []
+    assert any(t.startswith("Out of 4 points") for t in texts(at))
+    assert at.number_input(key="score-q1-1").max == 4.0
 
 
 def test_confirm_then_undo(app, db):

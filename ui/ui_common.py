@@ -422,14 +422,17 @@ def sample_files() -> list[Path]:
     return sorted(SAMPLE_DATA.glob("*.csv"))
 
 
-def import_and_group(questions: Sequence[Question], progress: Callable[[float, str], None]) -> list[str]:
+def import_and_group(
+    questions: Sequence[Question], progress: Callable[[float, str], None], author: str = "import"
+) -> list[str]:
     """Import questions into the store, grouped: ``grouper.intake.import_questions``, the
     function behind ``grouper import``, with progress reported along the way.
 
     The slow part, embedding, runs first, chunk by chunk through the store's embedding cache
     so that progress can be shown; ``import_questions`` then finds every vector cached, groups
     every question and saves them. Nothing of a question is stored before all are grouped
-    (the cache holds only vectors, keyed by text hash).
+    (the cache holds only vectors, keyed by text hash). ``author`` sets the maximum scores the
+    file gives (the signed-in user).
     """
     from grouper.intake import import_questions
 
@@ -447,7 +450,7 @@ def import_and_group(questions: Sequence[Question], progress: Callable[[float, s
             model.encode(texts[start : start + _EMBED_CHUNK], cache=target.embeddings)
             done += len(texts[start : start + _EMBED_CHUNK])
     progress(0.9, f"Grouping and saving {len(questions)} question(s)")
-    imported = import_questions(target, questions, model)
+    imported = import_questions(target, questions, model, author=author)
     progress(1.0, "Done")
     return imported
 

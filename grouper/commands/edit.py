@@ -35,6 +35,7 @@ from grouper.edits import (
     Payload,
     QuestionState,
     Rename,
+    SetMaxScore,
     Split,
     Undo,
     auto_split_parts,
@@ -126,6 +127,10 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
         return GradeGroup(args.group, None if args.clear else _score(args), args.comment or "")
     if verb == "grade-answer":
         return GradeAnswer(args.answer, None if args.clear else _score(args), args.comment or "")
+    if verb == "max-score":
+        if (args.points is None) == (not args.clear):
+            raise ValueError("max-score: give POINTS, or --clear to remove the maximum")
+        return SetMaxScore(None if args.clear else args.points)
     if verb == "undo":
         return Undo(args.edit_id)
     raise AssertionError(verb)
@@ -216,6 +221,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("score", type=float, nargs="?")
         p.add_argument("--comment", help="comment shown with the grade")
         p.add_argument("--clear", action="store_true", help="remove the grade instead")
+    p = verbs.add_parser("max-score", help="set the question's maximum score: every grade then lies in [0, POINTS]")
+    p.add_argument("points", type=float, nargs="?", metavar="POINTS")
+    p.add_argument("--clear", action="store_true", help="remove the maximum instead")
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)

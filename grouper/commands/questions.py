@@ -54,6 +54,26 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
     return None
 
 
+def _with_max_score(questions: list[Question], max_score: float) -> list[Question]:
+    """The questions, each with ``max_score`` unless its file gave another (an error)."""
+    from dataclasses import replace
+
+    from grouper.edits import SetMaxScore
+
+    SetMaxScore(max_score)  # checks the value: a number above 0
+    clash = [q.question_id for q in questions if q.max_score is not None and q.max_score != max_score]
+    if clash:
+        raise ValueError(
+            f"--max-score {max_score:g} differs from the maximum score the file gives question(s) "
+            f"{', '.join(clash)}; nothing was imported"
+        )
+    bad = [(q.question_id, a.answer_id, a.score) for q in questions for a in q.answers if a.score is not None and not 0 <= a.score <= max_score]
+    if bad:
+        qid, aid, score = bad[0]
+        raise ValueError(f"question {qid}, answer {aid}: score {score:g} is outside 0 to --max-score {max_score:g}; nothing was imported")
+    return [replace(q, max_score=max_score) for q in questions]
+
+
 @reports_busy
 def _cmd_import(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers
@@ -76,9 +96,21 @@ def _cmd_import(args: argparse.Namespace) -> int:
         for qid in skipped:
             print(f"question {qid}: already in the store, left as it is")
     if questions:
+        if args.max_score is not None:
+            try:
+                questions = _with_max_score(questions, args.max_score)
+            except ValueError as problem:
+                store.close()
+                return fail(str(problem), 2)
         encoder = active_encoder(args)
         settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
-        imported = import_questions(store, questions, encoder, settings, course=args.course, exam=args.exam)
+        try:
+            author = author_of(args)
+        except ValueError:
+            author = "import"  # the maximum scores' edits need a name; no person was given
+        imported = import_questions(
+            store, questions, encoder, settings, course=args.course, exam=args.exam, author=author
+        )
         for qid in imported:
             state = store.state(qid)
             print(f"question {qid}: {len(state.positions)} answers in {len(state.groups)} groups, {len(state.ungrouped)} ungrouped")
@@ -90,6 +122,7 @@ def _summary(state: QuestionState, members_shown: int) -> dict:
     return {
         "question_id": state.question_id,
         "version": state.version,
+        "max_score": state.max_score,
         "groups": [
             {
                 "group_id": g.group_id,
@@ -131,6 +164,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(
         f"Question {state.question_id}, version {state.version}: {len(state.positions)} answers, "
         f"{len(state.groups)} groups, {len(state.ungrouped)} ungrouped, {graded} graded"
+        + ("" if state.max_score is None else f", out of {state.max_score:g} points")
     )
     for g in state.groups.values():
         flags = ("confirmed" if g.status == CONFIRMED else "") + (" blank" if g.blank else "")
@@ -158,7 +192,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add the answers of questions already in the store that it lacks (late submissions), placed in "
         "groups nobody has reviewed or left ungrouped; needs --author",
     )
-    imp.add_argument("--author", help="with --late: who adds the late answers (default: $GROUPER_AUTHOR)")
+    imp.add_argument(
+        "--author", help="who imports: adds late answers (needed with --late), sets maximum scores (default: $GROUPER_AUTHOR)"
+    )
+    imp.add_argument(
+        "--max-score",
+        type=float,
+        metavar="POINTS",
+        help="every new question's maximum score, unless its file gives one (column max_score); grades then lie in [0, POINTS]",
+    )
     imp.add_argument("--encoding", help="decode input with this codec instead of detecting UTF-8/UTF-16")
     imp.add_argument("--format", choices=["csv", "json", "jsonl"], help="input format (default: from the suffix)")
     imp.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")

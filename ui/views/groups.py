@@ -27,6 +27,7 @@ from grouper.edits import (
     Move,
     QuestionState,
     Rename,
+    SetMaxScore,
     Split,
     auto_split_parts,
 )
@@ -212,6 +213,18 @@ def _submit_each(payloads: list, success) -> None:
     ui_common.flash("success", success(len(payloads)))
 
 
+def _set_max_score(clear: bool = False) -> None:
+    points = st.session_state.get(f"max-score-{question_id}")
+    if not clear and points is None:
+        ui_common.flash("error", "Enter the maximum score first.")
+        return
+    ui_common.submit(
+        question_id,
+        SetMaxScore(None if clear else float(points)),
+        f"Question {question_id} has no maximum score now." if clear else f"Question {question_id} is now out of {float(points):g} points.",
+    )
+
+
 def _undo() -> None:
     ui_common.undo_last(question_id)
 
@@ -259,6 +272,7 @@ def workspace() -> None:
         f"{len(order)} groups: {confirmed} confirmed, {graded} graded; "
         f"{len(state.ungrouped)} answers ungrouped. Version {state.version}."
     )
+    _max_score_line(state)
 
     left, right = st.columns([1, 1], gap="medium")
     with left:
@@ -466,12 +480,36 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
 _ACTIONS = ["Move", "Split", "Merge", "Rename", "Delete"]
 
 
+def _max_score_line(state: QuestionState) -> None:
+    """The scale grades are on; instructors set it (every grade then lies in [0, maximum])."""
+    limit = state.max_score
+    if limit is not None:
+        mark = state.max_score_mark
+        st.text(f"Out of {limit:g} points (set by {mark.author} at version {mark.version})." if mark else f"Out of {limit:g} points.")
+    if not identity.may(Action.SET_MAX_SCORE):
+        return
+    with st.expander("Maximum score" if limit is None else "Change the maximum score"):
+        with st.form(f"max-score-form-{question_id}", border=False):
+            cols = st.columns([2, 1], vertical_alignment="bottom")
+            cols[0].number_input("Points possible", value=limit, min_value=0.01, step=0.5, key=f"max-score-{question_id}")
+            cols[1].form_submit_button("Set", key=f"max-score-set-{question_id}", on_click=_set_max_score)
+        if limit is not None:
+            st.button("Remove the maximum", key=f"max-score-clear-{question_id}", on_click=_set_max_score, args=(True,))
+
+
+def _score_bounds(state: QuestionState) -> dict:
+    """``number_input`` bounds for a score: [0, maximum] when the question has a maximum."""
+    return {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
+
+
 def _own_grade_action(state: QuestionState, gid: int) -> None:
     """Partial credit for the ticked members without moving them out of the group."""
     with st.expander("Give the selected answers their own grade"):
         with st.form(f"own-grade-form-{question_id}-{gid}", border=False):
             cols = st.columns([1, 3], vertical_alignment="bottom")
-            cols[0].number_input("Their score", value=None, step=0.5, key=f"own-score-{question_id}-{gid}")
+            cols[0].number_input(
+                "Their score", value=None, step=0.5, key=f"own-score-{question_id}-{gid}", **_score_bounds(state)
+            )
             cols[1].text_input("Their comment", key=f"own-comment-{question_id}-{gid}")
             st.form_submit_button(
                 "Grade the selected answers", key=f"own-grade-{question_id}-{gid}", on_click=_own_grade, args=(gid, state)
@@ -498,6 +536,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             value=None if group.grade is None else group.grade.score,
             step=0.5,
             key=f"score-{question_id}-{gid}",
+            **_score_bounds(state),
         )
         cols[1].text_input(
             "Comment",

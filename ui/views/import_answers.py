@@ -147,7 +147,9 @@ def _import() -> None:
     bar = st.progress(0.0, text="Loading the model")
     try:
         imported = ui_common.import_and_group(
-            new, progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what)
+            new,
+            progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what),
+            author=ui_common.current_identity().author,
         )
     except Exception as exc:  # noqa: BLE001 - shown to the instructor
         # Grouping runs before anything is written, so a failure there saved nothing.

@@ -45,11 +45,12 @@ def _grade(answer_id: str) -> None:
     )
 
 
-def _grade_form(answer_id: str) -> None:
+def _grade_form(answer_id: str, max_score: float | None) -> None:
     """Score and comment for one answer. A form, so typing never reruns the page."""
+    bounds = {} if max_score is None else {"min_value": 0.0, "max_value": max_score}
     with st.form(f"grade-answer-form-{question_id}-{answer_id}", border=False):
         cols = st.columns([2, 5, 2], vertical_alignment="bottom")
-        cols[0].number_input("Score", value=None, step=0.5, key=f"answer-score-{question_id}-{answer_id}")
+        cols[0].number_input("Score", value=None, step=0.5, key=f"answer-score-{question_id}-{answer_id}", **bounds)
         cols[1].text_input("Comment", key=f"answer-comment-{question_id}-{answer_id}")
         cols[2].form_submit_button(
             "Grade", key=f"grade-answer-{question_id}-{answer_id}", on_click=_grade, args=(answer_id,)
@@ -95,7 +96,7 @@ def queue() -> None:
                 st.text(f"{item.answer_id} · {where}" + ("" if own is None else f" · own grade {own.score:g}"))
             if may_grade:
                 with row[0]:
-                    _grade_form(item.answer_id)
+                    _grade_form(item.answer_id, state.max_score)
             if item.suggested_group is None:
                 row[1].text("no group is close")
                 continue
