@@ -103,10 +103,14 @@ def search_folded(folded: Mapping[str, str], query: str | Iterable[str]) -> list
     terms = parse_query(query) if isinstance(query, str) else tuple(query)
     if not terms:
         return []
-    if len(terms) == 1:
-        (term,) = terms
-        return [answer_id for answer_id, text in folded.items() if term in text]
-    return [answer_id for answer_id, text in folded.items() if all(term in text for term in terms)]
+    # One pass per term over the answers still in the running: each pass is a plain
+    # comprehension with a substring test, several times faster than ``all(...)`` over a
+    # generator per answer, and later terms see only the earlier terms' matches.
+    first, *rest = terms
+    candidates = [(answer_id, text) for answer_id, text in folded.items() if first in text]
+    for term in rest:
+        candidates = [(answer_id, text) for answer_id, text in candidates if term in text]
+    return [answer_id for answer_id, _ in candidates]
 
 
 def search_answers(texts: Mapping[str, str], query: str) -> list[str]:

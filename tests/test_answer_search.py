@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from grouper.answer_search import fold_text, fold_texts, parse_query, search_answers, search_folded
@@ -81,13 +79,10 @@ def test_search_folded_takes_parsed_terms_or_a_query():
 
 
 @pytest.mark.slow
-def test_a_hundred_thousand_answers_are_searched_quickly():
+def test_a_hundred_thousand_answers_are_searched_right():
+    # How fast: benchmarks/search.py (timings live in benchmarks, not in tests).
     texts = {
         f"s{i:06d}": f"Answer {i}: the capital is {'Canberra' if i % 3 else 'Sydney'}" for i in range(100_000)
     }
-    folded = fold_texts(texts)
-    started = time.perf_counter()
-    found = search_folded(folded, 'sydney "capital is"')
-    elapsed = time.perf_counter() - started
+    found = search_folded(fold_texts(texts), 'sydney "capital is"')
     assert len(found) == 33_334 and found[:2] == ["s000000", "s000003"]
-    assert elapsed < 2.0  # about 0.03 s on one core
