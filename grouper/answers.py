@@ -19,7 +19,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "load_answers",
     "normalize_text",
     "parse_answers",
+    "with_max_score",
 ]
 
 # Accepted names for each field, first match wins. Names are compared case-insensitively
@@ -657,3 +658,38 @@ def load_answers(
     except OSError as exc:
         raise AnswerFileError(name, [FileProblem(None, None, f"cannot read file: {exc.strerror}")]) from None
     return parse_answers(data, name, encoding=encoding, file_format=file_format)
+
+
+def with_max_score(questions: Sequence[Question], max_score: float, option: str = "--max-score") -> list[Question]:
+    """The questions, each with ``max_score`` as its maximum unless its file gave one (the
+    file's wins: it is the more specific).
+
+    Parameters
+    ----------
+    questions : sequence of Question
+    max_score : float
+        Above 0.
+    option : str
+        How the caller names the value, for the messages.
+
+    Returns
+    -------
+    list of Question
+
+    Raises
+    ------
+    ValueError
+        When ``max_score`` is not above 0, or the ``score`` of an answer to a question that
+        takes it lies outside 0 to ``max_score``; the message names the answer.
+    """
+    if isinstance(max_score, bool) or not math.isfinite(float(max_score)) or float(max_score) <= 0:
+        raise ValueError(f"{option} must be a number above 0, found {max_score!r}")
+    max_score = float(max_score)
+    for q in questions:
+        for a in q.answers:
+            if q.max_score is None and a.score is not None and not 0 <= a.score <= max_score:
+                raise ValueError(
+                    f"question {q.question_id}, answer {a.answer_id}: score {a.score:g} is outside 0 to "
+                    f"{option} {max_score:g}; nothing was imported"
+                )
+    return [q if q.max_score is not None else replace(q, max_score=max_score) for q in questions]

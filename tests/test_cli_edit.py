@@ -193,16 +193,17 @@ def test_import_takes_the_maximum_score_from_the_file_or_the_option(tmp_path, ca
     db = tmp_path / "import.sqlite"
     (tmp_path / "a.csv").write_text("answer_id,answer,max_score\n1,Canberra,2\n2,Sydney,\n3,Canberra,\n")
     (tmp_path / "b.csv").write_text("answer_id,answer,score\n1,Canberra,1\n2,Sydney,0\n3,Perth,0\n")
-    status, _, err = run(capsys, "import", str(tmp_path / "a.csv"), "--db", str(db), "--max-score", "3", "--device", "cpu")
-    assert status == 2 and "--max-score 3 differs from the maximum score the file gives question(s) a" in err
     status, _, err = run(capsys, "import", str(tmp_path / "b.csv"), "--db", str(db), "--max-score", "0.5", "--device", "cpu")
     assert status == 2 and "question b, answer 1: score 1 is outside 0 to --max-score 0.5" in err
-    status, _, err = run(
+    status, _, err = run(capsys, "import", str(tmp_path / "b.csv"), "--db", str(db), "--max-score", "-1", "--device", "cpu")
+    assert status == 2 and "--max-score must be a number above 0" in err
+    status, out, err = run(
         capsys, "import", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--db", str(db),
-        "--max-score", "2", "--author", "prof", "--device", "cpu",
+        "--max-score", "3", "--author", "prof", "--device", "cpu",
     )
     assert status == 0, err
+    assert "question a: the file's maximum score 2 is kept, not --max-score" in out
     with Store.open(db) as store:
+        assert (store.state("a").max_score, store.state("b").max_score) == (2.0, 3.0)
         for qid in ("a", "b"):
-            assert store.state(qid).max_score == 2.0
             assert [(e.author, e.kind) for e in store.edits(qid)] == [("prof", "max_score")]

@@ -75,7 +75,7 @@ def db(template_db, tmp_path, monkeypatch) -> Path:
     return path
 
 
-PREVIEW = ("Question", "Text", "Answers", "Blank", "Already in the store")
+PREVIEW = ("Question", "Text", "Answers", "Blank", "Maximum score", "Already in the store")
 
 
 def new_app() -> AppTest:
@@ -257,7 +257,7 @@ def test_import_previews_then_groups(app, db):
     _upload(app, "geo.csv", ("student_id,answer\n" + rows).encode())
     preview = table(app, *PREVIEW)
     assert preview.to_dict("records") == [
-        {"Question": "geo", "Text": "", "Answers": 7, "Blank": 1, "Already in the store": ""}
+        {"Question": "geo", "Text": "", "Answers": 7, "Blank": 1, "Maximum score": "", "Already in the store": ""}
     ]
     assert list(table(app, "Answer id", "Student", "Answer")["Answer"]) == answers
     app.button(key="import-go").click().run()
@@ -272,6 +272,27 @@ def test_import_previews_then_groups(app, db):
     ]
     # The page moves on to the imported question.
     assert app.session_state["question_id"] == "geo"
+
+
+def test_import_gives_the_maximum_typed_to_questions_whose_file_gives_none(app, db):
+    data = b"question_id,answer_id,answer,max_score,score\np,1,x,3,\np,2,y,,\nr,3,z,,2\n"
+    _upload(app, "two.csv", data)
+    assert list(table(app, *PREVIEW)["Maximum score"]) == ["3", ""]
+    app.number_input(key="import-max-score").set_value(1.0)
+    app.button(key="import-go").click().run()
+    assert errors(app) == ["Nothing was imported."]
+    assert any("question r, answer 3: score 2 is outside 0 to the maximum score typed 1" in t for t in texts(app)), texts(app)
+    assert "r" not in ui_question_ids(db)
+    app.number_input(key="import-max-score").set_value(2.0)  # p keeps its file's 3
+    app.button(key="import-go").click().run()
+    assert successes(app) == ["Imported and grouped 2 question(s)."]
+    assert (state(db, "p").max_score, state(db, "r").max_score) == (3.0, 2.0)
+    assert logged(db, "r") == [("Ada", SetMaxScore(2.0))]
+
+
+def ui_question_ids(db: Path) -> list[str]:
+    with Store.open(db) as store:
+        return store.question_ids()
 
 
 def test_import_reports_progress_per_question_then_saves(app, db):
@@ -590,6 +611,9 @@ def test_queue_suggests_the_nearest_group_and_accepts_in_one_click(app, db):
     assert logged(db) == [("Ada", Move((answer_id,), target))]
     assert successes(app) == [f"Answer {answer_id} moved to group {target}."]
     assert state(db).group_of(answer_id) == target
+    app.button(key="queue-undo-q1").click().run()  # a wrong accept is taken back where it was made
+    assert logged(db)[1] == ("Ada", Undo(1)) and successes(app) == ["Undid your edit 1."]
+    assert state(db).group_of(answer_id) != target
 
 
 def test_queue_grades_an_ungrouped_answer_on_its_own_and_then_leaves_it_out(app, db):

@@ -19,7 +19,7 @@ from test_ui_app import XSS, _oidc_app, errors, logged, new_app, select_rows, si
 
 from grouper.answer_search import search_answers
 from grouper.answers import Question, load_answers, parse_answers
-from grouper.edits import NEW, Confirm, Move
+from grouper.edits import NEW, Confirm, Move, Undo
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -158,6 +158,7 @@ def test_many_matches_are_counted_and_the_first_ones_shown(app):
 
 
 def test_the_ticked_answers_move_to_a_new_group_in_one_edit(app, db):
+    before = state(db)
     search(app, "sydney")
     shown = list(results(app)["Answer id"])
     select_rows(app, results_key(app), [0, 2, 3])
@@ -174,6 +175,10 @@ def test_the_ticked_answers_move_to_a_new_group_in_one_edit(app, db):
     after = results(app).set_index("Answer id")
     assert {after.loc[a, "Group"] for a in chosen} == {f"{new_gid}: {now.groups[new_gid].title}"}
     assert "0 of" in next(t for t in texts(app) if "selected" in t)
+    # Taken back on the same page: the answers are where they were.
+    app.button(key="search-undo-q1").click().run()
+    assert logged(db)[1] == ("Ada", Undo(1))
+    assert [state(db).group_of(a) for a in chosen] == [before.group_of(a) for a in chosen]
 
 
 def test_select_all_shown_then_move_to_an_existing_group(app, db):

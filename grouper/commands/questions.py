@@ -54,29 +54,9 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
     return None
 
 
-def _with_max_score(questions: list[Question], max_score: float) -> list[Question]:
-    """The questions, each with ``max_score`` unless its file gave another (an error)."""
-    from dataclasses import replace
-
-    from grouper.edits import SetMaxScore
-
-    SetMaxScore(max_score)  # checks the value: a number above 0
-    clash = [q.question_id for q in questions if q.max_score is not None and q.max_score != max_score]
-    if clash:
-        raise ValueError(
-            f"--max-score {max_score:g} differs from the maximum score the file gives question(s) "
-            f"{', '.join(clash)}; nothing was imported"
-        )
-    bad = [(q.question_id, a.answer_id, a.score) for q in questions for a in q.answers if a.score is not None and not 0 <= a.score <= max_score]
-    if bad:
-        qid, aid, score = bad[0]
-        raise ValueError(f"question {qid}, answer {aid}: score {score:g} is outside 0 to --max-score {max_score:g}; nothing was imported")
-    return [replace(q, max_score=max_score) for q in questions]
-
-
 @reports_busy
 def _cmd_import(args: argparse.Namespace) -> int:
-    from grouper.answers import load_answers
+    from grouper.answers import load_answers, with_max_score
     from grouper.intake import import_questions
 
     questions = []
@@ -98,10 +78,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if questions:
         if args.max_score is not None:
             try:
-                questions = _with_max_score(questions, args.max_score)
+                given = with_max_score(questions, args.max_score)
             except ValueError as problem:
                 store.close()
                 return fail(str(problem), 2)
+            for q in questions:
+                if q.max_score is not None and q.max_score != args.max_score:
+                    print(f"question {q.question_id}: the file's maximum score {q.max_score:g} is kept, not --max-score")
+            questions = given
         encoder = active_encoder(args)
         settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
         try:

@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.answers import AnswerFileError, Question, parse_answers
+from grouper.answers import AnswerFileError, Question, parse_answers, with_max_score
 from grouper.edits import EditRefused
 from grouper.late_answers import add_late_answers, late_answers_of
 
@@ -46,7 +46,10 @@ else:
     files = [] if upload is None else [(upload.name, upload.getvalue())]
 
 if not files:
-    st.text("Columns: answer_id (or student_id), answer; optionally question_id, question, grade, score.")
+    st.text(
+        "Columns: answer_id (or student_id), answer; optionally question_id, question, grade, score, "
+        "reference_answers, max_score."
+    )
     st.stop()
 
 questions: list[Question] = []
@@ -81,6 +84,7 @@ st.dataframe(
             "Text": [q.text for q in questions],
             "Answers": [len(q.answers) for q in questions],
             "Blank": [sum(a.is_blank for a in q.answers) for q in questions],
+            "Maximum score": ["" if q.max_score is None else f"{q.max_score:g}" for q in questions],
             "Already in the store": ["yes" if q.question_id in existing else "" for q in questions],
         }
     ),
@@ -144,10 +148,18 @@ def _add_late() -> None:
 
 def _import() -> None:
     """Group every new question (progress bar), then save them all."""
+    chosen = new
+    points = st.session_state.get("import-max-score")
+    if points is not None:
+        try:
+            chosen = with_max_score(new, points, option="the maximum score typed")
+        except ValueError as problem:
+            ui_common.flash("error", "Nothing was imported.", str(problem))
+            return
     bar = st.progress(0.0, text="Loading the model")
     try:
         imported = ui_common.import_and_group(
-            new,
+            chosen,
             progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what),
             author=ui_common.current_identity().author,
         )
@@ -162,6 +174,14 @@ def _import() -> None:
         st.session_state[ui_common.QUESTION] = imported[0]
 
 
+if new and any(q.max_score is None for q in new):
+    st.number_input(
+        "Maximum score of the questions whose file gives none (optional; every grade then lies between 0 and it)",
+        value=None,
+        min_value=0.01,
+        step=0.5,
+        key="import-max-score",
+    )
 if st.button(f"Import and group {len(new)} question(s)", key="import-go", type="primary", disabled=not new):
     _import()
     st.rerun()

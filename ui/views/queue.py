@@ -68,6 +68,14 @@ def queue() -> None:
     waiting = [a for a in state.ungrouped if a not in state.overrides]
     items = review_queue({g: group.members for g, group in state.groups.items()}, waiting, vectors, settled=settled)
     ungrouped = sum(item.reason == "ungrouped" for item in items)
+    st.button(
+        "Undo my last edit",
+        key=f"queue-undo-{question_id}",
+        on_click=ui_common.undo_last,
+        args=(question_id,),
+        disabled=not identity.may(Action.EDIT),
+        help="Undo your latest edit of this question that is still in effect, made on any page",
+    )
     st.text(
         f"{ungrouped} ungrouped answers, {len(items) - ungrouped} doubtful members of unconfirmed groups."
         + (f" {_graded_alone(len(graded_alone))}, not listed." if graded_alone else "")

@@ -196,6 +196,13 @@ def search() -> None:
         key=MOVE_TO,
     )
     cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, type="primary", width="stretch")
+    st.button(
+        "Undo my last edit",
+        key=f"search-undo-{question_id}",
+        on_click=ui_common.undo_last,
+        args=(question_id,),
+        help="Undo your latest edit of this question that is still in effect, made on any page",
+    )
 
 
 search()
