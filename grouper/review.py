@@ -26,6 +26,7 @@ __all__ = [
     "QueueItem",
     "centroids",
     "confidence_cue",
+    "grades_in_use",
     "least_typical_first",
     "listing_order",
     "project_2d",
@@ -53,6 +54,33 @@ def listing_order(state: QuestionState) -> list[int]:
     """The groups in the order the Groups page lists them: largest first, the blank group
     last, ties by id; "next group" follows it."""
     return sorted(state.groups, key=lambda g: (state.groups[g].blank, -len(state.groups[g].members), g))
+
+
+def grades_in_use(state: QuestionState) -> list[tuple[float, str, int]]:
+    """The grades given in a question so far, to give again in one click.
+
+    Each distinct (score, comment) counts once per group graded with it and once per answer
+    given it as its own grade: graders reuse the same few grades, and typing one again risks
+    a slip (1 for 1.5, or the comment worded another way for the same mistake).
+
+    Parameters
+    ----------
+    state : QuestionState
+
+    Returns
+    -------
+    list of (score, comment, uses)
+        Most used first; ties by higher score, then comment.
+    """
+    uses: dict[tuple[float, str], int] = {}
+    for group in state.groups.values():
+        if group.grade is not None:
+            key = (group.grade.score, group.grade.comment)
+            uses[key] = uses.get(key, 0) + 1
+    for grade in state.overrides.values():
+        key = (grade.score, grade.comment)
+        uses[key] = uses.get(key, 0) + 1
+    return sorted(((s, c, n) for (s, c), n in uses.items()), key=lambda t: (-t[2], -t[0], t[1]))
 
 
 def typicality(vectors: np.ndarray) -> np.ndarray:

@@ -546,6 +546,19 @@ def test_tas_grade_within_the_maximum_but_cannot_change_it(db, monkeypatch, tmp_
     assert at.number_input(key="score-q1-1").max == 4.0
 
 
+def test_a_grade_given_before_is_given_again_in_one_click(app, db):
+    app.number_input(key="score-q1-1").set_value(1.0)
+    app.text_input(key="comment-q1-1").input("Canberra is right")
+    app.button(key="grade-q1-1").click().run()
+    open_group(app, 2)
+    choice = app.selectbox(key="grade-again-choice-q1-2")
+    assert choice.options == ["1 · Canberra is right (1×)"]
+    choice.set_value(0).run()
+    app.button(key="grade-again-q1-2").click().run()
+    assert logged(db) == [("Ada", GradeGroup(1, 1.0, "Canberra is right")), ("Ada", GradeGroup(2, 1.0, "Canberra is right"))]
+    assert successes(app) == ["Group 2 graded 1."]
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"

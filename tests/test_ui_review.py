@@ -101,3 +101,29 @@ def test_listing_order_is_largest_first_blank_last_ties_by_id():
     }
     state = QuestionState("q", 0, groups, (), {}, 5, location={}, positions={})
     assert listing_order(state) == [3, 2, 4, 1]
+
+
+def test_grades_in_use_are_counted_per_score_and_comment_most_used_first():
+    from grouper.clustering import UNGROUPED, Group, Grouping
+    from grouper.edits import GradeAnswer, GradeGroup, apply, initial_state, make_edit
+    from grouper.review import grades_in_use
+
+    ids = [f"a{i}" for i in range(7)]
+    grouping = Grouping(
+        np.array([1, 1, 2, 2, 3, 3, UNGROUPED]),
+        np.ones(7),
+        (Group(1, "one", (0, 1)), Group(2, "two", (2, 3)), Group(3, "three", (4, 5))),
+    )
+    state = initial_state("q", ids, grouping)
+    assert grades_in_use(state) == []
+    for payload in (
+        GradeGroup(1, 1.0, "right"),
+        GradeGroup(2, 0.0, "wrong city"),
+        GradeGroup(3, 1.0, "right"),
+        GradeAnswer("a6", 0.0, "wrong city"),
+        GradeAnswer("a0", 0.5, ""),
+    ):
+        state = apply(state, make_edit(state, "ta", payload))
+    # counted by use (groups and own grades), ties by higher score; a0's own grade counts once
+    # and its group's grade still counts for the group
+    assert grades_in_use(state) == [(1.0, "right", 2), (0.0, "wrong city", 2), (0.5, "", 1)]

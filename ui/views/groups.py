@@ -32,7 +32,7 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
-from grouper.review import confidence_cue, least_typical_first, listing_order
+from grouper.review import confidence_cue, grades_in_use, least_typical_first, listing_order
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Groups")
@@ -172,6 +172,16 @@ def _grade(gid: int) -> None:
     ui_common.submit(
         question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}."
     )
+
+
+def _grade_again(gid: int, presets: list[tuple[float, str, int]]) -> None:
+    """Give the open group a grade already given in this question, exactly as given."""
+    index = st.session_state.get(f"grade-again-choice-{question_id}-{gid}")
+    if index is None:
+        ui_common.flash("error", "Choose one of the grades given before.")
+        return
+    score, comment, _ = presets[index]
+    ui_common.submit(question_id, GradeGroup(gid, score, comment), f"Group {gid} graded {score:g}.")
 
 
 def _own_grade(gid: int, state: QuestionState) -> None:
@@ -527,6 +537,23 @@ def _grade_action(state: QuestionState, gid: int) -> None:
     group = state.groups[gid]
     _own_grade_action(state, gid)
     st.subheader("Grade this group", divider="gray")
+    presets = grades_in_use(state)
+    if presets:
+        # Option labels are plain text (selectbox does not render Markdown); comments are the graders'.
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].selectbox(
+            "Grade as before",
+            range(len(presets)),
+            index=None,
+            format_func=lambda i: f"{presets[i][0]:g}"
+            + (f" · {ui_common.shorten(presets[i][1], 60)}" if presets[i][1] else "")
+            + f" ({presets[i][2]}×)",
+            placeholder="a grade given in this question",
+            key=f"grade-again-choice-{question_id}-{gid}",
+        )
+        cols[1].button(
+            "Apply", key=f"grade-again-{question_id}-{gid}", on_click=_grade_again, args=(gid, presets), width="stretch"
+        )
     receiving = [a for a in group.members if a not in state.overrides]
     keeping = [a for a in group.members if a in state.overrides]
     with st.form(f"grade-form-{question_id}-{gid}", border=False):
