@@ -19,11 +19,10 @@ from grouper.edits import (
     QuestionState,
     SetMaxScore,
     Undo,
-    apply,
     initial_state,
-    make_edit,
     replay,
 )
+from test_edits import Log  # the log helper of the fold's own tests
 
 IDS = [f"a{i}" for i in range(6)]
 
@@ -34,19 +33,6 @@ def start() -> QuestionState:
     labels = np.array([1, 1, 1, 2, 2, UNGROUPED])
     grouping = Grouping(labels, np.ones(6), (Group(1, "one", (0, 1, 2)), Group(2, "two", (3, 4))))
     return initial_state("q", IDS, grouping)
-
-
-class Log:
-    def __init__(self, state: QuestionState):
-        self.initial = state
-        self.state = state
-        self.edits = []
-
-    def do(self, author, payload, base=None) -> QuestionState:
-        edit = make_edit(self.state, author, payload, base_version=base)
-        self.state = apply(self.state, edit)
-        self.edits.append(edit)
-        return self.state
 
 
 def test_the_payload_checks_its_value():

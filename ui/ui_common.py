@@ -35,7 +35,7 @@ from grouper.access import (
     staff_list_path,
 )
 from grouper.answers import Answer, Question
-from grouper.edits import EditRefused, Payload, QuestionState, Undo
+from grouper.edits import NEW, EditRefused, Payload, QuestionState, Undo
 from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.model_versions import ModelRegistry
 from grouper.review import project_2d
@@ -187,6 +187,22 @@ def show_flashes() -> None:
         if detail:
             plain(detail)
     st.session_state[FLASH] = []
+
+
+def group_label(state: QuestionState, gid: int) -> str:
+    """Option label of a group: id, size and title. Selectbox options are plain text, never
+    Markdown, so a student's title is safe here."""
+    g = state.groups[gid]
+    return f"Group {gid} ({len(g.members)}): {shorten(g.title, 50)}"
+
+
+def move_target_label(state: QuestionState, option: object) -> str:
+    """Label of a "move to" option: ``"ungrouped"``, ``NEW`` or a group id."""
+    if option == "ungrouped":
+        return "Ungrouped"
+    if option == NEW:
+        return "A new group"
+    return group_label(state, int(option))
 
 
 def shorten(text: str, limit: int) -> str:

@@ -51,12 +51,6 @@ def _grade_text(state: QuestionState, gid: int) -> str:
     return "" if grade is None else f"{grade.score:g}"
 
 
-def _group_label(state: QuestionState, gid: int) -> str:
-    """Option label: id, size and title. Selectbox options are plain text, not Markdown."""
-    g = state.groups[gid]
-    return f"Group {gid} ({len(g.members)}): {ui_common.shorten(g.title, 50)}"
-
-
 def _open_group(state: QuestionState, order: list[int]) -> int | None:
     key = f"open-{question_id}"
     gid = st.session_state.get(key)
@@ -425,9 +419,7 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
         cols[0].selectbox(
             "Move the selected answers to",
             ["ungrouped", NEW, *others],
-            format_func=lambda o: (
-                "Ungrouped" if o == "ungrouped" else ("A new group" if o == NEW else _group_label(state, o))
-            ),
+            format_func=lambda o: ui_common.move_target_label(state, o),
             key=f"move-to-{question_id}-{gid}",
         )
         cols[1].button(
@@ -459,7 +451,7 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
             cols[0].multiselect(
                 "Merge these groups into this one",
                 others,
-                format_func=lambda o: _group_label(state, o),
+                format_func=lambda o: ui_common.group_label(state, o),
                 key=f"merge-{question_id}-{gid}",
             )
             cols[1].form_submit_button(

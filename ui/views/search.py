@@ -60,12 +60,6 @@ def _selected() -> list[str]:
     return [shown[i] for i in rows if i < len(shown)]
 
 
-def _group_label(state: QuestionState, gid: int) -> str:
-    """Option label: id, size and title. Selectbox options are plain text, not Markdown."""
-    g = state.groups[gid]
-    return f"Group {gid} ({len(g.members)}): {ui_common.shorten(g.title, 50)}"
-
-
 def _grade(state: QuestionState, answer_id: str) -> str:
     grade = state.grade_of(answer_id)
     if grade is None:
@@ -190,9 +184,7 @@ def search() -> None:
     cols[0].selectbox(
         "Move the selected answers to",
         ["ungrouped", NEW, *order],
-        format_func=lambda o: (
-            "Ungrouped" if o == "ungrouped" else ("A new group" if o == NEW else _group_label(state, o))
-        ),
+        format_func=lambda o: ui_common.move_target_label(state, o),
         key=MOVE_TO,
     )
     cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, type="primary", width="stretch")
