@@ -122,6 +122,24 @@ def test_a_maximum_score_from_the_command_line_bounds_every_grade(db, capsys, tm
     assert state(db).max_score is None and state(db).version == 3
 
 
+def test_history_says_who_did_what_newest_first(db, capsys):
+    edit(capsys, "merge", "1", "2", author="ta1")
+    edit(capsys, "undo", "1", author="ta1")
+    edit(capsys, "rename", "1", "=cities", author="ta2")
+    status, out, _ = run(capsys, "history", "-q", "q1")
+    lines = out.splitlines()
+    assert status == 0 and len(lines) == 3
+    assert lines[0].split(None, 3)[0] == "3" and lines[0].endswith("ta2: renamed group 1 to '=cities'")
+    assert lines[1].endswith("ta1: undid edit 1")
+    assert lines[2].endswith("ta1: merged group 2 into group 1  (undone by edit 2)")
+    rows = json.loads(run(capsys, "history", "-q", "q1", "--author", "ta2", "--json")[1])
+    assert [(r["edit_id"], r["kind"], r["undone_by"]) for r in rows] == [(3, "rename", None)]
+    status, out, _ = run(capsys, "history", "-q", "q1", "--kind", "confirm")
+    assert status == 0 and out == "question q1: no edits match\n"
+    status, _, err = run(capsys, "history", "-q", "nope")
+    assert status == 2 and "question 'nope' is not in" in err
+
+
 def test_the_author_can_come_from_the_environment(db, capsys, monkeypatch):
     monkeypatch.setenv("GROUPER_AUTHOR", "ta9")
     status, out, _ = run(capsys, "edit", "-q", "q1", "--json", "confirm", "2")

@@ -113,7 +113,7 @@ def _offences(path: Path) -> list[str]:
 
 def test_there_are_page_scripts_to_check():
     names = {p.name for p in SCRIPTS}
-    assert {"app.py", "ui_common.py", "groups.py", "import_answers.py", "export.py", "search.py"} <= names
+    assert {"app.py", "ui_common.py", "groups.py", "import_answers.py", "export.py", "search.py", "history.py"} <= names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)

@@ -32,6 +32,7 @@ pages = [
     st.Page(_VIEWS / "groups.py", title="Groups", default=not start_with_import, url_path="groups"),
     st.Page(_VIEWS / "queue.py", title="Ungrouped queue", url_path="queue"),
     st.Page(_VIEWS / "search.py", title="Search", url_path="search"),
+    st.Page(_VIEWS / "history.py", title="History", url_path="history"),
     st.Page(_VIEWS / "map.py", title="Map", url_path="map"),
     st.Page(_VIEWS / "models.py", title="Models", url_path="models"),
 ]

@@ -163,8 +163,40 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_busy
+def _cmd_history(args: argparse.Namespace) -> int:
+    from grouper.history import history
+
+    store = open_store(args)
+    try:
+        edits = store.edits(args.question)  # raises, naming the store, for an unknown question
+        rows = history(
+            edits,
+            store.state(args.question),
+            authors=set(args.authors) if args.authors else None,
+            kinds=set(args.kinds) if args.kinds else None,
+        )[: args.limit or None]
+    finally:
+        store.close()
+    if args.json:
+        out = [
+            {"edit_id": r.edit_id, "at": r.at.isoformat(), "author": r.author, "kind": r.kind,
+             "summary": r.summary, "undone_by": r.undone_by}
+            for r in rows
+        ]
+        json.dump(out, sys.stdout, ensure_ascii=False)
+        print()
+        return 0
+    for r in rows:
+        undone = "" if r.undone_by is None else f"  (undone by edit {r.undone_by})"
+        print(f"{r.edit_id:>5}  {r.at:%Y-%m-%d %H:%M:%S}  {plain(r.author, 30)}: {plain(r.summary, 100)}{undone}")
+    if not rows:
+        print(f"question {args.question}: no edits" + (" match" if args.authors or args.kinds else ""))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``import`` and ``show`` commands."""
+    """Add the ``import``, ``show`` and ``history`` commands."""
     imp = sub.add_parser("import", help="import answer files into the store and group them")
     imp.add_argument("files", nargs="+", metavar="FILE", help="CSV, JSON or JSONL answer file")
     add_db_option(imp)
@@ -198,3 +230,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--members", type=int, default=3, help="members shown per group (default: 3)")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=_cmd_show)
+
+    hist = sub.add_parser("history", help="a question's edits, newest first: who did what, and what is undone")
+    add_db_option(hist)
+    hist.add_argument("--question", "-q", required=True, help="the question")
+    hist.add_argument("--author", dest="authors", action="append", help="only this author's edits (repeatable)")
+    hist.add_argument("--kind", dest="kinds", action="append", help="only edits of this kind, e.g. merge, grade (repeatable)")
+    hist.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
+    hist.add_argument("--json", action="store_true", help="print JSON instead of text")
+    hist.set_defaults(func=_cmd_history)

@@ -1,0 +1,66 @@
+"""The History page through Streamlit's AppTest: the log in words, filters, and undo rights."""
+
+from __future__ import annotations
+
+from grouper.edits import Confirm, Merge, Rename, Undo
+from grouper.store import Store
+from test_ui_app import _oidc_app, app, db, errors, logged, new_app, select_rows, sign_in, successes, template_db, texts  # noqa: F401
+
+
+def _history(at):
+    at.switch_page("views/history.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _table(at):
+    return next(f for f in at.dataframe if f.key and f.key.startswith("history-q1-")).value
+
+
+def _key(at) -> str:
+    return next(f.key for f in at.dataframe if f.key and f.key.startswith("history-q1-"))
+
+
+def test_every_edit_is_listed_newest_first_with_who_and_what(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Confirm(1))
+        store.append("q1", "Cy", 1, Rename(2, "<b>bold</b> **x**"))
+        store.append("q1", "Ben", 2, Undo(1))
+    at = _history(app)
+    table = _table(at)
+    assert list(table["Edit"]) == [3, 2, 1]
+    assert list(table["Who"]) == ["Ben", "Cy", "Ben"]
+    assert list(table["What"]) == ["undid edit 1", "renamed group 2 to '<b>bold</b> **x**'", "confirmed group 1"]
+    assert list(table["Undone by"]) == ["", "", "3"]
+    assert any(t.startswith("3 of 3 edits. Version 3") for t in texts(at))
+    at.multiselect(key="history-who-q1").set_value(["Cy"]).run()
+    assert list(_table(at)["Edit"]) == [2]
+
+
+def test_an_instructor_undoes_another_graders_edit_and_a_refusal_names_the_edit_to_undo_first(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Merge(1, (2,)))
+        store.append("q1", "Cy", 1, Rename(1, "Both"))
+    at = _history(app)
+    select_rows(at, _key(at), [1])  # Ben's merge, under Cy's rename
+    at.button(key="history-undo-q1").click().run()
+    assert errors(at) == ["Your edit was not saved: the group changed since you looked at it."]
+    assert any("undo edit 2 first" in t for t in texts(at))
+    select_rows(at, _key(at), [0])  # Cy's rename
+    at.button(key="history-undo-q1").click().run()
+    assert successes(at) == ["Undid edit 2."]
+    assert logged(db)[-1] == ("Ada", Undo(2))
+
+
+def test_a_ta_undoes_only_their_own_edits(db, tmp_path, monkeypatch):
+    with Store.open(db) as store:
+        store.append("q1", "ben@example.edu", 0, Confirm(1))
+        store.append("q1", "Ada", 1, Confirm(2))
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    at = _history(at)
+    select_rows(at, _key(at), [0])  # Ada's
+    assert at.button(key="history-undo-q1").disabled
+    select_rows(at, _key(at), [1])  # his own
+    assert not at.button(key="history-undo-q1").disabled
+    at.button(key="history-undo-q1").click().run()
+    assert logged(db)[-1] == ("ben@example.edu", Undo(1))

@@ -1,0 +1,99 @@
+"""History page: every edit of the open question, newest first, who made it and whether it
+still stands; filter by who and what, and undo one edit.
+
+The rows come from ``grouper.history`` (the log in words). Anyone may undo their own edits;
+instructors may undo anyone's. An undo is an edit like any other (``Undo(edit_id)``, logged
+and attributed), and the fold refuses it when later edits depend on what it would take back,
+naming the edit to undo first.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui_common
+from grouper.access import Action
+from grouper.edits import Undo
+from grouper.history import history
+
+identity = ui_common.require(Action.REVIEW)
+st.title("History")
+question_id = ui_common.choose_question()
+if question_id is None:
+    st.stop()
+SHOW_AT_MOST = 1000  # rows drawn; the filters reach older edits
+
+
+def _selected_edit(key: str, rows: list) -> object | None:
+    event = st.session_state.get(key)
+    picked = [] if event is None else list(event["selection"]["rows"])
+    return rows[picked[0]] if picked and picked[0] < len(rows) else None
+
+
+def _undo(edit_id: int) -> None:
+    ui_common.submit(question_id, Undo(edit_id), f"Undid edit {edit_id}.")
+
+
+@st.fragment
+def page() -> None:
+    """Filters, the table and the undo; reruns alone on every click inside it."""
+    store = ui_common.store()
+    state = ui_common.load_state(question_id)
+    ui_common.remember_version(question_id, state.version)
+    ui_common.show_flashes()
+    edits = store.edits(question_id)
+    authors = sorted({e.author for e in edits})
+    kinds = sorted({e.kind for e in edits})
+    cols = st.columns(2)
+    who = cols[0].multiselect("Who", authors, key=f"history-who-{question_id}", placeholder="everyone")
+    what = cols[1].multiselect("What", kinds, key=f"history-what-{question_id}", placeholder="every kind of edit")
+    rows = history(edits, state, authors=set(who) or None, kinds=set(what) or None)
+    shown = rows[:SHOW_AT_MOST]
+    st.text(
+        f"{len(rows)} of {len(edits)} edits" + (f" (showing the newest {len(shown)})" if len(shown) < len(rows) else "")
+        + f". Version {state.version}."
+    )
+    if not shown:
+        return
+    key = f"history-{question_id}-v{state.version}-{len(who)}-{len(what)}"
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Edit": [r.edit_id for r in shown],
+                "When (UTC)": [f"{r.at:%Y-%m-%d %H:%M:%S}" for r in shown],
+                "Who": [r.author for r in shown],
+                "What": [r.summary for r in shown],  # titles in it may be student text: a cell is plain
+                "Undone by": ["" if r.undone_by is None else str(r.undone_by) for r in shown],
+            }
+        ),
+        key=key,
+        on_select="rerun",
+        selection_mode="single-row",
+        hide_index=True,
+        height=min(35 * (len(shown) + 1) + 3, 560),
+        column_config={
+            "Edit": st.column_config.NumberColumn(width=55),
+            "What": st.column_config.TextColumn(width=420),
+        },
+    )
+    row = _selected_edit(key, shown)
+    if row is None:
+        st.text("Tick an edit to undo it.")
+        return
+    mine = row.author == identity.author
+    allowed = identity.may(Action.EDIT) and (mine or identity.may(Action.UNDO_ANY))
+    st.button(
+        f"Undo edit {row.edit_id}",
+        key=f"history-undo-{question_id}",
+        on_click=_undo,
+        args=(row.edit_id,),
+        disabled=not allowed or row.undone_by is not None,
+        help=(
+            "Already undone; undo the undo to apply it again" if row.undone_by is not None
+            else ("Only instructors undo other graders' edits" if not allowed else "Logged as a new edit, by you")
+        ),
+    )
+
+
+page()
