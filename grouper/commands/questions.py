@@ -195,8 +195,21 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_busy
+def _cmd_backup(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        summary = store.backup(args.target, overwrite=args.force)
+    except (ValueError, FileExistsError) as problem:
+        return fail(str(problem), 2)
+    finally:
+        store.close()
+    print(f"backed up {store.where} to {args.target}: {summary['questions']} question(s), {summary['edits']} edit(s)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``import``, ``show`` and ``history`` commands."""
+    """Add the ``import``, ``show``, ``history`` and ``backup`` commands."""
     imp = sub.add_parser("import", help="import answer files into the store and group them")
     imp.add_argument("files", nargs="+", metavar="FILE", help="CSV, JSON or JSONL answer file")
     add_db_option(imp)
@@ -239,3 +252,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
     hist.add_argument("--json", action="store_true", help="print JSON instead of text")
     hist.set_defaults(func=_cmd_history)
+
+    back = sub.add_parser("backup", help="copy a SQLite store consistently, while graders keep working")
+    add_db_option(back)
+    back.add_argument("target", metavar="FILE", help="the backup file to write")
+    back.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    back.set_defaults(func=_cmd_backup)

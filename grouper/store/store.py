@@ -675,6 +675,64 @@ class Store:
 
     # ------------------------------------------------------------------ health
 
+    def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, int]:
+        """Copy a SQLite store to ``target``, consistently, while others keep editing.
+
+        SQLite's online backup copies the database as of one moment (a committed state: no
+        half-written edit), through a connection of this store, so the UI and the command
+        line may go on writing meanwhile. The copy is written beside ``target`` under a
+        temporary name, checked (``PRAGMA integrity_check``), then renamed into place, so a
+        failed backup never leaves a partial file where a good one was expected.
+
+        Parameters
+        ----------
+        target : path
+            The backup file.
+        overwrite : bool
+            Replace ``target`` when it exists (default: refuse).
+
+        Returns
+        -------
+        dict
+            ``{"questions": int, "edits": int}`` in the copy.
+
+        Raises
+        ------
+        ValueError
+            For a store that is not a SQLite file (in memory, or another database: use its
+            own backup tool).
+        FileExistsError
+            When ``target`` exists and ``overwrite`` is false.
+        """
+        import sqlite3
+
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or is_memory_sqlite(self.url):
+            where = "in memory" if is_memory_sqlite(self.url) else f"a {parsed.get_backend_name()} database"
+            raise ValueError(f"{self.where} is {where}; only a SQLite file store is backed up here (use the database's own tools)")
+        target = Path(target).expanduser().resolve()
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} already exists; choose another name or overwrite it")
+        partial = target.with_name(f".{target.name}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            with self._engine.connect() as conn:
+                source = conn.connection.driver_connection
+                dest = sqlite3.connect(partial)
+                try:
+                    source.backup(dest)
+                    check = dest.execute("PRAGMA integrity_check").fetchone()[0]
+                    n_questions = dest.execute("SELECT count(*) FROM questions").fetchone()[0]
+                    n_edits = dest.execute("SELECT count(*) FROM edits").fetchone()[0]
+                finally:
+                    dest.close()
+            if check != "ok":
+                raise RuntimeError(f"the backup of {self.where} failed its integrity check: {check}")
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return {"questions": int(n_questions), "edits": int(n_edits)}
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` (``"ok"`` when sound); ``"ok"`` for other backends,
         which check themselves."""
