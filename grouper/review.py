@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from grouper.edits import QuestionState
+    from grouper.edits import Change, QuestionState
 
 __all__ = [
     "ConfidenceCue",
     "QueueItem",
     "centroids",
     "confidence_cue",
+    "grade_change_summary",
     "grades_in_use",
     "least_typical_first",
     "listing_order",
@@ -54,6 +55,44 @@ def listing_order(state: QuestionState) -> list[int]:
     """The groups in the order the Groups page lists them: largest first, the blank group
     last, ties by id; "next group" follows it."""
     return sorted(state.groups, key=lambda g: (state.groups[g].blank, -len(state.groups[g].members), g))
+
+
+def grade_change_summary(change: Change | None) -> str | None:
+    """What an edit did to grades, in one sentence; ``None`` when no grade changed.
+
+    Moving answers into a graded group, merging groups with different grades or deleting a
+    graded group changes the grade of answers nobody graded one by one: the grader must be
+    told, so that no grade changes silently.
+
+    Parameters
+    ----------
+    change : Change or None
+        ``state.last_change`` after the edit.
+
+    Returns
+    -------
+    str or None
+        For example ``"3 answers changed grade: 2 from 1 to 0, 1 from ungraded to 0."``;
+        counts per (before, after), most first, ties in the order of the answers.
+    """
+    if change is None or not change.grade_changes:
+        return None
+
+    def score(grade) -> str:
+        return "ungraded" if grade is None else f"{grade.score:g}"
+
+    counts: dict[tuple[str, str], int] = {}
+    for gc in change.grade_changes:
+        key = (score(gc.before), score(gc.after))
+        counts[key] = counts.get(key, 0) + 1
+    n = len(change.grade_changes)
+    parts = sorted(counts.items(), key=lambda item: -item[1])
+    if len(parts) == 1:
+        (before, after), _ = parts[0]
+        detail = f"from {before} to {after}"
+    else:
+        detail = ", ".join(f"{k} from {before} to {after}" for (before, after), k in parts)
+    return f"{n} answer{'' if n == 1 else 's'} changed grade: {detail}."
 
 
 def grades_in_use(state: QuestionState) -> list[tuple[float, str, int]]:

@@ -416,6 +416,21 @@ def test_move_selected_members_to_another_group(app, db):
     assert state(db).group_of(chosen[0]) == 2
 
 
+def test_a_move_into_a_graded_group_says_which_grades_it_changed(app, db):
+    """The moved answer takes the target group's grade: the grader is told, never silently."""
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, GradeGroup(1, 1.0))
+        store.append("q1", "Ben", 1, GradeGroup(2, 0.0))
+    app.run()  # the page now shows Ben's grades
+    moved = shown_members(app, 1)[0]
+    select_rows(app, members_key(app, 1), [0])
+    app.selectbox(key="move-to-q1-1").set_value(2)
+    app.button(key="move-q1-1").click().run()
+    assert successes(app) == ["Moved 1 answer(s) to group 2."]
+    assert [i.value for i in app.info] == ["1 answer changed grade: from 1 to 0."]
+    assert state(db).grade_of(moved).score == 0.0
+
+
 def test_move_without_a_selection_is_explained_not_logged(app, db):
     app.button(key="move-q1-1").click().run()
     assert errors(app) == ["Select the answers to move first (tick their rows)."]

@@ -127,3 +127,27 @@ def test_grades_in_use_are_counted_per_score_and_comment_most_used_first():
     # counted by use (groups and own grades), ties by higher score; a0's own grade counts once
     # and its group's grade still counts for the group
     assert grades_in_use(state) == [(1.0, "right", 2), (0.0, "wrong city", 2), (0.5, "", 1)]
+
+
+def test_grade_changes_are_summarised_by_before_and_after():
+    from grouper.edits import Change, Grade, GradeChange
+    from grouper.review import grade_change_summary
+
+    one, zero = Grade(1.0, "", "ta", 1), Grade(0.0, "", "ta", 2)
+    change = Change(
+        3,
+        "ta",
+        "move",
+        grade_changes=(
+            GradeChange("a1", one, zero),
+            GradeChange("a2", one, zero),
+            GradeChange("a3", None, zero),
+            GradeChange("a4", one, None),
+        ),
+    )
+    assert grade_change_summary(change) == (
+        "4 answers changed grade: 2 from 1 to 0, 1 from ungraded to 0, 1 from 1 to ungraded."
+    )
+    assert grade_change_summary(Change(1, "ta", "confirm")) is None
+    single = Change(2, "ta", "merge", grade_changes=(GradeChange("a1", one, zero),))
+    assert grade_change_summary(single) == "1 answer changed grade: from 1 to 0."

@@ -35,10 +35,10 @@ from grouper.access import (
     staff_list_path,
 )
 from grouper.answers import Answer, Question
-from grouper.edits import NEW, EditRefused, Payload, QuestionState, Undo
+from grouper.edits import NEW, Edit, EditRefused, Payload, QuestionState, Undo
 from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.model_versions import ModelRegistry
-from grouper.review import project_2d
+from grouper.review import grade_change_summary, project_2d
 from grouper.store import Store
 
 #: The store the app opens; ``grouper ui --db`` sets it.
@@ -395,25 +395,36 @@ def submit(question_id: str, payload: Payload, success: str) -> bool:
     A stale or impossible edit is refused by the store; the user is shown the reason (what
     changed, by whom) and nothing is overwritten.
     """
-    if not submit_quietly(question_id, payload):
+    edit = submit_quietly(question_id, payload)
+    if edit is None:
         return False
     flash("success", success)
+    if payload.kind not in _GRADING_KINDS:
+        # A move, merge, delete or undo can change the grade of answers nobody graded one by
+        # one (they join or leave a graded group): say so, so that no grade changes silently.
+        state = load_state(question_id)
+        if state.last_change is not None and state.last_change.edit_id == edit.edit_id:
+            summary = grade_change_summary(state.last_change)
+            if summary:
+                flash("info", summary)
     return True
 
 
-def submit_quietly(question_id: str, payload: Payload) -> bool:
+_GRADING_KINDS = frozenset({"grade", "grade_answer"})  # their grade change is the point
+
+
+def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
     """:func:`submit` without the success message, for a click that makes several edits; a
-    refusal is still shown."""
+    refusal is still shown. Returns the logged edit, ``None`` when refused."""
     identity = current_identity()
     base = st.session_state.get(f"seen-{question_id}")
     if base is None:
         base = load_state(question_id).version
     try:
-        store().append(question_id, identity.author, base, payload)
+        return store().append(question_id, identity.author, base, payload)
     except EditRefused as refused:
         flash("error", "Your edit was not saved: the group changed since you looked at it.", str(refused))
-        return False
-    return True
+        return None
 
 
 def undo_last(question_id: str) -> bool:

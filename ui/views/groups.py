@@ -210,7 +210,7 @@ def _submit_each(payloads: list, success) -> None:
     """Append one edit per answer; stop at the first refusal, saying how many were saved
     (each saved one is an edit of its own, undone one at a time)."""
     for done, payload in enumerate(payloads):
-        if not ui_common.submit_quietly(question_id, payload):
+        if ui_common.submit_quietly(question_id, payload) is None:
             if done:
                 ui_common.flash("info", f"{done} of {len(payloads)} were saved before the refusal above.")
             return
