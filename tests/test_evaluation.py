@@ -267,6 +267,8 @@ def test_the_evaluate_command_refuses_a_bad_pair_cap(tmp_path, capsys) -> None:
     assert "need --mode flywheel" in capsys.readouterr().err
     assert main(["evaluate", str(path), "--pairs", "answers"]) == 2
     assert "need --mode flywheel" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--pairs", "references"]) == 2  # the default, named: still flywheel-only
+    assert "need --mode flywheel" in capsys.readouterr().err
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:

@@ -23,7 +23,7 @@ _TARGET_RATIO = 0.8  # the issue's target: APA at most 0.8 x the better trivial 
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    flywheel_only = args.no_retrain or args.max_pairs is not None or args.keep_models or args.pairs != ["references"]
+    flywheel_only = args.no_retrain or args.max_pairs is not None or args.keep_models or args.pairs is not None
     if args.mode != "flywheel" and flywheel_only:
         print("grouper: --no-retrain, --max-pairs, --pairs and --keep-models need --mode flywheel", file=sys.stderr)
         return 2
@@ -56,7 +56,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         fine_tune = DEFAULT_FINE_TUNE if args.max_pairs is None else replace(DEFAULT_FINE_TUNE, max_pairs=args.max_pairs)
         keep = Path(args.keep_models) if args.keep_models else None
         flywheel = FlywheelSettings(
-            retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep, pair_sources=tuple(args.pairs)
+            retrain=not args.no_retrain, fine_tune=fine_tune, keep_models=keep, pair_sources=tuple(args.pairs or ["references"])
         )
 
     def on_retrained(summary: dict) -> None:
@@ -186,8 +186,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pairs",
         nargs="+",
         choices=("references", "answers"),
-        default=["references"],
-        help="flywheel mode: fine-tune on graded answers against the reference answers (default), "
+        default=None,
+        help="flywheel mode: fine-tune on graded answers against the reference answers (default: references), "
         "on must/cannot-links among answers, or both",
     )
     parser.add_argument(
