@@ -75,7 +75,7 @@ def db(template_db, tmp_path, monkeypatch) -> Path:
     return path
 
 
-PREVIEW = ("Question", "Text", "Answers", "Blank", "Maximum score", "Already in the store")
+PREVIEW = ("Question", "Text", "Answers", "Blank", "Reference answers", "Maximum score", "Already in the store")
 
 
 def new_app() -> AppTest:
@@ -257,8 +257,12 @@ def test_import_previews_then_groups(app, db):
     _upload(app, "geo.csv", ("student_id,answer\n" + rows).encode())
     preview = table(app, *PREVIEW)
     assert preview.to_dict("records") == [
-        {"Question": "geo", "Text": "", "Answers": 7, "Blank": 1, "Maximum score": "", "Already in the store": ""}
+        {
+            "Question": "geo", "Text": "", "Answers": 7, "Blank": 1, "Reference answers": 0,
+            "Maximum score": "", "Already in the store": "",
+        }
     ]
+    assert [i.value for i in app.info][0].startswith("1 question(s) have no reference answer")
     assert list(table(app, "Answer id", "Student", "Answer")["Answer"]) == answers
     app.button(key="import-go").click().run()
     assert successes(app) == ["Imported and grouped 1 question(s)."]

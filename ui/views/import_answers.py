@@ -84,6 +84,7 @@ st.dataframe(
             "Text": [q.text for q in questions],
             "Answers": [len(q.answers) for q in questions],
             "Blank": [sum(a.is_blank for a in q.answers) for q in questions],
+            "Reference answers": [len(q.reference_answers) for q in questions],
             "Maximum score": ["" if q.max_score is None else f"{q.max_score:g}" for q in questions],
             "Already in the store": ["yes" if q.question_id in existing else "" for q in questions],
         }
@@ -91,6 +92,14 @@ st.dataframe(
     hide_index=True,
     key="import-preview-questions",
 )
+without = [q.question_id for q in questions if q.question_id not in existing and not q.reference_answers]
+if without:
+    # The reference answer is the strongest grouping signal there is (docs/grouping.md).
+    st.info(
+        f"{len(without)} question(s) have no reference answer, so their answers are grouped by content "
+        "alone. A reference_answers column (the instructor's model answer) groups explanations by how "
+        "much of it they say, which saves more grading work."
+    )
 first = questions[0]
 st.text(f"First answers of question {first.question_id}:")
 st.dataframe(
