@@ -73,6 +73,7 @@ class Action(enum.StrEnum):
     RETRAIN = "retrain"
     SET_MAX_SCORE = "set_max_score"  # a question's maximum score: the scale every grade is on
     UNDO_ANY = "undo_any"  # undo another grader's edit (anyone may undo their own)
+    SET_REFERENCES = "set_references"  # a question's reference answers, and regrouping by them
 
 
 # Declared as a table so that the whole policy can be read, and tested, at a glance.

@@ -31,6 +31,7 @@ from grouper.edits import (
     QuestionState,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     Undo,
     UndoRecord,
@@ -47,11 +48,14 @@ __all__ = [
 ]
 
 #: Version of the state's JSON form; snapshots of another format are ignored (rebuilt).
-STATE_FORMAT = 1
+#: 2: question attributes (maximum score, reference answers) and their undo records.
+STATE_FORMAT = 2
 
 PAYLOAD_TYPES: dict[str, type] = {
     cls.kind: cls
-    for cls in (Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, Undo)
+    for cls in (
+        Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, SetReferences, Undo
+    )
 }
 
 
@@ -176,6 +180,14 @@ def _before_back(d: dict | list | None) -> GroupState | Mark | None:
     return _mark_back(d) if isinstance(d, list) else _group_back(d)
 
 
+def _attribute(name: str, value: object) -> object:
+    return list(value) if name == "reference_answers" and value is not None else value
+
+
+def _attribute_back(name: str, value: object) -> object:
+    return tuple(value) if name == "reference_answers" and value is not None else value
+
+
 def _record(r: UndoRecord) -> dict:
     return {
         "edit_id": r.edit_id,
@@ -186,7 +198,7 @@ def _record(r: UndoRecord) -> dict:
         "marks_before": [[a, _mark(m)] for a, m in r.marks_before.items()],
         "locations_before": [[a, loc] for a, loc in r.locations_before.items()],
         "overrides_before": [[a, _grade(g)] for a, g in r.overrides_before.items()],
-        "max_score_before": None if r.max_score_before is None else [r.max_score_before[0], _mark(r.max_score_before[1])],
+        "attributes_before": [[name, _attribute(name, v), _mark(m)] for name, (v, m) in r.attributes_before.items()],
     }
 
 
@@ -200,7 +212,7 @@ def _record_back(d: dict) -> UndoRecord:
         marks_before={a: _mark_back(m) for a, m in d["marks_before"]},
         locations_before={a: loc for a, loc in d["locations_before"]},
         overrides_before={a: _grade_back(g) for a, g in d["overrides_before"]},
-        max_score_before=None if d.get("max_score_before") is None else (d["max_score_before"][0], _mark_back(d["max_score_before"][1])),
+        attributes_before={name: (_attribute_back(name, v), _mark_back(m)) for name, v, m in d["attributes_before"]},
     )
 
 
@@ -253,6 +265,8 @@ def state_to_dict(state: QuestionState) -> dict[str, Any]:
         "last_change": _change(state.last_change),
         "max_score": state.max_score,
         "max_score_mark": _mark(state.max_score_mark),
+        "reference_answers": _attribute("reference_answers", state.reference_answers),
+        "references_mark": _mark(state.references_mark),
     }
 
 
@@ -292,7 +306,8 @@ def state_from_dict(data: Mapping[str, Any]) -> QuestionState:
         records={r["edit_id"]: _record_back(r) for r in data["records"]},
         undone={e: u for e, u in data["undone"]},
         last_change=_change_back(data["last_change"]),
-        # Snapshots from before maximum scores existed have neither: no maximum then.
-        max_score=data.get("max_score"),
-        max_score_mark=_mark_back(data.get("max_score_mark")),
+        max_score=data["max_score"],
+        max_score_mark=_mark_back(data["max_score_mark"]),
+        reference_answers=_attribute_back("reference_answers", data["reference_answers"]),
+        references_mark=_mark_back(data["references_mark"]),
     )

@@ -29,6 +29,11 @@ A question may have a maximum score (``SetMaxScore``, logged like any edit). Whi
 every grade lies in [0, maximum]: a grade outside is refused, a maximum below a grade given is
 refused, and so is a grade made on a version from before the maximum last changed (5 meant
 half marks out of 10, and means full marks out of 5). Undo obeys the same rule.
+
+The maximum score and the reference answers (``SetReferences``, for questions imported without
+them or with wrong ones) are the question's *attributes*: each has its value and the mark of
+its last change in the state, is refused when changed on a version older than that mark, and is
+undone like a group, by lineage.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ __all__ = [
     "Rename",
     "ReplayError",
     "SetMaxScore",
+    "SetReferences",
     "Split",
     "Undo",
     "UndoRecord",
@@ -255,9 +261,9 @@ class UndoRecord:
         Each answer the edit moved: its group before (``None``: ungrouped).
     overrides_before : mapping of str to Grade or None
         Each answer whose override the edit set or cleared.
-    max_score_before : tuple of (float or None, Mark or None), or None
-        For an edit that changed the question's maximum score: the maximum and its mark
-        before; ``None`` for every other edit.
+    attributes_before : mapping of str to (value, Mark or None)
+        Each question attribute the edit changed (``"max_score"``, ``"reference_answers"``):
+        its value and mark before.
     """
 
     edit_id: int
@@ -268,7 +274,7 @@ class UndoRecord:
     marks_before: Mapping[str, Mark | None]
     locations_before: Mapping[str, int | None]
     overrides_before: Mapping[str, Grade | None]
-    max_score_before: tuple[float | None, Mark | None] | None = None
+    attributes_before: Mapping[str, tuple[object, Mark | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=True)
@@ -307,6 +313,11 @@ class QuestionState:
         The question's maximum score; every grade lies in [0, max_score]. ``None``: no limit.
     max_score_mark : Mark or None
         The last change of the maximum (who, when, and the live edit it shows).
+    reference_answers : tuple of str, or None
+        The reference answers set by ``SetReferences`` (``()``: none, on purpose); ``None``:
+        the question's own, as imported.
+    references_mark : Mark or None
+        The last change of the reference answers.
     """
 
     question_id: str
@@ -324,6 +335,8 @@ class QuestionState:
     last_change: Change | None = field(default=None, repr=False)
     max_score: float | None = None
     max_score_mark: Mark | None = field(default=None, repr=False)
+    reference_answers: tuple[str, ...] | None = None
+    references_mark: Mark | None = field(default=None, repr=False)
 
     @property
     def answer_ids(self) -> tuple[str, ...]:
@@ -559,6 +572,34 @@ class SetMaxScore:
             object.__setattr__(self, "max_score", value)
 
 
+_MAX_REFERENCE = 5000  # characters of one reference answer
+_MAX_REFERENCES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SetReferences:
+    """Set the question's reference answers (``()``: none), which grouping and regrouping use
+    in place of the ones imported with it."""
+
+    kind: ClassVar[str] = "references"
+    texts: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        texts = _as_tuple(self.texts, "references: texts")
+        clean = []
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"references: each reference answer must be non-empty text, found {t!r}")
+            if len(t) > _MAX_REFERENCE:
+                raise ValueError(f"references: a reference answer is {len(t)} characters; at most {_MAX_REFERENCE}")
+            clean.append(t.strip())
+        if len(set(clean)) != len(clean):
+            raise ValueError("references: a reference answer is given twice; give each once")
+        if len(clean) > _MAX_REFERENCES:
+            raise ValueError(f"references: {len(clean)} reference answers; at most {_MAX_REFERENCES}")
+        object.__setattr__(self, "texts", tuple(clean))
+
+
 @dataclass(frozen=True, slots=True)
 class Undo:
     """Reverse an earlier edit (itself possibly an undo), as a new event."""
@@ -571,7 +612,13 @@ class Undo:
             raise ValueError(f"undo: edit_id must be a positive integer (an edit's id), found {self.edit_id!r}")
 
 
-Payload = Union[Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, Undo]
+Payload = Union[
+    Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, SetReferences, Undo
+]
+
+#: Question attributes set by edits: the state field of each, and the field of its mark.
+_ATTRIBUTE_MARKS = {"max_score": "max_score_mark", "reference_answers": "references_mark"}
+_ATTRIBUTE_NAMES = {"max_score": "maximum score", "reference_answers": "reference answers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -831,10 +878,8 @@ class _Builder:
         self.removal_lineage: dict[int, int] = {}
         self.next_group_id = state.next_group_id
         self.undoes: int | None = None
-        # The new maximum score, boxed so that "removed" (None) differs from "unchanged".
-        self.max_score_change: tuple[float | None] | None = None
-        self.max_score_what = ""
-        self.max_score_lineage: int | None = None
+        # Question attributes this edit sets: name -> (new value, what, lineage or None).
+        self.attribute_changes: dict[str, tuple[object, str, int | None]] = {}
 
     # ----- checks
 
@@ -873,11 +918,24 @@ class _Builder:
             now = "removed" if limit is None else f"changed to {_score(limit)}"
             self.problems.append(f"the question's maximum score was {now} by {_who(mark.author)} at version {mark.version}")
 
+    def attribute_seen(self, name: str) -> None:
+        """Records a reason when the attribute changed after the author's version."""
+        mark = getattr(self.state, _ATTRIBUTE_MARKS[name])
+        if mark is not None and mark.version > self.edit.base_version:
+            self.problems.append(
+                f"the question's {_ATTRIBUTE_NAMES[name]} were {mark.what} by {_who(mark.author)} at version {mark.version}"
+                if name == "reference_answers"
+                else f"the question's {_ATTRIBUTE_NAMES[name]} was {mark.what} by {_who(mark.author)} at version {mark.version}"
+            )
+
+    def set_attribute(self, name: str, value: object, what: str, lineage: int | None = None) -> None:
+        self.attribute_changes[name] = (value, what, lineage)
+
     def check_score_range(self) -> None:
         """Refuses the edit when it would leave a grade outside [0, maximum]: the grades it
         gives, or every grade when it changes the maximum."""
-        changing = self.max_score_change is not None
-        limit = self.max_score_change[0] if self.max_score_change is not None else self.state.max_score
+        changing = "max_score" in self.attribute_changes
+        limit = self.attribute_changes["max_score"][0] if changing else self.state.max_score
         if limit is None:
             return
         state = self.state
@@ -1027,7 +1085,9 @@ class _Builder:
             marks_before={a: old.answer_marks.get(a) for a in touched_answers},
             locations_before={a: old.location[a] for a in moved},
             overrides_before={a: old.overrides.get(a) for a in self.override_changes},
-            max_score_before=None if self.max_score_change is None else (old.max_score, old.max_score_mark),
+            attributes_before={
+                name: (getattr(old, name), getattr(old, _ATTRIBUTE_MARKS[name])) for name in self.attribute_changes
+            },
         )
         records = dict(old.records)
         records[record.edit_id] = record
@@ -1044,11 +1104,10 @@ class _Builder:
                 if again.undoes is not None:
                     undone[again.undoes] = again.edit_id
 
-        max_score, max_score_mark = old.max_score, old.max_score_mark
-        if self.max_score_change is not None:
-            max_score = self.max_score_change[0]
-            lineage = edit_id if self.max_score_lineage is None else self.max_score_lineage
-            max_score_mark = Mark(version, author, self.max_score_what, lineage)
+        attributes: dict[str, object] = {}
+        for name, (value, what, lineage) in self.attribute_changes.items():
+            attributes[name] = value
+            attributes[_ATTRIBUTE_MARKS[name]] = Mark(version, author, what, edit_id if lineage is None else lineage)
 
         state = QuestionState(
             question_id=old.question_id,
@@ -1063,9 +1122,13 @@ class _Builder:
             removed=removed,
             records=records,
             undone=undone,
-            max_score=max_score,
-            max_score_mark=max_score_mark,
+            max_score=old.max_score,
+            max_score_mark=old.max_score_mark,
+            reference_answers=old.reference_answers,
+            references_mark=old.references_mark,
         )
+        if attributes:
+            state = replace(state, **attributes)
         change = Change(
             edit_id=self.edit.edit_id,
             author=author,
@@ -1310,14 +1373,17 @@ def _undo(b: _Builder, p: Undo) -> None:
             stale.append((f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
         else:
             b.answer(a)
-    if record.max_score_before is not None:
-        expected = record.edit_id if reversed_ is None else _lineage(reversed_.max_score_before[1])
-        mark = state.max_score_mark
+    for name in record.attributes_before:
+        expected = record.edit_id if reversed_ is None else _lineage(reversed_.attributes_before[name][1])
+        mark = getattr(state, _ATTRIBUTE_MARKS[name])
         if _lineage(mark) != expected:
             assert mark is not None
-            stale.append((f"the question's maximum score was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
-        elif mark is not None and mark.version > b.edit.base_version:
-            b.problems.append(f"the question's maximum score was {mark.what} by {_who(mark.author)} at version {mark.version}")
+            were = "were" if name == "reference_answers" else "was"
+            stale.append(
+                (f"the question's {_ATTRIBUTE_NAMES[name]} {were} {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version)
+            )
+        else:
+            b.attribute_seen(name)
     if stale and p.edit_id in state.undone:
         undo_id = state.undone[p.edit_id]
         b.refuse(f"edit {p.edit_id} was already undone by edit {undo_id} ({state.records[undo_id].author})")
@@ -1340,11 +1406,8 @@ def _undo(b: _Builder, p: Undo) -> None:
         b.set_override(a, before_grade, f"given back its earlier override by undoing edit {p.edit_id}")
     for a in record.locations_before.keys() | record.overrides_before.keys():
         b.lineage[a] = _lineage(record.marks_before[a])
-    if record.max_score_before is not None:
-        before_max, before_mark = record.max_score_before
-        b.max_score_change = (before_max,)
-        b.max_score_what = f"{'removed' if before_max is None else f'set back to {_score(before_max)}'} by undoing edit {p.edit_id}"
-        b.max_score_lineage = _lineage(before_mark)
+    for name, (before_value, before_mark) in record.attributes_before.items():
+        b.set_attribute(name, before_value, f"set back by undoing edit {p.edit_id}", _lineage(before_mark))
     b.undoes = p.edit_id
 
 
@@ -1376,18 +1439,22 @@ def _add_answers(b: _Builder, p: AddAnswers) -> None:
 
 
 def _set_max_score(b: _Builder, p: SetMaxScore) -> None:
-    mark = b.state.max_score_mark
-    if mark is not None and mark.version > b.edit.base_version:
-        limit = b.state.max_score
-        now = "removed" if limit is None else f"set to {_score(limit)}"
-        b.problems.append(f"the question's maximum score was {now} by {_who(mark.author)} at version {mark.version}")
+    b.attribute_seen("max_score")
     b.refuse_if_problems()
     if p.max_score == b.state.max_score:
         if p.max_score is None:
             b.refuse("the question has no maximum score to remove; nothing to do")
         b.refuse(f"the question's maximum score is already {_score(p.max_score)}; nothing to do")
-    b.max_score_change = (p.max_score,)
-    b.max_score_what = "removed" if p.max_score is None else f"set to {_score(p.max_score)}"
+    b.set_attribute("max_score", p.max_score, "removed" if p.max_score is None else f"set to {_score(p.max_score)}")
+
+
+def _set_references(b: _Builder, p: SetReferences) -> None:
+    b.attribute_seen("reference_answers")
+    b.refuse_if_problems()
+    if p.texts == b.state.reference_answers:
+        already = "already has no reference answers" if not p.texts else "already has exactly these reference answers"
+        b.refuse(f"the question {already}; nothing to do")
+    b.set_attribute("reference_answers", p.texts, "removed" if not p.texts else "set")
 
 
 def _lineage(before: GroupState | Mark | None) -> int:
@@ -1406,6 +1473,7 @@ _HANDLERS = {
     GradeGroup: _grade_group,
     GradeAnswer: _grade_answer,
     SetMaxScore: _set_max_score,
+    SetReferences: _set_references,
     Undo: _undo,
 }
 

@@ -26,6 +26,7 @@ from grouper.edits import (
     QuestionState,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     Undo,
 )
@@ -113,6 +114,9 @@ def describe(payload: Payload) -> str:
         return f"added {_answers(p.answer_ids, 'late answer')}"
     if isinstance(p, SetMaxScore):
         return "removed the maximum score" if p.max_score is None else f"set the maximum score to {p.max_score:g}"
+    if isinstance(p, SetReferences):
+        n = len(p.texts)
+        return "removed the reference answers" if not n else f"set {n} reference answer{'' if n == 1 else 's'}"
     if isinstance(p, Undo):
         return f"undid edit {p.edit_id}"
     raise TypeError(f"no description for edit payload {type(p).__name__}")

@@ -34,6 +34,7 @@ __all__ = [
     "model_author",
     "plan_regroup",
     "regroup_question",
+    "regroup_stored_question",
     "regroup_store",
 ]
 
@@ -246,27 +247,52 @@ def regroup_store(
         Per question: edits appended, and the reason it stopped early (a grader's edit came
         in between and made the rest of the plan stale: it is refused, never forced).
     """
-    from grouper.edits import EditRefused
-
     version = version or registry.active()
     encoder = registry.load(version, device=device)
     author = model_author(version)
-    report: dict[str, tuple[int, str | None]] = {}
-    for qid in questions or store.question_ids():
-        state = store.state(qid)
-        question = store.question(qid)
-        answers = question.answers
-        vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
-        references = question_references(question, encoder, cache=store.embeddings)
-        done = 0
-        refused = None
-        try:
-            for payload in regroup_question(state, answers, vectors, settings, references):
-                # Against the version the plan was made from, so that a grader's edit in
-                # between makes the rest of the plan refused rather than applied blindly.
-                store.append(qid, author, state.version + done, payload)
-                done += 1
-        except EditRefused as exc:
-            refused = str(exc)
-        report[qid] = (done, refused)
-    return report
+    return {qid: regroup_stored_question(store, qid, encoder, author, settings) for qid in questions or store.question_ids()}
+
+
+def regroup_stored_question(
+    store, question_id: str, encoder, author: str, settings: GroupingSettings | None = None
+) -> tuple[int, str | None]:
+    """Regroup one stored question's free answers with ``encoder``, as logged edits.
+
+    The question's current reference answers are used (``Store.question``: those set since
+    import, else its own), so that references added after import regroup what nobody has
+    reviewed yet.
+
+    Parameters
+    ----------
+    store : Store
+    question_id : str
+    encoder : Encoder
+    author : str
+        A model author (``model:...``): such edits never become training pairs.
+    settings : GroupingSettings, optional
+
+    Returns
+    -------
+    (int, str or None)
+        Edits appended, and why the plan stopped early when a grader's edit came in between
+        (the rest is refused, never forced).
+    """
+    from grouper.edits import EditRefused
+
+    if not is_model_author(author):
+        raise ValueError(f"regrouping edits are a model's; author {author!r} must start with {MODEL_AUTHOR_PREFIX!r}")
+    state = store.state(question_id)
+    question = store.question(question_id)
+    answers = question.answers
+    vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
+    references = question_references(question, encoder, cache=store.embeddings)
+    done = 0
+    try:
+        for payload in regroup_question(state, answers, vectors, settings, references):
+            # Against the version the plan was made from, so that a grader's edit in
+            # between makes the rest of the plan refused rather than applied blindly.
+            store.append(question_id, author, state.version + done, payload)
+            done += 1
+    except EditRefused as exc:
+        return done, str(exc)
+    return done, None

@@ -225,3 +225,17 @@ def test_import_takes_the_maximum_score_from_the_file_or_the_option(tmp_path, ca
         assert (store.state("a").max_score, store.state("b").max_score) == (2.0, 3.0)
         for qid in ("a", "b"):
             assert [(e.author, e.kind) for e in store.edits(qid)] == [("prof", "max_score")]
+
+
+def test_reference_answers_from_the_command_line(db, capsys):
+    status, out, _ = edit(capsys, "references", "Canberra", "Canberra is the capital")
+    assert status == 0 and "references by ta1" in out
+    with Store.open(db) as store:
+        assert store.question("q1").reference_answers == ("Canberra", "Canberra is the capital")
+    status, _, err = edit(capsys, "references")
+    assert status == 2 and "give the reference answers, or --clear" in err
+    assert edit(capsys, "references", "--clear")[0] == 0
+    with Store.open(db) as store:
+        assert store.reference_answers("q1") == ()
+    status, out, _ = run(capsys, "history", "-q", "q1")
+    assert out.splitlines()[0].endswith("ta1: removed the reference answers")

@@ -40,6 +40,7 @@ from grouper.edits import (
     Move,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     Undo,
     apply,
@@ -53,6 +54,8 @@ TITLES = ("Canberra", "Sydney", "x", "y")
 SCORES = (0.0, 0.5, 1.0, -1.0)
 MAXIMA = (None, 0.5, 1.0, 2.0)
 MAX = ("max",)  # the model's item for the question's maximum score
+REFS = ("refs",)  # and for its reference answers (None: as imported)
+REFERENCE_SETS = ((), ("Canberra",), ("Canberra", "It is Canberra"))
 ABSENT = None
 
 
@@ -72,6 +75,7 @@ class Model:
         for a in answer_ids:
             self.stacks[("a", a)] = [(0, (loc[a], None))]
         self.stacks[MAX] = [(0, None)]
+        self.stacks[REFS] = [(0, None)]
         self.next_gid = max(groups, default=0) + 1
         self.writes: dict[int, dict[tuple, object]] = {}  # edit -> values it pushed
         self.effect: dict[int, tuple[str, int]] = {}  # edit -> ("push" | "pop", normal edit)
@@ -393,6 +397,13 @@ class GradingSession(RuleBasedStateMachine):
             self.model.commit({("a", a): (loc, new)})
         self.submit(user, GradeAnswer(a, score), ok)
 
+    @rule(user=st.sampled_from(USERS), texts=st.sampled_from(REFERENCE_SETS))
+    def set_references(self, user, texts):
+        ok = not self.model.stale(REFS, self.seen[user]) and texts != self.model.value(REFS)
+        if ok:
+            self.model.commit({REFS: texts})
+        self.submit(user, SetReferences(texts), ok)
+
     @rule(user=st.sampled_from(USERS), limit=st.sampled_from(MAXIMA))
     def set_max_score(self, user, limit):
         ok = (
@@ -430,13 +441,13 @@ class GradingSession(RuleBasedStateMachine):
         latest = self.state.version
         target = data.draw(st.one_of(st.just(latest), st.integers(1, latest + 1)), label="undo edit")
         before_target = self.model.history[target - 1] if target <= latest else None
-        undone_content_before = (self.state.content(), self.state.max_score)
+        undone_content_before = (self.state.content(), self.state.max_score, self.state.reference_answers)
         ok = self.model.undo(target, self.seen[user])
         self.submit(user, Undo(target), ok)
         if ok and target == latest and self.model.effect[target][0] == "push":
             # undoing the latest (ordinary) edit puts everything back as it was before it
             assert self.state.content() == _impl_shape(before_target), "undo did not restore the prior state"
-            assert (self.state.content(), self.state.max_score) != undone_content_before
+            assert (self.state.content(), self.state.max_score, self.state.reference_answers) != undone_content_before
 
     # ----- invariants
 
@@ -445,6 +456,7 @@ class GradingSession(RuleBasedStateMachine):
         assert self.state.version == self.model.version
         assert self.state.content() == _impl_shape(self.model.content())
         assert self.state.max_score == self.model.value(MAX)
+        assert self.state.reference_answers == self.model.value(REFS)
 
     @invariant()
     def every_answer_is_in_exactly_one_place(self):

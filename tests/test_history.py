@@ -19,6 +19,7 @@ from grouper.edits import (
     Move,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     Undo,
     initial_state,
@@ -54,6 +55,8 @@ def log() -> Log:
         (AddAnswers(("l1", "l2"), (1, None)), "added 2 late answers (l1, l2)"),
         (SetMaxScore(5), "set the maximum score to 5"),
         (SetMaxScore(None), "removed the maximum score"),
+        (SetReferences(("x", "y")), "set 2 reference answers"),
+        (SetReferences(()), "removed the reference answers"),
         (Undo(4), "undid edit 4"),
     ],
 )

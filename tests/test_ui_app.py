@@ -20,7 +20,20 @@ from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from grouper.answers import Question, load_answers, parse_answers
-from grouper.edits import NEW, Confirm, EditRefused, GradeAnswer, GradeGroup, Merge, Move, Rename, SetMaxScore, Split, Undo
+from grouper.edits import (
+    NEW,
+    Confirm,
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    Rename,
+    SetMaxScore,
+    SetReferences,
+    Split,
+    Undo,
+)
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -840,3 +853,22 @@ def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_gr
     # Reviewed groups kept their members and ids; every answer is still somewhere exactly once.
     assert {gid: after.groups[gid].members for gid in reviewed} == reviewed
     assert sorted(after.location) == sorted(before.location)
+
+
+def test_an_instructor_adds_a_reference_answer_and_regroups_what_nobody_reviewed(app, db):
+    kept = state(db).groups[1].members
+    app.button(key="confirm-q1-1").click().run()
+    app.text_area(key="references-q1").input("Canberra\nCanberra is the capital of Australia.\n\nCanberra")
+    app.button(key="references-save-q1").click().run()
+    assert successes(app) == ["Question q1 now has 2 reference answer(s)."]
+    assert logged(db)[-1] == ("Ada", SetReferences(("Canberra", "Canberra is the capital of Australia.")))
+    app.button(key="references-regroup-q1").click().run()
+    assert successes(app)[0].startswith("Regrouped the answers nobody has reviewed (")
+    assert {a for a, _ in logged(db)[2:]} == {"model:references:Ada"}
+    assert state(db).groups[1].members == kept  # the confirmed group never moves
+
+
+def test_tas_do_not_see_the_reference_answers_editor(db, tmp_path, monkeypatch):
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    assert not at.exception
+    assert [b for b in at.button if b.key == "references-regroup-q1"] == []

@@ -36,6 +36,7 @@ from grouper.edits import (
     QuestionState,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     Undo,
     auto_split_parts,
@@ -131,6 +132,10 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
         if (args.points is None) == (not args.clear):
             raise ValueError("max-score: give POINTS, or --clear to remove the maximum")
         return SetMaxScore(None if args.clear else args.points)
+    if verb == "references":
+        if bool(args.texts) == args.clear:
+            raise ValueError("references: give the reference answers, or --clear for none")
+        return SetReferences(() if args.clear else tuple(args.texts))
     if verb == "undo":
         return Undo(args.edit_id)
     raise AssertionError(verb)
@@ -224,6 +229,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("max-score", help="set the question's maximum score: every grade then lies in [0, POINTS]")
     p.add_argument("points", type=float, nargs="?", metavar="POINTS")
     p.add_argument("--clear", action="store_true", help="remove the maximum instead")
+    p = verbs.add_parser(
+        "references", help="set the question's reference answers (then `grouper regroup -q Q` regroups what nobody reviewed)"
+    )
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="one argument per reference answer")
+    p.add_argument("--clear", action="store_true", help="no reference answers (group by content alone)")
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)

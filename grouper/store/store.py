@@ -18,7 +18,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -286,7 +286,9 @@ class Store:
         return self._read(txn, "listing questions")
 
     def question(self, question_id: str) -> Question:
-        """The stored question with its answers, as imported."""
+        """The stored question with its answers (import order, then late answers), and its
+        reference answers: those set by the log's latest ``SetReferences``, else as imported;
+        its maximum score from the log too."""
 
         def txn(conn: Connection) -> Question:
             q = self._question_row(conn, question_id)
@@ -299,7 +301,22 @@ class Store:
                 q.split,
             )
 
-        return self._read(txn, f"reading question {question_id}")
+        question = self._read(txn, f"reading question {question_id}")
+        state = self.state(question_id)
+        if state.reference_answers is not None:
+            question = replace(question, reference_answers=state.reference_answers)
+        return replace(question, max_score=state.max_score)
+
+    def reference_answers(self, question_id: str) -> tuple[str, ...]:
+        """The question's reference answers now (as :meth:`question` gives them), without
+        reading its answers: cheap enough for every page run."""
+        state = self.state(question_id)
+        if state.reference_answers is not None:
+            return state.reference_answers
+        return self._read(
+            lambda conn: tuple(json.loads(self._question_row(conn, question_id).reference_answers)),
+            f"reading question {question_id}",
+        )
 
     def answers(self, question_id: str) -> tuple[Answer, ...]:
         """The question's answers in import order."""

@@ -28,6 +28,7 @@ from grouper.edits import (
     QuestionState,
     Rename,
     SetMaxScore,
+    SetReferences,
     Split,
     auto_split_parts,
 )
@@ -229,6 +230,26 @@ def _set_max_score(clear: bool = False) -> None:
     )
 
 
+def _set_references() -> None:
+    typed = st.session_state.get(f"references-{question_id}", "")
+    texts = tuple(dict.fromkeys(line.strip() for line in typed.splitlines() if line.strip()))
+    done = "no reference answers" if not texts else f"{len(texts)} reference answer(s)"
+    ui_common.submit(question_id, SetReferences(texts), f"Question {question_id} now has {done}.")
+
+
+def _regroup_by_references() -> None:
+    from grouper.regroup import regroup_stored_question
+
+    author = f"model:references:{ui_common.current_identity().author}"
+    done, refused = regroup_stored_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author)
+    if refused:
+        ui_common.flash("error", f"Regrouping stopped after {done} edit(s): the question was edited meanwhile.", refused)
+    elif done:
+        ui_common.flash("success", f"Regrouped the answers nobody has reviewed ({done} edits).")
+    else:
+        ui_common.flash("info", "Nothing to regroup: the answers nobody has reviewed are grouped so already.")
+
+
 def _undo() -> None:
     ui_common.undo_last(question_id)
 
@@ -277,6 +298,7 @@ def workspace() -> None:
         f"{len(state.ungrouped)} answers ungrouped. Version {state.version}."
     )
     _max_score_line(state)
+    _references_editor(state)
 
     left, right = st.columns([1, 1], gap="medium")
     with left:
@@ -497,6 +519,28 @@ def _max_score_line(state: QuestionState) -> None:
             cols[1].form_submit_button("Set", key=f"max-score-set-{question_id}", on_click=_set_max_score)
         if limit is not None:
             st.button("Remove the maximum", key=f"max-score-clear-{question_id}", on_click=_set_max_score, args=(True,))
+
+
+def _references_editor(state: QuestionState) -> None:
+    """Instructors give (or fix) the reference answers, then regroup what nobody reviewed."""
+    if not identity.may(Action.SET_REFERENCES):
+        return
+    current = ui_common.store().reference_answers(question_id)
+    with st.expander(f"Reference answers ({len(current)})"):
+        with st.form(f"references-form-{question_id}", border=False):
+            st.text_area(
+                "One reference answer per line",
+                value="\n".join(current),
+                key=f"references-{question_id}",
+                help="The instructor's model answers: answers are grouped by how much of one they say",
+            )
+            st.form_submit_button("Save", key=f"references-save-{question_id}", on_click=_set_references)
+        st.button(
+            "Regroup the answers nobody has reviewed",
+            key=f"references-regroup-{question_id}",
+            on_click=_regroup_by_references,
+            help="Confirmed and graded groups never move",
+        )
 
 
 def _score_bounds(state: QuestionState) -> dict:
