@@ -97,8 +97,9 @@ if without:
     # The reference answer is the strongest grouping signal there is (docs/grouping.md).
     st.info(
         f"{len(without)} question(s) have no reference answer, so their answers are grouped by content "
-        "alone. A reference_answers column (the instructor's model answer) groups explanations by how "
-        "much of it they say, which saves more grading work."
+        "alone. A reference_answers column (the instructor's model answer), or the groups page's "
+        "Reference answers after import, groups explanations by how much of it they say, which saves "
+        "more grading work."
     )
 first = questions[0]
 st.text(f"First answers of question {first.question_id}:")
