@@ -151,7 +151,9 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     """Write one row per student: a score column per question and their total.
 
     Answers without a student id stand for themselves (``answer:<id>``). A missing or
-    ungraded answer is an empty cell and counts 0 in the total.
+    ungraded answer is an empty cell and counts 0 in the total. When any question has a
+    maximum score, a ``points_possible`` row comes first, as gradebooks (Canvas) expect: each
+    question's maximum, and their sum when every question has one.
 
     Returns
     -------
@@ -159,14 +161,20 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
         The number of students.
     """
     question_ids: list[str] = []
+    maxima: dict[str, float | None] = {}
     table: dict[str, dict[str, float | None]] = {}
     for row in rows:
         if row.question_id not in question_ids:
             question_ids.append(row.question_id)
+            maxima[row.question_id] = row.max_score
         student = row.student_id or f"answer:{row.answer_id}"
         table.setdefault(student, {})[row.question_id] = row.score
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["student_id", *(neutralise(q) for q in question_ids), "total"])
+    if any(m is not None for m in maxima.values()):
+        known = [maxima[q] for q in question_ids]
+        total_possible = float(sum(known)) if all(m is not None for m in known) else None
+        writer.writerow(["points_possible", *(_cell(m) for m in known), _cell(total_possible)])
     for student, scores in table.items():
         total = sum(s for s in scores.values() if s is not None)
         writer.writerow([neutralise(student), *(_cell(scores.get(q)) for q in question_ids), _cell(float(total))])

@@ -118,6 +118,24 @@ def test_grades_by_student_has_a_column_per_question_and_a_total(store):
     assert table["-5"] == ["-1.5", "", "-1.5"]
 
 
+def test_grades_by_student_say_the_points_possible_when_questions_have_a_maximum():
+    from grouper.exports import GradeRow
+
+    def row(q, a, student, score, max_score):
+        return GradeRow(q, a, student, score, max_score, "", "group", 1, "g", "ta", 1)
+
+    rows = [row("q1", "a0", "s0", 2.0, 3.0), row("q2", "b0", "s0", 1.0, None), row("q1", "a1", "s1", 3.0, 3.0)]
+    buffer = io.StringIO(newline="")
+    assert write_grades_by_student_csv(rows, buffer) == 2  # students, not the points row
+    lines = list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))
+    assert lines[:2] == [["student_id", "q1", "q2", "total"], ["points_possible", "3", "", ""]]
+    assert lines[2] == ["s0", "2", "1", "3"]
+    rows[1] = row("q2", "b0", "s0", 1.0, 2.0)
+    buffer = io.StringIO(newline="")
+    write_grades_by_student_csv(rows, buffer)
+    assert list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))[1] == ["points_possible", "3", "2", "5"]
+
+
 def test_a_damaged_grades_csv_is_refused_with_its_row(store):
     buffer = io.StringIO(newline="")
     write_grades_csv(_rows(store), buffer)
