@@ -618,7 +618,7 @@ Payload = Union[
 
 #: Question attributes set by edits: the state field of each, and the field of its mark.
 _ATTRIBUTE_MARKS = {"max_score": "max_score_mark", "reference_answers": "references_mark"}
-_ATTRIBUTE_NAMES = {"max_score": "maximum score", "reference_answers": "reference answers"}
+_ATTRIBUTE_NAMES = {"max_score": "maximum score was", "reference_answers": "reference answers were"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -922,11 +922,7 @@ class _Builder:
         """Records a reason when the attribute changed after the author's version."""
         mark = getattr(self.state, _ATTRIBUTE_MARKS[name])
         if mark is not None and mark.version > self.edit.base_version:
-            self.problems.append(
-                f"the question's {_ATTRIBUTE_NAMES[name]} were {mark.what} by {_who(mark.author)} at version {mark.version}"
-                if name == "reference_answers"
-                else f"the question's {_ATTRIBUTE_NAMES[name]} was {mark.what} by {_who(mark.author)} at version {mark.version}"
-            )
+            self.problems.append(_attribute_change(name, mark))
 
     def set_attribute(self, name: str, value: object, what: str, lineage: int | None = None) -> None:
         self.attribute_changes[name] = (value, what, lineage)
@@ -1144,6 +1140,11 @@ class _Builder:
 
     def _restores_removed(self) -> bool:
         return any(g is not None and gid in self.state.removed for gid, g in self.group_changes.items())
+
+
+def _attribute_change(name: str, mark: Mark) -> str:
+    """``"the question's maximum score was set to 5 by ada at version 3"``."""
+    return f"the question's {_ATTRIBUTE_NAMES[name]} {mark.what} by {_who(mark.author)} at version {mark.version}"
 
 
 def _grade_in(state: QuestionState, group_id: int) -> Grade | None:
@@ -1378,10 +1379,7 @@ def _undo(b: _Builder, p: Undo) -> None:
         mark = getattr(state, _ATTRIBUTE_MARKS[name])
         if _lineage(mark) != expected:
             assert mark is not None
-            were = "were" if name == "reference_answers" else "was"
-            stale.append(
-                (f"the question's {_ATTRIBUTE_NAMES[name]} {were} {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version)
-            )
+            stale.append((_attribute_change(name, mark), mark.version))
         else:
             b.attribute_seen(name)
     if stale and p.edit_id in state.undone:

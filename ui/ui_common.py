@@ -242,11 +242,18 @@ def choose_question() -> str | None:
         current = ids[0]
     picked = st.sidebar.selectbox("Question", ids, index=ids.index(current), key="question-picker")
     st.session_state[QUESTION] = picked
-    question = store().question(picked)
-    if question.text:
+    text = _question_text(str(db_path()), picked)
+    if text:
         with st.sidebar:
-            plain(shorten(question.text, 300))
+            plain(shorten(text, 300))
     return picked
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _question_text(path: str, question_id: str) -> str:
+    # A question's text never changes once imported: read it once per process, not with all
+    # its answers on every page run.
+    return next((i.text for i in _open_store(path).questions() if i.question_id == question_id), "")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

@@ -303,9 +303,8 @@ class Store:
 
         question = self._read(txn, f"reading question {question_id}")
         state = self.state(question_id)
-        if state.reference_answers is not None:
-            question = replace(question, reference_answers=state.reference_answers)
-        return replace(question, max_score=state.max_score)
+        references = question.reference_answers if state.reference_answers is None else state.reference_answers
+        return replace(question, reference_answers=references, max_score=state.max_score)
 
     def reference_answers(self, question_id: str) -> tuple[str, ...]:
         """The question's reference answers now (as :meth:`question` gives them), without
@@ -319,8 +318,11 @@ class Store:
         )
 
     def answers(self, question_id: str) -> tuple[Answer, ...]:
-        """The question's answers in import order."""
-        return self.question(question_id).answers
+        """The question's answers: import order, then late answers."""
+        return self._read(
+            lambda conn: self._answers(conn, self._question_row(conn, question_id).id, question_id),
+            f"reading the answers of question {question_id}",
+        )
 
     def _answers(self, conn: Connection, qpk: int, question_id: str) -> tuple[Answer, ...]:
         rows = conn.execute(select(answers).where(answers.c.question_pk == qpk).order_by(answers.c.position)).all()
