@@ -74,6 +74,7 @@ class Action(enum.StrEnum):
     SET_MAX_SCORE = "set_max_score"  # a question's maximum score: the scale every grade is on
     UNDO_ANY = "undo_any"  # undo another grader's edit (anyone may undo their own)
     SET_REFERENCES = "set_references"  # a question's reference answers, and regrouping by them
+    SET_RUBRIC = "set_rubric"  # a question's rubric: repricing an item regrades everyone who has it
 
 
 # Declared as a table so that the whole policy can be read, and tested, at a glance.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from grouper.edits import (
     AddAnswers,
@@ -30,8 +30,10 @@ from grouper.edits import (
     Payload,
     QuestionState,
     Rename,
+    RubricItem,
     SetMaxScore,
     SetReferences,
+    SetRubric,
     Split,
     Undo,
     UndoRecord,
@@ -49,14 +51,12 @@ __all__ = [
 
 #: Version of the state's JSON form; snapshots of another format are ignored (rebuilt).
 #: 2: question attributes (maximum score, reference answers) and their undo records.
-STATE_FORMAT = 2
+#: 3: the rubric attribute, and the rubric items of grades.
+STATE_FORMAT = 3
 
-PAYLOAD_TYPES: dict[str, type] = {
-    cls.kind: cls
-    for cls in (
-        Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, SetReferences, Undo
-    )
-}
+#: Every payload class by its kind: the members of the ``Payload`` union, so a new edit kind
+#: needs no second list here.
+PAYLOAD_TYPES: dict[str, type] = {cls.kind: cls for cls in get_args(Payload)}
 
 
 # --------------------------------------------------------------------------- payloads and edits
@@ -67,6 +67,8 @@ def payload_to_dict(payload: Payload) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": payload.kind}
     for f in fields(payload):
         value = getattr(payload, f.name)
+        if f.name == "items" and value == () and isinstance(payload, GradeGroup | GradeAnswer):
+            continue  # a bare score: its record reads as before rubrics existed
         if isinstance(value, tuple):
             value = [list(v) if isinstance(v, tuple) else v for v in value]
         out[f.name] = value
@@ -131,11 +133,13 @@ def edit_from_dict(data: Mapping[str, Any]) -> Edit:
 
 
 def _grade(g: Grade | None) -> list | None:
-    return None if g is None else [g.score, g.comment, g.by, g.version]
+    if g is None:
+        return None
+    return [g.score, g.comment, g.by, g.version] + ([list(g.items)] if g.items else [])
 
 
 def _grade_back(d: list | None) -> Grade | None:
-    return None if d is None else Grade(d[0], d[1], d[2], d[3])
+    return None if d is None else Grade(d[0], d[1], d[2], d[3], tuple(d[4]) if len(d) > 4 else ())
 
 
 def _group(g: GroupState | None) -> dict | None:
@@ -181,11 +185,15 @@ def _before_back(d: dict | list | None) -> GroupState | Mark | None:
 
 
 def _attribute(name: str, value: object) -> object:
-    return list(value) if name == "reference_answers" and value is not None else value
+    if name == "rubric":
+        return [list(i) for i in value]  # type: ignore[attr-defined]
+    return list(value) if name == "reference_answers" and value is not None else value  # type: ignore[call-overload]
 
 
 def _attribute_back(name: str, value: object) -> object:
-    return tuple(value) if name == "reference_answers" and value is not None else value
+    if name == "rubric":
+        return tuple(RubricItem(*i) for i in value)  # type: ignore[attr-defined]
+    return tuple(value) if name == "reference_answers" and value is not None else value  # type: ignore[call-overload]
 
 
 def _record(r: UndoRecord) -> dict:
@@ -267,6 +275,8 @@ def state_to_dict(state: QuestionState) -> dict[str, Any]:
         "max_score_mark": _mark(state.max_score_mark),
         "reference_answers": _attribute("reference_answers", state.reference_answers),
         "references_mark": _mark(state.references_mark),
+        "rubric": _attribute("rubric", state.rubric),
+        "rubric_mark": _mark(state.rubric_mark),
     }
 
 
@@ -310,4 +320,6 @@ def state_from_dict(data: Mapping[str, Any]) -> QuestionState:
         max_score_mark=_mark_back(data["max_score_mark"]),
         reference_answers=_attribute_back("reference_answers", data["reference_answers"]),
         references_mark=_mark_back(data["references_mark"]),
+        rubric=_attribute_back("rubric", data["rubric"]),
+        rubric_mark=_mark_back(data["rubric_mark"]),
     )

@@ -34,6 +34,13 @@ The maximum score and the reference answers (``SetReferences``, for questions im
 them or with wrong ones) are the question's *attributes*: each has its value and the mark of
 its last change in the state, is refused when changed on a version older than that mark, and is
 undone like a group, by lineage.
+
+The third attribute is the question's *rubric* (``SetRubric``): named items with points. A
+grade may be given as a set of rubric items instead of a bare score; its score is then the sum
+of their points. Changing an item's points regrades every group and answer that has the item,
+in the same edit, so the grade change is recorded like any other and undone with it. An item
+still in use cannot be removed, a grade cannot be given with a rubric older than the current
+one, and a rubric change cannot be undone while a grade given since uses an item it changed.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import ClassVar, Literal, Union
+from typing import ClassVar, Literal, NamedTuple, Union
 
 import numpy as np
 
@@ -71,8 +78,10 @@ __all__ = [
     "QuestionState",
     "Rename",
     "ReplayError",
+    "RubricItem",
     "SetMaxScore",
     "SetReferences",
+    "SetRubric",
     "Split",
     "Undo",
     "UndoRecord",
@@ -135,21 +144,49 @@ class Grade:
         The author of the edit that gave it.
     version : int
         The version at which it was given.
+    items : tuple of int
+        The rubric items it was given as (sorted ids); ``()`` for a bare score. With items,
+        ``score`` is the sum of their current points.
     """
 
     score: float
     comment: str = ""
     by: str | None = None
     version: int = 0
+    items: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score", _check_score(self.score, "grade score"))
         if not isinstance(self.comment, str):
             raise ValueError(f"grade comment must be text, found {type(self.comment).__name__}")
+        object.__setattr__(self, "items", _item_ids(self.items, "grade items"))
 
     def same_as(self, other: Grade | None) -> bool:
-        """True when ``other`` has the same score and comment (ignoring who gave it)."""
-        return other is not None and other.score == self.score and other.comment == self.comment
+        """True when ``other`` has the same score, comment and rubric items (ignoring who gave it)."""
+        return (
+            other is not None
+            and other.score == self.score
+            and other.comment == self.comment
+            and other.items == self.items
+        )
+
+
+class RubricItem(NamedTuple):
+    """One item of a question's rubric: a grader ticks it, the grade earns its points.
+
+    Attributes
+    ----------
+    item_id : int
+        Stable id (>= 1): grades name their items by it, so a description can be reworded.
+    description : str
+        What the item stands for, e.g. ``"names the closed path"``; shown to graders.
+    points : float
+        Added to the score; negative for a deduction.
+    """
+
+    item_id: int
+    description: str
+    points: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +355,10 @@ class QuestionState:
         the question's own, as imported.
     references_mark : Mark or None
         The last change of the reference answers.
+    rubric : tuple of RubricItem
+        The question's rubric (``()``: none), in the order graders see it.
+    rubric_mark : Mark or None
+        The last change of the rubric.
     """
 
     question_id: str
@@ -337,6 +378,8 @@ class QuestionState:
     max_score_mark: Mark | None = field(default=None, repr=False)
     reference_answers: tuple[str, ...] | None = None
     references_mark: Mark | None = field(default=None, repr=False)
+    rubric: tuple[RubricItem, ...] = ()
+    rubric_mark: Mark | None = field(default=None, repr=False)
 
     @property
     def answer_ids(self) -> tuple[str, ...]:
@@ -375,8 +418,31 @@ class QuestionState:
         return groups, self.ungrouped, overrides
 
 
-def _grade_key(grade: Grade | None) -> tuple[float, str] | None:
-    return None if grade is None else (grade.score, grade.comment)
+    def rubric_item(self, item_id: int) -> RubricItem | None:
+        """The rubric item with that id, ``None`` when the rubric has none."""
+        return next((i for i in self.rubric if i.item_id == item_id), None)
+
+    def retired_rubric_items(self) -> dict[int, RubricItem]:
+        """Items of earlier rubrics that the current one no longer has, by id (the latest
+        form of each). Their ids are never given to new items: an undo may bring back a
+        grade that names one, and it must mean what it meant."""
+        current = {i.item_id for i in self.rubric}
+        retired: dict[int, RubricItem] = {}
+        for record in self.records.values():  # in edit order: later forms win
+            before = record.attributes_before.get("rubric")
+            for item in before[0] if before is not None else ():  # type: ignore[union-attr]
+                if item.item_id not in current:
+                    retired[item.item_id] = item
+        return retired
+
+    def next_rubric_item_id(self) -> int:
+        """The id for a new rubric item: above every id the question's rubrics have used."""
+        used = [i.item_id for i in self.rubric] + list(self.retired_rubric_items())
+        return max(used, default=0) + 1
+
+
+def _grade_key(grade: Grade | None) -> tuple[float, str, tuple[int, ...]] | None:
+    return None if grade is None else (grade.score, grade.comment, grade.items)
 
 
 # --------------------------------------------------------------------------- payloads
@@ -493,41 +559,60 @@ class Rename:
 
 @dataclass(frozen=True, slots=True)
 class GradeGroup:
-    """Grade a group (every member without an override); ``score=None`` clears its grade."""
+    """Grade a group (every member without an override); ``score=None`` without items clears
+    its grade.
+
+    With rubric ``items``, the grade is those items and its score the sum of their points;
+    ``score`` may then be left ``None``, and when given it must equal that sum (what the
+    grader saw). Without items, the score is the grade.
+    """
 
     kind: ClassVar[str] = "grade"
     group_id: int
     score: float | None
     comment: str = ""
+    items: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_id", _group_id(self.group_id, "grade: group_id"))
-        if self.score is not None:
-            object.__setattr__(self, "score", _check_score(self.score, "grade: score"))
-        elif self.comment:
-            raise ValueError("grade: a comment needs a score; clear a grade with score=None and no comment")
-        if not isinstance(self.comment, str):
-            raise ValueError(f"grade: comment must be text, found {type(self.comment).__name__}")
+        _check_grade_payload(self, "grade")
+
+    @property
+    def clears(self) -> bool:
+        """True when this edit removes the grade rather than giving one."""
+        return self.score is None and not self.items
 
 
 @dataclass(frozen=True, slots=True)
 class GradeAnswer:
-    """Override one answer's grade; ``score=None`` clears the override."""
+    """Override one answer's grade; ``score=None`` without items clears the override.
+    ``items`` as for :class:`GradeGroup`."""
 
     kind: ClassVar[str] = "grade_answer"
     answer_id: str
     score: float | None
     comment: str = ""
+    items: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.answer_id, str) or not self.answer_id:
             raise ValueError(f"grade_answer: answer_id must be a non-empty string, found {self.answer_id!r}")
-        if self.score is not None:
-            object.__setattr__(self, "score", _check_score(self.score, "grade_answer: score"))
-        elif self.comment:
-            raise ValueError("grade_answer: a comment needs a score; clear with score=None and no comment")
-        if not isinstance(self.comment, str):
-            raise ValueError(f"grade_answer: comment must be text, found {type(self.comment).__name__}")
+        _check_grade_payload(self, "grade_answer")
+
+    @property
+    def clears(self) -> bool:
+        """True when this edit removes the override rather than giving one."""
+        return self.score is None and not self.items
+
+
+def _check_grade_payload(p: GradeGroup | GradeAnswer, where: str) -> None:
+    if p.score is not None:
+        object.__setattr__(p, "score", _check_score(p.score, f"{where}: score"))
+    object.__setattr__(p, "items", _item_ids(p.items, f"{where}: items"))
+    if p.score is None and not p.items and p.comment:
+        raise ValueError(f"{where}: a comment needs a score or rubric items; clear a grade with score=None and no comment")
+    if not isinstance(p.comment, str):
+        raise ValueError(f"{where}: comment must be text, found {type(p.comment).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,6 +685,45 @@ class SetReferences:
         object.__setattr__(self, "texts", tuple(clean))
 
 
+_MAX_RUBRIC_ITEMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SetRubric:
+    """Set the question's whole rubric (``()``: none). Items are matched to the current ones
+    by id: an item whose points change regrades every grade that has it; an item still used
+    by a grade cannot be left out."""
+
+    kind: ClassVar[str] = "rubric"
+    items: tuple[RubricItem, ...]
+
+    def __post_init__(self) -> None:
+        items = []
+        for raw in _as_tuple(self.items, "rubric: items"):
+            parts = _as_tuple(raw, "rubric: an item (id, description, points)")
+            if len(parts) != 3:
+                raise ValueError(f"rubric: an item is (id, description, points), found {raw!r}")
+            item_id = _item_id(parts[0], "rubric: item id")
+            description = parts[1]
+            if not isinstance(description, str) or not description.strip():
+                raise ValueError(f"rubric: item {item_id} needs a description (non-empty text), found {description!r}")
+            if len(description) > _MAX_TITLE:
+                raise ValueError(f"rubric: item {item_id}'s description is {len(description)} characters; at most {_MAX_TITLE}")
+            points = _check_score(parts[2], f"rubric: item {item_id}'s points")
+            items.append(RubricItem(item_id, description.strip(), points))
+        ids = [i.item_id for i in items]
+        if len(set(ids)) != len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise ValueError(f"rubric: item id {twice} is given twice; give each item once")
+        descriptions = [i.description.casefold() for i in items]
+        if len(set(descriptions)) != len(descriptions):
+            twice = next(i for i in items if descriptions.count(i.description.casefold()) > 1)
+            raise ValueError(f"rubric: the description {twice.description!r} is given twice; graders could not tell them apart")
+        if len(items) > _MAX_RUBRIC_ITEMS:
+            raise ValueError(f"rubric: {len(items)} items; at most {_MAX_RUBRIC_ITEMS}")
+        object.__setattr__(self, "items", tuple(items))
+
+
 @dataclass(frozen=True, slots=True)
 class Undo:
     """Reverse an earlier edit (itself possibly an undo), as a new event."""
@@ -613,12 +737,24 @@ class Undo:
 
 
 Payload = Union[
-    Confirm, Merge, Split, Move, Delete, Rename, GradeGroup, GradeAnswer, AddAnswers, SetMaxScore, SetReferences, Undo
+    Confirm,
+    Merge,
+    Split,
+    Move,
+    Delete,
+    Rename,
+    GradeGroup,
+    GradeAnswer,
+    AddAnswers,
+    SetMaxScore,
+    SetReferences,
+    SetRubric,
+    Undo,
 ]
 
 #: Question attributes set by edits: the state field of each, and the field of its mark.
-_ATTRIBUTE_MARKS = {"max_score": "max_score_mark", "reference_answers": "references_mark"}
-_ATTRIBUTE_NAMES = {"max_score": "maximum score was", "reference_answers": "reference answers were"}
+_ATTRIBUTE_MARKS = {"max_score": "max_score_mark", "reference_answers": "references_mark", "rubric": "rubric_mark"}
+_ATTRIBUTE_NAMES = {"max_score": "maximum score was", "reference_answers": "reference answers were", "rubric": "rubric was"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,6 +839,12 @@ def _group_id(value: object, where: str) -> int:
     return int(value)
 
 
+def _item_id(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{where}: a rubric item id is an integer >= 1, found {value!r}")
+    return int(value)
+
+
 def _check_score(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{where} must be a number, found {value!r}")
@@ -718,6 +860,14 @@ def _check_title(value: object, where: str) -> str:
     if len(value) > _MAX_TITLE:
         raise ValueError(f"{where} is {len(value)} characters; at most {_MAX_TITLE} are allowed")
     return value.strip()
+
+
+def _item_ids(value: object, where: str) -> tuple[int, ...]:
+    """Rubric item ids, sorted: a grade is a set of items, whatever order they were ticked in."""
+    ids = [_item_id(i, where) for i in _as_tuple(value, where)]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{where} names a rubric item more than once")
+    return tuple(sorted(ids))
 
 
 def _as_tuple(value: object, where: str) -> tuple:
@@ -850,6 +1000,7 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
     builder = _Builder(state, edit)
     handler = _HANDLERS[type(edit.payload)]
     handler(builder, edit.payload)
+    builder.rescore_staged()
     builder.check_score_range()
     return builder.finish()
 
@@ -926,6 +1077,50 @@ class _Builder:
 
     def set_attribute(self, name: str, value: object, what: str, lineage: int | None = None) -> None:
         self.attribute_changes[name] = (value, what, lineage)
+
+    def rubric_after(self) -> tuple[RubricItem, ...]:
+        """The rubric as this edit leaves it."""
+        staged = self.attribute_changes.get("rubric")
+        return self.state.rubric if staged is None else staged[0]  # type: ignore[return-value]
+
+    def rubric_grade(self, score: float | None, comment: str, items: tuple[int, ...]) -> Grade:
+        """The grade a grading edit gives: its score, or the sum of its rubric items' points,
+        refused when an item is unknown, the rubric changed since the author's version, or the
+        score the author saw is not that sum."""
+        if not items:
+            assert score is not None
+            return Grade(score, comment, self.author, self.version)
+        self.attribute_seen("rubric")
+        self.refuse_if_problems()
+        points = {i.item_id: i.points for i in self.state.rubric}
+        unknown = [i for i in items if i not in points]
+        if unknown:
+            shown = ", ".join(str(i) for i in unknown)
+            self.refuse(f"rubric item(s) {shown} are not in question {self.state.question_id}'s rubric")
+        total = math.fsum(points[i] for i in items)
+        if score is not None and not math.isclose(score, total, rel_tol=0.0, abs_tol=1e-9):  # 0.1 + 0.2 is 0.3
+            self.refuse(f"score {_score(score)} is not the sum of the rubric items' points ({_score(total)})")
+        return Grade(total, comment, self.author, self.version, items)
+
+    def rescore_staged(self) -> None:
+        """Re-scores the rubric grades this edit puts in place (an undo's before-images) by the
+        rubric it leaves, so that a grade given as items always has their current points."""
+        points = {i.item_id: i.points for i in self.rubric_after()}
+        staged = [g.grade for g in self.group_changes.values() if g is not None and g.grade is not None]
+        staged += [g for g in self.override_changes.values() if g is not None]
+        missing = sorted({i for grade in staged for i in grade.items if i not in points})
+        if missing:
+            mark = self.state.rubric_mark
+            since = "" if mark is None else f" ({_who(mark.author)} changed the rubric at version {mark.version}; undo that first)"
+            self.refuse(f"the grade to put back has rubric item(s) {', '.join(map(str, missing))}, no longer in the rubric{since}")
+        for gid, g in self.group_changes.items():
+            if g is not None and g.grade is not None and g.grade.items:
+                rescored = _rescored(g.grade, points)
+                if rescored is not g.grade:
+                    self.group_changes[gid] = replace(g, grade=rescored)
+        for a, grade in self.override_changes.items():
+            if grade is not None and grade.items:
+                self.override_changes[a] = _rescored(grade, points)
 
     def check_score_range(self) -> None:
         """Refuses the edit when it would leave a grade outside [0, maximum]: the grades it
@@ -1122,6 +1317,8 @@ class _Builder:
             max_score_mark=old.max_score_mark,
             reference_answers=old.reference_answers,
             references_mark=old.references_mark,
+            rubric=old.rubric,
+            rubric_mark=old.rubric_mark,
         )
         if attributes:
             state = replace(state, **attributes)
@@ -1305,36 +1502,36 @@ def _rename(b: _Builder, p: Rename) -> None:
 
 def _grade_group(b: _Builder, p: GradeGroup) -> None:
     g = b.group(p.group_id)
-    if p.score is not None:
+    if not p.clears:
         b.max_score_seen()
     b.refuse_if_problems()
     assert g is not None
-    if p.score is None:
+    if p.clears:
         if g.grade is None:
             b.refuse(f"group {g.group_id} has no grade to clear; nothing to do")
         b.set_group(replace(g, grade=None), "cleared of its grade")
         return
-    grade = Grade(p.score, p.comment, b.author, b.version)
+    grade = b.rubric_grade(p.score, p.comment, p.items)
     if grade.same_as(g.grade):
-        b.refuse(f"group {g.group_id} already has grade {_score(p.score)} with that comment; nothing to do")
-    b.set_group(replace(g, grade=grade), f"graded {_score(p.score)}")
+        b.refuse(f"group {g.group_id} already has grade {_score(grade.score)} with that comment; nothing to do")
+    b.set_group(replace(g, grade=grade), f"graded {_score(grade.score)}")
 
 
 def _grade_answer(b: _Builder, p: GradeAnswer) -> None:
     b.answer(p.answer_id)
-    if p.score is not None:
+    if not p.clears:
         b.max_score_seen()
     b.refuse_if_problems()
     current = b.state.overrides.get(p.answer_id)
-    if p.score is None:
+    if p.clears:
         if current is None:
             b.refuse(f"answer {p.answer_id!r} has no grade override to clear; nothing to do")
         b.set_override(p.answer_id, None, "cleared of its grade override")
         return
-    grade = Grade(p.score, p.comment, b.author, b.version)
+    grade = b.rubric_grade(p.score, p.comment, p.items)
     if grade.same_as(current):
-        b.refuse(f"answer {p.answer_id!r} already has override {_score(p.score)} with that comment; nothing to do")
-    b.set_override(p.answer_id, grade, f"given the grade override {_score(p.score)}")
+        b.refuse(f"answer {p.answer_id!r} already has override {_score(grade.score)} with that comment; nothing to do")
+    b.set_override(p.answer_id, grade, f"given the grade override {_score(grade.score)}")
 
 
 def _undo(b: _Builder, p: Undo) -> None:
@@ -1382,6 +1579,7 @@ def _undo(b: _Builder, p: Undo) -> None:
             stale.append((_attribute_change(name, mark), mark.version))
         else:
             b.attribute_seen(name)
+    stale += _rubric_dependents(state, record)
     if stale and p.edit_id in state.undone:
         undo_id = state.undone[p.edit_id]
         b.refuse(f"edit {p.edit_id} was already undone by edit {undo_id} ({state.records[undo_id].author})")
@@ -1455,6 +1653,84 @@ def _set_references(b: _Builder, p: SetReferences) -> None:
     b.set_attribute("reference_answers", p.texts, "removed" if not p.texts else "set")
 
 
+def _set_rubric(b: _Builder, p: SetRubric) -> None:
+    state = b.state
+    b.attribute_seen("rubric")
+    b.refuse_if_problems()
+    if p.items == state.rubric:
+        b.refuse("the question's rubric is already exactly this; nothing to do")
+    retired = state.retired_rubric_items()
+    reused = [i for i in p.items if i.item_id in retired]
+    if reused:
+        old = retired[reused[0].item_id]
+        b.refuse(
+            f"rubric item id {old.item_id} was {old.description!r} in an earlier rubric; give a new item a new id "
+            f"(the next free one is {state.next_rubric_item_id()})"
+        )
+    new_points = {i.item_id: i.points for i in p.items}
+    used = _rubric_use(state)
+    dropped = sorted(i for i in used if i not in new_points)
+    if dropped:
+        item = state.rubric_item(dropped[0])
+        name = repr(item.description) if item is not None else str(dropped[0])
+        b.refuse(
+            f"rubric item {name} is part of {_count(len(used[dropped[0]]), 'grade')}; "
+            "give those groups or answers another grade before removing it"
+        )
+    old_points = {i.item_id: i.points for i in state.rubric}
+    repriced = {i for i, pts in new_points.items() if i in old_points and old_points[i] != pts}
+    names = ", ".join(repr(i.description) for i in p.items if i.item_id in repriced)
+    what = f"regraded (rubric item {names} changed points)"
+    for gid, g in state.groups.items():
+        if g.grade is not None and repriced.intersection(g.grade.items):
+            b.set_group(replace(g, grade=_rescored(g.grade, new_points)), what)
+    for a, grade in state.overrides.items():
+        if repriced.intersection(grade.items):
+            b.set_override(a, _rescored(grade, new_points), what)
+    if not p.items:
+        change = "removed"
+    elif not state.rubric:
+        change = f"set ({_count(len(p.items), 'item')})"
+    else:
+        change = "changed" + (f" (item {names} now worth other points)" if repriced else "")
+    b.set_attribute("rubric", p.items, change)
+
+
+def _rubric_dependents(state: QuestionState, record: UndoRecord) -> list[tuple[str, int]]:
+    """Grades given after ``record``'s edit with a rubric item whose points undoing it would
+    change (or whose item it would remove): undoing it first would leave them wrong."""
+    if "rubric" not in record.attributes_before:
+        return []
+    restored = {i.item_id: i.points for i in record.attributes_before["rubric"][0]}  # type: ignore[union-attr]
+    affected = {i.item_id for i in state.rubric if restored.get(i.item_id) != i.points}
+    found: list[tuple[str, int]] = []
+    for gid, g in state.groups.items():
+        if g.grade is not None and g.grade.version > record.edit_id and affected.intersection(g.grade.items):
+            found.append((f"group {gid} was graded with the rubric by {_who(g.grade.by)} at version {g.grade.version}", g.grade.version))
+    for a, grade in state.overrides.items():
+        if grade.version > record.edit_id and affected.intersection(grade.items):
+            found.append((f"answer {a!r} was graded with the rubric by {_who(grade.by)} at version {grade.version}", grade.version))
+    return found
+
+
+def _rubric_use(state: QuestionState) -> dict[int, list[str]]:
+    """Per rubric item in use, where: ``"group 3"`` or ``"answer 'a1'"`` for each grade."""
+    used: dict[int, list[str]] = {}
+    for gid, g in state.groups.items():
+        for i in g.grade.items if g.grade is not None else ():
+            used.setdefault(i, []).append(f"group {gid}")
+    for a, grade in state.overrides.items():
+        for i in grade.items:
+            used.setdefault(i, []).append(f"answer {a!r}")
+    return used
+
+
+def _rescored(grade: Grade, points: Mapping[int, float]) -> Grade:
+    """The grade with the score its items are worth by ``points`` (the same object when equal)."""
+    total = math.fsum(points[i] for i in grade.items)
+    return grade if total == grade.score else replace(grade, score=total)
+
+
 def _lineage(before: GroupState | Mark | None) -> int:
     """The ``set_by`` of a before-image; 0 for what had never changed (or never existed)."""
     return 0 if before is None else before.set_by
@@ -1472,6 +1748,7 @@ _HANDLERS = {
     GradeAnswer: _grade_answer,
     SetMaxScore: _set_max_score,
     SetReferences: _set_references,
+    SetRubric: _set_rubric,
     Undo: _undo,
 }
 

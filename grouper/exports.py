@@ -22,6 +22,7 @@ from grouper.answers import Answer
 from grouper.edit_codec import edit_to_dict
 from grouper.edits import Edit, QuestionState
 from grouper.pairs import TrainingPair
+from grouper.rubric import rubric_text
 
 __all__ = [
     "GRADE_COLUMNS",
@@ -73,7 +74,9 @@ class GradeRow:
 
     ``source`` is ``"override"``, ``"group"`` or ``""`` (ungraded); ``graded_by`` and
     ``graded_at_version`` name the edit that gave the grade; ``max_score`` is the question's
-    maximum score (empty when it has none), so that a score reads "out of" something.
+    maximum score (empty when it has none), so that a score reads "out of" something;
+    ``rubric_items`` lists the rubric items the grade was given as, each with its points
+    (``"names the closed path (+2); wrong units (-0.5)"``), empty for a bare score.
     """
 
     question_id: str
@@ -82,6 +85,7 @@ class GradeRow:
     score: float | None
     max_score: float | None
     comment: str
+    rubric_items: str
     source: str
     group_id: int | None
     group_title: str
@@ -115,6 +119,7 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
                 score=None if grade is None else grade.score,
                 max_score=state.max_score,
                 comment="" if grade is None else grade.comment,
+                rubric_items="" if grade is None else rubric_text(state, grade.items),
                 source=state.grade_source(answer.answer_id) or "",
                 group_id=group_id,
                 group_title="" if group_id is None else state.groups[group_id].title,

@@ -27,6 +27,7 @@ from grouper.edits import (
     Rename,
     SetMaxScore,
     SetReferences,
+    SetRubric,
     Split,
     Undo,
 )
@@ -69,8 +70,14 @@ def _answers(ids: tuple[str, ...], noun: str = "answer") -> str:
     return f"{len(ids)} {noun}s ({named})"
 
 
-def _grade(score: float, comment: str) -> str:
-    return f"{score:g}" + (f" ({comment})" if comment else "")
+def _grade(score: float | None, comment: str, items: tuple[int, ...] = ()) -> str:
+    # The payload names item ids; their points may have changed since, so no score is
+    # made up for a rubric grade that did not state one.
+    shown = "" if score is None else f"{score:g}"
+    if items:
+        ids = ", ".join(str(i) for i in items)
+        shown = f"rubric item{'' if len(items) == 1 else 's'} {ids}" + (f" = {shown}" if shown else "")
+    return shown + (f" ({comment})" if comment else "")
 
 
 def describe(payload: Payload) -> str:
@@ -105,11 +112,13 @@ def describe(payload: Payload) -> str:
     if isinstance(p, Rename):
         return f"renamed group {p.group_id} to {p.title!r}"
     if isinstance(p, GradeGroup):
-        return f"cleared the grade of group {p.group_id}" if p.score is None else f"graded group {p.group_id}: {_grade(p.score, p.comment)}"
+        if p.clears:
+            return f"cleared the grade of group {p.group_id}"
+        return f"graded group {p.group_id}: {_grade(p.score, p.comment, p.items)}"
     if isinstance(p, GradeAnswer):
-        if p.score is None:
+        if p.clears:
             return f"cleared the own grade of answer {p.answer_id}"
-        return f"gave answer {p.answer_id} its own grade: {_grade(p.score, p.comment)}"
+        return f"gave answer {p.answer_id} its own grade: {_grade(p.score, p.comment, p.items)}"
     if isinstance(p, AddAnswers):
         return f"added {_answers(p.answer_ids, 'late answer')}"
     if isinstance(p, SetMaxScore):
@@ -117,6 +126,9 @@ def describe(payload: Payload) -> str:
     if isinstance(p, SetReferences):
         n = len(p.texts)
         return "removed the reference answers" if not n else f"set {n} reference answer{'' if n == 1 else 's'}"
+    if isinstance(p, SetRubric):
+        n = len(p.items)
+        return "removed the rubric" if not n else f"set the rubric ({n} item{'' if n == 1 else 's'})"
     if isinstance(p, Undo):
         return f"undid edit {p.edit_id}"
     raise TypeError(f"no description for edit payload {type(p).__name__}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "centroids",
     "confidence_cue",
     "grade_change_summary",
+    "GradeInUse",
     "grades_in_use",
     "least_typical_first",
     "listing_order",
@@ -95,12 +96,22 @@ def grade_change_summary(change: Change | None) -> str | None:
     return f"{n} answer{'' if n == 1 else 's'} changed grade: {detail}."
 
 
-def grades_in_use(state: QuestionState) -> list[tuple[float, str, int]]:
+class GradeInUse(NamedTuple):
+    """A grade given in the question, and how often: what "Grade as before" offers."""
+
+    score: float
+    comment: str
+    uses: int
+    items: tuple[int, ...] = ()  # rubric items: given again, it follows their current points
+
+
+def grades_in_use(state: QuestionState) -> list[GradeInUse]:
     """The grades given in a question so far, to give again in one click.
 
-    Each distinct (score, comment) counts once per group graded with it and once per answer
-    given it as its own grade: graders reuse the same few grades, and typing one again risks
-    a slip (1 for 1.5, or the comment worded another way for the same mistake).
+    Each distinct grade (score, comment and rubric items) counts once per group graded with it
+    and once per answer given it as its own grade: graders reuse the same few grades, and
+    typing one again risks a slip (1 for 1.5, or the comment worded another way for the same
+    mistake).
 
     Parameters
     ----------
@@ -108,18 +119,16 @@ def grades_in_use(state: QuestionState) -> list[tuple[float, str, int]]:
 
     Returns
     -------
-    list of (score, comment, uses)
+    list of GradeInUse
         Most used first; ties by higher score, then comment.
     """
-    uses: dict[tuple[float, str], int] = {}
-    for group in state.groups.values():
-        if group.grade is not None:
-            key = (group.grade.score, group.grade.comment)
-            uses[key] = uses.get(key, 0) + 1
-    for grade in state.overrides.values():
-        key = (grade.score, grade.comment)
+    uses: dict[tuple[float, str, tuple[int, ...]], int] = {}
+    grades = [g.grade for g in state.groups.values() if g.grade is not None] + list(state.overrides.values())
+    for grade in grades:
+        key = (grade.score, grade.comment, grade.items)
         uses[key] = uses.get(key, 0) + 1
-    return sorted(((s, c, n) for (s, c), n in uses.items()), key=lambda t: (-t[2], -t[0], t[1]))
+    found = [GradeInUse(s, c, n, items) for (s, c, items), n in uses.items()]
+    return sorted(found, key=lambda g: (-g.uses, -g.score, g.comment, g.items))
 
 
 def typicality(vectors: np.ndarray) -> np.ndarray:

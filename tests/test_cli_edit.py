@@ -91,7 +91,7 @@ def test_bad_input_is_status_2_with_a_message(db, capsys):
     status, _, err = run(capsys, "edit", "-q", "q1", "confirm", "1")
     assert status == 2 and "needs an author" in err
     status, _, err = edit(capsys, "grade", "1")
-    assert status == 2 and "give a SCORE, or --clear" in err
+    assert status == 2 and "give a SCORE or --items, or --clear" in err
     status, _, err = run(capsys, "edit", "-q", "q9", "--author", "ta1", "confirm", "1")
     assert status == 2 and "question 'q9' is not in" in err
     status, _, err = edit(capsys, "split", "7", "--k", "2")
@@ -239,3 +239,41 @@ def test_reference_answers_from_the_command_line(db, capsys):
         assert store.reference_answers("q1") == ()
     status, out, _ = run(capsys, "history", "-q", "q1")
     assert out.splitlines()[0].endswith("ta1: removed the reference answers")
+
+
+def test_a_rubric_from_the_command_line_grades_and_regrades(db, capsys):
+    status, out, _ = edit(capsys, "rubric", "names Canberra=2", "spelling=-0.5", author="prof")
+    assert status == 0 and "rubric by prof" in out
+    assert [(i.item_id, i.description, i.points) for i in state(db).rubric] == [(1, "names Canberra", 2.0), (2, "spelling", -0.5)]
+    status, out, _ = edit(capsys, "grade", "1", "--items", "1", "--comment", "right")
+    assert status == 0 and "3 answer(s) changed grade" in out
+    assert edit(capsys, "grade-answer", "a1", "--items", "1,2")[0] == 0
+    assert state(db).grade_of("a1").score == 1.5
+    # a stated score must be the items' sum
+    status, _, err = edit(capsys, "grade-answer", "a2", "3", "--items", "1")
+    assert status == 3 and "not the sum of the rubric items' points (2)" in err
+    # the same description with new points keeps the id, so it regrades everyone who has it
+    status, out, _ = edit(capsys, "rubric", "names Canberra=3", "spelling=-0.5", author="prof")
+    assert status == 0 and "3 answer(s) changed grade" in out and "a1: 1.5 -> 2.5" in out
+    # an id before a colon rewords an item and keeps it; an item in use cannot be dropped
+    assert edit(capsys, "rubric", "1: says Canberra=3", "spelling=-0.5", author="prof")[0] == 0
+    assert state(db).rubric_item(1).description == "says Canberra"
+    status, _, err = edit(capsys, "rubric", "says Canberra=3", author="prof")
+    assert status == 3 and "rubric item 'spelling' is part of 1 grade" in err
+    for bad, message in [(("rubric", "no points"), "is not DESCRIPTION=POINTS"), (("rubric", "x=many"), "'many' is not a number"),
+                         (("rubric",), "or --clear for no rubric"), (("grade", "1", "--clear", "--items", "1"), "--clear takes no")]:
+        status, _, err = edit(capsys, *bad, author="prof")
+        assert status == 2 and message in err, err
+    with pytest.raises(SystemExit) as exit_:  # argparse's own refusal of the option's value
+        edit(capsys, "grade", "1", "--items", "a")
+    assert exit_.value.code == 2 and "give rubric item ids separated by commas" in capsys.readouterr().err
+    status, out, _ = run(capsys, "show", "-q", "q1")
+    assert "rubric: says Canberra (+3)" in out and "rubric item 2: spelling (-0.5)" in out
+    status, out, _ = run(capsys, "show", "-q", "q1", "--json")
+    shown = json.loads(out)
+    assert shown["rubric"][0] == {"item_id": 1, "description": "says Canberra", "points": 3.0}
+    assert shown["overrides"]["a1"]["rubric_items"] == [1, 2]
+    status, out, _ = run(capsys, "history", "-q", "q1")
+    lines = out.splitlines()
+    assert lines[0].endswith("prof: set the rubric (2 items)")
+    assert any(line.endswith("ta1: gave answer a1 its own grade: rubric items 1, 2") for line in lines)

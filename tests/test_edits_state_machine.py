@@ -477,12 +477,17 @@ class GradingSession(RuleBasedStateMachine):
 
 
 def _impl_shape(model_content):
-    """Model content in the shape of ``QuestionState.content()``."""
+    """Model content in the shape of ``QuestionState.content()`` (grades here are bare scores:
+    no rubric items; ``test_rubric_properties`` covers those)."""
     groups, ungrouped, overrides = model_content
+
+    def grade(g):
+        return None if g is None else (*g, ())
+
     return (
-        tuple((gid, title, members, status, grade, blank) for gid, title, members, status, grade, blank in groups),
+        tuple((gid, title, members, status, grade(g), blank) for gid, title, members, status, g, blank in groups),
         ungrouped,
-        overrides,
+        tuple((a, grade(g)) for a, g in overrides),
     )
 
 

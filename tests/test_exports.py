@@ -122,7 +122,7 @@ def test_grades_by_student_say_the_points_possible_when_questions_have_a_maximum
     from grouper.exports import GradeRow
 
     def row(q, a, student, score, max_score):
-        return GradeRow(q, a, student, score, max_score, "", "group", 1, "g", "ta", 1)
+        return GradeRow(q, a, student, score, max_score, "", "", "group", 1, "g", "ta", 1)
 
     rows = [row("q1", "a0", "s0", 2.0, 3.0), row("q2", "b0", "s0", 1.0, None), row("q1", "a1", "s1", 3.0, 3.0)]
     buffer = io.StringIO(newline="")

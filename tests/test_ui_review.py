@@ -105,8 +105,8 @@ def test_listing_order_is_largest_first_blank_last_ties_by_id():
 
 def test_grades_in_use_are_counted_per_score_and_comment_most_used_first():
     from grouper.clustering import UNGROUPED, Group, Grouping
-    from grouper.edits import GradeAnswer, GradeGroup, apply, initial_state, make_edit
-    from grouper.review import grades_in_use
+    from grouper.edits import GradeAnswer, GradeGroup, SetRubric, apply, initial_state, make_edit
+    from grouper.review import GradeInUse, grades_in_use
 
     ids = [f"a{i}" for i in range(7)]
     grouping = Grouping(
@@ -126,7 +126,15 @@ def test_grades_in_use_are_counted_per_score_and_comment_most_used_first():
         state = apply(state, make_edit(state, "ta", payload))
     # counted by use (groups and own grades), ties by higher score; a0's own grade counts once
     # and its group's grade still counts for the group
-    assert grades_in_use(state) == [(1.0, "right", 2), (0.0, "wrong city", 2), (0.5, "", 1)]
+    assert grades_in_use(state) == [
+        GradeInUse(1.0, "right", 2),
+        GradeInUse(0.0, "wrong city", 2),
+        GradeInUse(0.5, "", 1),
+    ]
+    # a rubric grade is its own preset, even at a score a bare grade has
+    state = apply(state, make_edit(state, "ta", SetRubric(((1, "names Canberra", 1.0),))))
+    state = apply(state, make_edit(state, "ta", GradeAnswer("a1", None, "right", items=(1,))))
+    assert GradeInUse(1.0, "right", 1, (1,)) in grades_in_use(state)
 
 
 def test_grade_changes_are_summarised_by_before_and_after():

@@ -6,6 +6,8 @@ Each verb appends one attributed edit to the store's log, against the version th
     grouper edit --db grades.sqlite -q q1 --author ta1 merge 3 7
     grouper edit -q q1 --author ta1 move q1-004,q1-017 --to ungrouped
     grouper edit -q q1 --author ta1 grade 3 2 --comment "correct"
+    grouper edit -q q1 --author prof rubric "names the closed path=2" "wrong units=-0.5"
+    grouper edit -q q1 --author ta1 grade 3 --items 1,2
     grouper edit -q q1 --author ta1 undo 12
 
 Exit status: 0 applied, 3 refused (the message says what changed and by whom), 2 bad input.
@@ -37,10 +39,12 @@ from grouper.edits import (
     Rename,
     SetMaxScore,
     SetReferences,
+    SetRubric,
     Split,
     Undo,
     auto_split_parts,
 )
+from grouper.rubric import parse_rubric
 from grouper.store import Store
 
 if TYPE_CHECKING:
@@ -55,6 +59,16 @@ def _ids(text: str) -> tuple[str, ...]:
     if not ids:
         raise argparse.ArgumentTypeError(f"{text!r} names no answer; give answer ids separated by commas")
     return ids
+
+
+def _item_list(text: str) -> tuple[int, ...]:
+    try:
+        items = tuple(int(i) for i in text.split(",") if i.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--items {text!r}: give rubric item ids separated by commas, e.g. 1,3") from None
+    if not items:
+        raise argparse.ArgumentTypeError(f"--items {text!r} names no rubric item")
+    return items
 
 
 def _target(text: str) -> int | None | str:
@@ -124,10 +138,19 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
         return Delete(args.group)
     if verb == "rename":
         return Rename(args.group, args.title)
-    if verb == "grade":
-        return GradeGroup(args.group, None if args.clear else _score(args), args.comment or "")
-    if verb == "grade-answer":
-        return GradeAnswer(args.answer, None if args.clear else _score(args), args.comment or "")
+    if verb in ("grade", "grade-answer"):
+        if args.clear and (args.items or args.score is not None):
+            raise ValueError(f"{verb}: --clear takes no SCORE or --items")
+        score = None if args.clear or args.items else _score(args)
+        if args.items and args.score is not None:
+            score = args.score  # checked against the items' points: what the grader expects
+        if verb == "grade":
+            return GradeGroup(args.group, score, args.comment or "", items=args.items or ())
+        return GradeAnswer(args.answer, score, args.comment or "", items=args.items or ())
+    if verb == "rubric":
+        if bool(args.items) == args.clear:
+            raise ValueError("rubric: give the items as DESCRIPTION=POINTS, or --clear for no rubric")
+        return SetRubric(()) if args.clear else parse_rubric(state, args.items)
     if verb == "max-score":
         if (args.points is None) == (not args.clear):
             raise ValueError("max-score: give POINTS, or --clear to remove the maximum")
@@ -143,7 +166,7 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
 
 def _score(args: argparse.Namespace) -> float:
     if args.score is None:
-        raise ValueError(f"{args.verb}: give a SCORE, or --clear to remove the grade")
+        raise ValueError(f"{args.verb}: give a SCORE or --items, or --clear to remove the grade")
     return args.score
 
 
@@ -225,6 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(target, type=int if target == "group" else str)
         p.add_argument("score", type=float, nargs="?")
         p.add_argument("--comment", help="comment shown with the grade")
+        p.add_argument(
+            "--items", type=_item_list, metavar="I1,I2", help="grade with these rubric items: the score is their points' sum"
+        )
         p.add_argument("--clear", action="store_true", help="remove the grade instead")
     p = verbs.add_parser("max-score", help="set the question's maximum score: every grade then lies in [0, POINTS]")
     p.add_argument("points", type=float, nargs="?", metavar="POINTS")
@@ -234,6 +260,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="one argument per reference answer")
     p.add_argument("--clear", action="store_true", help="no reference answers (group by content alone)")
+    p = verbs.add_parser(
+        "rubric",
+        help="set the question's whole rubric; an item given new points regrades everyone who has it",
+        description="Items as DESCRIPTION=POINTS (negative points deduct). An item keeps its id when its "
+        "description is unchanged; write ID:DESCRIPTION=POINTS to reword an item and keep its id.",
+    )
+    p.add_argument("items", nargs="*", metavar="ITEM", help="one argument per item: DESCRIPTION=POINTS")
+    p.add_argument("--clear", action="store_true", help="no rubric")
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)

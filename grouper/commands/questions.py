@@ -11,10 +11,11 @@ from grouper.clustering import GroupingSettings
 from grouper.commands._model_options import active_encoder, add_models_option, question_encoder
 from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
 from grouper.edits import CONFIRMED, EditRefused, QuestionState
+from grouper.rubric import item_label, rubric_text
 
 if TYPE_CHECKING:
     from grouper.answers import Question
-    from grouper.store import Store
+from grouper.store import Store
 
 
 def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) -> int | None:
@@ -107,6 +108,7 @@ def _summary(state: QuestionState, members_shown: int) -> dict:
         "question_id": state.question_id,
         "version": state.version,
         "max_score": state.max_score,
+        "rubric": [{"item_id": i.item_id, "description": i.description, "points": i.points} for i in state.rubric],
         "groups": [
             {
                 "group_id": g.group_id,
@@ -115,13 +117,16 @@ def _summary(state: QuestionState, members_shown: int) -> dict:
                 "status": g.status,
                 "score": None if g.grade is None else g.grade.score,
                 "comment": None if g.grade is None else g.grade.comment,
+                "rubric_items": [] if g.grade is None else list(g.grade.items),
                 "blank": g.blank,
                 "members": list(g.members[:members_shown]),
             }
             for g in state.groups.values()
         ],
         "ungrouped": list(state.ungrouped),
-        "overrides": {a: {"score": g.score, "comment": g.comment} for a, g in state.overrides.items()},
+        "overrides": {
+            a: {"score": g.score, "comment": g.comment, "rubric_items": list(g.items)} for a, g in state.overrides.items()
+        },
     }
 
 
@@ -153,6 +158,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for g in state.groups.values():
         flags = ("confirmed" if g.status == CONFIRMED else "") + (" blank" if g.blank else "")
         grade = "" if g.grade is None else f"  score {g.grade.score:g}" + (f" ({plain(g.grade.comment, 30)})" if g.grade.comment else "")
+        if g.grade is not None and g.grade.items:
+            grade += f"  rubric: {plain(rubric_text(state, g.grade.items), 60)}"
         print(f"  [{g.group_id}] {len(g.members):>4}  {plain(g.title, 60)}{grade}  {flags.strip()}")
         for a in g.members[: args.members]:
             print(f"          - {a}: {plain(texts[a], 80)}")
@@ -160,6 +167,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  ungrouped: {len(state.ungrouped)}")
         for a in state.ungrouped[: args.members]:
             print(f"          - {a}: {plain(texts[a], 80)}")
+    for item in state.rubric:
+        print(f"  rubric item {item.item_id}: {plain(item_label(item), 80)}")
     return 0
 
 

@@ -1,0 +1,93 @@
+"""A question's rubric as graders write and read it: one line per item.
+
+The fold (:mod:`grouper.edits`) holds the rubric as :class:`~grouper.edits.RubricItem` values
+and regrades by it; this module turns the text an instructor types (in the UI's editor or on
+the command line) into a :class:`~grouper.edits.SetRubric`, and items back into text. A line
+is ``DESCRIPTION=POINTS``, optionally ``ID: DESCRIPTION=POINTS``::
+
+    1: names the closed path=2
+    2: says the bulb lights=1
+    wrong units=-0.5
+
+An item keeps its id when the line names it, or when its description is a current item's (so
+new points reprice that item, and its grades follow); any other line is a new item with a
+fresh id. The editor shows each item with its id, so rewording an item keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from grouper.edits import QuestionState, RubricItem, SetRubric
+
+__all__ = ["item_label", "parse_rubric", "rubric_lines", "rubric_text"]
+
+
+def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
+    """The edit that makes ``lines`` the question's whole rubric.
+
+    Parameters
+    ----------
+    state : QuestionState
+        The question as the instructor saw it (for the ids of its current items).
+    lines : iterable of str
+        One item per line; blank lines are skipped.
+
+    Returns
+    -------
+    SetRubric
+
+    Raises
+    ------
+    ValueError
+        Naming the line (1-based, counting only non-blank lines) that is not an item.
+    """
+    by_text = {i.description.casefold(): i.item_id for i in state.rubric}
+    next_id = state.next_rubric_item_id()
+    items = []
+    for n, line in enumerate((raw.strip() for raw in lines if raw.strip()), start=1):
+        text, sep, points = line.rpartition("=")
+        if not sep or not text.strip():
+            raise ValueError(f"rubric line {n} {line!r} is not DESCRIPTION=POINTS (e.g. 'names the closed path=2')")
+        try:
+            value = float(points)
+        except ValueError:
+            raise ValueError(f"rubric line {n} {line!r}: {points.strip()!r} is not a number of points") from None
+        head, colon, rest = text.partition(":")
+        if colon and head.strip().isdigit() and rest.strip():
+            item_id, description = int(head), rest.strip()
+        else:
+            description = text.strip()
+            item_id = by_text.get(description.casefold())
+            if item_id is None:
+                item_id, next_id = next_id, next_id + 1
+        items.append((item_id, description, value))
+    return SetRubric(tuple(items))
+
+
+def rubric_lines(state: QuestionState) -> list[str]:
+    """The current rubric in the form :func:`parse_rubric` reads, ids included."""
+    return [f"{i.item_id}: {i.description}={i.points:g}" for i in state.rubric]
+
+
+def item_label(item: RubricItem) -> str:
+    """``"names the closed path (+2)"``."""
+    return f"{item.description} ({item.points:+g})"
+
+
+def rubric_text(state: QuestionState, items: Sequence[int]) -> str:
+    """The rubric items' labels, in rubric order, ``"; "``-separated (for exports and lists).
+
+    Parameters
+    ----------
+    state : QuestionState
+        Whose rubric names the items.
+    items : sequence of int
+        Rubric item ids (of a grade).
+
+    Returns
+    -------
+    str
+    """
+    chosen = set(items)
+    return "; ".join(item_label(i) for i in state.rubric if i.item_id in chosen)

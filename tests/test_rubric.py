@@ -1,0 +1,239 @@
+"""A question's rubric: items with points, grades given as items, and regrading by the rubric.
+
+What graders rely on: a grade given as rubric items is always worth their current points;
+changing an item's points regrades everyone who has it, in one logged edit that says whose
+grades changed and is undone like any other; and nothing leaves a grade naming an item that
+is not in the rubric, or worth points its items no longer have.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_edits import Log  # the log helper of the fold's own tests
+
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edit_codec import edit_from_dict, edit_to_dict, payload_from_dict, state_from_dict, state_to_dict
+from grouper.edits import (
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    QuestionState,
+    RubricItem,
+    SetMaxScore,
+    SetRubric,
+    Undo,
+    initial_state,
+    replay,
+)
+
+IDS = [f"a{i}" for i in range(6)]
+RUBRIC = ((1, "names the closed path", 2.0), (2, "says the bulb lights", 1.0), (3, "wrong units", -0.5))
+
+
+@pytest.fixture
+def start() -> QuestionState:
+    # group 1: a0 a1 a2, group 2: a3 a4; a5 ungrouped
+    labels = np.array([1, 1, 1, 2, 2, UNGROUPED])
+    grouping = Grouping(labels, np.ones(6), (Group(1, "one", (0, 1, 2)), Group(2, "two", (3, 4))))
+    return initial_state("q", IDS, grouping)
+
+
+@pytest.fixture
+def graded(start) -> Log:
+    log = Log(start)
+    log.do("ada", SetRubric(RUBRIC))  # 1
+    log.do("ben", GradeGroup(1, None, items=(1, 2)))  # 2: 3 points
+    log.do("ben", GradeGroup(2, None, items=(2, 3)))  # 3: 0.5 points
+    log.do("ben", GradeAnswer("a5", None, "", items=(1,)))  # 4: 2 points
+    return log
+
+
+def test_the_payload_checks_its_items():
+    rubric = SetRubric(RUBRIC)
+    assert rubric.items[0] == RubricItem(1, "names the closed path", 2.0)
+    assert SetRubric(()).items == ()
+    for bad, message in [
+        (((1, "a", 1), (1, "b", 2)), "item id 1 is given twice"),
+        (((1, "a", 1), (2, " A ", 2)), "description 'a' is given twice"),
+        (((0, "a", 1),), "rubric item id is an integer >= 1"),
+        (((1, "", 1),), "item 1 needs a description"),
+        (((1, "a", float("nan")),), "item 1's points must be a finite number"),
+        (((1, "a"),), r"an item is \(id, description, points\)"),
+        ("abc", "must be a sequence"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            SetRubric(bad)
+    assert GradeGroup(1, None, items=(3, 1)).items == (1, 3)  # a set, in id order
+    with pytest.raises(ValueError, match="names a rubric item more than once"):
+        GradeGroup(1, None, items=(1, 1))
+    with pytest.raises(ValueError, match="a comment needs a score or rubric items"):
+        GradeAnswer("a1", None, "nice")
+    assert GradeGroup(1, None, "see item", items=(1,)).comment == "see item"
+
+
+def test_a_grade_of_items_is_worth_their_points(graded):
+    state = graded.state
+    assert state.rubric == tuple(RubricItem(*i) for i in RUBRIC) and state.rubric_mark.author == "ada"
+    assert (state.grade_of("a0").score, state.grade_of("a0").items) == (3.0, (1, 2))
+    assert state.grade_of("a3").score == 0.5
+    assert state.grade_of("a5").score == 2.0 and state.grade_source("a5") == "override"
+
+
+def test_grading_by_items_checks_them(graded):
+    with pytest.raises(EditRefused, match=r"rubric item\(s\) 9 are not in question q's rubric"):
+        graded.do("ben", GradeGroup(1, None, items=(1, 9)))
+    with pytest.raises(EditRefused, match=r"score 2 is not the sum of the rubric items' points \(3\)"):
+        graded.do("ben", GradeAnswer("a1", 2.0, items=(1, 2)))
+    with pytest.raises(EditRefused, match="already has grade 3"):
+        graded.do("ben", GradeGroup(1, 3.0, items=(2, 1)))
+    # the same score as a bare number is another grade: it no longer follows the rubric
+    assert graded.do("ben", GradeGroup(1, 3.0)).groups[1].grade.items == ()
+
+
+def test_changing_an_items_points_regrades_everyone_who_has_it(graded):
+    state = graded.do("ada", SetRubric(((1, "names the closed path", 2.5), *RUBRIC[1:])))
+    assert state.grade_of("a0").score == 3.5  # group 1: items 1, 2
+    assert state.grade_of("a3").score == 0.5  # group 2 has no item 1: untouched
+    assert state.grade_of("a5").score == 2.5  # a5's own grade: item 1
+    change = state.last_change
+    assert {c.answer_id for c in change.grade_changes} == {"a0", "a1", "a2", "a5"}
+    assert change.groups_changed == (1,)
+    assert "regraded" in state.groups[1].change and state.groups[1].changed_by == "ada"
+    # who chose the items stays on the grade
+    assert state.grade_of("a0").by == "ben"
+    assert state.rubric_mark.what == "changed (item 'names the closed path' now worth other points)"
+
+
+def test_rewording_an_item_regrades_nobody(graded):
+    state = graded.do("ada", SetRubric(((1, "closed path named", 2.0), *RUBRIC[1:])))
+    assert state.last_change.grade_changes == ()
+    assert state.rubric_item(1).description == "closed path named"
+
+
+def test_an_item_in_use_cannot_be_removed(graded):
+    with pytest.raises(EditRefused, match=r"rubric item 'wrong units' is part of 1 grade; give those groups"):
+        graded.do("ada", SetRubric(RUBRIC[:2]))
+    graded.do("ben", GradeGroup(2, 1.0))  # group 2 no longer uses item 3
+    assert [i.item_id for i in graded.do("ada", SetRubric(RUBRIC[:2])).rubric] == [1, 2]
+
+
+def test_a_grade_given_against_an_older_rubric_is_refused(graded):
+    """Cy saw item 1 worth 2 and ticked it for a0's override; Ada meanwhile made it worth 1.
+    The score Cy meant is not the one the item now gives."""
+    graded.do("ada", SetRubric(((1, "names the closed path", 1.0), *RUBRIC[1:])))  # 5
+    with pytest.raises(EditRefused, match="rubric was changed .* by ada at version 5"):
+        graded.do("cy", GradeAnswer("a0", None, items=(1,)), base=4)
+    # a bare score needs no look at the rubric
+    assert graded.do("cy", GradeAnswer("a0", 1.0), base=4).grade_of("a0").score == 1.0
+
+
+def test_two_instructors_changing_the_rubric_at_once(graded):
+    graded.do("ada", SetRubric(((1, "names the closed path", 1.0), *RUBRIC[1:])))
+    with pytest.raises(EditRefused, match="rubric was changed .* by ada at version 5"):
+        graded.do("cy", SetRubric(((1, "names the closed path", 3.0), *RUBRIC[1:])), base=4)
+
+
+def test_regrading_cannot_push_a_grade_past_the_maximum(graded):
+    graded.do("ada", SetMaxScore(3))
+    with pytest.raises(EditRefused, match="score 4 is above the question's maximum score 3"):
+        graded.do("ada", SetRubric(((1, "names the closed path", 3.0), *RUBRIC[1:])))
+    with pytest.raises(EditRefused, match="score -0.5 is below 0"):
+        graded.do("ada", SetRubric((RUBRIC[0], (2, "says the bulb lights", 0.0), RUBRIC[2])))
+
+
+def test_undo_of_a_rubric_change_gives_the_old_grades_back(graded):
+    before = graded.state
+    graded.do("ada", SetRubric(((1, "names the closed path", 2.5), *RUBRIC[1:])))  # 5
+    state = graded.do("ada", Undo(5))
+    assert state.content() == before.content() and state.rubric == before.rubric
+    state = graded.do("ada", Undo(6))  # and undoing the undo regrades again
+    assert state.grade_of("a0").score == 3.5 and state.grade_of("a5").score == 2.5
+    assert replay(graded.initial, graded.edits) == graded.state
+
+
+def test_undo_of_a_rubric_change_waits_for_grades_that_depend_on_it(graded):
+    graded.do("ada", SetRubric((*RUBRIC, (4, "draws the circuit", 1.0))))  # 5: adds item 4
+    graded.do("ben", GradeAnswer("a1", None, items=(1, 4)))  # 6
+    with pytest.raises(EditRefused, match=r"answer 'a1' was graded with the rubric by ben at version 6; undo edit 6 first"):
+        graded.do("ada", Undo(5))
+    graded.do("ben", Undo(6))
+    assert graded.do("ada", Undo(5)).rubric == tuple(RubricItem(*i) for i in RUBRIC)
+
+
+def test_undo_puts_back_a_rubric_grade_at_the_current_points(graded):
+    """Ben replaces group 1's item grade by a bare 7; the item is then repriced; undoing
+    Ben's edit gives the items back, worth what they are worth now."""
+    graded.do("ben", GradeGroup(1, 7.0))  # 5
+    graded.do("ada", SetRubric(((1, "names the closed path", 5.0), *RUBRIC[1:])))  # 6: a5 regraded
+    state = graded.do("ben", Undo(5))
+    assert state.grade_of("a0").items == (1, 2) and state.grade_of("a0").score == 6.0
+    assert {c.answer_id: c.after.score for c in state.last_change.grade_changes} == dict.fromkeys(("a0", "a1", "a2"), 6.0)
+    assert replay(graded.initial, graded.edits) == graded.state
+
+
+def test_undo_never_puts_back_an_item_removed_from_the_rubric(graded):
+    graded.do("ben", GradeGroup(2, 1.0))  # 5: group 2 off item 3
+    graded.do("ada", SetRubric(RUBRIC[:2]))  # 6: item 3 removed
+    with pytest.raises(EditRefused, match=r"rubric item\(s\) 3, no longer in the rubric \(ada changed the rubric at version 6"):
+        graded.do("ben", Undo(5))
+
+
+def test_moves_and_merges_carry_the_groups_rubric_grade(graded):
+    state = graded.do("ben", Move(("a5",), 2))
+    assert state.grade_of("a5").score == 2.0  # its own grade wins
+    state = graded.do("ben", Merge(2, (1,)))
+    assert state.grade_of("a0").items == (2, 3) and state.grade_of("a0").score == 0.5
+
+
+def test_codec_round_trips_rubrics_graded_items_and_their_undo(graded):
+    graded.do("ada", SetRubric(((1, "names the closed path", 2.5), *RUBRIC[1:])))
+    graded.do("ada", Undo(5))
+    for edit in graded.edits:
+        assert edit_from_dict(edit_to_dict(edit)) == edit
+    assert state_from_dict(state_to_dict(graded.state)) == graded.state
+    # a bare-score grade is recorded as it was before rubrics existed, and such records read
+    assert "items" not in edit_to_dict(graded.edits[0].__class__(**{**vars_of(graded.edits[1]), "payload": GradeGroup(1, 2.0)}))["payload"]
+    assert payload_from_dict({"kind": "grade", "group_id": 1, "score": 2.0, "comment": ""}) == GradeGroup(1, 2.0)
+
+
+def vars_of(edit) -> dict:
+    return {f: getattr(edit, f) for f in ("edit_id", "question_id", "author", "at", "base_version", "payload")}
+
+
+def test_the_grades_csv_names_each_grades_rubric_items(graded):
+    import io
+
+    from grouper.answers import Answer
+    from grouper.exports import grade_rows, read_grades_csv, write_grades_csv
+
+    graded.do("ada", SetRubric(((1, "names the closed path", 2.0), (2, "=says the bulb lights", 1.0), RUBRIC[2])))
+    answers = [Answer(a, "q", f"text {a}", f"s{a}") for a in IDS]
+    rows = {r.answer_id: r for r in grade_rows(graded.state, answers)}
+    assert rows["a0"].rubric_items == "names the closed path (+2); =says the bulb lights (+1)"
+    assert rows["a3"].rubric_items == "=says the bulb lights (+1); wrong units (-0.5)"
+    assert rows["a5"].rubric_items == "names the closed path (+2)"
+    buffer = io.StringIO(newline="")
+    write_grades_csv(rows.values(), buffer)
+    assert "'=says the bulb lights" in buffer.getvalue()  # never a formula, even from a rubric
+    back = {r.answer_id: r for r in read_grades_csv(io.StringIO(buffer.getvalue(), newline=""))}
+    assert back["a3"].rubric_items == rows["a3"].rubric_items and back["a3"].score == 0.5
+
+
+def test_an_items_id_is_never_given_to_another_item(graded):
+    """An undo may bring back a grade naming a removed item: its id must still mean it."""
+    graded.do("ben", GradeGroup(2, 1.0))
+    graded.do("ada", SetRubric(RUBRIC[:2]))  # item 3 retired
+    assert graded.state.next_rubric_item_id() == 4
+    with pytest.raises(EditRefused, match=r"item id 3 was 'wrong units' in an earlier rubric; .*next free one is 4"):
+        graded.do("ada", SetRubric((*RUBRIC[:2], (3, "draws the circuit", 1.0))))
+    graded.do("ada", SetRubric((*RUBRIC[:2], (4, "draws the circuit", 1.0))))
+    assert graded.state.next_rubric_item_id() == 5
+
+
+def test_a_stated_score_matches_its_items_sum_as_typed(start):
+    log = Log(start)
+    log.do("ada", SetRubric(((1, "a", 0.1), (2, "b", 0.2))))
+    assert log.do("ben", GradeGroup(1, 0.3, items=(1, 2))).groups[1].grade.items == (1, 2)
