@@ -686,7 +686,7 @@ def test_queue_grade_without_a_score_is_explained_not_logged(app, db):
         store.append("q1", "Ben", 0, Move((answer_id,), None))
     app.switch_page("views/queue.py").run()
     app.button(key=f"grade-answer-q1-{answer_id}").click().run()
-    assert errors(app) == ["Enter a score first."]
+    assert errors(app) == ["Enter a score or tick rubric items first."]
     assert len(logged(db)) == 1
 
 

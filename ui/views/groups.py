@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import rubric_panel
 import ui_common
 from grouper.access import Action
 from grouper.edits import (
@@ -33,7 +34,8 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
-from grouper.review import confidence_cue, grades_in_use, least_typical_first, listing_order
+from grouper.review import GradeInUse, confidence_cue, grades_in_use, least_typical_first, listing_order
+from grouper.rubric import rubric_text
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Groups")
@@ -169,14 +171,16 @@ def _grade(gid: int) -> None:
     )
 
 
-def _grade_again(gid: int, presets: list[tuple[float, str, int]]) -> None:
-    """Give the open group a grade already given in this question, exactly as given."""
+def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
+    """Give the open group a grade already given in this question, exactly as given (a rubric
+    grade as the same items, worth their current points)."""
     index = st.session_state.get(f"grade-again-choice-{question_id}-{gid}")
     if index is None:
         ui_common.flash("error", "Choose one of the grades given before.")
         return
-    score, comment, _ = presets[index]
-    ui_common.submit(question_id, GradeGroup(gid, score, comment), f"Group {gid} graded {score:g}.")
+    chosen = presets[index]
+    payload = GradeGroup(gid, None if chosen.items else chosen.score, chosen.comment, items=chosen.items)
+    ui_common.submit(question_id, payload, f"Group {gid} graded {chosen.score:g}.")
 
 
 def _own_grade(gid: int, state: QuestionState) -> None:
@@ -184,15 +188,19 @@ def _own_grade(gid: int, state: QuestionState) -> None:
     chosen = _selected_members(gid, state.version)
     score = st.session_state.get(f"own-score-{question_id}-{gid}")
     comment = st.session_state.get(f"own-comment-{question_id}-{gid}", "")
+    items = tuple(st.session_state.get(f"own-items-{question_id}-{gid}") or ())
     if not chosen:
         ui_common.flash("error", "Select the answers to grade first (tick their rows).")
         return
-    if score is None:
-        ui_common.flash("error", "Enter a score first.")
+    if score is None and not items:
+        ui_common.flash("error", "Enter a score or tick rubric items first.")
         return
+    # With both, the fold checks that the score is the items' sum: what the grader expects.
+    given = None if score is None else float(score)
     _submit_each(
-        [GradeAnswer(a, float(score), comment) for a in chosen],
-        lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade {float(score):g}.",
+        [GradeAnswer(a, given, comment, items=items) for a in chosen],
+        lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade"
+        + (" by the rubric." if given is None else f" {given:g}."),
     )
 
 
@@ -299,6 +307,7 @@ def workspace() -> None:
     )
     _max_score_line(state)
     _references_editor(state)
+    rubric_panel.editor(question_id, state)
 
     left, right = st.columns([1, 1], gap="medium")
     with left:
@@ -373,6 +382,8 @@ def workspace() -> None:
             + f" · last change: {group.change}"
             + (f" by {group.changed_by}" if group.changed_by else "")
         )
+        if group.grade is not None and group.grade.items:
+            ui_common.plain(f"Rubric: {rubric_text(state, group.grade.items)}")
         if group.grade is not None and group.grade.comment:
             ui_common.plain(f"Comment: {group.grade.comment}")
 
@@ -557,6 +568,7 @@ def _own_grade_action(state: QuestionState, gid: int) -> None:
                 "Their score", value=None, step=0.5, key=f"own-score-{question_id}-{gid}", **_score_bounds(state)
             )
             cols[1].text_input("Their comment", key=f"own-comment-{question_id}-{gid}")
+            rubric_panel.items_field(question_id, state, f"own-items-{question_id}-{gid}")
             st.form_submit_button(
                 "Grade the selected answers", key=f"own-grade-{question_id}-{gid}", on_click=_own_grade, args=(gid, state)
             )
@@ -567,6 +579,16 @@ def _own_grade_action(state: QuestionState, gid: int) -> None:
             args=(gid, state),
             help="The selected answers take the group's grade again",
         )
+
+
+def _preset_label(state: QuestionState, preset: GradeInUse) -> str:
+    """``"2 · rubric: names the closed path (+2) · right (3×)"``: plain text for a selectbox."""
+    label = f"{preset.score:g}"
+    if preset.items:
+        label += f" · rubric: {ui_common.shorten(rubric_text(state, preset.items), 60)}"
+    if preset.comment:
+        label += f" · {ui_common.shorten(preset.comment, 60)}"
+    return label + f" ({preset.uses}×)"
 
 
 def _grade_action(state: QuestionState, gid: int) -> None:
@@ -581,15 +603,14 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             "Grade as before",
             range(len(presets)),
             index=None,
-            format_func=lambda i: f"{presets[i][0]:g}"
-            + (f" · {ui_common.shorten(presets[i][1], 60)}" if presets[i][1] else "")
-            + f" ({presets[i][2]}×)",
+            format_func=lambda i: _preset_label(state, presets[i]),
             placeholder="a grade given in this question",
             key=f"grade-again-choice-{question_id}-{gid}",
         )
         cols[1].button(
             "Apply", key=f"grade-again-{question_id}-{gid}", on_click=_grade_again, args=(gid, presets), width="stretch"
         )
+    rubric_panel.group_form(question_id, state, gid)
     receiving = [a for a in group.members if a not in state.overrides]
     keeping = [a for a in group.members if a in state.overrides]
     with st.form(f"grade-form-{question_id}-{gid}", border=False):

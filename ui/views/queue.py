@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import rubric_panel
 import ui_common
 from grouper.access import Action
 from grouper.edits import CONFIRMED, GradeAnswer, Move, QuestionState
@@ -37,17 +38,19 @@ def _accept(answer_id: str, group_id: int) -> None:
 def _grade(answer_id: str) -> None:
     score = st.session_state.get(f"answer-score-{question_id}-{answer_id}")
     comment = st.session_state.get(f"answer-comment-{question_id}-{answer_id}", "")
-    if score is None:
-        ui_common.flash("error", "Enter a score first.")
+    items = tuple(st.session_state.get(f"answer-items-{question_id}-{answer_id}") or ())
+    if score is None and not items:
+        ui_common.flash("error", "Enter a score or tick rubric items first.")
         return
-    ui_common.submit(
-        question_id, GradeAnswer(answer_id, float(score), comment), f"Answer {answer_id} graded {float(score):g}."
-    )
+    # With both, the store checks that the score is the items' sum: what the grader expects.
+    given = None if score is None else float(score)
+    done = "by the rubric" if given is None else f"{given:g}"
+    ui_common.submit(question_id, GradeAnswer(answer_id, given, comment, items=items), f"Answer {answer_id} graded {done}.")
 
 
-def _grade_form(answer_id: str, max_score: float | None) -> None:
-    """Score and comment for one answer. A form, so typing never reruns the page."""
-    bounds = {} if max_score is None else {"min_value": 0.0, "max_value": max_score}
+def _grade_form(answer_id: str, state: QuestionState) -> None:
+    """Score (or rubric items) and comment for one answer. A form, so typing never reruns the page."""
+    bounds = {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
     with st.form(f"grade-answer-form-{question_id}-{answer_id}", border=False):
         cols = st.columns([2, 5, 2], vertical_alignment="bottom")
         cols[0].number_input("Score", value=None, step=0.5, key=f"answer-score-{question_id}-{answer_id}", **bounds)
@@ -55,6 +58,7 @@ def _grade_form(answer_id: str, max_score: float | None) -> None:
         cols[2].form_submit_button(
             "Grade", key=f"grade-answer-{question_id}-{answer_id}", on_click=_grade, args=(answer_id,)
         )
+        rubric_panel.items_field(question_id, state, f"answer-items-{question_id}-{answer_id}")
 
 
 @st.fragment
@@ -104,7 +108,7 @@ def queue() -> None:
                 st.text(f"{item.answer_id} · {where}" + ("" if own is None else f" · own grade {own.score:g}"))
             if may_grade:
                 with row[0]:
-                    _grade_form(item.answer_id, state.max_score)
+                    _grade_form(item.answer_id, state)
             if item.suggested_group is None:
                 row[1].text("no group is close")
                 continue

@@ -1,0 +1,121 @@
+"""The rubric on the groups page, through Streamlit's AppTest on a real SQLite store.
+
+An instructor writes the rubric, a group is graded by ticking items, the ticked members get
+their own rubric grade, and repricing an item regrades everyone and says so on the page.
+TAs grade by the rubric but do not change it.
+"""
+
+from __future__ import annotations
+
+from test_ui_app import (
+    _oidc_app,
+    errors,
+    logged,
+    members_key,
+    select_rows,
+    shown_members,
+    state,
+    successes,
+    texts,
+)
+
+from grouper.edits import GradeAnswer, GradeGroup, Move, SetRubric
+from grouper.store import Store
+
+pytest_plugins = ["test_ui_app"]  # its store fixtures (db, app) on a real SQLite copy
+
+
+def write_rubric(app, lines: str):
+    app.text_area(key=f"rubric-q1-v{state_version(app)}").input(lines)
+    return app.button(key="rubric-save-q1").click().run()
+
+
+def state_version(app) -> int:
+    return app.session_state["seen-q1"]
+
+
+def test_an_instructor_writes_the_rubric_and_grades_a_group_by_its_items(app, db):
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    assert logged(db) == [("Ada", SetRubric(((1, "names Canberra", 1.0), (2, "spelling mistake", -0.5))))]
+    assert successes(app) == ["The rubric now has 2 items."]
+    picker = app.multiselect(key="rubric-items-q1-1-v1")
+    assert picker.options == ["names Canberra (+1)", "spelling mistake (-0.5)"]
+    picker.set_value([1]).run()
+    assert app.button(key="rubric-grade-q1-1").label == "Grade 1 by the rubric"
+    app.button(key="rubric-grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, None, "", items=(1,)))
+    assert successes(app) == ["Group 1 graded by the rubric."]
+    assert "Rubric: names Canberra (+1)" in texts(app)
+    # Repricing the item regrades the group, and the page says whose grades changed.
+    n = len(state(db).groups[1].members)
+    write_rubric(app, "1: names Canberra=2\n2: spelling mistake=-0.5")
+    assert state(db).grade_of(state(db).groups[1].members[0]).score == 2.0
+    assert [i.value for i in app.info] == [f"{n} answers changed grade: from 1 to 2."]
+
+
+def test_the_ticked_members_get_their_own_rubric_grade(app, db):
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    chosen = shown_members(app, 1)[:2]
+    select_rows(app, members_key(app, 1), [0, 1])
+    app.multiselect(key="own-items-q1-1").set_value([1, 2])
+    app.button(key="own-grade-q1-1").click().run()
+    assert logged(db)[1:] == [("Ada", GradeAnswer(a, None, "", items=(1, 2))) for a in chosen]
+    assert successes(app) == ["2 answers given their own grade by the rubric."]
+    assert [state(db).grade_of(a).score for a in chosen] == [0.5, 0.5]
+
+
+def test_a_grade_given_as_items_is_offered_again_as_the_same_items(app, db):
+    write_rubric(app, "names Canberra=1")
+    app.multiselect(key="rubric-items-q1-1-v1").set_value([1]).run()
+    app.button(key="rubric-grade-q1-1").click().run()
+    from test_ui_app import open_group
+
+    open_group(app, 2)
+    choice = app.selectbox(key="grade-again-choice-q1-2")
+    assert choice.options == ["1 · rubric: names Canberra (+1) (1×)"]
+    choice.set_value(0).run()
+    app.button(key="grade-again-q1-2").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(2, None, "", items=(1,)))
+
+
+def test_a_bad_rubric_line_is_explained_and_nothing_is_logged(app, db):
+    write_rubric(app, "names Canberra=1\nno points here")
+    assert errors(app) == ["The rubric was not saved."]
+    assert any("rubric line 2 'no points here' is not DESCRIPTION=POINTS" in t for t in texts(app))
+    assert logged(db) == []
+
+
+def test_an_item_in_use_cannot_be_dropped_from_the_page(app, db):
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    app.multiselect(key="rubric-items-q1-1-v1").set_value([2]).run()
+    app.button(key="rubric-grade-q1-1").click().run()
+    write_rubric(app, "1: names Canberra=1")
+    assert errors(app) == ["Your edit was not saved: the group changed since you looked at it."]
+    assert any("rubric item 'spelling mistake' is part of 1 grade" in t for t in texts(app))
+    assert len(state(db).rubric) == 2
+
+
+def test_tas_grade_by_the_rubric_but_cannot_change_it(db, monkeypatch, tmp_path):
+    with Store.open(db) as store:
+        store.append("q1", "Ada", 0, SetRubric(((1, "names Canberra", 1.0),)))
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.key == "rubric-save-q1"] == []
+    at.multiselect(key="rubric-items-q1-1-v1").set_value([1]).run()
+    at.button(key="rubric-grade-q1-1").click().run()
+    assert logged(db)[-1][1] == GradeGroup(1, None, "", items=(1,))
+
+
+def test_the_queue_grades_a_waiting_answer_by_the_rubric(app, db):
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move((answer_id,), None))
+        store.append("q1", "Ada", 1, SetRubric(((1, "names Canberra", 1.0), (2, "spelling mistake", -0.5))))
+    app.switch_page("views/queue.py").run()
+    picker = app.multiselect(key=f"answer-items-q1-{answer_id}")
+    assert picker.options == ["names Canberra (+1)", "spelling mistake (-0.5)"]
+    picker.set_value([1, 2])
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, None, "", items=(1, 2)))
+    assert successes(app) == [f"Answer {answer_id} graded by the rubric."]
+    assert state(db).grade_of(answer_id).score == 0.5

@@ -1,0 +1,87 @@
+"""The rubric on the groups page: the instructors' editor, and grading by ticking items.
+
+A grade given as rubric items follows the items: when an instructor gives an item other
+points, every group and answer that has it is regraded in the same edit, and the page says
+whose grades changed. Item descriptions are shown as plain text (widget labels and
+``st.text``), never as Markdown.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui_common
+from grouper.access import Action
+from grouper.edits import GradeGroup, QuestionState
+from grouper.rubric import item_label, parse_rubric, rubric_lines
+
+
+def editor(question_id: str, state: QuestionState) -> None:
+    """Instructors write the rubric, one ``DESCRIPTION=POINTS`` line per item."""
+    if not ui_common.current_identity().may(Action.SET_RUBRIC):
+        return
+    with st.expander(f"Rubric ({len(state.rubric)} item{'' if len(state.rubric) == 1 else 's'})"):
+        with st.form(f"rubric-form-{question_id}", border=False):
+            st.text_area(
+                "One item per line: DESCRIPTION=POINTS (negative points deduct)",
+                value="\n".join(rubric_lines(state)),
+                key=f"rubric-{question_id}-v{state.version}",
+                help="Keep an item's number to keep the item when rewording it. Giving an item other points "
+                "regrades every group and answer graded with it.",
+            )
+            st.form_submit_button("Save rubric", key=f"rubric-save-{question_id}", on_click=_save, args=(question_id, state))
+
+
+def _save(question_id: str, state: QuestionState) -> None:
+    typed = st.session_state.get(f"rubric-{question_id}-v{state.version}", "")
+    try:
+        payload = parse_rubric(state, typed.splitlines())
+    except ValueError as exc:
+        ui_common.flash("error", "The rubric was not saved.", str(exc))
+        return
+    n = len(payload.items)
+    ui_common.submit(question_id, payload, f"The rubric now has {n} item{'' if n == 1 else 's'}.")
+
+
+def group_form(question_id: str, state: QuestionState, gid: int) -> None:
+    """Grade the group by ticking rubric items; the score is their points' sum."""
+    if not state.rubric:
+        return
+    group = state.groups[gid]
+    labels = {i.item_id: item_label(i) for i in state.rubric}
+    current = group.grade.items if group.grade is not None else ()
+    key = f"rubric-items-{question_id}-{gid}-v{state.version}"
+    chosen = st.multiselect(
+        "Rubric items", list(labels), default=[i for i in current if i in labels], format_func=labels.__getitem__, key=key
+    )
+    points = {i.item_id: i.points for i in state.rubric}
+    total = sum(points[i] for i in chosen)
+    st.text_input(
+        "Comment with the rubric grade",
+        value="" if group.grade is None or not group.grade.items else group.grade.comment,
+        key=f"rubric-comment-{question_id}-{gid}-v{state.version}",
+    )
+    st.button(
+        f"Grade {total:g} by the rubric",
+        key=f"rubric-grade-{question_id}-{gid}",
+        on_click=_grade_group,
+        args=(question_id, state.version, gid),
+        disabled=not chosen,
+        type="primary",
+    )
+
+
+def _grade_group(question_id: str, version: int, gid: int) -> None:
+    items = tuple(st.session_state.get(f"rubric-items-{question_id}-{gid}-v{version}") or ())
+    comment = st.session_state.get(f"rubric-comment-{question_id}-{gid}-v{version}", "")
+    if not items:
+        ui_common.flash("error", "Tick at least one rubric item first.")
+        return
+    ui_common.submit(question_id, GradeGroup(gid, None, comment, items=items), f"Group {gid} graded by the rubric.")
+
+
+def items_field(question_id: str, state: QuestionState, key: str) -> None:
+    """A rubric-item picker inside another form (an answer's own grade, the selected members')."""
+    if state.rubric:
+        labels = {i.item_id: item_label(i) for i in state.rubric}
+        st.multiselect("Or rubric items", list(labels), format_func=labels.__getitem__, key=key)
