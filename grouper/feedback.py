@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from grouper.answers import Answer
-from grouper.edits import Edit, GradeAnswer, GradeGroup, Merge, Move, QuestionState, Split, apply
+from grouper.edits import Edit, Grade, GradeAnswer, GradeGroup, Merge, Move, QuestionState, Split, apply
 from grouper.pairs import TrainingPair
 
 __all__ = [
@@ -147,26 +147,33 @@ class _Block:
                     yield a, b
 
 
+def _graded_apart(a: Grade, b: Grade) -> bool:
+    """Two grades a grader would not give one group: other points, or other rubric items at
+    the same points (each item is feedback of its own)."""
+    return a.score != b.score or a.items != b.items
+
+
 def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> list[_Block]:
     p = edit.payload
     kind = edit.kind
     if kind == "confirm":
         return [_Block(MUST_LINK, after.groups[p.group_id].members)]
     if isinstance(p, GradeGroup):
-        if p.score is None:
+        if p.clears:
             return []
         group = after.groups[p.group_id]
+        given = group.grade  # a rubric grade's score comes from its items, not the payload
         blocks = [_Block(MUST_LINK, group.members)]
         for other in after.groups.values():
-            if other.group_id != group.group_id and other.grade is not None and other.grade.score != p.score:
+            if other.group_id != group.group_id and other.grade is not None and _graded_apart(other.grade, given):
                 blocks.append(_Block(CANNOT_LINK, group.members, other.members))
         return blocks
     if isinstance(p, GradeAnswer):
         group_id = after.location[p.answer_id]
-        if p.score is None or group_id is None:
+        if p.clears or group_id is None:
             return []
         group = after.groups[group_id]
-        if group.grade is None or group.grade.score == p.score:
+        if group.grade is None or not _graded_apart(group.grade, after.overrides[p.answer_id]):
             return []
         return [_Block(CANNOT_LINK, (p.answer_id,), tuple(m for m in group.members if m != p.answer_id))]
     if isinstance(p, Merge):

@@ -12,7 +12,7 @@ import pytest
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import edit_from_dict
-from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, Split, Undo, initial_state, make_edit, apply
+from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, SetRubric, Split, Undo, initial_state, make_edit, apply
 from grouper.exports import (
     grade_rows,
     neutralise,
@@ -201,6 +201,21 @@ def test_pairs_from_grades_and_overrides():
     assert labels[("a3", "a4")] is True
     assert labels[("a1", "a3")] is False  # different grades
     assert labels[("a0", "a1")] is False  # the override says a0 differs from its group
+
+
+def test_pairs_from_rubric_grades():
+    """A grade given as rubric items is a grade like any other; the same points from other
+    items is another grade (other feedback), so those answers are apart too."""
+    edits = _log(
+        ("prof", SetRubric(((1, "names Canberra", 1.0), (2, "explains why", 1.0)))),
+        ("ta1", GradeGroup(1, None, items=(1,))),
+        ("ta1", GradeGroup(2, None, items=(2,))),
+        ("ta2", GradeAnswer("a0", None, items=(1, 2))),
+    )
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels[("a1", "a2")] is True and labels[("a3", "a4")] is True
+    assert labels[("a1", "a3")] is False  # both worth 1, by other items
+    assert labels[("a0", "a1")] is False  # a0's own rubric grade sets it apart from its group
 
 
 def test_an_undone_edit_gives_no_pairs_and_a_redone_one_gives_them_back():
