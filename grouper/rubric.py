@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from grouper.edits import QuestionState, RubricItem, SetRubric
 
-__all__ = ["item_label", "parse_rubric", "rubric_lines", "rubric_text"]
+__all__ = ["item_label", "item_use", "parse_rubric", "rubric_lines", "rubric_text"]
 
 
 def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
@@ -68,6 +68,28 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
 def rubric_lines(state: QuestionState) -> list[str]:
     """The current rubric in the form :func:`parse_rubric` reads, ids included."""
     return [f"{i.item_id}: {i.description}={i.points:g}" for i in state.rubric]
+
+
+def item_use(state: QuestionState) -> dict[int, int]:
+    """How many answers each rubric item is applied to, by their effective grades.
+
+    Parameters
+    ----------
+    state : QuestionState
+
+    Returns
+    -------
+    dict of int to int
+        Every item of the rubric (0 when unused): what repricing it would regrade, and how
+        common the mistake or merit it names is.
+    """
+    use = {i.item_id: 0 for i in state.rubric}
+    for answer_id in state.positions:
+        grade = state.grade_of(answer_id)
+        for item in grade.items if grade is not None else ():
+            if item in use:
+                use[item] += 1
+    return use
 
 
 def item_label(item: RubricItem) -> str:

@@ -237,3 +237,13 @@ def test_a_stated_score_matches_its_items_sum_as_typed(start):
     log = Log(start)
     log.do("ada", SetRubric(((1, "a", 0.1), (2, "b", 0.2))))
     assert log.do("ben", GradeGroup(1, 0.3, items=(1, 2))).groups[1].grade.items == (1, 2)
+
+
+def test_item_use_counts_answers_by_their_effective_grades(graded):
+    from grouper.rubric import item_use
+
+    # group 1 (a0 a1 a2): items 1, 2; group 2 (a3 a4): items 2, 3; a5 on its own: item 1
+    assert item_use(graded.state) == {1: 4, 2: 5, 3: 2}
+    graded.do("ben", GradeAnswer("a0", 1.0))  # a bare override hides its group's items
+    graded.do("ada", SetRubric((*RUBRIC, (4, "draws the circuit", 1.0))))
+    assert item_use(graded.state) == {1: 3, 2: 4, 3: 2, 4: 0}

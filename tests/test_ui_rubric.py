@@ -14,6 +14,7 @@ from test_ui_app import (
     members_key,
     select_rows,
     shown_members,
+    table,
     state,
     successes,
     texts,
@@ -51,6 +52,8 @@ def test_an_instructor_writes_the_rubric_and_grades_a_group_by_its_items(app, db
     write_rubric(app, "1: names Canberra=2\n2: spelling mistake=-0.5")
     assert state(db).grade_of(state(db).groups[1].members[0]).score == 2.0
     assert [i.value for i in app.info] == [f"{n} answers changed grade: from 1 to 2."]
+    use = table(app, "Item", "Description", "Points", "Answers")
+    assert list(use["Answers"]) == [n, 0] and list(use["Points"]) == [2.0, -0.5]
 
 
 def test_the_ticked_members_get_their_own_rubric_grade(app, db):

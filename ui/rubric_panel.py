@@ -8,12 +8,13 @@ whose grades changed. Item descriptions are shown as plain text (widget labels a
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 import ui_common
 from grouper.access import Action
 from grouper.edits import GradeGroup, QuestionState
-from grouper.rubric import item_label, parse_rubric, rubric_lines
+from grouper.rubric import item_label, item_use, parse_rubric, rubric_lines
 
 
 def editor(question_id: str, state: QuestionState) -> None:
@@ -21,6 +22,20 @@ def editor(question_id: str, state: QuestionState) -> None:
     if not ui_common.current_identity().may(Action.SET_RUBRIC):
         return
     with st.expander(f"Rubric ({len(state.rubric)} item{'' if len(state.rubric) == 1 else 's'})"):
+        if state.rubric:
+            use = item_use(state)
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "Item": [i.item_id for i in state.rubric],
+                        "Description": [i.description for i in state.rubric],
+                        "Points": [i.points for i in state.rubric],
+                        "Answers": [use[i.item_id] for i in state.rubric],
+                    }
+                ),
+                hide_index=True,
+                key=f"rubric-use-{question_id}-v{state.version}",
+            )
         with st.form(f"rubric-form-{question_id}", border=False):
             st.text_area(
                 "One item per line: DESCRIPTION=POINTS (negative points deduct)",
