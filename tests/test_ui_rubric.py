@@ -122,3 +122,17 @@ def test_the_queue_grades_a_waiting_answer_by_the_rubric(app, db):
     assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, None, "", items=(1, 2)))
     assert successes(app) == [f"Answer {answer_id} graded by the rubric."]
     assert state(db).grade_of(answer_id).score == 0.5
+
+
+def test_number_keys_tick_items_and_the_picker_follows(app, db):
+    """Buttons 1-9 (keys 1-9) tick and untick the first items; the grade button's total follows."""
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5\nexplains why=0.5")
+    assert any(t.startswith("Keys: 1 names Canberra (+1) · 2 spelling mistake (-0.5) · 3 explains why (+0.5)") for t in texts(app))
+    app.button(key="rubric-toggle-q1-1-1").click().run()
+    app.button(key="rubric-toggle-q1-1-3").click().run()
+    assert app.multiselect(key="rubric-items-q1-1-v1").value == [1, 3]
+    assert app.button(key="rubric-toggle-q1-1-1").label == "✓ Item 1"
+    app.button(key="rubric-toggle-q1-1-3").click().run()  # untick
+    assert app.button(key="rubric-grade-q1-1").label == "Grade 1 by the rubric"
+    app.button(key="rubric-grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, None, "", items=(1,)))

@@ -58,36 +58,69 @@ def _save(question_id: str, state: QuestionState) -> None:
     ui_common.submit(question_id, payload, f"The rubric now has {n} item{'' if n == 1 else 's'}.")
 
 
+#: Items 1-9 are ticked with the number keys, and "G" grades: a group graded in a few keys.
+_KEYED_ITEMS = 9
+
+
 def group_form(question_id: str, state: QuestionState, gid: int) -> None:
-    """Grade the group by ticking rubric items; the score is their points' sum."""
+    """Grade the group by ticking rubric items; the score is their points' sum.
+
+    The picker lists the items; keys 1-9 tick or untick the first nine (their numbers are
+    their places in the rubric) and G applies the grade. The comment is typed in a form, so
+    that no letter typed there can reach a shortcut.
+    """
     if not state.rubric:
         return
     group = state.groups[gid]
     labels = {i.item_id: item_label(i) for i in state.rubric}
-    current = group.grade.items if group.grade is not None else ()
-    key = f"rubric-items-{question_id}-{gid}-v{state.version}"
-    chosen = st.multiselect(
-        "Rubric items", list(labels), default=[i for i in current if i in labels], format_func=labels.__getitem__, key=key
-    )
+    key = _items_key(question_id, gid, state.version)
+    if key not in st.session_state:
+        current = group.grade.items if group.grade is not None else ()
+        st.session_state[key] = [i for i in current if i in labels]
+    chosen = st.multiselect("Rubric items", list(labels), format_func=labels.__getitem__, key=key)
+    keyed = state.rubric[:_KEYED_ITEMS]
+    cols = st.columns(len(keyed))
+    for n, (col, item) in enumerate(zip(cols, keyed, strict=True), start=1):
+        col.button(
+            f"{'✓ ' if item.item_id in chosen else ''}Item {n}",
+            key=f"rubric-toggle-{question_id}-{gid}-{item.item_id}",
+            on_click=_toggle,
+            args=(key, item.item_id),
+            shortcut=str(n),
+            help=f"Tick or untick rubric item {n} (key {n})",
+            width="stretch",
+        )
+    st.text("Keys: " + " · ".join(f"{n} {labels[i.item_id]}" for n, i in enumerate(keyed, start=1)) + " · G grade")
     points = {i.item_id: i.points for i in state.rubric}
     total = sum(points[i] for i in chosen)
-    st.text_input(
-        "Comment with the rubric grade",
-        value="" if group.grade is None or not group.grade.items else group.grade.comment,
-        key=f"rubric-comment-{question_id}-{gid}-v{state.version}",
-    )
-    st.button(
-        f"Grade {total:g} by the rubric",
-        key=f"rubric-grade-{question_id}-{gid}",
-        on_click=_grade_group,
-        args=(question_id, state.version, gid),
-        disabled=not chosen,
-        type="primary",
-    )
+    with st.form(f"rubric-grade-form-{question_id}-{gid}", border=False):
+        st.text_input(
+            "Comment with the rubric grade",
+            value="" if group.grade is None or not group.grade.items else group.grade.comment,
+            key=f"rubric-comment-{question_id}-{gid}-v{state.version}",
+        )
+        st.form_submit_button(
+            f"Grade {total:g} by the rubric",
+            key=f"rubric-grade-{question_id}-{gid}",
+            on_click=_grade_group,
+            args=(question_id, state.version, gid),
+            disabled=not chosen,
+            type="primary",
+            shortcut="G",
+        )
+
+
+def _items_key(question_id: str, gid: int, version: int) -> str:
+    return f"rubric-items-{question_id}-{gid}-v{version}"
+
+
+def _toggle(key: str, item_id: int) -> None:
+    chosen = list(st.session_state.get(key) or [])
+    st.session_state[key] = [i for i in chosen if i != item_id] if item_id in chosen else [*chosen, item_id]
 
 
 def _grade_group(question_id: str, version: int, gid: int) -> None:
-    items = tuple(st.session_state.get(f"rubric-items-{question_id}-{gid}-v{version}") or ())
+    items = tuple(st.session_state.get(_items_key(question_id, gid, version)) or ())
     comment = st.session_state.get(f"rubric-comment-{question_id}-{gid}-v{version}", "")
     if not items:
         ui_common.flash("error", "Tick at least one rubric item first.")
