@@ -14,10 +14,7 @@ from datetime import datetime
 from typing import Any, get_args
 
 from grouper.edits import (
-    AddAnswers,
     Change,
-    Confirm,
-    Delete,
     Edit,
     Grade,
     GradeAnswer,
@@ -25,17 +22,10 @@ from grouper.edits import (
     GradeGroup,
     GroupState,
     Mark,
-    Merge,
-    Move,
     Payload,
     QuestionState,
-    Rename,
     RubricItem,
-    SetMaxScore,
-    SetReferences,
-    SetRubric,
     Split,
-    Undo,
     UndoRecord,
 )
 
