@@ -1674,7 +1674,7 @@ def _set_rubric(b: _Builder, p: SetRubric) -> None:
         item = state.rubric_item(dropped[0])
         name = repr(item.description) if item is not None else str(dropped[0])
         b.refuse(
-            f"rubric item {name} is part of {_count(len(used[dropped[0]]), 'grade')}; "
+            f"rubric item {name} is part of {_count(used[dropped[0]], 'grade')}; "
             "give those groups or answers another grade before removing it"
         )
     old_points = {i.item_id: i.points for i in state.rubric}
@@ -1713,15 +1713,13 @@ def _rubric_dependents(state: QuestionState, record: UndoRecord) -> list[tuple[s
     return found
 
 
-def _rubric_use(state: QuestionState) -> dict[int, list[str]]:
-    """Per rubric item in use, where: ``"group 3"`` or ``"answer 'a1'"`` for each grade."""
-    used: dict[int, list[str]] = {}
-    for gid, g in state.groups.items():
-        for i in g.grade.items if g.grade is not None else ():
-            used.setdefault(i, []).append(f"group {gid}")
-    for a, grade in state.overrides.items():
+def _rubric_use(state: QuestionState) -> dict[int, int]:
+    """Per rubric item in use, how many grades (of groups, and answers' own) have it."""
+    used: dict[int, int] = {}
+    grades = [g.grade for g in state.groups.values() if g.grade is not None] + list(state.overrides.values())
+    for grade in grades:
         for i in grade.items:
-            used.setdefault(i, []).append(f"answer {a!r}")
+            used[i] = used.get(i, 0) + 1
     return used
 
 
