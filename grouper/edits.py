@@ -163,12 +163,7 @@ class Grade:
 
     def same_as(self, other: Grade | None) -> bool:
         """True when ``other`` has the same score, comment and rubric items (ignoring who gave it)."""
-        return (
-            other is not None
-            and other.score == self.score
-            and other.comment == self.comment
-            and other.items == self.items
-        )
+        return _grade_key(self) == _grade_key(other)
 
 
 class RubricItem(NamedTuple):
@@ -1300,8 +1295,10 @@ class _Builder:
             attributes[name] = value
             attributes[_ATTRIBUTE_MARKS[name]] = Mark(version, author, what, edit_id if lineage is None else lineage)
 
-        state = QuestionState(
-            question_id=old.question_id,
+        # The question's attributes (maximum, references, rubric) carry over from ``old``
+        # unless this edit set them: no list of them to keep in step here.
+        state = replace(
+            old,
             version=version,
             groups=groups,
             ungrouped=ungrouped,
@@ -1313,15 +1310,8 @@ class _Builder:
             removed=removed,
             records=records,
             undone=undone,
-            max_score=old.max_score,
-            max_score_mark=old.max_score_mark,
-            reference_answers=old.reference_answers,
-            references_mark=old.references_mark,
-            rubric=old.rubric,
-            rubric_mark=old.rubric_mark,
+            **attributes,
         )
-        if attributes:
-            state = replace(state, **attributes)
         change = Change(
             edit_id=self.edit.edit_id,
             author=author,

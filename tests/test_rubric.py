@@ -13,7 +13,14 @@ import pytest
 from test_edits import Log  # the log helper of the fold's own tests
 
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edit_codec import edit_from_dict, edit_to_dict, payload_from_dict, state_from_dict, state_to_dict
+from grouper.edit_codec import (
+    edit_from_dict,
+    edit_to_dict,
+    payload_from_dict,
+    payload_to_dict,
+    state_from_dict,
+    state_to_dict,
+)
 from grouper.edits import (
     EditRefused,
     GradeAnswer,
@@ -195,12 +202,9 @@ def test_codec_round_trips_rubrics_graded_items_and_their_undo(graded):
         assert edit_from_dict(edit_to_dict(edit)) == edit
     assert state_from_dict(state_to_dict(graded.state)) == graded.state
     # a bare-score grade is recorded as it was before rubrics existed, and such records read
-    assert "items" not in edit_to_dict(graded.edits[0].__class__(**{**vars_of(graded.edits[1]), "payload": GradeGroup(1, 2.0)}))["payload"]
+    assert "items" not in payload_to_dict(GradeGroup(1, 2.0))
+    assert payload_to_dict(GradeGroup(1, None, items=(2, 1)))["items"] == [1, 2]
     assert payload_from_dict({"kind": "grade", "group_id": 1, "score": 2.0, "comment": ""}) == GradeGroup(1, 2.0)
-
-
-def vars_of(edit) -> dict:
-    return {f: getattr(edit, f) for f in ("edit_id", "question_id", "author", "at", "base_version", "payload")}
 
 
 def test_the_grades_csv_names_each_grades_rubric_items(graded):

@@ -133,3 +133,17 @@ def items_field(question_id: str, state: QuestionState, key: str) -> None:
     if state.rubric:
         labels = {i.item_id: item_label(i) for i in state.rubric}
         st.multiselect("Or rubric items", list(labels), format_func=labels.__getitem__, key=key)
+
+
+def score_or_items(score_key: str, items_key: str) -> tuple[float | None, tuple[int, ...]] | None:
+    """What a grading form holds: its score (``None``: left empty) and its ticked rubric items.
+
+    ``None``, with the reason shown, when it holds neither. With both, the store checks that
+    the score is the items' sum: what the grader expects.
+    """
+    score = st.session_state.get(score_key)
+    items = tuple(st.session_state.get(items_key) or ())
+    if score is None and not items:
+        ui_common.flash("error", "Enter a score or tick rubric items first.")
+        return None
+    return (None if score is None else float(score)), items

@@ -186,17 +186,14 @@ def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
 def _own_grade(gid: int, state: QuestionState) -> None:
     """Give each selected member its own grade (an override), one ``GradeAnswer`` each."""
     chosen = _selected_members(gid, state.version)
-    score = st.session_state.get(f"own-score-{question_id}-{gid}")
     comment = st.session_state.get(f"own-comment-{question_id}-{gid}", "")
-    items = tuple(st.session_state.get(f"own-items-{question_id}-{gid}") or ())
     if not chosen:
         ui_common.flash("error", "Select the answers to grade first (tick their rows).")
         return
-    if score is None and not items:
-        ui_common.flash("error", "Enter a score or tick rubric items first.")
+    fields = rubric_panel.score_or_items(f"own-score-{question_id}-{gid}", f"own-items-{question_id}-{gid}")
+    if fields is None:
         return
-    # With both, the fold checks that the score is the items' sum: what the grader expects.
-    given = None if score is None else float(score)
+    given, items = fields
     _submit_each(
         [GradeAnswer(a, given, comment, items=items) for a in chosen],
         lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade"

@@ -36,14 +36,11 @@ def _accept(answer_id: str, group_id: int) -> None:
 
 
 def _grade(answer_id: str) -> None:
-    score = st.session_state.get(f"answer-score-{question_id}-{answer_id}")
     comment = st.session_state.get(f"answer-comment-{question_id}-{answer_id}", "")
-    items = tuple(st.session_state.get(f"answer-items-{question_id}-{answer_id}") or ())
-    if score is None and not items:
-        ui_common.flash("error", "Enter a score or tick rubric items first.")
+    fields = rubric_panel.score_or_items(f"answer-score-{question_id}-{answer_id}", f"answer-items-{question_id}-{answer_id}")
+    if fields is None:
         return
-    # With both, the store checks that the score is the items' sum: what the grader expects.
-    given = None if score is None else float(score)
+    given, items = fields
     done = "by the rubric" if given is None else f"{given:g}"
     ui_common.submit(question_id, GradeAnswer(answer_id, given, comment, items=items), f"Answer {answer_id} graded {done}.")
 
