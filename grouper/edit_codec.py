@@ -42,7 +42,8 @@ __all__ = [
 #: Version of the state's JSON form; snapshots of another format are ignored (rebuilt).
 #: 2: question attributes (maximum score, reference answers) and their undo records.
 #: 3: the rubric attribute, and the rubric items of grades.
-STATE_FORMAT = 3
+#: 4: the point adjustment of rubric grades.
+STATE_FORMAT = 4
 
 #: Every payload class by its kind: the members of the ``Payload`` union, so a new edit kind
 #: needs no second list here.
@@ -51,14 +52,18 @@ PAYLOAD_TYPES: dict[str, type] = {cls.kind: cls for cls in get_args(Payload)}
 
 # --------------------------------------------------------------------------- payloads and edits
 
+#: Grading fields left out of a record when they hold their default, so that the records of
+#: grades that do not use them are byte for byte what they were before those fields existed.
+_OMITTED_WHEN_UNUSED: dict[str, object] = {"items": (), "adjustment": 0.0}
+
 
 def payload_to_dict(payload: Payload) -> dict[str, Any]:
     """``{"kind": ..., field: value, ...}``; tuples become lists."""
     out: dict[str, Any] = {"kind": payload.kind}
     for f in fields(payload):
         value = getattr(payload, f.name)
-        if f.name == "items" and value == () and isinstance(payload, GradeGroup | GradeAnswer):
-            continue  # a bare score: its record reads as before rubrics existed
+        if f.name in _OMITTED_WHEN_UNUSED and value == _OMITTED_WHEN_UNUSED[f.name] and isinstance(payload, GradeGroup | GradeAnswer):
+            continue  # a bare score (or items without adjustment): its record reads as before
         if isinstance(value, tuple):
             value = [list(v) if isinstance(v, tuple) else v for v in value]
         out[f.name] = value
@@ -125,11 +130,14 @@ def edit_from_dict(data: Mapping[str, Any]) -> Edit:
 def _grade(g: Grade | None) -> list | None:
     if g is None:
         return None
-    return [g.score, g.comment, g.by, g.version] + ([list(g.items)] if g.items else [])
+    tail: list = [list(g.items), g.adjustment] if g.adjustment else [list(g.items)] if g.items else []
+    return [g.score, g.comment, g.by, g.version, *tail]
 
 
 def _grade_back(d: list | None) -> Grade | None:
-    return None if d is None else Grade(d[0], d[1], d[2], d[3], tuple(d[4]) if len(d) > 4 else ())
+    if d is None:
+        return None
+    return Grade(d[0], d[1], d[2], d[3], tuple(d[4]) if len(d) > 4 else (), d[5] if len(d) > 5 else 0.0)
 
 
 def _group(g: GroupState | None) -> dict | None:

@@ -146,7 +146,10 @@ class Grade:
         The version at which it was given.
     items : tuple of int
         The rubric items it was given as (sorted ids); ``()`` for a bare score. With items,
-        ``score`` is the sum of their current points.
+        ``score`` is the sum of their current points plus ``adjustment``.
+    adjustment : float
+        Points added to (or, negative, taken from) the items' sum for this grade alone: the
+        grader's "point adjustment" for what no item names. Always 0 for a bare score.
     """
 
     score: float
@@ -154,15 +157,18 @@ class Grade:
     by: str | None = None
     version: int = 0
     items: tuple[int, ...] = ()
+    adjustment: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score", _check_score(self.score, "grade score"))
         if not isinstance(self.comment, str):
             raise ValueError(f"grade comment must be text, found {type(self.comment).__name__}")
         object.__setattr__(self, "items", _item_ids(self.items, "grade items"))
+        object.__setattr__(self, "adjustment", _check_adjustment(self.adjustment, self.items, "grade"))
 
     def same_as(self, other: Grade | None) -> bool:
-        """True when ``other`` has the same score, comment and rubric items (ignoring who gave it)."""
+        """True when ``other`` has the same score, comment, rubric items and adjustment
+        (ignoring who gave it)."""
         return _grade_key(self) == _grade_key(other)
 
 
@@ -436,8 +442,8 @@ class QuestionState:
         return max(used, default=0) + 1
 
 
-def _grade_key(grade: Grade | None) -> tuple[float, str, tuple[int, ...]] | None:
-    return None if grade is None else (grade.score, grade.comment, grade.items)
+def _grade_key(grade: Grade | None) -> tuple[float, str, tuple[int, ...], float] | None:
+    return None if grade is None else (grade.score, grade.comment, grade.items, grade.adjustment)
 
 
 # --------------------------------------------------------------------------- payloads
@@ -557,9 +563,10 @@ class GradeGroup:
     """Grade a group (every member without an override); ``score=None`` without items clears
     its grade.
 
-    With rubric ``items``, the grade is those items and its score the sum of their points;
-    ``score`` may then be left ``None``, and when given it must equal that sum (what the
-    grader saw). Without items, the score is the grade.
+    With rubric ``items``, the grade is those items and its score the sum of their points plus
+    ``adjustment`` (points for what no item names; only with items); ``score`` may then be
+    left ``None``, and when given it must equal that total (what the grader saw). Without
+    items, the score is the grade.
     """
 
     kind: ClassVar[str] = "grade"
@@ -567,6 +574,7 @@ class GradeGroup:
     score: float | None
     comment: str = ""
     items: tuple[int, ...] = ()
+    adjustment: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_id", _group_id(self.group_id, "grade: group_id"))
@@ -581,13 +589,14 @@ class GradeGroup:
 @dataclass(frozen=True, slots=True)
 class GradeAnswer:
     """Override one answer's grade; ``score=None`` without items clears the override.
-    ``items`` as for :class:`GradeGroup`."""
+    ``items`` and ``adjustment`` as for :class:`GradeGroup`."""
 
     kind: ClassVar[str] = "grade_answer"
     answer_id: str
     score: float | None
     comment: str = ""
     items: tuple[int, ...] = ()
+    adjustment: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.answer_id, str) or not self.answer_id:
@@ -604,6 +613,7 @@ def _check_grade_payload(p: GradeGroup | GradeAnswer, where: str) -> None:
     if p.score is not None:
         object.__setattr__(p, "score", _check_score(p.score, f"{where}: score"))
     object.__setattr__(p, "items", _item_ids(p.items, f"{where}: items"))
+    object.__setattr__(p, "adjustment", _check_adjustment(p.adjustment, p.items, where))
     if p.score is None and not p.items and p.comment:
         raise ValueError(f"{where}: a comment needs a score or rubric items; clear a grade with score=None and no comment")
     if not isinstance(p.comment, str):
@@ -865,6 +875,16 @@ def _item_ids(value: object, where: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
+def _check_adjustment(value: object, items: tuple[int, ...], where: str) -> float:
+    """A point adjustment: a finite number, and 0 unless the grade is given as rubric items
+    (a bare score is already whatever the grader wants)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}: adjustment must be a finite number of points, found {value!r}")
+    if value and not items:
+        raise ValueError(f"{where}: a point adjustment goes with rubric items; without items, give the score itself")
+    return float(value)
+
+
 def _as_tuple(value: object, where: str) -> tuple:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise ValueError(f"{where} must be a sequence, found {value!r}")
@@ -1078,10 +1098,10 @@ class _Builder:
         staged = self.attribute_changes.get("rubric")
         return self.state.rubric if staged is None else staged[0]  # type: ignore[return-value]
 
-    def rubric_grade(self, score: float | None, comment: str, items: tuple[int, ...]) -> Grade:
-        """The grade a grading edit gives: its score, or the sum of its rubric items' points,
-        refused when an item is unknown, the rubric changed since the author's version, or the
-        score the author saw is not that sum."""
+    def rubric_grade(self, score: float | None, comment: str, items: tuple[int, ...], adjustment: float = 0.0) -> Grade:
+        """The grade a grading edit gives: its score, or the sum of its rubric items' points
+        plus its adjustment, refused when an item is unknown, the rubric changed since the
+        author's version, or the score the author saw is not that total."""
         if not items:
             assert score is not None
             return Grade(score, comment, self.author, self.version)
@@ -1092,10 +1112,11 @@ class _Builder:
         if unknown:
             shown = ", ".join(str(i) for i in unknown)
             self.refuse(f"rubric item(s) {shown} are not in question {self.state.question_id}'s rubric")
-        total = math.fsum(points[i] for i in items)
+        total = _rubric_total(items, adjustment, points)
         if score is not None and not math.isclose(score, total, rel_tol=0.0, abs_tol=1e-9):  # 0.1 + 0.2 is 0.3
-            self.refuse(f"score {_score(score)} is not the sum of the rubric items' points ({_score(total)})")
-        return Grade(total, comment, self.author, self.version, items)
+            what = "the sum of the rubric items' points" + (f" and the adjustment {adjustment:+g}" if adjustment else "")
+            self.refuse(f"score {_score(score)} is not {what} ({_score(total)})")
+        return Grade(total, comment, self.author, self.version, items, adjustment)
 
     def rescore_staged(self) -> None:
         """Re-scores the rubric grades this edit puts in place (an undo's before-images) by the
@@ -1501,7 +1522,7 @@ def _grade_group(b: _Builder, p: GradeGroup) -> None:
             b.refuse(f"group {g.group_id} has no grade to clear; nothing to do")
         b.set_group(replace(g, grade=None), "cleared of its grade")
         return
-    grade = b.rubric_grade(p.score, p.comment, p.items)
+    grade = b.rubric_grade(p.score, p.comment, p.items, p.adjustment)
     if grade.same_as(g.grade):
         b.refuse(f"group {g.group_id} already has grade {_score(grade.score)} with that comment; nothing to do")
     b.set_group(replace(g, grade=grade), f"graded {_score(grade.score)}")
@@ -1518,7 +1539,7 @@ def _grade_answer(b: _Builder, p: GradeAnswer) -> None:
             b.refuse(f"answer {p.answer_id!r} has no grade override to clear; nothing to do")
         b.set_override(p.answer_id, None, "cleared of its grade override")
         return
-    grade = b.rubric_grade(p.score, p.comment, p.items)
+    grade = b.rubric_grade(p.score, p.comment, p.items, p.adjustment)
     if grade.same_as(current):
         b.refuse(f"answer {p.answer_id!r} already has override {_score(grade.score)} with that comment; nothing to do")
     b.set_override(p.answer_id, grade, f"given the grade override {_score(grade.score)}")
@@ -1713,9 +1734,16 @@ def _rubric_use(state: QuestionState) -> dict[int, int]:
     return used
 
 
+def _rubric_total(items: tuple[int, ...], adjustment: float, points: Mapping[int, float]) -> float:
+    """What a rubric grade is worth: its items' points and its adjustment, summed exactly once
+    (fsum), so that the same grade always gets the same score."""
+    return math.fsum([*(points[i] for i in items), adjustment])
+
+
 def _rescored(grade: Grade, points: Mapping[int, float]) -> Grade:
-    """The grade with the score its items are worth by ``points`` (the same object when equal)."""
-    total = math.fsum(points[i] for i in grade.items)
+    """The grade with the score its items (and adjustment) are worth by ``points`` (the same
+    object when equal)."""
+    total = _rubric_total(grade.items, grade.adjustment, points)
     return grade if total == grade.score else replace(grade, score=total)
 
 

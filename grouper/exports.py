@@ -76,7 +76,8 @@ class GradeRow:
     ``graded_at_version`` name the edit that gave the grade; ``max_score`` is the question's
     maximum score (empty when it has none), so that a score reads "out of" something;
     ``rubric_items`` lists the rubric items the grade was given as, each with its points
-    (``"names the closed path (+2); wrong units (-0.5)"``), empty for a bare score.
+    (``"names the closed path (+2); wrong units (-0.5)"``) and the point adjustment when there
+    is one (``"; adjustment (+1)"``), empty for a bare score.
     """
 
     question_id: str
@@ -119,7 +120,7 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
                 score=None if grade is None else grade.score,
                 max_score=state.max_score,
                 comment="" if grade is None else grade.comment,
-                rubric_items="" if grade is None else rubric_text(state, grade.items),
+                rubric_items="" if grade is None else rubric_text(state, grade.items, grade.adjustment),
                 source=state.grade_source(answer.answer_id) or "",
                 group_id=group_id,
                 group_title="" if group_id is None else state.groups[group_id].title,

@@ -70,13 +70,14 @@ def _answers(ids: tuple[str, ...], noun: str = "answer") -> str:
     return f"{len(ids)} {noun}s ({named})"
 
 
-def _grade(score: float | None, comment: str, items: tuple[int, ...] = ()) -> str:
+def _grade(score: float | None, comment: str, items: tuple[int, ...] = (), adjustment: float = 0.0) -> str:
     # The payload names item ids; their points may have changed since, so no score is
     # made up for a rubric grade that did not state one.
     shown = "" if score is None else f"{score:g}"
     if items:
         ids = ", ".join(str(i) for i in items)
-        shown = f"rubric item{'' if len(items) == 1 else 's'} {ids}" + (f" = {shown}" if shown else "")
+        adjusted = f", adjustment {adjustment:+g}" if adjustment else ""
+        shown = f"rubric item{'' if len(items) == 1 else 's'} {ids}{adjusted}" + (f" = {shown}" if shown else "")
     return shown + (f" ({comment})" if comment else "")
 
 
@@ -114,11 +115,11 @@ def describe(payload: Payload) -> str:
     if isinstance(p, GradeGroup):
         if p.clears:
             return f"cleared the grade of group {p.group_id}"
-        return f"graded group {p.group_id}: {_grade(p.score, p.comment, p.items)}"
+        return f"graded group {p.group_id}: {_grade(p.score, p.comment, p.items, p.adjustment)}"
     if isinstance(p, GradeAnswer):
         if p.clears:
             return f"cleared the own grade of answer {p.answer_id}"
-        return f"gave answer {p.answer_id} its own grade: {_grade(p.score, p.comment, p.items)}"
+        return f"gave answer {p.answer_id} its own grade: {_grade(p.score, p.comment, p.items, p.adjustment)}"
     if isinstance(p, AddAnswers):
         return f"added {_answers(p.answer_ids, 'late answer')}"
     if isinstance(p, SetMaxScore):

@@ -103,12 +103,13 @@ class GradeInUse(NamedTuple):
     comment: str
     uses: int
     items: tuple[int, ...] = ()  # rubric items: given again, it follows their current points
+    adjustment: float = 0.0  # with items: the point adjustment on top of them
 
 
 def grades_in_use(state: QuestionState) -> list[GradeInUse]:
     """The grades given in a question so far, to give again in one click.
 
-    Each distinct grade (score, comment and rubric items) counts once per group graded with it
+    Each distinct grade (score, comment, rubric items and adjustment) counts once per group graded with it
     and once per answer given it as its own grade: graders reuse the same few grades, and
     typing one again risks a slip (1 for 1.5, or the comment worded another way for the same
     mistake).
@@ -122,13 +123,13 @@ def grades_in_use(state: QuestionState) -> list[GradeInUse]:
     list of GradeInUse
         Most used first; ties by higher score, then comment.
     """
-    uses: dict[tuple[float, str, tuple[int, ...]], int] = {}
+    uses: dict[tuple[float, str, tuple[int, ...], float], int] = {}
     grades = [g.grade for g in state.groups.values() if g.grade is not None] + list(state.overrides.values())
     for grade in grades:
-        key = (grade.score, grade.comment, grade.items)
+        key = (grade.score, grade.comment, grade.items, grade.adjustment)
         uses[key] = uses.get(key, 0) + 1
-    found = [GradeInUse(s, c, n, items) for (s, c, items), n in uses.items()]
-    return sorted(found, key=lambda g: (-g.uses, -g.score, g.comment, g.items))
+    found = [GradeInUse(s, c, n, items, adj) for (s, c, items, adj), n in uses.items()]
+    return sorted(found, key=lambda g: (-g.uses, -g.score, g.comment, g.items, g.adjustment))
 
 
 def typicality(vectors: np.ndarray) -> np.ndarray:

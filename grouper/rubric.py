@@ -97,8 +97,9 @@ def item_label(item: RubricItem) -> str:
     return f"{item.description} ({item.points:+g})"
 
 
-def rubric_text(state: QuestionState, items: Sequence[int]) -> str:
-    """The rubric items' labels, in rubric order, ``"; "``-separated (for exports and lists).
+def rubric_text(state: QuestionState, items: Sequence[int], adjustment: float = 0.0) -> str:
+    """The rubric items' labels, in rubric order, ``"; "``-separated (for exports and lists),
+    then the point adjustment when there is one: ``"names the closed path (+2); adjustment (-0.5)"``.
 
     Parameters
     ----------
@@ -106,10 +107,15 @@ def rubric_text(state: QuestionState, items: Sequence[int]) -> str:
         Whose rubric names the items.
     items : sequence of int
         Rubric item ids (of a grade).
+    adjustment : float
+        The grade's point adjustment.
 
     Returns
     -------
     str
     """
     chosen = set(items)
-    return "; ".join(item_label(i) for i in state.rubric if i.item_id in chosen)
+    labels = [item_label(i) for i in state.rubric if i.item_id in chosen]
+    if adjustment:
+        labels.append(f"adjustment ({adjustment:+g})")
+    return "; ".join(labels)

@@ -277,3 +277,22 @@ def test_a_rubric_from_the_command_line_grades_and_regrades(db, capsys):
     lines = out.splitlines()
     assert lines[0].endswith("prof: set the rubric (2 items)")
     assert any(line.endswith("ta1: gave answer a1 its own grade: rubric items 1, 2") for line in lines)
+
+
+def test_a_rubric_grade_with_a_point_adjustment_from_the_command_line(db, capsys):
+    assert edit(capsys, "rubric", "names Canberra=2", "spelling=-0.5", author="prof")[0] == 0
+    status, out, _ = edit(capsys, "grade-answer", "a1", "--items", "1", "--adjust", "-0.25", "--comment", "late")
+    assert status == 0, out
+    grade = state(db).grade_of("a1")
+    assert (grade.score, grade.items, grade.adjustment, grade.comment) == (1.75, (1,), -0.25, "late")
+    # a stated score is checked against the items and the adjustment together
+    status, _, err = edit(capsys, "grade-answer", "a2", "2", "--items", "1", "--adjust", "0.5")
+    assert status == 3 and "points and the adjustment +0.5 (2.5)" in err
+    for bad, message in [(("grade", "1", "2", "--adjust", "1"), "--adjust goes with --items"),
+                         (("grade", "1", "--clear", "--adjust", "1"), "--clear takes no")]:
+        status, _, err = edit(capsys, *bad)
+        assert status == 2 and message in err, err
+    status, out, _ = run(capsys, "show", "-q", "q1", "--json")
+    assert json.loads(out)["overrides"]["a1"] == {"score": 1.75, "comment": "late", "rubric_items": [1], "adjustment": -0.25}
+    status, out, _ = run(capsys, "history", "-q", "q1")
+    assert out.splitlines()[0].endswith("gave answer a1 its own grade: rubric item 1, adjustment -0.25 (late)")

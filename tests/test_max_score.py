@@ -156,5 +156,5 @@ def test_codec_round_trips_the_maximum_its_mark_and_undo_record(start):
     assert state_from_dict(state_to_dict(log.state)) == log.state
     # a snapshot of the format before question attributes is not read (the store rebuilds it)
     old = state_to_dict(start) | {"format": 1}
-    with pytest.raises(ValueError, match="state format 1 is not the supported format 3"):
+    with pytest.raises(ValueError, match="state format 1 is not the supported format 4"):
         state_from_dict(old)

@@ -251,3 +251,73 @@ def test_item_use_counts_answers_by_their_effective_grades(graded):
     graded.do("ben", GradeAnswer("a0", 1.0))  # a bare override hides its group's items
     graded.do("ada", SetRubric((*RUBRIC, (4, "draws the circuit", 1.0))))
     assert item_use(graded.state) == {1: 3, 2: 4, 3: 2, 4: 0}
+
+
+# --------------------------------------------------------------------------- point adjustments
+
+
+def test_a_point_adjustment_goes_with_items_only():
+    assert GradeGroup(1, None, items=(1,), adjustment=-1).adjustment == -1.0
+    with pytest.raises(ValueError, match="a point adjustment goes with rubric items"):
+        GradeGroup(1, 2.0, adjustment=0.5)
+    with pytest.raises(ValueError, match="a point adjustment goes with rubric items"):
+        GradeAnswer("a1", None, adjustment=0.5)
+    for bad in (float("inf"), float("nan"), "1", True):
+        with pytest.raises(ValueError, match="adjustment must be a finite number"):
+            GradeAnswer("a1", None, items=(1,), adjustment=bad)
+
+
+def test_an_adjusted_grade_is_worth_its_items_and_its_adjustment(graded):
+    state = graded.do("ben", GradeAnswer("a1", None, "forgot the units", items=(1, 2), adjustment=-0.5))
+    grade = state.grade_of("a1")
+    assert (grade.score, grade.items, grade.adjustment) == (2.5, (1, 2), -0.5)
+    # a stated score is checked against items and adjustment together
+    with pytest.raises(EditRefused, match=r"score 3 is not the sum of the rubric items' points and the adjustment \+0.25 \(3.25\)"):
+        graded.do("ben", GradeAnswer("a2", 3.0, items=(1, 2), adjustment=0.25))
+    assert graded.do("ben", GradeAnswer("a2", 3.25, items=(1, 2), adjustment=0.25)).grade_of("a2").score == 3.25
+    # the same items with another adjustment is another grade; the same grade again is nothing to do
+    with pytest.raises(EditRefused, match="already has override 2.5"):
+        graded.do("ben", GradeAnswer("a1", None, "forgot the units", items=(1, 2), adjustment=-0.5))
+    assert graded.do("ben", GradeAnswer("a1", None, "forgot the units", items=(1, 2))).grade_of("a1").adjustment == 0.0
+
+
+def test_repricing_keeps_each_grades_adjustment(graded):
+    graded.do("ben", GradeGroup(1, None, "good", items=(1, 2), adjustment=1.0))  # 4 points
+    state = graded.do("ada", SetRubric(((1, "names the closed path", 2.5), *RUBRIC[1:])))
+    assert state.grade_of("a0").score == 4.5 and state.grade_of("a0").adjustment == 1.0
+    assert state.grade_of("a5").score == 2.5  # unadjusted grades as before
+    assert graded.do("ada", Undo(6)).grade_of("a0").score == 4.0
+
+
+def test_an_adjustment_counts_against_the_maximum(graded):
+    graded.do("ada", SetMaxScore(3.0))
+    with pytest.raises(EditRefused, match="score 3.5 is above the question's maximum score 3"):
+        graded.do("ben", GradeGroup(1, None, items=(1, 2), adjustment=0.5))
+    with pytest.raises(EditRefused, match="score -1.5 is below 0"):
+        graded.do("ben", GradeAnswer("a5", None, items=(3,), adjustment=-1.0))
+
+
+def test_grades_in_use_keep_adjusted_grades_apart(graded):
+    from grouper.review import grades_in_use
+
+    graded.do("ben", GradeAnswer("a0", None, items=(1, 2), adjustment=-0.5))
+    presets = {(p.items, p.adjustment): p for p in grades_in_use(graded.state)}
+    assert presets[((1, 2), -0.5)].score == 2.5 and presets[((1, 2), 0.0)].score == 3.0
+
+
+def test_codec_and_exports_carry_the_adjustment(graded):
+    from grouper.answers import Answer
+    from grouper.exports import grade_rows
+    from grouper.history import describe
+
+    graded.do("ben", GradeAnswer("a1", None, items=(1,), adjustment=0.5))
+    for edit in graded.edits:
+        assert edit_from_dict(edit_to_dict(edit)) == edit
+    assert state_from_dict(state_to_dict(graded.state)) == graded.state
+    assert state_from_dict(state_to_dict(graded.state)).grade_of("a1").adjustment == 0.5
+    # records of grades without an adjustment read as they did before adjustments existed
+    assert "adjustment" not in payload_to_dict(GradeGroup(1, None, items=(1,)))
+    assert payload_to_dict(GradeAnswer("a1", None, items=(1,), adjustment=0.5))["adjustment"] == 0.5
+    rows = {r.answer_id: r for r in grade_rows(graded.state, [Answer(a, "q", "t", "") for a in IDS])}
+    assert rows["a1"].rubric_items == "names the closed path (+2); adjustment (+0.5)" and rows["a1"].score == 2.5
+    assert describe(graded.edits[-1].payload) == "gave answer a1 its own grade: rubric item 1, adjustment +0.5"

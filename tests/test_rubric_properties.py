@@ -88,7 +88,8 @@ class RubricSession(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS), answer=st.sampled_from(IDS), data=st.data())
     def grade_answer_by_items(self, user, answer, data):
-        self.submit(user, GradeAnswer(answer, None, items=self.draw_items(data, min_size=1)))
+        adjustment = data.draw(st.sampled_from((0.0, 0.5, -1.0)))
+        self.submit(user, GradeAnswer(answer, None, items=self.draw_items(data, min_size=1), adjustment=adjustment))
 
     @rule(user=st.sampled_from(USERS), gid=st.integers(1, 4), score=st.sampled_from((None, 0.0, 2.0)))
     def grade_group_bare(self, user, gid, score):
@@ -122,7 +123,9 @@ class RubricSession(RuleBasedStateMachine):
         for grade in grades:
             assert set(grade.items) <= set(points), f"{grade} names an item not in the rubric {self.state.rubric}"
             if grade.items:
-                assert grade.score == math.fsum(points[i] for i in grade.items)
+                assert grade.score == math.fsum([*(points[i] for i in grade.items), grade.adjustment])
+            else:
+                assert grade.adjustment == 0.0
             assert limit is None or 0 <= grade.score <= limit
 
     @invariant()

@@ -136,3 +136,32 @@ def test_number_keys_tick_items_and_the_picker_follows(app, db):
     assert app.button(key="rubric-grade-q1-1").label == "Grade 1 by the rubric"
     app.button(key="rubric-grade-q1-1").click().run()
     assert logged(db)[-1] == ("Ada", GradeGroup(1, None, "", items=(1,)))
+
+
+def test_a_group_and_the_ticked_members_get_a_point_adjustment(app, db):
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    app.multiselect(key="rubric-items-q1-1-v1").set_value([1]).run()
+    app.number_input(key="rubric-adjust-q1-1-v1").set_value(0.25)
+    app.button(key="rubric-grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, None, "", items=(1,), adjustment=0.25))
+    assert successes(app) == ["Group 1 graded by the rubric with an adjustment of +0.25."]
+    assert "Rubric: names Canberra (+1); adjustment (+0.25)" in texts(app)
+    # the form shows the grade's adjustment, ready to change
+    assert app.number_input(key="rubric-adjust-q1-1-v2").value == 0.25
+    chosen = shown_members(app, 1)[:1]
+    select_rows(app, members_key(app, 1), [0])
+    app.multiselect(key="own-items-q1-1").set_value([1, 2])
+    app.number_input(key="own-items-q1-1-adjust").set_value(-0.5)
+    app.button(key="own-grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeAnswer(chosen[0], None, "", items=(1, 2), adjustment=-0.5))
+    assert state(db).grade_of(chosen[0]).score == 0.0
+
+
+def test_an_adjustment_without_items_is_explained_and_nothing_is_logged(app, db):
+    write_rubric(app, "names Canberra=1")
+    select_rows(app, members_key(app, 1), [0])
+    app.number_input(key="own-score-q1-1").set_value(1.0)
+    app.number_input(key="own-items-q1-1-adjust").set_value(0.5)
+    app.button(key="own-grade-q1-1").click().run()
+    assert errors(app) == ["A point adjustment goes with rubric items; without items, enter the score itself."]
+    assert len(logged(db)) == 1  # the rubric only

@@ -8,6 +8,8 @@ whose grades changed. Item descriptions are shown as plain text (widget labels a
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pandas as pd
 import streamlit as st
 
@@ -63,11 +65,12 @@ _KEYED_ITEMS = 9
 
 
 def group_form(question_id: str, state: QuestionState, gid: int) -> None:
-    """Grade the group by ticking rubric items; the score is their points' sum.
+    """Grade the group by ticking rubric items; the score is their points' sum, plus a point
+    adjustment for what no item names.
 
     The picker lists the items; keys 1-9 tick or untick the first nine (their numbers are
-    their places in the rubric) and G applies the grade. The comment is typed in a form, so
-    that no letter typed there can reach a shortcut.
+    their places in the rubric) and G applies the grade. The comment and the adjustment are
+    typed in a form, so that no key typed there can reach a shortcut.
     """
     if not state.rubric:
         return
@@ -93,11 +96,20 @@ def group_form(question_id: str, state: QuestionState, gid: int) -> None:
     st.text("Keys: " + " · ".join(f"{n} {labels[i.item_id]}" for n, i in enumerate(keyed, start=1)) + " · G grade")
     points = {i.item_id: i.points for i in state.rubric}
     total = sum(points[i] for i in chosen)
+    rubric_grade = group.grade if group.grade is not None and group.grade.items else None
     with st.form(f"rubric-grade-form-{question_id}-{gid}", border=False):
-        st.text_input(
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].text_input(
             "Comment with the rubric grade",
-            value="" if group.grade is None or not group.grade.items else group.grade.comment,
+            value="" if rubric_grade is None else rubric_grade.comment,
             key=f"rubric-comment-{question_id}-{gid}-v{state.version}",
+        )
+        cols[1].number_input(
+            "Point adjustment",
+            value=0.0 if rubric_grade is None else rubric_grade.adjustment,
+            step=0.5,
+            key=f"rubric-adjust-{question_id}-{gid}-v{state.version}",
+            help="Points added to the ticked items' (negative deducts), for what no item names",
         )
         st.form_submit_button(
             f"Grade {total:g} by the rubric",
@@ -107,6 +119,7 @@ def group_form(question_id: str, state: QuestionState, gid: int) -> None:
             disabled=not chosen,
             type="primary",
             shortcut="G",
+            help="The ticked items' points, plus the point adjustment",
         )
 
 
@@ -122,28 +135,55 @@ def _toggle(key: str, item_id: int) -> None:
 def _grade_group(question_id: str, version: int, gid: int) -> None:
     items = tuple(st.session_state.get(_items_key(question_id, gid, version)) or ())
     comment = st.session_state.get(f"rubric-comment-{question_id}-{gid}-v{version}", "")
+    adjustment = float(st.session_state.get(f"rubric-adjust-{question_id}-{gid}-v{version}") or 0.0)
     if not items:
         ui_common.flash("error", "Tick at least one rubric item first.")
         return
-    ui_common.submit(question_id, GradeGroup(gid, None, comment, items=items), f"Group {gid} graded by the rubric.")
+    adjusted = f" with an adjustment of {adjustment:+g}" if adjustment else ""
+    ui_common.submit(
+        question_id, GradeGroup(gid, None, comment, items=items, adjustment=adjustment), f"Group {gid} graded by the rubric{adjusted}."
+    )
 
 
 def items_field(question_id: str, state: QuestionState, key: str) -> None:
-    """A rubric-item picker inside another form (an answer's own grade, the selected members')."""
+    """A rubric-item picker, with its point adjustment, inside another form (an answer's own
+    grade, the selected members')."""
     if state.rubric:
         labels = {i.item_id: item_label(i) for i in state.rubric}
-        st.multiselect("Or rubric items", list(labels), format_func=labels.__getitem__, key=key)
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].multiselect("Or rubric items", list(labels), format_func=labels.__getitem__, key=key)
+        cols[1].number_input(
+            "Point adjustment", value=0.0, step=0.5, key=_adjust_key(key), help="Added to the ticked items' points"
+        )
 
 
-def score_or_items(score_key: str, items_key: str) -> tuple[float | None, tuple[int, ...]] | None:
-    """What a grading form holds: its score (``None``: left empty) and its ticked rubric items.
+def _adjust_key(items_key: str) -> str:
+    return f"{items_key}-adjust"
 
-    ``None``, with the reason shown, when it holds neither. With both, the store checks that
-    the score is the items' sum: what the grader expects.
+
+class GradingFields(NamedTuple):
+    """What a grading form holds, as a grading edit takes it."""
+
+    score: float | None  # None: left empty (a rubric grade is worth its items)
+    items: tuple[int, ...]
+    adjustment: float
+
+
+def score_or_items(score_key: str, items_key: str) -> GradingFields | None:
+    """What a grading form holds: its score (``None``: left empty), its ticked rubric items and
+    their point adjustment.
+
+    ``None``, with the reason shown, when it holds neither a score nor items, or an adjustment
+    without items. With a score and items, the store checks that the score is the items' sum
+    plus the adjustment: what the grader expects.
     """
     score = st.session_state.get(score_key)
     items = tuple(st.session_state.get(items_key) or ())
+    adjustment = float(st.session_state.get(_adjust_key(items_key)) or 0.0)
     if score is None and not items:
         ui_common.flash("error", "Enter a score or tick rubric items first.")
         return None
-    return (None if score is None else float(score)), items
+    if adjustment and not items:
+        ui_common.flash("error", "A point adjustment goes with rubric items; without items, enter the score itself.")
+        return None
+    return GradingFields(None if score is None else float(score), items, adjustment)

@@ -8,6 +8,7 @@ Each verb appends one attributed edit to the store's log, against the version th
     grouper edit -q q1 --author ta1 grade 3 2 --comment "correct"
     grouper edit -q q1 --author prof rubric "names the closed path=2" "wrong units=-0.5"
     grouper edit -q q1 --author ta1 grade 3 --items 1,2
+    grouper edit -q q1 --author ta1 grade-answer q1-004 --items 1 --adjust -0.5 --comment "units"
     grouper edit -q q1 --author ta1 undo 12
 
 Exit status: 0 applied, 3 refused (the message says what changed and by whom), 2 bad input.
@@ -139,14 +140,17 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
     if verb == "rename":
         return Rename(args.group, args.title)
     if verb in ("grade", "grade-answer"):
-        if args.clear and (args.items or args.score is not None):
-            raise ValueError(f"{verb}: --clear takes no SCORE or --items")
+        if args.clear and (args.items or args.score is not None or args.adjust):
+            raise ValueError(f"{verb}: --clear takes no SCORE, --items or --adjust")
+        if args.adjust and not args.items:
+            raise ValueError(f"{verb}: --adjust goes with --items (points on top of the rubric items); without items, give the SCORE itself")
         score = None if args.clear or args.items else _score(args)
         if args.items and args.score is not None:
             score = args.score  # checked against the items' points: what the grader expects
+        grading = {"items": args.items or (), "adjustment": args.adjust or 0.0}
         if verb == "grade":
-            return GradeGroup(args.group, score, args.comment or "", items=args.items or ())
-        return GradeAnswer(args.answer, score, args.comment or "", items=args.items or ())
+            return GradeGroup(args.group, score, args.comment or "", **grading)
+        return GradeAnswer(args.answer, score, args.comment or "", **grading)
     if verb == "rubric":
         if bool(args.items) == args.clear:
             raise ValueError("rubric: give the items as DESCRIPTION=POINTS, or --clear for no rubric")
@@ -250,6 +254,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--comment", help="comment shown with the grade")
         p.add_argument(
             "--items", type=_item_list, metavar="I1,I2", help="grade with these rubric items: the score is their points' sum"
+        )
+        p.add_argument(
+            "--adjust", type=float, metavar="POINTS", help="with --items: points added to their sum (negative deducts)"
         )
         p.add_argument("--clear", action="store_true", help="remove the grade instead")
     p = verbs.add_parser("max-score", help="set the question's maximum score: every grade then lies in [0, POINTS]")

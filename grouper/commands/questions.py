@@ -118,6 +118,7 @@ def _summary(state: QuestionState, members_shown: int) -> dict:
                 "score": None if g.grade is None else g.grade.score,
                 "comment": None if g.grade is None else g.grade.comment,
                 "rubric_items": [] if g.grade is None else list(g.grade.items),
+                "adjustment": None if g.grade is None else g.grade.adjustment,
                 "blank": g.blank,
                 "members": list(g.members[:members_shown]),
             }
@@ -125,7 +126,8 @@ def _summary(state: QuestionState, members_shown: int) -> dict:
         ],
         "ungrouped": list(state.ungrouped),
         "overrides": {
-            a: {"score": g.score, "comment": g.comment, "rubric_items": list(g.items)} for a, g in state.overrides.items()
+            a: {"score": g.score, "comment": g.comment, "rubric_items": list(g.items), "adjustment": g.adjustment}
+            for a, g in state.overrides.items()
         },
     }
 
@@ -159,7 +161,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         flags = ("confirmed" if g.status == CONFIRMED else "") + (" blank" if g.blank else "")
         grade = "" if g.grade is None else f"  score {g.grade.score:g}" + (f" ({plain(g.grade.comment, 30)})" if g.grade.comment else "")
         if g.grade is not None and g.grade.items:
-            grade += f"  rubric: {plain(rubric_text(state, g.grade.items), 60)}"
+            grade += f"  rubric: {plain(rubric_text(state, g.grade.items, g.grade.adjustment), 60)}"
         print(f"  [{g.group_id}] {len(g.members):>4}  {plain(g.title, 60)}{grade}  {flags.strip()}")
         for a in g.members[: args.members]:
             print(f"          - {a}: {plain(texts[a], 80)}")

@@ -179,7 +179,9 @@ def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
         ui_common.flash("error", "Choose one of the grades given before.")
         return
     chosen = presets[index]
-    payload = GradeGroup(gid, None if chosen.items else chosen.score, chosen.comment, items=chosen.items)
+    payload = GradeGroup(
+        gid, None if chosen.items else chosen.score, chosen.comment, items=chosen.items, adjustment=chosen.adjustment
+    )
     ui_common.submit(question_id, payload, f"Group {gid} graded {chosen.score:g}.")
 
 
@@ -193,11 +195,10 @@ def _own_grade(gid: int, state: QuestionState) -> None:
     fields = rubric_panel.score_or_items(f"own-score-{question_id}-{gid}", f"own-items-{question_id}-{gid}")
     if fields is None:
         return
-    given, items = fields
     _submit_each(
-        [GradeAnswer(a, given, comment, items=items) for a in chosen],
+        [GradeAnswer(a, fields.score, comment, items=fields.items, adjustment=fields.adjustment) for a in chosen],
         lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade"
-        + (" by the rubric." if given is None else f" {given:g}."),
+        + (" by the rubric." if fields.score is None else f" {fields.score:g}."),
     )
 
 
@@ -380,7 +381,7 @@ def workspace() -> None:
             + (f" by {group.changed_by}" if group.changed_by else "")
         )
         if group.grade is not None and group.grade.items:
-            ui_common.plain(f"Rubric: {rubric_text(state, group.grade.items)}")
+            ui_common.plain(f"Rubric: {rubric_text(state, group.grade.items, group.grade.adjustment)}")
         if group.grade is not None and group.grade.comment:
             ui_common.plain(f"Comment: {group.grade.comment}")
 
@@ -582,7 +583,7 @@ def _preset_label(state: QuestionState, preset: GradeInUse) -> str:
     """``"2 · rubric: names the closed path (+2) · right (3×)"``: plain text for a selectbox."""
     label = f"{preset.score:g}"
     if preset.items:
-        label += f" · rubric: {ui_common.shorten(rubric_text(state, preset.items), 60)}"
+        label += f" · rubric: {ui_common.shorten(rubric_text(state, preset.items, preset.adjustment), 60)}"
     if preset.comment:
         label += f" · {ui_common.shorten(preset.comment, 60)}"
     return label + f" ({preset.uses}×)"

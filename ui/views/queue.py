@@ -40,9 +40,9 @@ def _grade(answer_id: str) -> None:
     fields = rubric_panel.score_or_items(f"answer-score-{question_id}-{answer_id}", f"answer-items-{question_id}-{answer_id}")
     if fields is None:
         return
-    given, items = fields
-    done = "by the rubric" if given is None else f"{given:g}"
-    ui_common.submit(question_id, GradeAnswer(answer_id, given, comment, items=items), f"Answer {answer_id} graded {done}.")
+    done = "by the rubric" if fields.score is None else f"{fields.score:g}"
+    payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
+    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")
 
 
 def _grade_form(answer_id: str, state: QuestionState) -> None:
