@@ -1,4 +1,5 @@
-"""Exports: grades as CSV (safe to open in a spreadsheet), the edit log and training pairs as JSONL.
+"""Exports: grades and rubric grading as CSV (safe to open in a spreadsheet), the edit log and
+training pairs as JSONL.
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and some
 also after a leading tab or carriage return, so a student who answers ``=HYPERLINK(...)``
@@ -22,7 +23,7 @@ from grouper.answers import Answer
 from grouper.edit_codec import edit_to_dict
 from grouper.edits import Edit, QuestionState
 from grouper.pairs import TrainingPair
-from grouper.rubric import rubric_text
+from grouper.rubric import item_label, rubric_text
 
 __all__ = [
     "GRADE_COLUMNS",
@@ -35,6 +36,7 @@ __all__ = [
     "write_grades_csv",
     "write_grades_by_student_csv",
     "write_pairs_jsonl",
+    "write_rubric_csv",
 ]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -149,6 +151,44 @@ def write_grades_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     n = 0
     for row in rows:
         writer.writerow([_cell(v) for v in asdict(row).values()])
+        n += 1
+    return n
+
+
+def write_rubric_csv(state: QuestionState, answers: Sequence[Answer], out: IO[str]) -> int:
+    """Write one question's rubric grading: one row per answer, one column per rubric item.
+
+    An item's column is headed ``"<id>: <description> (<points>)"`` and holds 1 where the
+    answer's grade has the item and 0 where its grade is given by the rubric without it;
+    it is empty where the answer is ungraded or graded by a bare score (the rubric says
+    nothing about it). Before the items come the answer's ids, its score, the question's
+    maximum and the grade's point adjustment. Text cells are neutralised.
+
+    Parameters
+    ----------
+    state : QuestionState
+    answers : sequence of Answer
+        The question's answers (for the student ids), in the order to write them.
+
+    Returns
+    -------
+    int
+        The number of answers written.
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
+    head = ["question_id", "answer_id", "student_id", "score", "max_score", "adjustment"]
+    writer.writerow(head + [neutralise(f"{i.item_id}: {item_label(i)}") for i in state.rubric])
+    n = 0
+    for answer in answers:
+        if answer.answer_id not in state.positions:
+            continue  # a late answer added after this state was read: the next export has it
+        grade = state.grade_of(answer.answer_id)
+        by_rubric = grade is not None and bool(grade.items)
+        ticks = [(1 if i.item_id in grade.items else 0) if by_rubric else None for i in state.rubric]  # type: ignore[union-attr]
+        adjustment = grade.adjustment if by_rubric else None  # type: ignore[union-attr]
+        score = None if grade is None else grade.score
+        cells = [state.question_id, answer.answer_id, answer.student_id or "", score, state.max_score, adjustment, *ticks]
+        writer.writerow([_cell(c) for c in cells])
         n += 1
     return n
 

@@ -296,3 +296,27 @@ def test_a_rubric_grade_with_a_point_adjustment_from_the_command_line(db, capsys
     assert json.loads(out)["overrides"]["a1"] == {"score": 1.75, "comment": "late", "rubric_items": [1], "adjustment": -0.25}
     status, out, _ = run(capsys, "history", "-q", "q1")
     assert out.splitlines()[0].endswith("gave answer a1 its own grade: rubric item 1, adjustment -0.25 (late)")
+
+
+def test_a_questions_rubric_grading_exports_with_a_column_per_item(db, capsys, tmp_path):
+    status, _, err = run(capsys, "export", "rubric", "-q", "q1")
+    assert status == 2 and "question q1 has no rubric" in err
+    edit(capsys, "rubric", "names Canberra=2", "=spelling=-0.5", author="prof")
+    edit(capsys, "grade", "1", "--items", "1")
+    edit(capsys, "grade-answer", "a2", "--items", "1,2", "--adjust", "0.25")
+    edit(capsys, "grade", "2", "0")  # a bare score: the rubric says nothing about these answers
+    out_file = tmp_path / "rubric.csv"
+    assert run(capsys, "export", "rubric", "-q", "q1", "-o", str(out_file))[0] == 0
+    rows = list(csv.reader(out_file.open(newline="")))
+    assert rows[0] == ["question_id", "answer_id", "student_id", "score", "max_score", "adjustment",
+                       "1: names Canberra (+2)", "2: =spelling (-0.5)"]
+    by_answer = {r[1]: r for r in rows[1:]}
+    assert by_answer["a0"][3:] == ["2", "", "0", "1", "0"]
+    assert by_answer["a2"][3:] == ["1.75", "", "0.25", "1", "1"]
+    assert by_answer["a3"][3:] == ["0", "", "", "", ""] and by_answer["a6"][3:] == ["", "", "", "", ""]
+    assert len(rows) == 9
+    # several questions have different rubrics: the export is one question's
+    with Store.open(db) as store:
+        store.import_question(Question("q2", "Why?", (Answer("b0", "q2", "because", "s0"),)))
+    status, _, err = run(capsys, "export", "rubric")
+    assert status == 2 and "a rubric export is one question's" in err and "q1, q2" in err

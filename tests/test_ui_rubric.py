@@ -165,3 +165,19 @@ def test_an_adjustment_without_items_is_explained_and_nothing_is_logged(app, db)
     app.button(key="own-grade-q1-1").click().run()
     assert errors(app) == ["A point adjustment goes with rubric items; without items, enter the score itself."]
     assert len(logged(db)) == 1  # the rubric only
+
+
+def test_the_export_page_offers_the_rubric_grading_of_one_question(app, db):
+    app.switch_page("views/export.py").run()
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert not [x for x in labels if x.startswith("Rubric grading")]  # no rubric yet
+    with Store.open(db) as store:
+        store.append("q1", "Ada", 0, SetRubric(((1, "names Canberra", 1.0), (2, "spelling mistake", -0.5))))
+    app.run()
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert "Rubric grading (CSV, a column per item: 2 items)" in labels
+    # each question has its own rubric, so the file is offered for one question at a time
+    one = [b.proto.label for b in app.get("download_button") if b.proto.label.startswith("Grades by student")]
+    app.button_group(key="export-scope").set_value("All questions").run()
+    assert [b.proto.label for b in app.get("download_button") if b.proto.label.startswith("Grades by student")] != one
+    assert not [b for b in app.get("download_button") if b.proto.label.startswith("Rubric grading")]

@@ -1,10 +1,11 @@
-"""``grouper export``: grades (CSV), the edit log (JSONL) and training pairs (JSONL).
+"""``grouper export``: grades and rubric grading (CSV), the edit log (JSONL) and training pairs (JSONL).
 
 Output goes to standard output, or with ``-o FILE`` to a file that appears only once complete
 (written beside it, then renamed), so a half-written export never exists::
 
     grouper export grades --db grades.sqlite -o grades.csv
     grouper export grades-by-student -o totals.csv
+    grouper export rubric -q q1 -o q1-rubric.csv
     grouper export log -q q1
     grouper export pairs --author ta1 --since 2026-05-01 -o pairs.jsonl
 """
@@ -20,7 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grouper.commands._store_options import add_db_option, open_store, reports_busy
-from grouper.exports import grade_rows, write_edit_log_jsonl, write_grades_by_student_csv, write_grades_csv, write_pairs_jsonl
+from grouper.exports import (
+    grade_rows,
+    write_edit_log_jsonl,
+    write_grades_by_student_csv,
+    write_grades_csv,
+    write_pairs_jsonl,
+    write_rubric_csv,
+)
 from grouper.feedback import PairFilter, PairSettings, training_pairs
 from grouper.store import Store
 
@@ -75,6 +83,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
             writer = write_grades_csv if args.kind == "grades" else write_grades_by_student_csv
             args.what_written = "rows" if args.kind == "grades" else "students"
             _write(args, lambda out: writer(rows, out))
+        elif args.kind == "rubric":
+            if len(qids) != 1:
+                raise ValueError(
+                    f"a rubric export is one question's (its items are its columns); name one with -q "
+                    f"(the store has {len(qids)}: {', '.join(qids[:5])}{' ...' if len(qids) > 5 else ''})"
+                )
+            state, answers = store.state(qids[0]), store.answers(qids[0])
+            if not state.rubric:
+                raise ValueError(f"question {qids[0]} has no rubric; give it one with `grouper edit -q {qids[0]} ... rubric`")
+            args.what_written = "rows"
+            _write(args, lambda out: write_rubric_csv(state, answers, out))
         elif args.kind == "log":
             edits = [e for q in qids for e in store.edits(q)]
             args.what_written = "edits"
@@ -101,9 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser("export", help="export grades (CSV), the edit log or training pairs (JSONL)")
     exp.add_argument(
         "kind",
-        choices=["grades", "grades-by-student", "log", "pairs"],
-        help="grades: one row per answer; grades-by-student: a column per question; log: every edit; "
-        "pairs: must-link / cannot-link answer pairs from the edits",
+        choices=["grades", "grades-by-student", "rubric", "log", "pairs"],
+        help="grades: one row per answer; grades-by-student: a column per question; rubric: one question's "
+        "answers with a 1/0 column per rubric item; log: every edit; pairs: must-link / cannot-link answer pairs from the edits",
     )
     add_db_option(exp)
     exp.add_argument("--question", "-q", action="append", help="only this question (repeatable; default: all)")

@@ -1,5 +1,6 @@
-"""Export page: grades (CSV, safe to open in a spreadsheet), the edit log (JSONL) and the
-training pairs derived from it (JSONL), as downloads. Instructors only.
+"""Export page: grades (CSV, safe to open in a spreadsheet), one question's rubric grading
+(CSV, a column per item), the edit log (JSONL) and the training pairs derived from it
+(JSONL), as downloads. Instructors only.
 
 The files are written by ``grouper.exports`` and ``grouper.feedback``, exactly as
 ``grouper export`` writes them; they are built when the page is drawn, from the store.
@@ -21,6 +22,7 @@ from grouper.exports import (
     write_grades_by_student_csv,
     write_grades_csv,
     write_pairs_jsonl,
+    write_rubric_csv,
 )
 from grouper.feedback import PairFilter, training_pairs
 
@@ -72,6 +74,19 @@ cols[1].download_button(
     key="download-grades-by-student",
     icon=":material/download:",
 )
+rubric_state = store.state(question_id)
+if len(question_ids) == 1 and rubric_state.rubric:
+    rubric_bytes, _ = _render(lambda out: write_rubric_csv(rubric_state, store.answers(question_id), out))
+    st.download_button(
+        f"Rubric grading (CSV, a column per item: {len(rubric_state.rubric)} items)",
+        rubric_bytes,
+        file_name=f"rubric-{suffix}.csv",
+        mime="text/csv",
+        key="download-rubric",
+        icon=":material/download:",
+        help="1 where an answer's grade has the item, 0 where its rubric grade lacks it, empty where the "
+        "rubric was not used; with each grade's point adjustment",
+    )
 st.subheader("Edit log and training signal")
 st.text(f"{len(log)} edits; {len(pairs)} training pairs (must-link / cannot-link) derived from them.")
 cols = st.columns(2)
