@@ -87,11 +87,21 @@ def serve(
 ) -> Iterator[AppServer]:
     """Start ``grouper ui --db DB`` on a free port and wait for Streamlit's health check."""
     port = free_port()
+    argv = [sys.executable, "-m", "grouper", "ui", "--db", str(db), "--port", str(port)]
+    with serve_command(argv, port, db, log_dir, env=env, timeout=timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_command(
+    argv: list[str], port: int, db: Path, log_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 90
+) -> Iterator[AppServer]:
+    """Run a Streamlit server command listening on ``port`` and wait for its health check."""
     log = log_dir / f"streamlit-{port}.log"
     full_env = dict(os.environ, GROUPER_DEVICE="cpu", **(env or {}))
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "grouper", "ui", "--db", str(db), "--port", str(port)],
+            argv,
             cwd=REPO,
             env=full_env,
             stdout=out,
@@ -103,7 +113,7 @@ def serve(
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"grouper ui exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"{argv[2:4]} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
                     if response.status == 200:
@@ -111,9 +121,7 @@ def serve(
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"grouper ui not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"{argv[2:4]} not healthy after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
         yield server
     finally:
@@ -232,7 +240,9 @@ ROW_PX = 35
 def click_table_row(page, table_index: int, row: int) -> None:
     """Tick the selection checkbox of ``row`` (0-based) in the ``table_index``-th dataframe."""
     table = page.locator("[data-testid='stDataFrame']").nth(table_index)
-    table.scroll_into_view_if_needed()
+    # Centred, not just "if needed": a table half scrolled out of view has its first rows out
+    # of reach of the click. Streamlit's tables are at most about 400 px high.
+    table.evaluate("el => el.scrollIntoView({block: 'center'})")
     box = table.bounding_box()
     assert box is not None, "the table is not visible"
     page.mouse.click(box["x"] + 16, box["y"] + ROW_PX * (row + 1) + ROW_PX / 2)
