@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from grouper.edits import QuestionState, RubricItem, SetRubric
 
-__all__ = ["item_label", "item_use", "parse_rubric", "rubric_lines", "rubric_text"]
+__all__ = ["copy_rubric", "item_label", "item_use", "parse_rubric", "rubric_lines", "rubric_text"]
 
 
 def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
@@ -63,6 +63,47 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
                 item_id, next_id = next_id, next_id + 1
         items.append((item_id, description, value))
     return SetRubric(tuple(items))
+
+
+def copy_rubric(source: QuestionState, target: QuestionState) -> SetRubric:
+    """The edit that adds to ``target``'s rubric the items of ``source``'s that it lacks.
+
+    For the versions of one exam question, or the same question asked again: the instructor
+    writes the rubric once. The target keeps its own items (their ids, descriptions and
+    points, so no grade given by them changes); an item of the source whose description
+    (ignoring case) the target already has is not added again; the others are added, in the
+    source's order, with ids that are new in the target.
+
+    Parameters
+    ----------
+    source : QuestionState
+        The question whose rubric is copied.
+    target : QuestionState
+        The question that receives the items, as the instructor saw it.
+
+    Returns
+    -------
+    SetRubric
+        The target's whole new rubric.
+
+    Raises
+    ------
+    ValueError
+        When the source has no rubric, or the target already has every item of it.
+    """
+    if not source.rubric:
+        raise ValueError(f"question {source.question_id} has no rubric to copy")
+    have = {i.description.casefold() for i in target.rubric}
+    next_id = target.next_rubric_item_id()
+    added = []
+    for item in source.rubric:
+        if item.description.casefold() not in have:
+            added.append((next_id, item.description, item.points))
+            have.add(item.description.casefold())
+            next_id += 1
+    if not added:
+        raise ValueError(f"question {target.question_id} already has every item of question {source.question_id}'s rubric")
+    return SetRubric((*target.rubric, *added))
 
 
 def rubric_lines(state: QuestionState) -> list[str]:

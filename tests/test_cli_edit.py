@@ -320,3 +320,23 @@ def test_a_questions_rubric_grading_exports_with_a_column_per_item(db, capsys, t
         store.import_question(Question("q2", "Why?", (Answer("b0", "q2", "because", "s0"),)))
     status, _, err = run(capsys, "export", "rubric")
     assert status == 2 and "a rubric export is one question's" in err and "q1, q2" in err
+
+
+def test_a_rubric_copied_from_another_question(db, capsys):
+    with Store.open(db) as store:
+        store.import_question(Question("q2", "Capital of Australia? (version B)", (Answer("b0", "q2", "Canberra", "s0"),)))
+        store.save_grouping("q2", Grouping(np.array([1]), np.ones(1), (Group(1, "Canberra", (0,)),)), model_version="test-model")
+    status, _, err = edit(capsys, "rubric", "--from", "q2", author="prof")
+    assert status == 2 and "question q2 has no rubric to copy" in err
+    assert run(capsys, "edit", "-q", "q2", "--author", "prof", "rubric", "names Canberra=2", "spelling=-0.5")[0] == 0
+    assert edit(capsys, "rubric", "names canberra=1", author="prof")[0] == 0
+    status, out, _ = edit(capsys, "rubric", "--from", "q2", author="prof")
+    assert status == 0 and "rubric by prof" in out
+    # q1 keeps its own "names canberra" (1 point) and gains what it lacked
+    assert [(i.item_id, i.description, i.points) for i in state(db).rubric] == [(1, "names canberra", 1.0), (2, "spelling", -0.5)]
+    status, _, err = edit(capsys, "rubric", "--from", "q2", author="prof")
+    assert status == 2 and "already has every item" in err
+    status, _, err = edit(capsys, "rubric", "x=1", "--from", "q2", author="prof")
+    assert status == 2 and "--from takes no items" in err
+    status, _, err = edit(capsys, "rubric", "--from", "nope", author="prof")
+    assert status == 2 and "question 'nope' is not in" in err

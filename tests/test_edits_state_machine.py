@@ -478,11 +478,11 @@ class GradingSession(RuleBasedStateMachine):
 
 def _impl_shape(model_content):
     """Model content in the shape of ``QuestionState.content()`` (grades here are bare scores:
-    no rubric items; ``test_rubric_properties`` covers those)."""
+    no rubric items, no point adjustment; ``test_rubric_properties`` covers those)."""
     groups, ungrouped, overrides = model_content
 
     def grade(g):
-        return None if g is None else (*g, ())
+        return None if g is None else (*g, (), 0.0)
 
     return (
         tuple((gid, title, members, status, grade(g), blank) for gid, title, members, status, g, blank in groups),

@@ -321,3 +321,22 @@ def test_codec_and_exports_carry_the_adjustment(graded):
     rows = {r.answer_id: r for r in grade_rows(graded.state, [Answer(a, "q", "t", "") for a in IDS])}
     assert rows["a1"].rubric_items == "names the closed path (+2); adjustment (+0.5)" and rows["a1"].score == 2.5
     assert describe(graded.edits[-1].payload) == "gave answer a1 its own grade: rubric item 1, adjustment +0.5"
+
+
+def test_a_rubric_is_copied_from_another_question_without_touching_the_targets_grades(graded):
+    from grouper.rubric import copy_rubric
+
+    other = Log(initial_state("q2", IDS, Grouping(np.ones(6, dtype=int), np.ones(6), (Group(1, "all", tuple(range(6))),))))
+    with pytest.raises(ValueError, match="question q2 has no rubric to copy"):
+        copy_rubric(other.state, graded.state)
+    other.do("ada", SetRubric(((1, "Names The Closed Path", 5.0), (2, "explains why", 1.0), (3, "draws it", 0.5))))
+    other.do("ben", GradeGroup(1, None, items=(1,)))
+    graded.do("ben", GradeGroup(2, 1.0))
+    graded.do("ada", SetRubric(RUBRIC[:2]))  # item 3 retired in q: its id is never given again
+    copied = copy_rubric(other.state, graded.state)
+    # q keeps its own items and points; what q lacks comes in with new ids
+    assert copied.items == (*SetRubric(RUBRIC[:2]).items, RubricItem(4, "explains why", 1.0), RubricItem(5, "draws it", 0.5))
+    state = graded.do("ada", copied)
+    assert state.last_change.grade_changes == () and state.grade_of("a0").score == 3.0
+    with pytest.raises(ValueError, match="question q already has every item of question q2's rubric"):
+        copy_rubric(other.state, state)

@@ -181,3 +181,18 @@ def test_the_export_page_offers_the_rubric_grading_of_one_question(app, db):
     app.button_group(key="export-scope").set_value("All questions").run()
     assert [b.proto.label for b in app.get("download_button") if b.proto.label.startswith("Grades by student")] != one
     assert not [b for b in app.get("download_button") if b.proto.label.startswith("Rubric grading")]
+
+
+def test_an_instructor_copies_another_questions_rubric(app, db):
+    app.button(key="rubric-copy-q1").click().run()
+    assert errors(app) == ["Choose the question whose rubric to copy."]
+    app.selectbox(key="rubric-source-q1").set_value("xss")
+    app.button(key="rubric-copy-q1").click().run()
+    assert errors(app) == ["Nothing was copied."] and any("question xss has no rubric to copy" in t for t in texts(app))
+    with Store.open(db) as store:
+        store.append("xss", "Ada", 0, SetRubric(((1, "names Canberra", 2.0), (2, "=spelling mistake", -0.5))))
+    write_rubric(app, "names canberra=1")
+    app.selectbox(key="rubric-source-q1").set_value("xss")
+    app.button(key="rubric-copy-q1").click().run()
+    assert successes(app) == ["Added 1 item of question xss's rubric."]
+    assert logged(db)[-1] == ("Ada", SetRubric(((1, "names canberra", 1.0), (2, "=spelling mistake", -0.5))))

@@ -16,7 +16,7 @@ import streamlit as st
 import ui_common
 from grouper.access import Action
 from grouper.edits import GradeGroup, QuestionState
-from grouper.rubric import item_label, item_use, parse_rubric, rubric_lines
+from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines
 
 
 def editor(question_id: str, state: QuestionState) -> None:
@@ -47,6 +47,18 @@ def editor(question_id: str, state: QuestionState) -> None:
                 "regrades every group and answer graded with it.",
             )
             st.form_submit_button("Save rubric", key=f"rubric-save-{question_id}", on_click=_save, args=(question_id, state))
+        others = [q for q in ui_common.question_ids() if q != question_id]
+        if others:
+            cols = st.columns([3, 2], vertical_alignment="bottom")
+            cols[0].selectbox("Copy the rubric of another question", others, index=None, key=f"rubric-source-{question_id}")
+            cols[1].button(
+                "Add its items",
+                key=f"rubric-copy-{question_id}",
+                on_click=_copy,
+                args=(question_id, state),
+                help="Adds the items this question lacks (same description, any case: already here); "
+                "this question's own items and grades stay as they are",
+            )
 
 
 def _save(question_id: str, state: QuestionState) -> None:
@@ -58,6 +70,20 @@ def _save(question_id: str, state: QuestionState) -> None:
         return
     n = len(payload.items)
     ui_common.submit(question_id, payload, f"The rubric now has {n} item{'' if n == 1 else 's'}.")
+
+
+def _copy(question_id: str, state: QuestionState) -> None:
+    source = st.session_state.get(f"rubric-source-{question_id}")
+    if source is None:
+        ui_common.flash("error", "Choose the question whose rubric to copy.")
+        return
+    try:
+        payload = copy_rubric(ui_common.store().state(source), state)
+    except ValueError as exc:
+        ui_common.flash("error", "Nothing was copied.", str(exc))
+        return
+    n = len(payload.items) - len(state.rubric)
+    ui_common.submit(question_id, payload, f"Added {n} item{'' if n == 1 else 's'} of question {source}'s rubric.")
 
 
 #: Items 1-9 are ticked with the number keys, and "G" grades: a group graded in a few keys.

@@ -8,6 +8,7 @@ Each verb appends one attributed edit to the store's log, against the version th
     grouper edit -q q1 --author ta1 grade 3 2 --comment "correct"
     grouper edit -q q1 --author prof rubric "names the closed path=2" "wrong units=-0.5"
     grouper edit -q q1 --author ta1 grade 3 --items 1,2
+    grouper edit -q q2 --author prof rubric --from q1
     grouper edit -q q1 --author ta1 grade-answer q1-004 --items 1 --adjust -0.5 --comment "units"
     grouper edit -q q1 --author ta1 undo 12
 
@@ -45,7 +46,7 @@ from grouper.edits import (
     Undo,
     auto_split_parts,
 )
-from grouper.rubric import parse_rubric
+from grouper.rubric import copy_rubric, parse_rubric
 from grouper.store import Store
 
 if TYPE_CHECKING:
@@ -152,8 +153,12 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
             return GradeGroup(args.group, score, args.comment or "", **grading)
         return GradeAnswer(args.answer, score, args.comment or "", **grading)
     if verb == "rubric":
+        if args.from_question is not None:
+            if args.items or args.clear:
+                raise ValueError("rubric: --from takes no items and no --clear")
+            return copy_rubric(store.state(args.from_question), state)
         if bool(args.items) == args.clear:
-            raise ValueError("rubric: give the items as DESCRIPTION=POINTS, or --clear for no rubric")
+            raise ValueError("rubric: give the items as DESCRIPTION=POINTS, --from QUESTION, or --clear for no rubric")
         return SetRubric(()) if args.clear else parse_rubric(state, args.items)
     if verb == "max-score":
         if (args.points is None) == (not args.clear):
@@ -275,6 +280,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("items", nargs="*", metavar="ITEM", help="one argument per item: DESCRIPTION=POINTS")
     p.add_argument("--clear", action="store_true", help="no rubric")
+    p.add_argument(
+        "--from", dest="from_question", metavar="QUESTION", help="add the items of this question's rubric that this one lacks"
+    )
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)

@@ -3,7 +3,7 @@ Debian's Chromium driven by Playwright (see conftest.py).
 
 An instructor writes a rubric, grades a group with two keys (1 ticks the first item, G
 grades), then gives the item other points: the group is regraded in the same edit, and the
-page says whose grades changed.
+page says whose grades changed; last, the group gets a point adjustment typed in its form.
 """
 
 from __future__ import annotations
@@ -80,4 +80,16 @@ def test_an_item_repriced_regrades_the_group_graded_with_it(server, open_page, s
         ("Ada", SetRubric(((1, "names Canberra", 2.0), (2, "spelling mistake", -0.5)))),
     ]
     assert {after.grade_of(a).score for a in graded[0].members} == {2.0}
+
+    # A point adjustment for what no item names, typed in the grading form.
+    # (the group's own form: keyed widgets carry their key as a class, st-key-<key>)
+    form = page.locator(f"[class*='st-key-rubric-adjust-q1-{graded[0].group_id}-']")
+    adjust = form.get_by_label("Point adjustment", exact=True)
+    adjust.fill("0.5")
+    page.get_by_role("button", name=re.compile(r"^Grade 2 by the rubric")).click()
+    message(page, "by the rubric with an adjustment of +0.5.")
+    page.get_by_text("Rubric: names Canberra (+2); adjustment (+0.5)", exact=True).wait_for()
+    with Store.open(server.db) as store:
+        adjusted = store.state("q1").groups[graded[0].group_id].grade
+    assert (adjusted.items, adjusted.adjustment, adjusted.score) == ((1,), 0.5, 2.5)
     assert guard.outside == []
