@@ -33,6 +33,8 @@ __all__ = [
     "listing_order",
     "project_2d",
     "review_queue",
+    "RubricSuggestion",
+    "rubric_suggestion",
     "typicality",
 ]
 
@@ -238,6 +240,55 @@ def centroids(
         rows.append(_unit(mean))
     dim = len(next(iter(vectors.values()))) if vectors else 0
     return ids, (np.stack(rows) if rows else np.zeros((0, dim)))
+
+
+class RubricSuggestion(NamedTuple):
+    """The rubric items of the graded group most like an ungraded one: a grader who agrees
+    ticks them all in one key instead of one key per item."""
+
+    group_id: int
+    items: tuple[int, ...]
+    similarity: float  # cosine of the two groups' mean directions
+
+
+def rubric_suggestion(state: QuestionState, vectors: Mapping[str, np.ndarray], group_id: int) -> RubricSuggestion | None:
+    """The items of the group graded by the rubric whose answers are most like ``group_id``'s.
+
+    Groups of similar answers usually earn the same items (the same merit, the same mistake),
+    so the nearest rubric-graded group is the best guess at what this one earns. Nothing is
+    suggested when no other group is graded by the rubric, when the group is blank, or when
+    the nearest is less similar than :data:`SUGGEST_FROM` (the same bar as the queue's group
+    suggestions): a far group's items would be a guess, not a suggestion.
+
+    Parameters
+    ----------
+    state : QuestionState
+    vectors : mapping of answer id to ndarray of shape (dim,)
+        Unit embeddings of the question's answers (blank: the zero vector).
+    group_id : int
+        The group to suggest items for.
+
+    Returns
+    -------
+    RubricSuggestion or None
+        Ties go to the lower group id, so the suggestion is stable from one run to the next.
+    """
+    graded = {
+        gid: g.members
+        for gid, g in sorted(state.groups.items())
+        if gid != group_id and g.grade is not None and g.grade.items
+    }
+    if not graded or group_id not in state.groups:
+        return None
+    ids, centres = centroids({group_id: state.groups[group_id].members, **graded}, vectors)
+    if not ids or ids[0] != group_id or len(ids) < 2:
+        return None  # the group is blank, or no graded group has a non-blank member
+    sims = centres[1:] @ centres[0]
+    best = int(np.argmax(sims))  # the first of equals: the lowest group id
+    if float(sims[best]) < SUGGEST_FROM:
+        return None
+    gid = ids[1 + best]
+    return RubricSuggestion(gid, state.groups[gid].grade.items, float(sims[best]))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

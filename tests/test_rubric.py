@@ -340,3 +340,34 @@ def test_a_rubric_is_copied_from_another_question_without_touching_the_targets_g
     assert state.last_change.grade_changes == () and state.grade_of("a0").score == 3.0
     with pytest.raises(ValueError, match="question q already has every item of question q2's rubric"):
         copy_rubric(other.state, state)
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+def _vectors(**directions):
+    out = {}
+    for answer_id, v in directions.items():
+        v = np.asarray(v, dtype=np.float64)
+        out[answer_id] = v / np.linalg.norm(v) if np.linalg.norm(v) else v
+    return out
+
+
+def test_a_group_is_offered_the_items_of_the_most_similar_rubric_graded_group(graded):
+    from grouper.edits import NEW
+    from grouper.review import rubric_suggestion
+
+    state = graded.do("ben", Move(("a5",), NEW))  # group 3: a5 alone, ungraded
+    vectors = _vectors(a0=(1, 0, 0), a1=(1, 0.1, 0), a2=(1, 0, 0.1), a3=(0, 1, 0), a4=(0, 1, 0.1), a5=(0.9, 0.2, 0))
+    suggestion = rubric_suggestion(state, vectors, 3)
+    assert (suggestion.group_id, suggestion.items) == (1, (1, 2)) and 0.95 < suggestion.similarity <= 1
+    vectors["a5"] = np.array([0.1, 0.995, 0.0])
+    assert rubric_suggestion(state, vectors, 3).group_id == 2  # now nearer group 2, graded (2, 3)
+    # too far from every graded group: no guess
+    vectors["a5"] = np.array([0.0, 0.0, 1.0])
+    assert rubric_suggestion(state, vectors, 3) is None
+    # a group graded by a bare score has no items to offer
+    state = graded.do("ben", GradeGroup(1, 1.0))
+    vectors["a5"] = np.array([1.0, 0.0, 0.0])
+    assert rubric_suggestion(state, vectors, 3) is None  # group 2, the only one left, is far
+    assert rubric_suggestion(state, {**vectors, "a5": np.zeros(3)}, 3) is None  # a blank group

@@ -7,6 +7,7 @@ TAs grade by the rubric but do not change it.
 
 from __future__ import annotations
 
+import numpy as np
 from test_ui_app import (
     _oidc_app,
     errors,
@@ -196,3 +197,36 @@ def test_an_instructor_copies_another_questions_rubric(app, db):
     app.button(key="rubric-copy-q1").click().run()
     assert successes(app) == ["Added 1 item of question xss's rubric."]
     assert logged(db)[-1] == ("Ada", SetRubric(((1, "names canberra", 1.0), (2, "=spelling mistake", -0.5))))
+
+
+def test_t_ticks_the_items_of_the_most_similar_rubric_graded_group(app, db):
+    from test_ui_app import open_group
+
+    from grouper.review import rubric_suggestion
+
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    app.multiselect(key="rubric-items-q1-1-v1").set_value([1, 2]).run()
+    app.button(key="rubric-grade-q1-1").click().run()
+    now, vectors = state(db), _stored_vectors(db)
+    near = [g for g in now.groups if g != 1 and rubric_suggestion(now, vectors, g) is not None]
+    far = [g for g in now.groups if g != 1 and rubric_suggestion(now, vectors, g) is None]
+    assert near, "no group of the sample question is close to group 1"
+    open_group(app, near[0])
+    button = app.button(key=f"rubric-suggested-q1-{near[0]}")
+    assert button.label == "Tick group 1's items"
+    assert f"Group 1, the most like this one, has: names Canberra (+1); spelling mistake (-0.5)" in texts(app)
+    button.click().run()
+    assert app.multiselect(key=f"rubric-items-q1-{near[0]}-v2").value == [1, 2]
+    assert len(logged(db)) == 2  # ticking grades nothing: G does, once the grader has checked
+    if far:
+        open_group(app, far[0])
+        assert f"rubric-suggested-q1-{far[0]}" not in [b.key for b in app.button]
+
+
+def _stored_vectors(db) -> dict[str, np.ndarray]:
+    """The answers' embeddings as the page has them: the store's cache (blank: zeros)."""
+    with Store.open(db) as store:
+        texts = {a.answer_id: a.normalized for a in store.answers("q1")}
+        found = store.embeddings.get_many(store.model_version("q1"), [t for t in texts.values() if t])
+    dim = len(next(iter(found.values())))
+    return {a: found[t] if t else np.zeros(dim) for a, t in texts.items()}

@@ -8,14 +8,17 @@ whose grades changed. Item descriptions are shown as plain text (widget labels a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import ui_common
 from grouper.access import Action
 from grouper.edits import GradeGroup, QuestionState
+from grouper.review import rubric_suggestion
 from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines
 
 
@@ -90,12 +93,13 @@ def _copy(question_id: str, state: QuestionState) -> None:
 _KEYED_ITEMS = 9
 
 
-def group_form(question_id: str, state: QuestionState, gid: int) -> None:
+def group_form(question_id: str, state: QuestionState, gid: int, vectors: Mapping[str, np.ndarray]) -> None:
     """Grade the group by ticking rubric items; the score is their points' sum, plus a point
     adjustment for what no item names.
 
     The picker lists the items; keys 1-9 tick or untick the first nine (their numbers are
-    their places in the rubric) and G applies the grade. The comment and the adjustment are
+    their places in the rubric), T ticks the items of the most similar group graded by the
+    rubric (when one is close), and G applies the grade. The comment and the adjustment are
     typed in a form, so that no key typed there can reach a shortcut.
     """
     if not state.rubric:
@@ -119,6 +123,19 @@ def group_form(question_id: str, state: QuestionState, gid: int) -> None:
             help=f"Tick or untick rubric item {n} (key {n})",
             width="stretch",
         )
+    suggestion = rubric_suggestion(state, vectors, gid) if group.grade is None else None
+    if suggestion is not None and set(suggestion.items) <= set(labels):
+        named = "; ".join(labels[i] for i in suggestion.items)
+        st.button(
+            f"Tick group {suggestion.group_id}'s items",
+            key=f"rubric-suggested-{question_id}-{gid}",
+            on_click=_tick,
+            args=(key, suggestion.items),
+            shortcut="T",
+            help=f"The most similar group graded by the rubric (similarity {suggestion.similarity:.2f}) "
+            "has these items; tick them here, then check before grading (key T)",
+        )
+        st.text(f"Group {suggestion.group_id}, the most like this one, has: {named}")
     st.text("Keys: " + " · ".join(f"{n} {labels[i.item_id]}" for n, i in enumerate(keyed, start=1)) + " · G grade")
     points = {i.item_id: i.points for i in state.rubric}
     total = sum(points[i] for i in chosen)
@@ -151,6 +168,10 @@ def group_form(question_id: str, state: QuestionState, gid: int) -> None:
 
 def _items_key(question_id: str, gid: int, version: int) -> str:
     return f"rubric-items-{question_id}-{gid}-v{version}"
+
+
+def _tick(key: str, items: tuple[int, ...]) -> None:
+    st.session_state[key] = list(items)
 
 
 def _toggle(key: str, item_id: int) -> None:

@@ -608,7 +608,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
         cols[1].button(
             "Apply", key=f"grade-again-{question_id}-{gid}", on_click=_grade_again, args=(gid, presets), width="stretch"
         )
-    rubric_panel.group_form(question_id, state, gid)
+    rubric_panel.group_form(question_id, state, gid, vectors)
     receiving = [a for a in group.members if a not in state.overrides]
     keeping = [a for a in group.members if a in state.overrides]
     with st.form(f"grade-form-{question_id}-{gid}", border=False):
