@@ -52,7 +52,7 @@ def review(question, embed) -> dict[str, list[int]]:
     grades = sorted(set(gold.values()))
     item_of = {g: n for n, g in enumerate(grades, start=1)}
     state = initial_state(question.question_id, ids, grouping)
-    state = apply(state, make_edit(state, "bench", SetRubric(tuple((item_of[g], g, float(n)) for g, n in item_of.items()))))
+    state = apply(state, make_edit(state, "bench", SetRubric(tuple((n, g, float(n)) for g, n in item_of.items()))))
     by_id = dict(zip(ids, vectors, strict=True))
     counts = {name: [0, 0] for name in OFFERS}
     previous: tuple[int, ...] | None = None
