@@ -130,8 +130,12 @@ def edit_from_dict(data: Mapping[str, Any]) -> Edit:
 def _grade(g: Grade | None) -> list | None:
     if g is None:
         return None
-    tail: list = [list(g.items), g.adjustment] if g.adjustment else [list(g.items)] if g.items else []
-    return [g.score, g.comment, g.by, g.version, *tail]
+    out: list = [g.score, g.comment, g.by, g.version]
+    if g.items:  # a bare score's form is as before rubrics existed
+        out.append(list(g.items))
+    if g.adjustment:  # only a rubric grade has one
+        out.append(g.adjustment)
+    return out
 
 
 def _grade_back(d: list | None) -> Grade | None:
