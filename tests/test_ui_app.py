@@ -872,3 +872,21 @@ def test_tas_do_not_see_the_reference_answers_editor(db, tmp_path, monkeypatch):
     at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
     assert not at.exception
     assert [b for b in at.button if b.key == "references-regroup-q1"] == []
+
+
+def test_group_cues_are_computed_once_per_group_content(app, db):
+    """The list's confidence cues are remembered per group's members: a rerun recomputes only
+    the groups an edit changed, and a changed group gets its new cue."""
+    import ui_common  # importable once the app has run: it puts ui/ on sys.path
+
+    from grouper.review import confidence_cue, least_typical_first
+
+    vectors = ui_common.answer_vectors("q1")
+    groups = {g: s.members for g, s in state(db).groups.items()}
+    first = ui_common.group_cues(groups, vectors)
+    assert first == {g: confidence_cue([s for _, s in least_typical_first(m, vectors)]) for g, m in groups.items()}
+    g1 = next(iter(groups))
+    cached = ui_common._vector_cache().cues[(id(vectors), groups[g1])]
+    assert ui_common.group_cues(groups, vectors)[g1] is cached  # served, not recomputed
+    changed = {**groups, g1: groups[g1][:1]}
+    assert ui_common.group_cues(changed, vectors)[g1] == confidence_cue([1.0])  # one member: fully typical

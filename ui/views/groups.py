@@ -34,7 +34,7 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
-from grouper.review import GradeInUse, confidence_cue, grades_in_use, least_typical_first, listing_order
+from grouper.review import GradeInUse, grades_in_use, least_typical_first, listing_order
 from grouper.rubric import rubric_text
 
 identity = ui_common.require(Action.REVIEW)
@@ -293,10 +293,7 @@ def workspace() -> None:
     table_key = f"groups-{question_id}-v{state.version}"
     _pick_from_table(table_key, order)
     gid = _open_group(state, order)
-    cues = {
-        g: confidence_cue([s for _, s in least_typical_first(state.groups[g].members, vectors)])
-        for g in order
-    }
+    cues = ui_common.group_cues({g: state.groups[g].members for g in order}, vectors)
     confirmed = sum(state.groups[g].status == CONFIRMED for g in order)
     graded = sum(state.groups[g].grade is not None for g in order)
     st.text(
