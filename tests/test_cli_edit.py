@@ -268,10 +268,11 @@ def test_a_rubric_from_the_command_line_grades_and_regrades(db, capsys):
         edit(capsys, "grade", "1", "--items", "a")
     assert exit_.value.code == 2 and "give rubric item ids separated by commas" in capsys.readouterr().err
     status, out, _ = run(capsys, "show", "-q", "q1")
-    assert "rubric: says Canberra (+3)" in out and "rubric item 2: spelling (-0.5)" in out
+    assert "rubric: says Canberra (+3)" in out and "rubric item 2: spelling (-0.5)  (1 answer(s))" in out
+    assert "rubric item 1: says Canberra (+3)  (3 answer(s))" in out  # group 1's three
     status, out, _ = run(capsys, "show", "-q", "q1", "--json")
     shown = json.loads(out)
-    assert shown["rubric"][0] == {"item_id": 1, "description": "says Canberra", "points": 3.0}
+    assert shown["rubric"][0] == {"item_id": 1, "description": "says Canberra", "points": 3.0, "answers": 3}
     assert shown["overrides"]["a1"]["rubric_items"] == [1, 2]
     status, out, _ = run(capsys, "history", "-q", "q1")
     lines = out.splitlines()

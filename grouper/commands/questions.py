@@ -11,7 +11,7 @@ from grouper.clustering import GroupingSettings
 from grouper.commands._model_options import active_encoder, add_models_option, question_encoder
 from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
 from grouper.edits import CONFIRMED, EditRefused, QuestionState
-from grouper.rubric import item_label, rubric_text
+from grouper.rubric import item_label, item_use, rubric_text
 
 if TYPE_CHECKING:
     from grouper.answers import Question
@@ -104,11 +104,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _summary(state: QuestionState, members_shown: int) -> dict:
+    use = item_use(state)
     return {
         "question_id": state.question_id,
         "version": state.version,
         "max_score": state.max_score,
-        "rubric": [{"item_id": i.item_id, "description": i.description, "points": i.points} for i in state.rubric],
+        "rubric": [
+            {"item_id": i.item_id, "description": i.description, "points": i.points, "answers": use[i.item_id]}
+            for i in state.rubric
+        ],
         "groups": [
             {
                 "group_id": g.group_id,
@@ -169,8 +173,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  ungrouped: {len(state.ungrouped)}")
         for a in state.ungrouped[: args.members]:
             print(f"          - {a}: {plain(texts[a], 80)}")
+    use = item_use(state)
     for item in state.rubric:
-        print(f"  rubric item {item.item_id}: {plain(item_label(item), 80)}")
+        print(f"  rubric item {item.item_id}: {plain(item_label(item), 80)}  ({use[item.item_id]} answer(s))")
     return 0
 
 
