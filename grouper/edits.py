@@ -37,7 +37,7 @@ undone like a group, by lineage.
 
 The third attribute is the question's *rubric* (``SetRubric``): named items with points. A
 grade may be given as a set of rubric items instead of a bare score; its score is then the sum
-of their points. Changing an item's points regrades every group and answer that has the item,
+of their points, plus the grade's own point adjustment for what no item names. Changing an item's points regrades every group and answer that has the item,
 in the same edit, so the grade change is recorded like any other and undone with it. An item
 still in use cannot be removed, a grade cannot be given with a rubric older than the current
 one, and a rubric change cannot be undone while a grade given since uses an item it changed.
@@ -878,11 +878,10 @@ def _item_ids(value: object, where: str) -> tuple[int, ...]:
 def _check_adjustment(value: object, items: tuple[int, ...], where: str) -> float:
     """A point adjustment: a finite number, and 0 unless the grade is given as rubric items
     (a bare score is already whatever the grader wants)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where}: adjustment must be a finite number of points, found {value!r}")
-    if value and not items:
+    points = _check_score(value, f"{where}: adjustment")
+    if points and not items:
         raise ValueError(f"{where}: a point adjustment goes with rubric items; without items, give the score itself")
-    return float(value)
+    return points
 
 
 def _as_tuple(value: object, where: str) -> tuple:

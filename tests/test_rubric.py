@@ -262,9 +262,10 @@ def test_a_point_adjustment_goes_with_items_only():
         GradeGroup(1, 2.0, adjustment=0.5)
     with pytest.raises(ValueError, match="a point adjustment goes with rubric items"):
         GradeAnswer("a1", None, adjustment=0.5)
-    for bad in (float("inf"), float("nan"), "1", True):
-        with pytest.raises(ValueError, match="adjustment must be a finite number"):
+    for bad, message in [(float("inf"), "finite number"), (float("nan"), "finite number"), ("1", "number"), (True, "number")]:
+        with pytest.raises(ValueError, match=f"grade_answer: adjustment must be a {message}"):
             GradeAnswer("a1", None, items=(1,), adjustment=bad)
+    assert GradeAnswer("a1", None, items=(1,), adjustment=np.float32(0.5)).adjustment == 0.5  # numbers as scores are
 
 
 def test_an_adjusted_grade_is_worth_its_items_and_its_adjustment(graded):

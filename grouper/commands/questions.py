@@ -15,7 +15,7 @@ from grouper.rubric import item_label, item_use, rubric_text
 
 if TYPE_CHECKING:
     from grouper.answers import Question
-from grouper.store import Store
+    from grouper.store import Store
 
 
 def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) -> int | None:

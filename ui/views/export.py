@@ -46,7 +46,10 @@ def _render(write: Callable[[IO[str]], int]) -> tuple[bytes, int]:
     return buffer.getvalue().encode("utf-8"), count
 
 
-rows = [r for q in question_ids for r in grade_rows(store.state(q), store.answers(q))]
+# Each question's state and answers are read once: the grades and the rubric file share them.
+states = {q: store.state(q) for q in question_ids}
+answers = {q: store.answers(q) for q in question_ids}
+rows = [r for q in question_ids for r in grade_rows(states[q], answers[q])]
 graded = sum(r.score is not None for r in rows)
 grades, _ = _render(lambda out: write_grades_csv(rows, out))
 by_student, students = _render(lambda out: write_grades_by_student_csv(rows, out))
@@ -74,9 +77,10 @@ cols[1].download_button(
     key="download-grades-by-student",
     icon=":material/download:",
 )
-rubric_state = store.state(question_id)
-if len(question_ids) == 1 and rubric_state.rubric:
-    rubric_bytes, _ = _render(lambda out: write_rubric_csv(rubric_state, store.answers(question_id), out))
+rubric_question = question_ids[0] if len(question_ids) == 1 else None
+rubric_state = None if rubric_question is None else states[rubric_question]
+if rubric_state is not None and rubric_state.rubric:
+    rubric_bytes, _ = _render(lambda out: write_rubric_csv(rubric_state, answers[rubric_question], out))
     st.download_button(
         f"Rubric grading (CSV, a column per item: {len(rubric_state.rubric)} items)",
         rubric_bytes,
