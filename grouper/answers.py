@@ -28,6 +28,7 @@ __all__ = [
     "AnswerFileError",
     "FileProblem",
     "Question",
+    "exact_text_key",
     "load_answers",
     "normalize_text",
     "parse_answers",
@@ -71,6 +72,25 @@ def normalize_text(text: str) -> str:
         Canonically (and compatibly) equivalent inputs give the same string.
     """
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def exact_text_key(text: str) -> str:
+    """The key of identical answers (and of the exact-text baseline): NFKC, casefolded, punctuation and spaces stripped.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        Answers with equal keys form one group in the baseline. Whitespace runs are
+        collapsed to one space so that removing a punctuation mark between words does not
+        glue them together.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(" " if unicodedata.category(ch).startswith(("P", "Z")) or ch.isspace() else ch for ch in folded)
+    return " ".join(kept.split())
 
 
 @dataclass(frozen=True, slots=True)

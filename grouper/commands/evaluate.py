@@ -7,17 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grouper.answers import load_answers
 from grouper.clustering import GroupingSettings
-from grouper.evaluation.runner import (
-    MIN_ANSWERS,
-    MODES,
-    QuestionResult,
-    SplitResult,
-    evaluate_questions,
-    summarise,
-)
+from grouper.evaluation.apa import MIN_ANSWERS, MODES
+
+if TYPE_CHECKING:
+    from grouper.evaluation.runner import QuestionResult, SplitResult
 
 _TARGET_RATIO = 0.8  # the target: APA at most 0.8 x the better trivial baseline
 
@@ -31,6 +28,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"grouper: --max-pairs ({args.max_pairs}) must be at least 2", file=sys.stderr)
         return 2
     from grouper.embedding import Encoder, choose_device
+    from grouper.evaluation.runner import evaluate_questions, summarise
     from grouper.store import Store
 
     # Read every file before loading the model: a bad file fails in a second, not a minute.

@@ -50,10 +50,8 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     registry = ModelRegistry(args.models)
     held_files = [q for path in args.held_out_file or [] for q in load_answers(path)]
-    settings = FineTuneSettings(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        max_pairs=args.max_pairs, max_steps=args.max_steps,
-    )
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_pairs": args.max_pairs}
+    settings = FineTuneSettings(**{k: v for k, v in given.items() if v is not None}, max_steps=args.max_steps)
     device = choose_device(args.device)
     print(f"retraining {registry.active()} on the corrections in {args.db or 'the default store'}; device {device}",
           file=sys.stderr)
@@ -153,9 +151,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``retrain``, ``models`` and ``regroup`` commands."""
-    from grouper.training.finetune import FineTuneSettings
-
-    defaults = FineTuneSettings()
+    # The fine-tuning defaults are FineTuneSettings'; importing it here would load torch for
+    # every command.
     p = sub.add_parser("retrain", help="fine-tune the model on the logged corrections; activate it if it beats its parent")
     add_db_option(p)
     _add_model_options(p)
@@ -168,10 +165,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--held-out-fraction", type=float, default=0.25,
                    help="without --held-out*, hold out this share of the fully graded questions (default 0.25)")
     p.add_argument("--min-answers", type=int, default=_MIN_ANSWERS, help="held-out questions need this many answers")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    p.add_argument("--max-pairs", type=int, default=defaults.max_pairs)
+    p.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: FineTuneSettings')")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per step (default: FineTuneSettings')")
+    p.add_argument("--learning-rate", type=float, default=None, help="AdamW's (default: FineTuneSettings')")
+    p.add_argument("--max-pairs", type=int, default=None, help="at most this many pairs (default: FineTuneSettings')")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -8,17 +8,26 @@ at the end are graded one by one (1 action each). APA is the number of actions o
 
 This module counts those actions from gold labels alone. :mod:`grouper.evaluation.oracle`
 performs them through the product's edit operations; both must agree, and the tests check
-that they do.
+that they do. The one product function it uses is the text key of the exact-text
+baseline (:func:`grouper.answers.exact_text_key`).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
+from grouper.answers import exact_text_key  # the baseline's key; the product's grade check uses it too
+
+#: The protocol's two modes: grouped once before review, or learning from the corrections.
+MODES = ("zero-shot", "flywheel")
+#: Questions with fewer answers are left out, as in the protocol.
+MIN_ANSWERS = 20
+
 __all__ = [
+    "MIN_ANSWERS",
+    "MODES",
     "ReviewCount",
     "count_review",
     "exact_text_key",
@@ -122,25 +131,6 @@ def floor_apa(labels: Iterable[Hashable]) -> float:
     """
     labels = list(labels)
     return len(set(labels)) / len(labels) if labels else 0.0
-
-
-def exact_text_key(text: str) -> str:
-    """The key of the exact-text baseline: NFKC, casefolded, punctuation and spaces stripped.
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    str
-        Answers with equal keys form one group in the baseline. Whitespace runs are
-        collapsed to one space so that removing a punctuation mark between words does not
-        glue them together.
-    """
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(" " if unicodedata.category(ch).startswith(("P", "Z")) or ch.isspace() else ch for ch in folded)
-    return " ".join(kept.split())
 
 
 def groups_from_keys(keys: Sequence[Hashable]) -> list[list[int]]:

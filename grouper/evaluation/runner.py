@@ -20,7 +20,7 @@ import numpy as np
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
 from grouper.embedding import EmbeddingCache, Encoder, InMemoryEmbeddingCache
-from grouper.evaluation.apa import count_review, exact_text_key, groups_from_keys
+from grouper.evaluation.apa import MIN_ANSWERS, MODES, count_review, exact_text_key, groups_from_keys
 from grouper.evaluation.oracle import review_question
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, GradeAdaptationSettings, adapt_to_grades
 from grouper.pipeline import group_question
@@ -40,9 +40,6 @@ __all__ = [
     "summarise",
 ]
 
-MODES = ("zero-shot", "flywheel")
-#: Questions with fewer answers are left out, as in the protocol.
-MIN_ANSWERS = 20
 #: The split whose corrections a model may learn from; every other split measures transfer.
 TRAIN_SPLIT = "train"
 
