@@ -1,0 +1,240 @@
+"""The grade check (grouper.grade_check): which graded answers most likely carry a wrong grade.
+
+The ranking is tested on hand-made vectors, where the right answer is known; ``grouper check``
+on a real SQLite store grouped by the real packaged encoder.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question
+from grouper.cli import main
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edits import GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
+from grouper.grade_check import GradeCheckSettings, grade_doubts
+from grouper.intake import import_questions
+from grouper.store import Store
+
+DIM = 8
+
+
+def _direction(axis: int, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:
+    v = np.zeros(DIM)
+    v[axis] = 1.0
+    v += rng.normal(scale=noise, size=DIM)
+    return v / np.linalg.norm(v)
+
+
+def _question(texts: list[str]) -> tuple[Answer, ...]:
+    return tuple(Answer(f"a{i}", "q", t) for i, t in enumerate(texts))
+
+
+def _graded(answers, labels, grades, alone=()):
+    """A state with groups by ``labels`` (group ids from 1), each graded ``grades[gid]``;
+    the ``alone`` answers (id, score, comment) moved out and graded on their own."""
+    ids = [a.answer_id for a in answers]
+    labels = np.array(labels)
+    groups = tuple(
+        Group(int(g), f"group {g}", tuple(int(i) for i in np.flatnonzero(labels == g)))
+        for g in sorted(set(labels) - {UNGROUPED})
+    )
+    state = initial_state("q", ids, Grouping(labels, np.ones(len(ids)), groups))
+
+    def do(payload):
+        nonlocal state
+        state = apply(state, make_edit(state, "ta", payload))
+
+    grouped = tuple(a for a, _, _ in alone if state.location[a] is not None)
+    if grouped:
+        do(Move(grouped, None))
+    for answer_id, score, comment in alone:
+        do(GradeAnswer(answer_id, score, comment))
+    for gid, (score, comment) in grades.items():
+        do(GradeGroup(gid, score, comment))
+    return state
+
+
+@pytest.fixture
+def three_groups():
+    """Groups 1 (ten "right" answers, one of them really a "wrong" one), 2 (ten "wrong"), 3
+    (ten "partly") and 4 (five more "right"), graded 2, 0, 1 and 2."""
+    rng = np.random.default_rng(0)
+    texts = [f"right {i}" for i in range(9)] + ["wrong but kept"] + [f"wrong {i}" for i in range(10)] + [f"partly {i}" for i in range(10)] + [f"also right {i}" for i in range(5)]
+    vectors = np.stack(
+        [_direction(0, rng) for _ in range(9)] + [_direction(1, rng)] + [_direction(1, rng) for _ in range(10)] + [_direction(2, rng) for _ in range(10)]
+        + [_direction(0, rng) for _ in range(5)]
+    )
+    labels = [1] * 10 + [2] * 10 + [3] * 10 + [4] * 5
+    answers = _question(texts)
+    state = _graded(answers, labels, {1: (2.0, "right"), 2: (0.0, "wrong"), 3: (1.0, "partly"), 4: (2.0, "right")})
+    return state, answers, vectors
+
+
+def test_the_member_that_does_not_belong_comes_first_with_the_grade_it_should_have(three_groups):
+    state, answers, vectors = three_groups
+    doubts = grade_doubts(state, answers, vectors)
+    assert len(doubts) == 35  # every graded answer, once
+    assert sorted(d.answer_id for d in doubts) == sorted(a.answer_id for a in answers)
+    first = doubts[0]
+    assert first.answer_id == "a9"
+    assert first.grade.score == 2.0 and first.group_id == 1 and not first.graded_alone
+    # Its likely grade is the one given to the answers it resembles, comment and all.
+    assert first.likely is not None and (first.likely.score, first.likely.comment) == (0.0, "wrong")
+    assert first.likely_probability is not None and first.likely_probability > 0.5
+    assert first.probability is not None and first.group_probability is not None
+    assert first.probability < first.group_probability
+    assert first.typicality == min(d.typicality for d in doubts)
+    assert all(0.0 <= d.doubt <= 1.0 for d in doubts)
+    assert first.doubt > max(d.doubt for d in doubts[1:])
+
+
+def test_doubts_are_listed_most_doubtful_first(three_groups):
+    doubts = grade_doubts(*three_groups)
+    assert [d.doubt for d in doubts] == sorted((d.doubt for d in doubts), reverse=True)
+
+
+def test_an_answer_graded_unlike_most_of_its_identical_answers_comes_first():
+    rng = np.random.default_rng(1)
+    texts = ["Canberra", "It is Canberra", "canberra!", "Canberra city", "Sydney", "Sydney, NSW", "sydney", "CANBERRA"]
+    vectors = np.stack([_direction(0, rng) for _ in range(4)] + [_direction(1, rng) for _ in range(3)] + [_direction(0, rng)])
+    answers = _question(texts)
+    # "CANBERRA" (a7) is wrongly in the Sydney group and got its 0; "Canberra" and
+    # "canberra!" got 1: the one graded unlike the rest is the doubtful one.
+    state = _graded(answers, [1, 1, 1, 1, 2, 2, 2, 2], {1: (1.0, "right"), 2: (0.0, "")})
+    doubts = grade_doubts(state, answers, vectors)
+    assert doubts[0].answer_id == "a7" and doubts[0].doubt == 1.0
+    assert set(doubts[0].twins) == {"a0", "a2"}
+    assert doubts[0].likely is not None and (doubts[0].likely.score, doubts[0].likely.comment) == (1.0, "right")
+    assert not any(d.twins for d in doubts[1:])
+
+
+def test_two_identical_answers_graded_differently_are_both_doubtful():
+    rng = np.random.default_rng(6)
+    answers = _question(["Canberra", "canberra", "Sydney", "It is Sydney"])
+    vectors = np.stack([_direction(0, rng), _direction(0, rng), _direction(1, rng), _direction(1, rng)])
+    state = _graded(answers, [1, 2, 2, 2], {1: (1.0, ""), 2: (0.0, "")})
+    twins = {d.answer_id: d for d in grade_doubts(state, answers, vectors) if d.twins}
+    assert set(twins) == {"a0", "a1"}
+    assert twins["a0"].twins == ("a1",) and twins["a0"].likely.score == 0.0
+    assert twins["a1"].twins == ("a0",) and twins["a1"].likely.score == 1.0
+
+
+def test_blank_answers_are_not_twins():
+    rng = np.random.default_rng(2)
+    answers = _question(["", " ", "x", "y"])
+    vectors = np.stack([np.zeros(DIM), np.zeros(DIM), _direction(0, rng), _direction(1, rng)])
+    state = _graded(answers, [1, 1, 2, 2], {1: (0.0, "blank"), 2: (1.0, "")}, alone=(("a1", 2.0, "generous"),))
+    assert not any(d.twins for d in grade_doubts(state, answers, vectors))
+
+
+def test_ungraded_answers_are_not_listed_and_an_answer_graded_alone_is_marked():
+    rng = np.random.default_rng(3)
+    answers = _question([f"t{i}" for i in range(8)])
+    vectors = np.stack([_direction(i % 2, rng) for i in range(8)])
+    state = _graded(answers, [1, 2, 1, 2, 1, 2, UNGROUPED, UNGROUPED], {1: (1.0, "")}, alone=(("a6", 0.0, "own"),))
+    doubts = grade_doubts(state, answers, vectors)
+    assert sorted(d.answer_id for d in doubts) == ["a0", "a2", "a4", "a6"]  # group 2 and a7 are ungraded
+    alone = next(d for d in doubts if d.answer_id == "a6")
+    assert alone.graded_alone and alone.group_id is None and alone.typicality == 1.0
+    assert alone.group_probability is None
+
+
+def test_with_one_score_given_there_is_no_model_and_no_likely_grade():
+    rng = np.random.default_rng(4)
+    answers = _question([f"t{i}" for i in range(6)])
+    vectors = np.stack([_direction(0, rng) for _ in range(5)] + [_direction(1, rng)])
+    state = _graded(answers, [1] * 6, {1: (1.0, "")})
+    doubts = grade_doubts(state, answers, vectors)
+    assert all(d.probability is None and d.likely is None for d in doubts)
+    assert doubts[0].answer_id == "a5"  # the least typical member still comes first
+
+
+def test_nothing_graded_gives_nothing():
+    answers = _question(["a", "b"])
+    state = initial_state("q", ["a0", "a1"], Grouping(np.array([1, 1]), np.ones(2), (Group(1, "g", (0, 1)),)))
+    assert grade_doubts(state, answers, np.eye(2, DIM)) == []
+
+
+def test_bad_arguments_are_refused_with_the_reason(three_groups):
+    state, answers, vectors = three_groups
+    with pytest.raises(ValueError, match="35 answers but 34 vectors"):
+        grade_doubts(state, answers, vectors[:34])
+    with pytest.raises(ValueError, match=r"folds \(1\) must be at least 2"):
+        grade_doubts(state, answers, vectors, settings=GradeCheckSettings(folds=1))
+    with pytest.raises(ValueError, match="regularisation"):
+        grade_doubts(state, answers, vectors, settings=GradeCheckSettings(regularisation=0))
+
+
+# --------------------------------------------------------------------------- grouper check
+
+
+RIGHT = ["Canberra", "It is Canberra", "Canberra is the capital", "the capital is Canberra", "Canberra, ACT"]
+ALSO_RIGHT = ["Canberra!!", "I think Canberra", "Canberra (ACT)", "Its Canberra"]
+WRONG = ["Sydney", "It is Sydney", "Sydney is the capital", "the capital is Sydney", "Sydney, NSW"]
+
+
+@pytest.fixture
+def checked_db(tmp_path, encoder, monkeypatch):
+    """A real store, grouped by the real encoder; then regrouped by hand into two "Canberra"
+    groups graded 1, the first also holding "Sydney\\x1b[31m" (wrongly), and a "Sydney"
+    group graded 0."""
+    path = tmp_path / "grades.sqlite"
+    texts = RIGHT + WRONG + ["Sydney\x1b[31m"] + ALSO_RIGHT
+    answers = tuple(Answer(f"a{i}", "q1", t) for i, t in enumerate(texts))
+    monkeypatch.setenv("GROUPER_MODELS_DIR", str(tmp_path / "models"))
+    with Store.open(path) as store:
+        import_questions(store, [Question("q1", "Capital of Australia?", answers, ("Canberra",))], encoder)
+        state = store.state("q1")
+        store.append("q1", "ta", state.version, Move(tuple(f"a{i}" for i in range(5)) + ("a10",), "new", title="Canberra"))
+        state = store.state("q1")
+        store.append("q1", "ta", state.version, Move(tuple(f"a{i}" for i in range(5, 10)), "new", title="Sydney"))
+        state = store.state("q1")
+        store.append("q1", "ta", state.version, Move(tuple(f"a{i}" for i in range(11, 15)), "new", title="Canberra too"))
+        state = store.state("q1")
+        canberra, too, sydney = (state.location[a] for a in ("a0", "a11", "a5"))
+        for done, (gid, score, comment) in enumerate([(canberra, 1.0, "right"), (too, 1.0, "right"), (sydney, 0.0, "wrong")]):
+            store.append("q1", "ta", state.version + done, GradeGroup(gid, score, comment))
+    return path, canberra
+
+
+def test_check_lists_the_wrongly_kept_member_first_as_json(checked_db, capsys):
+    path, canberra = checked_db
+    assert main(["check", "--db", str(path), "-q", "q1", "--json", "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["question_id"] == "q1" and out["graded"] == 15
+    assert len(out["doubts"]) == 3
+    first = out["doubts"][0]
+    assert first["answer_id"] == "a10" and first["group_id"] == canberra
+    assert first["grade"]["score"] == 1.0
+    assert first["likely"] == {"score": 0.0, "comment": "wrong", "items": [], "adjustment": 0.0}
+
+
+def test_check_as_text_shows_student_text_with_control_characters_escaped(checked_db, capsys):
+    path, _ = checked_db
+    assert main(["check", "--db", str(path), "-q", "q1", "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "15 graded answer(s), the 1 most doubtful first" in out
+    assert "a10" in out and "likely 0 (wrong)" in out
+    assert "\x1b" not in out and "Sydney\\u001b[31m" in out
+
+
+def test_check_bad_input_is_status_2_with_the_reason(checked_db, capsys):
+    path, _ = checked_db
+    assert main(["check", "--db", str(path), "-q", "nope"]) == 2
+    assert "no question 'nope'" in capsys.readouterr().err
+    assert main(["check", "--db", str(path), "-q", "q1", "--top", "-1"]) == 2
+    assert "--top must be 0 (all) or more" in capsys.readouterr().err
+
+
+def test_fractional_scores_are_grades_like_any_other():
+    rng = np.random.default_rng(5)
+    answers = _question([f"t{i}" for i in range(12)])
+    vectors = np.stack([_direction(i % 3, rng) for i in range(12)])
+    state = _graded(answers, [1, 2, 3, 4] * 3, {1: (0.5, ""), 2: (1.5, ""), 3: (2.5, ""), 4: (0.5, "")})
+    doubts = grade_doubts(state, answers, vectors)
+    assert len(doubts) == 12 and all(d.probability is not None for d in doubts)
+    assert {d.likely.score for d in doubts if d.likely is not None} <= {0.5, 1.5, 2.5}
