@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "grouper.commands.group",
     "grouper.commands.ui",
     "grouper.commands.questions",
+    "grouper.commands.check",
     "grouper.commands.edit",
     "grouper.commands.export",
     "grouper.commands.retrain",

@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from grouper.commands._model_options import add_models_option, registry_of
+from grouper.commands._model_options import add_models_option, registry_of, stored_vectors
 from grouper.commands._store_options import add_db_option, author_of, fail, open_store, plain, reports_busy
 from grouper.edit_codec import edit_to_dict
 from grouper.edits import (
@@ -101,29 +102,18 @@ def _split_payload(store: Store, state: QuestionState, args: argparse.Namespace)
         return Split(args.group, parts)
     if args.k is None:
         raise ValueError("split: give --k K for an automatic split, or one --part per part")
-    vectors = _member_vectors(store, state, args.group, registry_of(args))
+    vectors = _member_vectors(store, state, args.group, lambda: registry_of(args))
     return Split(args.group, auto_split_parts(state, args.group, args.k, vectors, seed=args.seed))
 
 
-def _member_vectors(store: Store, state: QuestionState, group_id: int, registry: ModelRegistry) -> dict[str, np.ndarray]:
-    """Embeddings of a group's members from the store's cache; misses are embedded by the
-    model version the question was grouped with, so that all vectors share one space."""
+def _member_vectors(
+    store: Store, state: QuestionState, group_id: int, registry: Callable[[], ModelRegistry]
+) -> dict[str, np.ndarray]:
+    """Embeddings of a group's members, in the space the question was grouped in."""
     answers = {a.answer_id: a for a in store.answers(state.question_id)}
     texts = {a: answers[a].normalized for a in state.groups[group_id].members}
-    model_key = store.model_version(state.question_id)
-    found = store.embeddings.get_many(model_key, [t for t in texts.values() if t])
-    missing = sorted({t for t in texts.values() if t and t not in found})
-    if missing:
-        version = registry.version_of(model_key)
-        encoder = registry.load(version) if version is not None else None
-        if encoder is None or encoder.model_key != model_key:
-            raise ValueError(
-                f"question {state.question_id} was grouped with model {model_key}, whose embeddings of "
-                f"{len(missing)} members are not cached; split with explicit --part lists instead"
-            )
-        found.update(zip(missing, encoder.encode(missing, cache=store.embeddings).vectors, strict=True))
-    dim = len(next(iter(found.values()))) if found else 1
-    return {a: found[t] if t else np.zeros(dim, dtype=np.float32) for a, t in texts.items()}
+    found = stored_vectors(store, state.question_id, list(texts.values()), registry, "split with explicit --part lists instead")
+    return {a: found[t] for a, t in texts.items()}
 
 
 def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Payload:
