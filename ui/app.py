@@ -31,6 +31,7 @@ start_with_import = identity.may(Action.IMPORT) and not ui_common.question_ids()
 pages = [
     st.Page(_VIEWS / "groups.py", title="Groups", default=not start_with_import, url_path="groups"),
     st.Page(_VIEWS / "queue.py", title="Ungrouped queue", url_path="queue"),
+    st.Page(_VIEWS / "check.py", title="Check grades", url_path="check"),
     st.Page(_VIEWS / "search.py", title="Search", url_path="search"),
     st.Page(_VIEWS / "history.py", title="History", url_path="history"),
     st.Page(_VIEWS / "map.py", title="Map", url_path="map"),

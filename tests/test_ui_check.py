@@ -1,0 +1,101 @@
+"""The Check grades page through Streamlit's AppTest, on a real SQLite copy of the UI template
+store (the q1 sample question and the XSS question, grouped by the real packaged encoder)."""
+
+from __future__ import annotations
+
+import pytest
+from test_ui_app import XSS, app, db, logged, new_app, sign_in, successes, template_db, texts  # noqa: F401
+
+from grouper.edits import GradeAnswer, GradeGroup
+from grouper.grade_check import check_question
+from grouper.store import Store
+
+
+def _grade_every_group(db, question_id: str) -> None:
+    """Grade each group by its majority gold label; with the sample's gold, some members of
+    mixed groups carry a wrong grade, as after a hurried review."""
+    with Store.open(db) as store:
+        gold = {a.answer_id: a.gold or "" for a in store.answers(question_id)}
+        state = store.state(question_id)
+        version = state.version
+        for gid, group in state.groups.items():
+            labels = [gold[a] for a in group.members]
+            label = max(sorted(set(labels)), key=labels.count)
+            store.append(question_id, "grader", version, GradeGroup(gid, {"correct": 1.0}.get(label, 0.0), label))
+            version += 1
+
+
+def _expected(db, question_id: str, encoder):
+    """What the page should list: the library's ranking of the same store."""
+    with Store.open(db) as store:
+        return check_question(store, question_id, encoder)
+
+
+@pytest.fixture
+def checked(app, db):
+    _grade_every_group(db, "q1")
+    app.switch_page("views/check.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_nothing_graded_says_so(app):
+    app.switch_page("views/check.py").run()
+    assert not app.exception, app.exception
+    assert any("Nothing is graded yet" in i.value for i in app.info)
+
+
+def test_graded_answers_are_listed_most_doubtful_first(checked, db, encoder):
+    lines = texts(checked)
+    assert any(line.startswith("185 graded answers, the most doubtful first") for line in lines)
+    first = _expected(db, "q1", encoder)[0]
+    # The first row is the most doubtful answer, with its grade and why.
+    row = next(i for i, line in enumerate(lines) if line.startswith(f"{first.answer_id} · "))
+    assert f"graded {first.grade.score:g} ({first.grade.comment})" in lines[row]
+    assert lines[row] == next(line for line in lines if " · doubt " in line)
+
+
+def test_giving_the_likely_grade_logs_the_answers_own_grade(checked, db, encoder):
+    doubt = next(d for d in _expected(db, "q1", encoder) if d.likely is not None)
+    before = len(logged(db))
+    checked.button(key=f"check-give-q1-{doubt.answer_id}").click().run()
+    assert not checked.exception, checked.exception
+    edits = logged(db)
+    assert len(edits) == before + 1
+    author, payload = edits[-1]
+    assert author == "Ada"
+    assert payload == GradeAnswer(doubt.answer_id, doubt.likely.score, doubt.likely.comment)
+    assert any(f"Answer {doubt.answer_id} graded" in s for s in successes(checked))
+
+
+def test_looks_right_hides_the_answer_and_logs_nothing(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    before = logged(db)
+    checked.button(key=f"check-keep-q1-{first.answer_id}").click().run()
+    assert not checked.exception, checked.exception
+    assert logged(db) == before
+    lines = texts(checked)
+    assert any("1 marked as looking right" in line for line in lines)
+    assert not any(line.startswith(f"{first.answer_id} · ") for line in lines)
+
+
+def test_another_grade_typed_is_logged(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    checked.number_input(key=f"check-score-q1-{first.answer_id}").set_value(0.5)
+    checked.text_input(key=f"check-comment-q1-{first.answer_id}").input("half right")
+    checked.button(key=f"check-grade-q1-{first.answer_id}").click().run()
+    assert not checked.exception, checked.exception
+    assert logged(db)[-1] == ("Ada", GradeAnswer(first.answer_id, 0.5, "half right"))
+
+
+def test_student_text_is_shown_as_plain_text(app, db):
+    with Store.open(db) as store:
+        state = store.state("xss")
+        for done, gid in enumerate(sorted(state.groups)):
+            store.append("xss", "grader", state.version + done, GradeGroup(gid, float(done % 2), ""))
+    app.switch_page("views/check.py").run()
+    app.selectbox(key="question-picker").set_value("xss").run()
+    assert not app.exception, app.exception
+    shown = texts(app)
+    assert set(XSS) <= set(shown)
+    assert not any(p in m.value for m in app.markdown for p in XSS)
