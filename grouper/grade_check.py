@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from grouper.embedding import Encoder
     from grouper.store import Store
 
-__all__ = ["GradeCheckSettings", "GradeDoubt", "check_question", "grade_doubts"]
+__all__ = ["GradeCheckSettings", "GradeDoubt", "check_question", "grade_conflicts", "grade_doubts"]
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,31 @@ def grade_doubts(
         )
     order = sorted(range(len(found)), key=lambda j: (not found[j].twins, -found[j].doubt, j))
     return [found[j] for j in order]
+
+
+def grade_conflicts(state: QuestionState, answers: Sequence[Answer]) -> dict[str, tuple[str, ...]]:
+    """The graded answers graded unlike most of their identical answers, with those answers.
+
+    The cheap part of :func:`grade_doubts` (no embeddings, no model): what the exports warn
+    about before grades leave the tool.
+
+    Parameters
+    ----------
+    state : QuestionState
+    answers : sequence of Answer
+        The question's answers; answers the state lacks are ignored.
+
+    Returns
+    -------
+    dict of str to tuple of str
+        Answer id to the ids of its identical answers graded with another score, in the
+        question's order; empty when there is no such answer.
+    """
+    graded = [a for a in answers if a.answer_id in state.location and state.grade_of(a.answer_id) is not None]
+    scores = np.array([state.grade_of(a.answer_id).score for a in graded])  # type: ignore[union-attr]
+    ids = [a.answer_id for a in graded]
+    twins = _twins(ids, [a.normalized for a in graded], scores)
+    return {ids[j]: twins[j] for j in sorted(twins)}
 
 
 def _held_out_probabilities(

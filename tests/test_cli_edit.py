@@ -175,6 +175,19 @@ def test_exports_from_the_command_line(db, capsys, tmp_path):
     assert status == 2 and "question 'nope' is not in" in err
 
 
+def test_exporting_grades_warns_of_identical_answers_graded_differently(db, capsys, tmp_path):
+    edit(capsys, "grade", "1", "2")
+    grades = tmp_path / "grades.csv"
+    status, _, err = run(capsys, "export", "grades", "-o", str(grades))
+    assert status == 0 and "warning" not in err
+    edit(capsys, "grade-answer", "a1", "0")  # "canberra" now graded unlike "Canberra"
+    status, _, err = run(capsys, "export", "grades", "-o", str(grades))
+    assert status == 0  # the export goes ahead, but not silently
+    assert "warning: question q1: 2 answer(s) graded unlike most of their identical answers (a0, a1)" in err
+    assert "grouper check -q q1" in err
+    assert [r["score"] for r in csv.DictReader(grades.open(newline=""))][:2] == ["2", "0"]
+
+
 def test_the_installed_command_runs_as_a_real_process(db):
     with Store.open(db) as store:
         store.append("q1", "ta2", 0, Rename(1, "Canberra!"))

@@ -15,7 +15,7 @@ from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
-from grouper.grade_check import GradeCheckSettings, grade_doubts
+from grouper.grade_check import GradeCheckSettings, grade_conflicts, grade_doubts
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -110,6 +110,14 @@ def test_an_answer_graded_unlike_most_of_its_identical_answers_comes_first():
     assert set(doubts[0].twins) == {"a0", "a2"}
     assert doubts[0].likely is not None and (doubts[0].likely.score, doubts[0].likely.comment) == (1.0, "right")
     assert not any(d.twins for d in doubts[1:])
+
+
+def test_grade_conflicts_are_the_identical_answers_graded_unlike_most_of_theirs():
+    answers = _question(["Canberra", "canberra!", "CANBERRA", "Sydney", "sydney", "", " "])
+    state = _graded(answers, [1, 1, 2, 2, 2, 3, 3], {1: (1.0, ""), 2: (0.0, ""), 3: (0.0, "blank")}, alone=(("a6", 1.0, ""),))
+    assert grade_conflicts(state, answers) == {"a2": ("a0", "a1")}  # blanks are never twins
+    fixed = apply(state, make_edit(state, "ta", GradeAnswer("a2", 1.0, "")))
+    assert grade_conflicts(fixed, answers) == {}
 
 
 def test_two_identical_answers_graded_differently_are_both_doubtful():

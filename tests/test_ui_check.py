@@ -99,3 +99,22 @@ def test_student_text_is_shown_as_plain_text(app, db):
     shown = texts(app)
     assert set(XSS) <= set(shown)
     assert not any(p in m.value for m in app.markdown for p in XSS)
+
+
+def test_the_export_page_warns_of_identical_answers_graded_differently(app, db):
+    with Store.open(db) as store:
+        answers = store.answers("q1")
+        state = store.state("q1")
+        twin = next(a for a in answers if a.text.strip().casefold() == "canberra" and state.location[a.answer_id] is not None)
+        version = state.version
+        store.append("q1", "grader", version, GradeGroup(state.location[twin.answer_id], 1.0, "right"))
+        others = [a for a in answers if a.normalized.casefold() == twin.normalized.casefold() and a.answer_id != twin.answer_id]
+    app.switch_page("views/export.py").run()
+    assert not app.exception, app.exception
+    assert not any("graded unlike" in w.value for w in app.warning)
+    with Store.open(db) as store:
+        store.append("q1", "grader", version + 1, GradeAnswer(twin.answer_id, 0.0, "wrong"))
+    app.run()
+    assert any("graded unlike most of their identical answers" in w.value for w in app.warning)
+    assert f"Question q1: 1 answer(s): {twin.answer_id}" in texts(app)
+    assert len(others) >= 2  # so the one graded 0 is the odd one out

@@ -20,7 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grouper.commands._store_options import add_db_option, open_store, reports_busy
+from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
 from grouper.exports import (
     grade_rows,
     write_edit_log_jsonl,
@@ -73,13 +73,32 @@ def _write(args: argparse.Namespace, render) -> int:
     return n
 
 
+def _warn_of_conflicts(question_id: str, state, answers) -> None:
+    """Say on standard error when answers are graded unlike most of their identical answers:
+    the export goes ahead (the grades are the graders' to decide), but not silently."""
+    from grouper.grade_check import grade_conflicts
+
+    conflicts = grade_conflicts(state, answers)
+    if conflicts:
+        shown = ", ".join(plain(a, 24) for a in list(conflicts)[:5]) + (" ..." if len(conflicts) > 5 else "")
+        print(
+            f"grouper: warning: question {question_id}: {len(conflicts)} answer(s) graded unlike most of their "
+            f"identical answers ({shown}); see `grouper check -q {question_id}`",
+            file=sys.stderr,
+        )
+
+
 @reports_busy
 def _cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         qids = _question_ids(store, args.question)
         if args.kind in ("grades", "grades-by-student"):
-            rows = [r for q in qids for r in grade_rows(store.state(q), store.answers(q))]
+            rows = []
+            for q in qids:
+                state, answers = store.state(q), store.answers(q)
+                rows.extend(grade_rows(state, answers))
+                _warn_of_conflicts(q, state, answers)
             writer = write_grades_csv if args.kind == "grades" else write_grades_by_student_csv
             args.what_written = "rows" if args.kind == "grades" else "students"
             _write(args, lambda out: writer(rows, out))

@@ -25,6 +25,7 @@ from grouper.exports import (
     write_rubric_csv,
 )
 from grouper.feedback import PairFilter, training_pairs
+from grouper.grade_check import grade_conflicts
 
 identity = ui_common.require(Action.EXPORT)
 st.title("Export")
@@ -60,6 +61,13 @@ pairs_bytes, _ = _render(lambda out: write_pairs_jsonl(pairs, out))
 
 st.subheader("Grades")
 st.text(f"{len(rows)} answers, {graded} graded, {len(rows) - graded} not graded yet.")
+conflicts = {q: found for q in question_ids if (found := grade_conflicts(states[q], answers[q]))}
+if conflicts:
+    # Question ids are the instructor's, but may carry Markdown: the details go as plain text.
+    st.warning("Some answers are graded unlike most of their identical answers. Check them before exporting.")
+    for q, found in conflicts.items():
+        st.text(f"Question {q}: {len(found)} answer(s): " + ", ".join(list(found)[:10]) + (" ..." if len(found) > 10 else ""))
+    st.page_link("views/check.py", label="Check grades")
 cols = st.columns(2)
 cols[0].download_button(
     "Grades (CSV, one row per answer)",
