@@ -66,6 +66,29 @@ def test_giving_the_likely_grade_logs_the_answers_own_grade(checked, db, encoder
     assert author == "Ada"
     assert payload == GradeAnswer(doubt.answer_id, doubt.likely.score, doubt.likely.comment)
     assert any(f"Answer {doubt.answer_id} graded" in s for s in successes(checked))
+    # The ranking is kept, without the answer just graded on its own.
+    lines = texts(checked)
+    assert any(line.startswith("1 answer(s) graded on their own since this list was ranked") for line in lines)
+    assert not any(line.startswith(f"{doubt.answer_id} · ") for line in lines)
+    # Ranking again weighs the new grade: the answer is back, graded on its own.
+    checked.button(key="check-rerank-q1").click().run()
+    assert not checked.exception, checked.exception
+    lines = texts(checked)
+    assert not any("since this list was ranked" in line for line in lines)
+    again = next(d for d in _expected(db, "q1", encoder) if d.answer_id == doubt.answer_id)
+    assert again.graded_alone and again.grade.score == doubt.likely.score
+
+
+def test_an_edit_other_than_an_answers_own_grade_ranks_afresh(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    with Store.open(db) as store:
+        state = store.state("q1")
+        store.append("q1", "other", state.version, GradeGroup(first.group_id, 0.5, "half"))
+    checked.run()
+    assert not checked.exception, checked.exception
+    lines = texts(checked)
+    assert not any("since this list was ranked" in line for line in lines)
+    assert "graded 0.5 (half)" in next(line for line in lines if line.startswith(f"{first.answer_id} · "))
 
 
 def test_looks_right_hides_the_answer_and_logs_nothing(checked, db, encoder):

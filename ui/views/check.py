@@ -32,21 +32,37 @@ def _grade_text(grade: Grade) -> str:
     return f"{grade.score:g}" + (f" ({ui_common.shorten(grade.comment, 40)})" if grade.comment else "")
 
 
-def _doubts(state: QuestionState) -> list[GradeDoubt]:
-    """The ranking of this state, remembered per question and version: a rerun that changed
-    nothing does not refit the grade model."""
-    key = (question_id, state.version, ui_common.store().reference_answers(question_id))
+def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
+    """The ranking of this state, and the answers graded on their own since it was made.
+
+    Ranking refits the grade model (seconds on 10,000 answers), so it is remembered per
+    question. When every edit since is an answer's own grade (what this page's buttons make),
+    the remembered ranking is kept and those answers leave it: a grade given to one answer
+    changes no other answer's grade, so every grade still listed is the current one. Any other
+    edit, or "Rank again", ranks afresh.
+    """
+    references = ui_common.store().reference_answers(question_id)
     cached = st.session_state.get("check-doubts")
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached[0] == (question_id, references) and not st.session_state.pop("check-rerank", False):
+        version, found = cached[1], cached[2]
+        if version == state.version:
+            return found, set()
+        since = ui_common.store().edits(question_id, since=version)
+        if since and all(e.payload.kind == "grade_answer" for e in since):
+            regraded = {e.payload.answer_id for e in since}
+            return [d for d in found if d.answer_id not in regraded], regraded
     vectors = ui_common.answer_vectors(question_id)
     answers = ui_common.answers_of(question_id)
     question = ui_common.store().question(question_id)
-    references = question_references(question, ui_common.question_encoder(question_id), cache=ui_common.store().embeddings)
+    known = question_references(question, ui_common.question_encoder(question_id), cache=ui_common.store().embeddings)
     with st.spinner("Weighing the grades"):
-        found = grade_doubts(state, answers, [vectors[a.answer_id] for a in answers], references)
-    st.session_state["check-doubts"] = (key, found)
-    return found
+        found = grade_doubts(state, answers, [vectors[a.answer_id] for a in answers], known)
+    st.session_state["check-doubts"] = ((question_id, references), state.version, found)
+    return found, set()
+
+
+def _rank_again() -> None:
+    st.session_state["check-rerank"] = True
 
 
 def _looks_right(answer_id: str) -> None:
@@ -124,10 +140,17 @@ def check() -> None:
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
-    doubts = _doubts(state)
-    if not doubts:
+    doubts, regraded = _doubts(state)
+    if not doubts and not regraded:
         st.info("Nothing is graded yet: grade some groups first.")
         return
+    if regraded:
+        cols = st.columns([5, 1], vertical_alignment="center")
+        cols[0].text(
+            f"{len(regraded)} answer(s) graded on their own since this list was ranked are left out of it; "
+            "rank again to weigh the new grades."
+        )
+        cols[1].button("Rank again", key=f"check-rerank-{question_id}", on_click=_rank_again)
     kept = st.session_state.get(f"check-kept-{question_id}", set())
     listed = [d for d in doubts if d.answer_id not in kept]
     twins = sum(1 for d in doubts if d.twins)
