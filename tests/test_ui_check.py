@@ -106,7 +106,7 @@ def test_another_grade_typed_is_logged(checked, db, encoder):
     first = _expected(db, "q1", encoder)[0]
     checked.number_input(key=f"check-score-q1-{first.answer_id}").set_value(0.5)
     checked.text_input(key=f"check-comment-q1-{first.answer_id}").input("half right")
-    checked.button(key=f"check-grade-q1-{first.answer_id}").click().run()
+    checked.button(key=f"grade-check-q1-{first.answer_id}").click().run()
     assert not checked.exception, checked.exception
     assert logged(db)[-1] == ("Ada", GradeAnswer(first.answer_id, 0.5, "half right"))
 

@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.edits import GradeGroup, QuestionState
+from grouper.edits import GradeAnswer, GradeGroup, QuestionState
 from grouper.review import rubric_suggestion
 from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines
 
@@ -234,3 +234,35 @@ def score_or_items(score_key: str, items_key: str) -> GradingFields | None:
         ui_common.flash("error", "A point adjustment goes with rubric items; without items, enter the score itself.")
         return None
     return GradingFields(None if score is None else float(score), items, adjustment)
+
+
+def answer_grade_form(question_id: str, state: QuestionState, answer_id: str, prefix: str) -> None:
+    """Score (or rubric items) and comment for one answer's own grade, where it is listed (the
+    ungrouped queue, Check grades). A form, so typing never reruns the page; "Grade" logs a
+    ``GradeAnswer``. ``prefix`` keeps each page's widget keys apart."""
+    keys = _answer_keys(question_id, answer_id, prefix)
+    bounds = {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
+    with st.form(f"grade-{prefix}-form-{question_id}-{answer_id}", border=False):
+        cols = st.columns([2, 5, 2], vertical_alignment="bottom")
+        cols[0].number_input("Score", value=None, step=0.5, key=keys["score"], **bounds)
+        cols[1].text_input("Comment", key=keys["comment"])
+        cols[2].form_submit_button(
+            "Grade", key=f"grade-{prefix}-{question_id}-{answer_id}", on_click=_grade_answer,
+            args=(question_id, answer_id, prefix),
+        )
+        items_field(question_id, state, keys["items"])
+
+
+def _answer_keys(question_id: str, answer_id: str, prefix: str) -> dict[str, str]:
+    return {field: f"{prefix}-{field}-{question_id}-{answer_id}" for field in ("score", "comment", "items")}
+
+
+def _grade_answer(question_id: str, answer_id: str, prefix: str) -> None:
+    keys = _answer_keys(question_id, answer_id, prefix)
+    fields = score_or_items(keys["score"], keys["items"])
+    if fields is None:
+        return
+    done = "by the rubric" if fields.score is None else f"{fields.score:g}"
+    comment = st.session_state.get(keys["comment"], "")
+    payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
+    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")

@@ -74,16 +74,6 @@ def _give(answer_id: str, grade: Grade) -> None:
     ui_common.submit(question_id, payload, f"Answer {answer_id} graded {_grade_text(grade)}.")
 
 
-def _give_typed(answer_id: str) -> None:
-    comment = st.session_state.get(f"check-comment-{question_id}-{answer_id}", "")
-    fields = rubric_panel.score_or_items(f"check-score-{question_id}-{answer_id}", f"check-items-{question_id}-{answer_id}")
-    if fields is None:
-        return
-    done = "by the rubric" if fields.score is None else f"{fields.score:g}"
-    payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
-    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")
-
-
 def _reasons(doubt: GradeDoubt, state: QuestionState) -> str:
     parts = []
     if doubt.twins:
@@ -106,7 +96,7 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
         st.text(f"{answer_id} · {where} · graded {_grade_text(doubt.grade)} · doubt {doubt.doubt:.2f}")
         st.text(_reasons(doubt, state))
         may_grade = identity.may(Action.GRADE)
-        cols = st.columns([3, 2, 5], vertical_alignment="center")
+        cols = st.columns([3, 2, 5], vertical_alignment="center")  # the last keeps the buttons left
         if doubt.likely is not None:
             # The label shows the score only: a widget label is Markdown, and the comment is
             # a grader's text; the reasons line above gives the whole grade as plain text.
@@ -123,15 +113,8 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
             help="Hide it from this list for this session; its grade stays as it is",
         )
         if may_grade:
-            with cols[2].expander("Another grade"):
-                bounds = {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
-                with st.form(f"check-form-{question_id}-{answer_id}", border=False):
-                    st.number_input("Score", value=None, step=0.5, key=f"check-score-{question_id}-{answer_id}", **bounds)
-                    st.text_input("Comment", key=f"check-comment-{question_id}-{answer_id}")
-                    rubric_panel.items_field(question_id, state, f"check-items-{question_id}-{answer_id}")
-                    st.form_submit_button(
-                        "Grade", key=f"check-grade-{question_id}-{answer_id}", on_click=_give_typed, args=(answer_id,)
-                    )
+            with st.expander("Another grade"):
+                rubric_panel.answer_grade_form(question_id, state, answer_id, "check")
 
 
 @st.fragment

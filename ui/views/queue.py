@@ -16,7 +16,7 @@ import streamlit as st
 import rubric_panel
 import ui_common
 from grouper.access import Action
-from grouper.edits import CONFIRMED, GradeAnswer, Move, QuestionState
+from grouper.edits import CONFIRMED, Move, QuestionState
 from grouper.review import review_queue
 
 identity = ui_common.require(Action.REVIEW)
@@ -33,29 +33,6 @@ def _accept(answer_id: str, group_id: int) -> None:
     ui_common.submit(
         question_id, Move((answer_id,), group_id), f"Answer {answer_id} moved to group {group_id}."
     )
-
-
-def _grade(answer_id: str) -> None:
-    comment = st.session_state.get(f"answer-comment-{question_id}-{answer_id}", "")
-    fields = rubric_panel.score_or_items(f"answer-score-{question_id}-{answer_id}", f"answer-items-{question_id}-{answer_id}")
-    if fields is None:
-        return
-    done = "by the rubric" if fields.score is None else f"{fields.score:g}"
-    payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
-    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")
-
-
-def _grade_form(answer_id: str, state: QuestionState) -> None:
-    """Score (or rubric items) and comment for one answer. A form, so typing never reruns the page."""
-    bounds = {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
-    with st.form(f"grade-answer-form-{question_id}-{answer_id}", border=False):
-        cols = st.columns([2, 5, 2], vertical_alignment="bottom")
-        cols[0].number_input("Score", value=None, step=0.5, key=f"answer-score-{question_id}-{answer_id}", **bounds)
-        cols[1].text_input("Comment", key=f"answer-comment-{question_id}-{answer_id}")
-        cols[2].form_submit_button(
-            "Grade", key=f"grade-answer-{question_id}-{answer_id}", on_click=_grade, args=(answer_id,)
-        )
-        rubric_panel.items_field(question_id, state, f"answer-items-{question_id}-{answer_id}")
 
 
 @st.fragment
@@ -105,7 +82,7 @@ def queue() -> None:
                 st.text(f"{item.answer_id} · {where}" + ("" if own is None else f" · own grade {own.score:g}"))
             if may_grade:
                 with row[0]:
-                    _grade_form(item.answer_id, state)
+                    rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer")
             if item.suggested_group is None:
                 row[1].text("no group is close")
                 continue
