@@ -35,9 +35,9 @@ item of the same points is not a different grade for this purpose.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -50,7 +50,17 @@ if TYPE_CHECKING:
     from grouper.embedding import Encoder
     from grouper.store import Store
 
-__all__ = ["GradeCheckSettings", "GradeDoubt", "check_question", "grade_conflicts", "grade_doubts"]
+__all__ = [
+    "GradeCheckSettings",
+    "GradeDoubt",
+    "check_question",
+    "conflicts_among",
+    "grade_conflicts",
+    "grade_doubts",
+    "identical_answers",
+]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -307,25 +317,78 @@ def _rank_percentile(values: np.ndarray) -> np.ndarray:
 
 def _twins(ids: Sequence[str], texts: Sequence[str], scores: np.ndarray) -> dict[int, tuple[str, ...]]:
     """For each answer graded unlike most of its identical answers, the ids of those graded
-    otherwise.
-
-    Among identical answers, the score most of them got is taken as the intended one: one
-    "Canberra" graded 0 beside seventy-five graded 1 is the doubtful one, not the seventy-five.
-    With no single most common score (one 1 and one 0), every member is doubtful.
-    """
+    otherwise (see :func:`_odd_ones`)."""
     by_key: dict[str, list[int]] = {}
     for j, text in enumerate(texts):
         if text:  # blank answers are all identical and graded as one group already
             by_key.setdefault(exact_text_key(text), []).append(j)
     out: dict[int, tuple[str, ...]] = {}
     for members in by_key.values():
-        counts = Counter(float(scores[k]) for k in members).most_common()
-        if len(counts) < 2:
+        for j, others in _odd_ones(members, [float(scores[k]) for k in members]).items():
+            out[j] = tuple(ids[k] for k in others)
+    return out
+
+
+def _odd_ones(members: Sequence[T], scores: Sequence[float]) -> dict[T, tuple[T, ...]]:
+    """Among identical answers, each one graded unlike most of them, with those graded otherwise.
+
+    The score most of them got is taken as the intended one: one "Canberra" graded 0 beside
+    seventy-five graded 1 is the doubtful one, not the seventy-five. With no single most common
+    score (one 1 and one 0), every member is doubtful.
+    """
+    counts = Counter(scores).most_common()
+    if len(counts) < 2:
+        return {}
+    settled = counts[0][0] if counts[0][1] > counts[1][1] else None
+    return {
+        m: tuple(o for o, t in zip(members, scores, strict=True) if t != score)
+        for m, score in zip(members, scores, strict=True)
+        if score != settled
+    }
+
+
+def identical_answers(answers: Sequence[Answer]) -> dict[str, tuple[str, ...]]:
+    """Each non-blank answer that has identical answers (the same text once case, punctuation
+    and spacing are ignored), with all of them, itself included, in the question's order.
+
+    Answers never change, so a page computes this once per question and then checks only the
+    answers an edit graded (:func:`conflicts_among`).
+    """
+    by_key: dict[str, list[str]] = {}
+    for a in answers:
+        if a.normalized:
+            by_key.setdefault(exact_text_key(a.normalized), []).append(a.answer_id)
+    return {a: tuple(same) for same in by_key.values() if len(same) > 1 for a in same}
+
+
+def conflicts_among(
+    state: QuestionState, identical: Mapping[str, Sequence[str]], answer_ids: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """:func:`grade_conflicts` restricted to the identical answers of ``answer_ids``: what an
+    edit that graded those answers leaves inconsistent, in time proportional to them.
+
+    Parameters
+    ----------
+    state : QuestionState
+    identical : mapping of str to sequence of str
+        From :func:`identical_answers`.
+    answer_ids : iterable of str
+        The answers to look around (those an edit graded, say).
+
+    Returns
+    -------
+    dict of str to tuple of str
+        As :func:`grade_conflicts`, for those answers' sets of identical answers only.
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    seen: set[tuple[str, ...]] = set()
+    for answer_id in answer_ids:
+        same = tuple(identical.get(answer_id, ()))
+        if not same or same in seen:
             continue
-        settled = counts[0][0] if counts[0][1] > counts[1][1] else None
-        for j in members:
-            if scores[j] != settled:
-                out[j] = tuple(ids[k] for k in members if scores[k] != scores[j])
+        seen.add(same)
+        graded = [a for a in same if a in state.location and state.grade_of(a) is not None]
+        out.update(_odd_ones(graded, [state.grade_of(a).score for a in graded]))  # type: ignore[union-attr]
     return out
 
 

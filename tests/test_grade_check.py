@@ -15,7 +15,7 @@ from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
-from grouper.grade_check import GradeCheckSettings, grade_conflicts, grade_doubts
+from grouper.grade_check import GradeCheckSettings, conflicts_among, grade_conflicts, grade_doubts, identical_answers
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -246,3 +246,17 @@ def test_fractional_scores_are_grades_like_any_other():
     doubts = grade_doubts(state, answers, vectors)
     assert len(doubts) == 12 and all(d.probability is not None for d in doubts)
     assert {d.likely.score for d in doubts if d.likely is not None} <= {0.5, 1.5, 2.5}
+
+
+def test_conflicts_among_looks_only_around_the_answers_named():
+    answers = _question(["Canberra", "canberra!", "CANBERRA", "Sydney", "sydney", "", " ", "Perth"])
+    identical = identical_answers(answers)
+    assert identical["a0"] == ("a0", "a1", "a2") and identical["a3"] == ("a3", "a4")
+    assert "a5" not in identical and "a7" not in identical  # blanks, and answers with no twin
+    state = _graded(answers, [1, 1, 2, 2, 3, 4, 4, 3], {1: (1.0, ""), 2: (0.0, ""), 3: (0.5, ""), 4: (0.0, "")})
+    # a2 ("CANBERRA", graded 0) is the odd one out; the Sydneys (0 and 0.5) have no majority.
+    assert conflicts_among(state, identical, ["a0"]) == {"a2": ("a0", "a1")}
+    assert conflicts_among(state, identical, ["a4", "a7"]) == {"a3": ("a4",), "a4": ("a3",)}
+    assert conflicts_among(state, identical, []) == {}
+    both = conflicts_among(state, identical, ["a1", "a3"])
+    assert both == {k: v for k, v in grade_conflicts(state, answers).items()}

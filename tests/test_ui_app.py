@@ -444,7 +444,12 @@ def test_a_move_into_a_graded_group_says_which_grades_it_changed(app, db):
     app.selectbox(key="move-to-q1-1").set_value(2)
     app.button(key="move-q1-1").click().run()
     assert successes(app) == ["Moved 1 answer(s) to group 2."]
-    assert [i.value for i in app.info] == ["1 answer changed grade: from 1 to 0."]
+    said = [i.value for i in app.info]
+    assert said[0] == "1 answer changed grade: from 1 to 0."
+    # A Canberra among the Sydneys is graded unlike the Canberras left in group 1: said too.
+    assert said[1:] == ["After this edit, 1 answer(s) are graded unlike most of their identical answers; "
+                        "the Check grades page lists them first."]
+    assert moved in texts(app)
     assert state(db).grade_of(moved).score == 0.0
 
 

@@ -7,7 +7,7 @@ import pytest
 from test_ui_app import XSS, app, db, logged, new_app, sign_in, successes, template_db, texts  # noqa: F401
 
 from grouper.edits import GradeAnswer, GradeGroup
-from grouper.grade_check import check_question
+from grouper.grade_check import check_question, identical_answers
 from grouper.store import Store
 
 
@@ -141,3 +141,32 @@ def test_the_export_page_warns_of_identical_answers_graded_differently(app, db):
     assert any("graded unlike most of their identical answers" in w.value for w in app.warning)
     assert f"Question q1: 1 answer(s): {twin.answer_id}" in texts(app)
     assert len(others) >= 2  # so the one graded 0 is the odd one out
+
+
+def test_a_grade_that_leaves_identical_answers_graded_differently_is_said(app, db):
+    _grade_every_group(db, "q1")
+    with Store.open(db) as store:
+        answers = store.answers("q1")
+        state = store.state("q1")
+        identical = identical_answers(answers)
+        canberras = identical[next(a.answer_id for a in answers if a.normalized == "Canberra")]
+        assert len(canberras) >= 5
+        version = state.version
+        for a in canberras:  # every "Canberra" graded 1 first, whatever its group got
+            if state.grade_of(a).score != 1.0:
+                store.append("q1", "grader", version, GradeAnswer(a, 1.0, ""))
+                version += 1
+        first, second = canberras[:2]  # both graded 0 by hand: the odd ones out among the Canberras
+        store.append("q1", "grader", version, GradeAnswer(first, 0.0, ""))
+        store.append("q1", "grader", version + 1, GradeAnswer(second, 0.0, ""))
+    app.switch_page("views/check.py").run()
+    assert not app.exception, app.exception
+    app.button(key=f"check-give-q1-{first}").click().run()  # its twins' grade: 1
+    assert not app.exception, app.exception
+    assert logged(db)[-1][1].answer_id == first and logged(db)[-1][1].score == 1.0
+    said = [i.value for i in app.info if "graded unlike most of their identical answers" in i.value]
+    assert said == ["After this edit, 1 answer(s) are graded unlike most of their identical answers; "
+                    "the Check grades page lists them first."]
+    assert second in texts(app)
+    app.button(key=f"check-give-q1-{second}").click().run()
+    assert not any("graded unlike most" in i.value for i in app.info)  # all alike again: nothing to say

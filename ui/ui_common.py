@@ -37,6 +37,7 @@ from grouper.access import (
 from grouper.answers import Answer, Question
 from grouper.edits import NEW, Edit, EditRefused, Payload, QuestionState, Undo
 from grouper.embedding import Encoder, ModelIntegrityError
+from grouper.grade_check import conflicts_among, identical_answers
 from grouper.model_versions import ModelRegistry
 from grouper.review import ConfidenceCue, confidence_cue, grade_change_summary, least_typical_first, project_2d
 from grouper.store import Store
@@ -445,10 +446,35 @@ def submit(question_id: str, payload: Payload, success: str) -> bool:
             summary = grade_change_summary(state.last_change)
             if summary:
                 flash("info", summary)
+    _flash_conflicts(question_id, edit)
     return True
 
 
 _GRADING_KINDS = frozenset({"grade", "grade_answer"})  # their grade change is the point
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _identical_answers(path: str, question_id: str, count: int) -> dict[str, tuple[str, ...]]:
+    return identical_answers(_answers(path, question_id, count))
+
+
+def _flash_conflicts(question_id: str, edit: Edit) -> None:
+    """Say when an edit leaves answers it graded (or their identical answers) graded unlike
+    most of their identical answers: such a grade is allowed, but never silently."""
+    state = load_state(question_id)
+    change = state.last_change
+    if change is None or change.edit_id != edit.edit_id or not change.grade_changes:
+        return
+    identical = _identical_answers(str(db_path()), question_id, len(state.positions))
+    conflicts = conflicts_among(state, identical, (g.answer_id for g in change.grade_changes))
+    if conflicts:
+        shown = ", ".join(list(conflicts)[:8]) + (" ..." if len(conflicts) > 8 else "")
+        flash(
+            "info",
+            f"After this edit, {len(conflicts)} answer(s) are graded unlike most of their identical answers; "
+            "the Check grades page lists them first.",
+            shown,
+        )
 
 
 def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
