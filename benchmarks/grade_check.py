@@ -86,15 +86,26 @@ def hurried_grading(question, vectors, references, miss: float, rng: np.random.G
     return state, wrong
 
 
-def rankings(doubts, rng: np.random.Generator) -> dict[str, list[str]]:
+def least_typical_ranking(state, vectors: dict) -> list[str]:
+    """The peer's ranking: members least typical of their group first (what the groups page
+    shows first in each group), answers graded alone last."""
+    rank: list[tuple[bool, float, str]] = []
+    for group in state.groups.values():
+        members = [a for a in group.members if a not in state.overrides and group.grade is not None]
+        if members:
+            rank.extend((False, t, a) for a, t in zip(members, typicality(np.stack([vectors[a] for a in members])), strict=True))
+    rank.extend((True, 1.0, a) for a in state.overrides)
+    return [a for _, _, a in sorted(rank)]
+
+
+def rankings(doubts, state, vectors: dict, rng: np.random.Generator) -> dict[str, list[str]]:
     """Answer ids in checking order, per ranking."""
-    by_typicality = sorted(doubts, key=lambda d: (d.graded_alone, d.typicality))
     by_model = sorted(doubts, key=lambda d: 1.0 if d.probability is None else d.probability)
     shuffled = list(doubts)
     rng.shuffle(shuffled)
     return {
         "grade check": [d.answer_id for d in doubts],
-        "least typical": [d.answer_id for d in by_typicality],
+        "least typical": least_typical_ranking(state, vectors),
         "grade model": [d.answer_id for d in by_model],
         "random": [d.answer_id for d in shuffled],
     }
@@ -107,18 +118,6 @@ def measure(order: list[str], wrong: set[str]) -> tuple[list[int], float]:
     ranks = np.flatnonzero(hits) + 1
     precision = float((np.arange(1, len(ranks) + 1) / ranks).mean()) if len(ranks) else 0.0
     return found, precision
-
-
-def least_typical_ranking(state, vectors: dict) -> list[str]:
-    """The peer's ranking: members least typical of their group first (what the groups page
-    shows first in each group), answers graded alone last."""
-    rank: list[tuple[bool, float, str]] = []
-    for group in state.groups.values():
-        members = [a for a in group.members if a not in state.overrides and group.grade is not None]
-        if members:
-            rank.extend((False, t, a) for a, t in zip(members, typicality(np.stack([vectors[a] for a in members])), strict=True))
-    rank.extend((True, 1.0, a) for a in state.overrides)
-    return [a for _, _, a in sorted(rank)]
 
 
 def timing(sizes: list[int], embed) -> int:
@@ -173,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             if not wrong:
                 continue
             doubts = grade_doubts(state, question.answers, vectors, references)
-            for name, order in rankings(doubts, rng).items():
+            by_id = dict(zip([a.answer_id for a in question.answers], vectors, strict=True))
+            for name, order in rankings(doubts, state, by_id, rng).items():
                 found, precision = measure(order, wrong)
                 t[name][0] = [x + y for x, y in zip(t[name][0], found, strict=True)]
                 t[name][1] += precision * len(wrong)

@@ -32,10 +32,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grouper.answers import Question, load_answers, normalize_text  # noqa: E402
+from grouper.answers import Question, load_answers  # noqa: E402
 from grouper.clustering import Grouping, GroupingSettings, group_embeddings  # noqa: E402
 from grouper.evaluation.apa import count_review  # noqa: E402
-from grouper.references import References  # noqa: E402
+from grouper.references import References, embedded_references  # noqa: E402
 
 DATASETS = REPO.parent / "shared" / "datasets"
 CORPORA = ("semeval2013-beetle", "semeval2013-scientsbank", "saf-en")
@@ -104,8 +104,7 @@ def embedder(cache_path: str | None, model_dir: str | None = None) -> Callable[[
 
 def references_of(question: Question, embed: Callable[[list[str]], np.ndarray]) -> References | None:
     """The question's references as the pipeline builds them."""
-    texts = tuple(t for t in (normalize_text(r) for r in question.reference_answers) if t)
-    return References(texts, embed(list(texts)), normalize_text(question.text)) if texts else None
+    return embedded_references(question, embed)
 
 
 def actions(grouping: Grouping, labels: list[str]) -> int:

@@ -44,7 +44,7 @@ import numpy as np
 from grouper.answers import Answer, exact_text_key
 from grouper.edits import Grade, QuestionState
 from grouper.references import References, reference_signals
-from grouper.review import typicality
+from grouper.review import GradeInUse, grades_in_use, typicality
 
 if TYPE_CHECKING:
     from grouper.embedding import Encoder
@@ -118,10 +118,11 @@ class GradeDoubt:
         The median of that probability over the members graded with its group: the doubt
         rises as the answer's probability falls below it (``None`` when graded alone or
         without a model).
-    likely : Grade or None
+    likely : GradeInUse or None
         The grade the evidence points to, when it is another score: its twins' most common
-        grade, else the model's most probable score (as the grade given most often with that
-        score, so that its comment and rubric items come with it).
+        score, else the model's most probable score, as the grade given most often with that
+        score (:func:`grouper.review.grades_in_use`), so that its comment and rubric items
+        come with it.
     likely_probability : float or None
         The model's probability of ``likely``'s score (``None`` for twins or no model).
     twins : tuple of str
@@ -137,7 +138,7 @@ class GradeDoubt:
     typicality: float
     probability: float | None
     group_probability: float | None
-    likely: Grade | None
+    likely: GradeInUse | None
     likely_probability: float | None
     twins: tuple[str, ...] = ()
 
@@ -178,7 +179,6 @@ def grade_doubts(
     if not rows:
         return []
     ids = [answers[i].answer_id for i in rows]
-    texts = [answers[i].normalized for i in rows]
     grades = [state.grade_of(a) for a in ids]
     scores = np.array([g.score for g in grades])  # type: ignore[union-attr]
     alone = np.array([state.grade_source(a) == "override" for a in ids])
@@ -211,12 +211,12 @@ def grade_doubts(
             relative[carried] = probability[carried] - usual_probability[carried]
         doubt = (doubt + _rank_percentile(-relative)) / 2
 
-    twins = _twins(ids, texts, scores)
-    usual = _usual_grade_per_score(grades)  # type: ignore[arg-type]
+    twins = grade_conflicts(state, answers)
+    usual = _usual_grade_per_score(state)
     row_of = {answer_id: j for j, answer_id in enumerate(ids)}
     found = []
     for j, answer_id in enumerate(ids):
-        own_twins = twins.get(j, ())
+        own_twins = twins.get(answer_id, ())
         likely, likely_p = None, None
         if own_twins:
             twin_scores = Counter(float(scores[row_of[t]]) for t in own_twins)
@@ -260,11 +260,9 @@ def grade_conflicts(state: QuestionState, answers: Sequence[Answer]) -> dict[str
         Answer id to the ids of its identical answers graded with another score, in the
         question's order; empty when there is no such answer.
     """
-    graded = [a for a in answers if a.answer_id in state.location and state.grade_of(a.answer_id) is not None]
-    scores = np.array([state.grade_of(a.answer_id).score for a in graded])  # type: ignore[union-attr]
-    ids = [a.answer_id for a in graded]
-    twins = _twins(ids, [a.normalized for a in graded], scores)
-    return {ids[j]: twins[j] for j in sorted(twins)}
+    identical = identical_answers(answers)
+    found = conflicts_among(state, identical, identical)
+    return {a.answer_id: found[a.answer_id] for a in answers if a.answer_id in found}
 
 
 def _held_out_probabilities(
@@ -313,20 +311,6 @@ def _rank_percentile(values: np.ndarray) -> np.ndarray:
     if len(values) == 1:
         return np.zeros(1)
     return (rankdata(values, method="average") - 1) / (len(values) - 1)
-
-
-def _twins(ids: Sequence[str], texts: Sequence[str], scores: np.ndarray) -> dict[int, tuple[str, ...]]:
-    """For each answer graded unlike most of its identical answers, the ids of those graded
-    otherwise (see :func:`_odd_ones`)."""
-    by_key: dict[str, list[int]] = {}
-    for j, text in enumerate(texts):
-        if text:  # blank answers are all identical and graded as one group already
-            by_key.setdefault(exact_text_key(text), []).append(j)
-    out: dict[int, tuple[str, ...]] = {}
-    for members in by_key.values():
-        for j, others in _odd_ones(members, [float(scores[k]) for k in members]).items():
-            out[j] = tuple(ids[k] for k in others)
-    return out
 
 
 def _odd_ones(members: Sequence[T], scores: Sequence[float]) -> dict[T, tuple[T, ...]]:
@@ -392,16 +376,13 @@ def conflicts_among(
     return out
 
 
-def _usual_grade_per_score(grades: Sequence[Grade]) -> dict[float, Grade]:
-    """The grade given most often with each score (first given on a tie)."""
-    counts = Counter((g.score, g.comment, g.items, g.adjustment) for g in grades)
-    out: dict[float, Grade] = {}
-    best: dict[float, int] = {}
-    for g in grades:
-        n = counts[(g.score, g.comment, g.items, g.adjustment)]
-        if n > best.get(g.score, 0):
-            best[g.score], out[g.score] = n, g
-    return out
+def _usual_grade_per_score(state: QuestionState) -> dict[float, GradeInUse]:
+    """For each score given, the grade given most often with it (the groups page's "Grade as
+    before" order), so that a suggested grade comes with its comment and rubric items."""
+    usual: dict[float, GradeInUse] = {}
+    for grade in grades_in_use(state):
+        usual.setdefault(grade.score, grade)
+    return usual
 
 
 def check_question(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "References",
     "content_words",
+    "embedded_references",
     "group_count",
     "question_references",
     "reference_groups",
@@ -106,13 +107,19 @@ def question_references(
     -------
     References or None
     """
+    return embedded_references(question, lambda texts: encoder.encode(texts, cache=cache).vectors)
+
+
+def embedded_references(question: Question, embed: Callable[[list[str]], np.ndarray]) -> References | None:
+    """:func:`question_references` with any way of embedding: the references' normalised,
+    non-blank texts, their vectors from ``embed`` (one row per text given), and the question's
+    text; ``None`` when it has no non-blank reference answer."""
     from grouper.answers import normalize_text
 
     texts = tuple(t for t in (normalize_text(r) for r in question.reference_answers) if t)
     if not texts:
         return None
-    vectors = encoder.encode(list(texts), cache=cache).vectors
-    return References(texts, vectors, normalize_text(question.text))
+    return References(texts, embed(list(texts)), normalize_text(question.text))
 
 
 # --------------------------------------------------------------------------- words

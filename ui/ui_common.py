@@ -35,7 +35,7 @@ from grouper.access import (
     staff_list_path,
 )
 from grouper.answers import Answer, Question
-from grouper.edits import NEW, Edit, EditRefused, Payload, QuestionState, Undo
+from grouper.edits import NEW, Change, Edit, EditRefused, Payload, QuestionState, Undo
 from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.grade_check import conflicts_among, identical_answers
 from grouper.model_versions import ModelRegistry
@@ -438,15 +438,17 @@ def submit(question_id: str, payload: Payload, success: str) -> bool:
     if edit is None:
         return False
     flash("success", success)
+    state = load_state(question_id)
+    change = state.last_change
+    if change is None or change.edit_id != edit.edit_id:
+        return True  # another edit came in since: its messages are not ours to give
     if payload.kind not in _GRADING_KINDS:
         # A move, merge, delete or undo can change the grade of answers nobody graded one by
         # one (they join or leave a graded group): say so, so that no grade changes silently.
-        state = load_state(question_id)
-        if state.last_change is not None and state.last_change.edit_id == edit.edit_id:
-            summary = grade_change_summary(state.last_change)
-            if summary:
-                flash("info", summary)
-    _flash_conflicts(question_id, edit)
+        summary = grade_change_summary(change)
+        if summary:
+            flash("info", summary)
+    _flash_conflicts(question_id, state, change)
     return True
 
 
@@ -458,12 +460,10 @@ def _identical_answers(path: str, question_id: str, count: int) -> dict[str, tup
     return identical_answers(_answers(path, question_id, count))
 
 
-def _flash_conflicts(question_id: str, edit: Edit) -> None:
+def _flash_conflicts(question_id: str, state: QuestionState, change: Change) -> None:
     """Say when an edit leaves answers it graded (or their identical answers) graded unlike
     most of their identical answers: such a grade is allowed, but never silently."""
-    state = load_state(question_id)
-    change = state.last_change
-    if change is None or change.edit_id != edit.edit_id or not change.grade_changes:
+    if not change.grade_changes:
         return
     identical = _identical_answers(str(db_path()), question_id, len(state.positions))
     conflicts = conflicts_among(state, identical, (g.answer_id for g in change.grade_changes))

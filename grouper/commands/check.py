@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from grouper.edits import Grade
     from grouper.grade_check import GradeDoubt
     from grouper.model_versions import ModelRegistry
+    from grouper.review import GradeInUse
     from grouper.store import Store
 
 
-def _grade_text(grade: Grade) -> str:
+def _grade_text(grade: Grade | GradeInUse) -> str:
     return f"{grade.score:g}" + (f" ({plain(grade.comment, 30)})" if grade.comment else "")
 
 
@@ -44,7 +45,7 @@ def _doubt_line(doubt: GradeDoubt, text: str) -> str:
 
 
 def _as_json(doubt: GradeDoubt) -> dict:
-    def grade(g: Grade | None) -> dict | None:
+    def grade(g: Grade | GradeInUse | None) -> dict | None:
         return None if g is None else {"score": g.score, "comment": g.comment, "items": list(g.items), "adjustment": g.adjustment}
 
     return {
@@ -64,17 +65,16 @@ def _as_json(doubt: GradeDoubt) -> dict:
 def _doubts(store: Store, question_id: str, registry: Callable[[], ModelRegistry]) -> list[GradeDoubt]:
     """:func:`grouper.grade_check.grade_doubts` of a stored question, from the embeddings cached
     at import: no model is loaded unless some are missing."""
-    from grouper.answers import normalize_text
     from grouper.grade_check import grade_doubts
-    from grouper.references import References
+    from grouper.references import embedded_references
+
+    def embed(texts: list[str]) -> np.ndarray:
+        found = stored_vectors(store, question_id, texts, registry, "restore that version in --models")
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 1))
 
     question = store.question(question_id)
-    texts = [a.normalized for a in question.answers]
-    references = tuple(t for t in (normalize_text(r) for r in question.reference_answers) if t)
-    found = stored_vectors(store, question_id, texts + list(references), registry, "restore that version in --models")
-    vectors = np.stack([found[t] for t in texts]) if texts else np.zeros((0, 1))
-    known = References(references, np.stack([found[t] for t in references]), normalize_text(question.text)) if references else None
-    return grade_doubts(store.state(question_id), question.answers, vectors, known)
+    vectors = embed([a.normalized for a in question.answers])
+    return grade_doubts(store.state(question_id), question.answers, vectors, embedded_references(question, embed))
 
 
 @reports_busy

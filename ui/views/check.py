@@ -18,6 +18,7 @@ from grouper.access import Action
 from grouper.edits import Grade, GradeAnswer, QuestionState
 from grouper.grade_check import GradeDoubt, grade_doubts
 from grouper.references import question_references
+from grouper.review import GradeInUse
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Check grades")
@@ -28,7 +29,7 @@ texts = ui_common.answer_texts(question_id)
 PAGE_SIZE = 10
 
 
-def _grade_text(grade: Grade) -> str:
+def _grade_text(grade: Grade | GradeInUse) -> str:
     return f"{grade.score:g}" + (f" ({ui_common.shorten(grade.comment, 40)})" if grade.comment else "")
 
 
@@ -69,7 +70,7 @@ def _looks_right(answer_id: str) -> None:
     st.session_state.setdefault(f"check-kept-{question_id}", set()).add(answer_id)
 
 
-def _give(answer_id: str, grade: Grade) -> None:
+def _give(answer_id: str, grade: GradeInUse) -> None:
     payload = GradeAnswer(answer_id, grade.score, grade.comment, items=grade.items, adjustment=grade.adjustment)
     ui_common.submit(question_id, payload, f"Answer {answer_id} graded {_grade_text(grade)}.")
 
