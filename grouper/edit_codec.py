@@ -19,6 +19,7 @@ from grouper.edits import (
     Grade,
     GradeAnswer,
     GradeChange,
+    GradeCheck,
     GradeGroup,
     GroupState,
     Mark,
@@ -43,7 +44,8 @@ __all__ = [
 #: 2: question attributes (maximum score, reference answers) and their undo records.
 #: 3: the rubric attribute, and the rubric items of grades.
 #: 4: the point adjustment of rubric grades.
-STATE_FORMAT = 4
+#: 5: grade checks (``CheckGrades``) and their undo records.
+STATE_FORMAT = 5
 
 #: Every payload class by its kind: the members of the ``Payload`` union, so a new edit kind
 #: needs no second list here.
@@ -144,6 +146,18 @@ def _grade_back(d: list | None) -> Grade | None:
     return Grade(d[0], d[1], d[2], d[3], tuple(d[4]) if len(d) > 4 else (), d[5] if len(d) > 5 else 0.0)
 
 
+def _check(c: GradeCheck | None) -> list | None:
+    return None if c is None else [_grade(c.grade), c.by, c.version]
+
+
+def _check_back(d: list | None) -> GradeCheck | None:
+    if d is None:
+        return None
+    grade = _grade_back(d[0])
+    assert grade is not None
+    return GradeCheck(grade, d[1], d[2])
+
+
 def _group(g: GroupState | None) -> dict | None:
     if g is None:
         return None
@@ -209,6 +223,7 @@ def _record(r: UndoRecord) -> dict:
         "locations_before": [[a, loc] for a, loc in r.locations_before.items()],
         "overrides_before": [[a, _grade(g)] for a, g in r.overrides_before.items()],
         "attributes_before": [[name, _attribute(name, v), _mark(m)] for name, (v, m) in r.attributes_before.items()],
+        "checks_before": [[a, _check(c)] for a, c in r.checks_before.items()],
     }
 
 
@@ -223,6 +238,7 @@ def _record_back(d: dict) -> UndoRecord:
         locations_before={a: loc for a, loc in d["locations_before"]},
         overrides_before={a: _grade_back(g) for a, g in d["overrides_before"]},
         attributes_before={name: (_attribute_back(name, v), _mark_back(m)) for name, v, m in d["attributes_before"]},
+        checks_before={a: _check_back(c) for a, c in d["checks_before"]},
     )
 
 
@@ -239,6 +255,7 @@ def _change(c: Change | None) -> dict | None:
         "answers_moved": list(c.answers_moved),
         "answers_added": list(c.answers_added),
         "grade_changes": [[g.answer_id, _grade(g.before), _grade(g.after)] for g in c.grade_changes],
+        "grades_checked": list(c.grades_checked),
     }
 
 
@@ -255,6 +272,7 @@ def _change_back(d: dict | None) -> Change | None:
         answers_moved=tuple(d["answers_moved"]),
         answers_added=tuple(d.get("answers_added", ())),  # snapshots from before late answers lack it
         grade_changes=tuple(GradeChange(a, _grade_back(b), _grade_back(c)) for a, b, c in d["grade_changes"]),
+        grades_checked=tuple(d["grades_checked"]),
     )
 
 
@@ -279,6 +297,7 @@ def state_to_dict(state: QuestionState) -> dict[str, Any]:
         "references_mark": _mark(state.references_mark),
         "rubric": _attribute("rubric", state.rubric),
         "rubric_mark": _mark(state.rubric_mark),
+        "grade_checks": [[a, _check(c)] for a, c in state.grade_checks.items()],
     }
 
 
@@ -324,4 +343,5 @@ def state_from_dict(data: Mapping[str, Any]) -> QuestionState:
         references_mark=_mark_back(data["references_mark"]),
         rubric=_attribute_back("rubric", data["rubric"]),
         rubric_mark=_mark_back(data["rubric_mark"]),
+        grade_checks={a: _check_back(c) for a, c in data["grade_checks"]},
     )

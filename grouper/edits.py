@@ -41,6 +41,14 @@ of their points, plus the grade's own point adjustment for what no item names. C
 in the same edit, so the grade change is recorded like any other and undone with it. An item
 still in use cannot be removed, a grade cannot be given with a rubric older than the current
 one, and a rubric change cannot be undone while a grade given since uses an item it changed.
+
+A grader who looks at an answer's grade again and finds it right says so (``CheckGrades``,
+the Check grades page's "Looks right"). The state keeps the grade they checked: the answer
+counts as checked while its effective grade is still that one (:meth:`QuestionState.grade_check`),
+so a later regrade, move or repricing lapses the check without any edit saying so, and undoing
+that change brings the check back. A check is a change to the answer (it is refused on a
+version older than the answer's or its group's last change, and it makes later edits of the
+answer made on older versions stale), and it is undone like any other.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ __all__ = [
     "SUGGESTED",
     "AddAnswers",
     "Change",
+    "CheckGrades",
     "Confirm",
     "Delete",
     "Edit",
@@ -69,6 +78,7 @@ __all__ = [
     "Grade",
     "GradeAnswer",
     "GradeChange",
+    "GradeCheck",
     "GradeGroup",
     "GroupState",
     "Mark",
@@ -250,6 +260,26 @@ class GradeChange:
 
 
 @dataclass(frozen=True, slots=True)
+class GradeCheck:
+    """A grader's word that an answer's grade is right.
+
+    Attributes
+    ----------
+    grade : Grade
+        The answer's effective grade when it was checked: the check holds while the answer
+        still has this grade (same score, comment, rubric items and adjustment).
+    by : str
+        Who checked it.
+    version : int
+        The version of the check (its edit's id).
+    """
+
+    grade: Grade
+    by: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """What one applied edit did, for display and audit.
 
@@ -266,6 +296,8 @@ class Change:
         Late answers the edit added (``AddAnswers``).
     grade_changes : tuple of GradeChange
         Every answer whose effective grade is different after the edit.
+    grades_checked : tuple of str
+        Answers whose grade check the edit recorded or took back (``CheckGrades``, or its undo).
     """
 
     edit_id: int
@@ -277,6 +309,7 @@ class Change:
     answers_moved: tuple[str, ...] = ()
     answers_added: tuple[str, ...] = ()
     grade_changes: tuple[GradeChange, ...] = ()
+    grades_checked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +335,8 @@ class UndoRecord:
     attributes_before : mapping of str to (value, Mark or None)
         Each question attribute the edit changed (``"max_score"``, ``"reference_answers"``):
         its value and mark before.
+    checks_before : mapping of str to GradeCheck or None
+        Each answer whose grade check the edit recorded or removed: its check before.
     """
 
     edit_id: int
@@ -313,6 +348,7 @@ class UndoRecord:
     locations_before: Mapping[str, int | None]
     overrides_before: Mapping[str, Grade | None]
     attributes_before: Mapping[str, tuple[object, Mark | None]] = field(default_factory=dict)
+    checks_before: Mapping[str, GradeCheck | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=True)
@@ -360,6 +396,9 @@ class QuestionState:
         The question's rubric (``()``: none), in the order graders see it.
     rubric_mark : Mark or None
         The last change of the rubric.
+    grade_checks : mapping of str to GradeCheck
+        The latest check of each answer whose grade a grader checked; it holds only while the
+        answer's grade is the one checked (:meth:`grade_check`).
     """
 
     question_id: str
@@ -381,6 +420,7 @@ class QuestionState:
     references_mark: Mark | None = field(default=None, repr=False)
     rubric: tuple[RubricItem, ...] = ()
     rubric_mark: Mark | None = field(default=None, repr=False)
+    grade_checks: Mapping[str, GradeCheck] = field(default_factory=dict, repr=False)
 
     @property
     def answer_ids(self) -> tuple[str, ...]:
@@ -398,6 +438,14 @@ class QuestionState:
             return override
         group_id = self.location[answer_id]
         return None if group_id is None else self.groups[group_id].grade
+
+    def grade_check(self, answer_id: str) -> GradeCheck | None:
+        """The check of the answer's grade, when a grader checked the grade it has now;
+        ``None`` when unchecked, or checked at a grade it no longer has."""
+        check = self.grade_checks.get(answer_id)
+        if check is None or not check.grade.same_as(self.grade_of(answer_id)):
+            return None
+        return check
 
     def grade_source(self, answer_id: str) -> str | None:
         """``"override"``, ``"group"`` or ``None`` (ungraded)."""
@@ -730,6 +778,19 @@ class SetRubric:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckGrades:
+    """Say that these answers' grades are right, as they stand: the grader looked again (the
+    Check grades page's "Looks right"). Answers already checked at the grade they have are
+    left as they are; the edit is refused when that is all of them."""
+
+    kind: ClassVar[str] = "check_grades"
+    answer_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer_ids", _answer_ids(self.answer_ids, "check_grades: answer_ids"))
+
+
+@dataclass(frozen=True, slots=True)
 class Undo:
     """Reverse an earlier edit (itself possibly an undo), as a new event."""
 
@@ -754,6 +815,7 @@ Payload = Union[
     SetMaxScore,
     SetReferences,
     SetRubric,
+    CheckGrades,
     Undo,
 ]
 
@@ -1045,6 +1107,8 @@ class _Builder:
         self.undoes: int | None = None
         # Question attributes this edit sets: name -> (new value, what, lineage or None).
         self.attribute_changes: dict[str, tuple[object, str, int | None]] = {}
+        self.check_changes: dict[str, GradeCheck | None] = {}  # answer -> its check after
+        self.check_what: dict[str, str] = {}
 
     # ----- checks
 
@@ -1210,6 +1274,10 @@ class _Builder:
         self.override_changes[answer_id] = grade
         self.override_what[answer_id] = what
 
+    def set_check(self, answer_id: str, check: GradeCheck | None, what: str) -> None:
+        self.check_changes[answer_id] = check
+        self.check_what[answer_id] = what
+
     def new_group_id(self) -> int:
         gid = self.next_group_id
         self.next_group_id += 1
@@ -1244,12 +1312,17 @@ class _Builder:
         location = old.location
         ungrouped = old.ungrouped
         answer_marks = old.answer_marks
-        touched_answers = set(moved) | set(self.override_changes)
+        touched_answers = set(moved) | set(self.override_changes) | set(self.check_changes)
         edit_id = self.edit.edit_id
         if touched_answers:
             answer_marks = dict(old.answer_marks)
             for a in touched_answers:
-                what = self.move_what[a] if a in moved else self.override_what[a]
+                if a in moved:
+                    what = self.move_what[a]
+                elif a in self.override_changes:
+                    what = self.override_what[a]
+                else:
+                    what = self.check_what[a]
                 answer_marks[a] = Mark(version, author, what, self.lineage.get(a, edit_id))
         if moved:
             location = dict(old.location)
@@ -1281,6 +1354,14 @@ class _Builder:
                     overrides.pop(a, None)
                 else:
                     overrides[a] = grade
+        grade_checks = old.grade_checks
+        if self.check_changes:
+            grade_checks = dict(old.grade_checks)
+            for a, check in self.check_changes.items():
+                if check is None:
+                    grade_checks.pop(a, None)
+                else:
+                    grade_checks[a] = check
 
         record = UndoRecord(
             edit_id=self.edit.edit_id,
@@ -1294,6 +1375,7 @@ class _Builder:
             attributes_before={
                 name: (getattr(old, name), getattr(old, _ATTRIBUTE_MARKS[name])) for name in self.attribute_changes
             },
+            checks_before={a: old.grade_checks.get(a) for a in self.check_changes},
         )
         records = dict(old.records)
         records[record.edit_id] = record
@@ -1330,6 +1412,7 @@ class _Builder:
             removed=removed,
             records=records,
             undone=undone,
+            grade_checks=grade_checks,
             **attributes,
         )
         change = Change(
@@ -1342,6 +1425,7 @@ class _Builder:
             answers_moved=tuple(moved),
             answers_added=tuple(self.added),
             grade_changes=_grade_changes(old, state, moved, self.override_changes, self.group_changes),
+            grades_checked=tuple(self.check_changes),
         )
         return replace(state, last_change=change)
 
@@ -1544,6 +1628,40 @@ def _grade_answer(b: _Builder, p: GradeAnswer) -> None:
     b.set_override(p.answer_id, grade, f"given the grade override {_score(grade.score)}")
 
 
+def _check_grades(b: _Builder, p: CheckGrades) -> None:
+    state = b.state
+    ungraded: list[str] = []
+    for a in p.answer_ids:
+        if not b.answer(a):
+            continue
+        grade = state.grade_of(a)
+        if grade is None:
+            ungraded.append(a)
+            continue
+        # What the grader saw must still be what is there: the answer (moved, given its own
+        # grade, checked) and, for a grade it has from its group, the group (regraded, or put
+        # back by an undo); for a rubric grade, the rubric (an item repriced).
+        if a not in state.overrides:
+            b.group(state.location[a])  # type: ignore[arg-type]
+        if grade.items:
+            b.attribute_seen("rubric")
+    if ungraded:
+        b.problems.append(f"answer(s) {_some(ungraded)} have no grade to check; grade them first")
+    b.refuse_if_problems()
+    unchecked = [a for a in p.answer_ids if state.grade_check(a) is None]
+    if not unchecked:
+        check = state.grade_checks[p.answer_ids[0]]
+        also = "" if len(p.answer_ids) == 1 else f" (and the other {len(p.answer_ids) - 1} too)"
+        b.refuse(
+            f"answer {p.answer_ids[0]!r}'s grade {_score(check.grade.score)} was already checked by {check.by} "
+            f"at version {check.version}{also}; nothing to do"
+        )
+    for a in unchecked:
+        grade = state.grade_of(a)
+        assert grade is not None
+        b.set_check(a, GradeCheck(grade, b.author, b.version), f"checked at grade {_score(grade.score)}")
+
+
 def _undo(b: _Builder, p: Undo) -> None:
     state = b.state
     record = state.records.get(p.edit_id)
@@ -1574,7 +1692,8 @@ def _undo(b: _Builder, p: Undo) -> None:
                 stale.append((f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
             elif mark.version > b.edit.base_version:
                 b.problems.append(f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}")
-    for a in sorted(record.locations_before.keys() | record.overrides_before.keys(), key=state.positions.__getitem__):
+    touched = record.locations_before.keys() | record.overrides_before.keys() | record.checks_before.keys()
+    for a in sorted(touched, key=state.positions.__getitem__):
         expected = record.edit_id if reversed_ is None else _lineage(reversed_.marks_before[a])
         mark = state.answer_marks[a]
         if mark.set_by != expected:
@@ -1610,7 +1729,9 @@ def _undo(b: _Builder, p: Undo) -> None:
         b.move(a, before_loc, f"moved back by undoing edit {p.edit_id}")
     for a, before_grade in record.overrides_before.items():
         b.set_override(a, before_grade, f"given back its earlier override by undoing edit {p.edit_id}")
-    for a in record.locations_before.keys() | record.overrides_before.keys():
+    for a, before_check in record.checks_before.items():
+        b.set_check(a, before_check, f"given back its earlier grade check by undoing edit {p.edit_id}")
+    for a in touched:
         b.lineage[a] = _lineage(record.marks_before[a])
     for name, (before_value, before_mark) in record.attributes_before.items():
         b.set_attribute(name, before_value, f"set back by undoing edit {p.edit_id}", _lineage(before_mark))
@@ -1764,6 +1885,7 @@ _HANDLERS = {
     SetMaxScore: _set_max_score,
     SetReferences: _set_references,
     SetRubric: _set_rubric,
+    CheckGrades: _check_grades,
     Undo: _undo,
 }
 

@@ -14,6 +14,9 @@ merge              must-link across the merged groups
 split              cannot-link across the parts
 move               cannot-link each moved answer with the group it left; must-link it with
                    the members of the group it joined (none when it went to ungrouped)
+check_grades       must-link each checked answer with the members of its group graded as it
+                   is; cannot-link it with those graded apart (the answers a grader looks at
+                   again are the doubtful ones: a check that they belong is a hard positive)
 delete, rename     none (a deleted group may just be junk; a title is not about membership)
 undo               removes what the undone edit gave (undoing an undo gives it back)
 =================  ==========================================================================
@@ -38,7 +41,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from grouper.answers import Answer
-from grouper.edits import Edit, Grade, GradeAnswer, GradeGroup, Merge, Move, QuestionState, Split, apply
+from grouper.edits import (
+    CheckGrades,
+    Edit,
+    Grade,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    QuestionState,
+    Split,
+    apply,
+)
 from grouper.pairs import TrainingPair
 
 __all__ = [
@@ -199,6 +213,21 @@ def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> lis
             blocks.append(_Block(MUST_LINK, tuple(moved), stayers))
             blocks.append(_Block(MUST_LINK, tuple(moved)))
         return blocks
+    if isinstance(p, CheckGrades):
+        checked: list[_Block] = []
+        for a in after.last_change.grades_checked:
+            group_id = after.location[a]
+            if group_id is None:
+                continue
+            grade = after.grade_of(a)
+            assert grade is not None  # only graded answers are checked
+            together, apart = [], []
+            for m in after.groups[group_id].members:
+                other = after.grade_of(m)
+                if m != a and other is not None:
+                    (apart if _graded_apart(grade, other) else together).append(m)
+            checked += [_Block(MUST_LINK, (a,), tuple(together)), _Block(CANNOT_LINK, (a,), tuple(apart))]
+        return checked
     return []  # delete, rename, undo
 
 

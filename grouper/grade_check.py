@@ -30,6 +30,10 @@ answers are listed first, with those twins, whatever the signals say.
 
 Grades count as the same when their scores are equal: a different comment or another rubric
 item of the same points is not a different grade for this purpose.
+
+An answer whose grade a grader has checked and found right (``grouper.edits.CheckGrades``,
+"Looks right") comes after every unchecked one, saying who checked it: the list is of what is
+left to look at, and any TA's check counts for all of them.
 """
 
 from __future__ import annotations
@@ -128,6 +132,8 @@ class GradeDoubt:
     twins : tuple of str
         Identical answers graded with another score, when this answer is graded unlike most
         of its identical answers (or there is no most common score among them).
+    checked_by : str or None
+        Who checked the grade it has and found it right (``None``: nobody has).
     """
 
     answer_id: str
@@ -141,6 +147,7 @@ class GradeDoubt:
     likely: GradeInUse | None
     likely_probability: float | None
     twins: tuple[str, ...] = ()
+    checked_by: str | None = None
 
 
 def grade_doubts(
@@ -167,8 +174,9 @@ def grade_doubts(
     Returns
     -------
     list of GradeDoubt
-        One per graded answer; answers with twins of another score first, then by doubt,
-        ties in the question's order. Empty when nothing is graded.
+        One per graded answer: the answers whose grade nobody has checked first, and among
+        them those with twins of another score, then by doubt, ties in the question's order;
+        then the checked answers in the same order. Empty when nothing is graded.
     """
     settings = settings or GradeCheckSettings()
     settings.validate()
@@ -236,9 +244,10 @@ def grade_doubts(
                 likely=likely,
                 likely_probability=likely_p,
                 twins=own_twins,
+                checked_by=None if (check := state.grade_check(answer_id)) is None else check.by,
             )
         )
-    order = sorted(range(len(found)), key=lambda j: (not found[j].twins, -found[j].doubt, j))
+    order = sorted(range(len(found)), key=lambda j: (found[j].checked_by is not None, not found[j].twins, -found[j].doubt, j))
     return [found[j] for j in order]
 
 

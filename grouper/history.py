@@ -15,6 +15,7 @@ from datetime import datetime
 from grouper.edits import (
     NEW,
     AddAnswers,
+    CheckGrades,
     Confirm,
     Delete,
     Edit,
@@ -130,6 +131,9 @@ def describe(payload: Payload) -> str:
     if isinstance(p, SetRubric):
         n = len(p.items)
         return "removed the rubric" if not n else f"set the rubric ({n} item{'' if n == 1 else 's'})"
+    if isinstance(p, CheckGrades):
+        what = "grade" if len(p.answer_ids) == 1 else "grades"
+        return f"checked the {what} of {_answers(p.answer_ids)}: right as given"
     if isinstance(p, Undo):
         return f"undid edit {p.edit_id}"
     raise TypeError(f"no description for edit payload {type(p).__name__}")

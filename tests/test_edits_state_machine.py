@@ -13,6 +13,9 @@ what the undone edit had changed.
 
 The question's maximum score is one more item: while it is set, every grade lies in [0, max],
 and a grade made on a version from before the maximum last changed is refused.
+
+A grade check is part of its answer's item (its group, own grade, and the grade checked): it
+is stale like the answer, undone like it, and holds while the answer's grade is the one checked.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from grouper.edits import (
     CONFIRMED,
     AddAnswers,
     NEW,
+    CheckGrades,
     SUGGESTED,
     Confirm,
     Delete,
@@ -73,7 +77,7 @@ class Model:
             for a in members:
                 loc[a] = gid
         for a in answer_ids:
-            self.stacks[("a", a)] = [(0, (loc[a], None))]
+            self.stacks[("a", a)] = [(0, (loc[a], None, None))]  # (group, own grade, grade checked)
         self.stacks[MAX] = [(0, None)]
         self.stacks[REFS] = [(0, None)]
         self.next_gid = max(groups, default=0) + 1
@@ -289,7 +293,7 @@ class GradingSession(RuleBasedStateMachine):
         if ok:
             values = {("g", gid): ABSENT}
             for a in self.model.group(gid)[1]:
-                values[("a", a)] = (None, self.model.value(("a", a))[1])
+                values[("a", a)] = (None, *self.model.value(("a", a))[1:])
             self.model.commit(values)
         self.submit(user, Delete(gid), ok)
 
@@ -306,7 +310,7 @@ class GradingSession(RuleBasedStateMachine):
             values = {}
             for g in others:
                 for a in self.model.group(g)[1]:
-                    values[("a", a)] = (into, self.model.value(("a", a))[1])
+                    values[("a", a)] = (into, *self.model.value(("a", a))[1:])
                 members = members + self.model.group(g)[1]
                 values[("g", g)] = ABSENT
             values[("g", into)] = (title, members, status, grade, blank)
@@ -338,7 +342,7 @@ class GradingSession(RuleBasedStateMachine):
                 self.model.next_gid += 1
                 values[("g", new_id)] = (titles[i], part, SUGGESTED, None, blank)
                 for a in part:
-                    values[("a", a)] = (new_id, self.model.value(("a", a))[1])
+                    values[("a", a)] = (new_id, *self.model.value(("a", a))[1:])
             self.model.commit(values)
         self.submit(user, Split(gid, tuple(parts), titles), ok)
 
@@ -369,7 +373,7 @@ class GradingSession(RuleBasedStateMachine):
                     src = self.model.loc(a)
                     if src is not None:
                         sources.setdefault(src, set()).add(a)
-                    values[("a", a)] = (dest, self.model.value(("a", a))[1])
+                    values[("a", a)] = (dest, *self.model.value(("a", a))[1:])
                 for src, out in sources.items():
                     title, members, status, grade, blank = self.model.group(src)
                     values[("g", src)] = (title, tuple(m for m in members if m not in out), status, grade, blank)
@@ -389,12 +393,12 @@ class GradingSession(RuleBasedStateMachine):
     )
     def grade_answer(self, user, answer, score):
         a = self.answer_ids[answer % len(self.answer_ids)]
-        loc, current = self.model.value(("a", a))
+        loc, current, check = self.model.value(("a", a))
         new = None if score is None else (score, "")
         ok = not self.model.stale(("a", a), self.seen[user]) and new != current
         ok = ok and self.model.grade_fits(score, self.seen[user])
         if ok:
-            self.model.commit({("a", a): (loc, new)})
+            self.model.commit({("a", a): (loc, new, check)})
         self.submit(user, GradeAnswer(a, score), ok)
 
     @rule(user=st.sampled_from(USERS), texts=st.sampled_from(REFERENCE_SETS))
@@ -427,7 +431,7 @@ class GradingSession(RuleBasedStateMachine):
                 title, members, status, grade, blank = self.model.group(gid)
                 ok = status != CONFIRMED and grade is None  # never into a reviewed group
         if ok:
-            values = {("a", new): (gid, None)}
+            values = {("a", new): (gid, None, None)}
             if gid is not None:
                 values[("g", gid)] = (title, members + (new,), status, grade, blank)
             self.answer_ids.append(new)  # the model shares this list
@@ -435,19 +439,43 @@ class GradingSession(RuleBasedStateMachine):
             self.model.adds.add(self.model.version)
         self.submit(user, AddAnswers((new,), (gid,)), ok)
 
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def check_grades(self, user, data):
+        answers = data.draw(st.lists(st.sampled_from(self.answer_ids), min_size=1, max_size=3, unique=True), label="answers")
+        base = self.seen[user]
+        ok = True
+        values = {}
+        for a in answers:
+            loc, own, check = self.model.value(("a", a))
+            grade = own if own is not None else (None if loc is None else self.model.group(loc)[3])
+            # the answer, and the group whose grade it has, must be as the grader saw them
+            ok = ok and grade is not None and not self.model.stale(("a", a), base)
+            ok = ok and (own is not None or not self.model.stale(("g", loc), base))
+            if check != grade:
+                values[("a", a)] = (loc, own, grade)
+        ok = ok and bool(values)
+        if ok:
+            self.model.commit(values)
+        self.submit(user, CheckGrades(tuple(answers)), ok)
+
     @precondition(lambda self: self.state.version > 0)
     @rule(user=st.sampled_from(USERS), data=st.data())
     def undo(self, user, data):
         latest = self.state.version
         target = data.draw(st.one_of(st.just(latest), st.integers(1, latest + 1)), label="undo edit")
         before_target = self.model.history[target - 1] if target <= latest else None
-        undone_content_before = (self.state.content(), self.state.max_score, self.state.reference_answers)
+        undone_content_before = self._everything()
         ok = self.model.undo(target, self.seen[user])
         self.submit(user, Undo(target), ok)
         if ok and target == latest and self.model.effect[target][0] == "push":
             # undoing the latest (ordinary) edit puts everything back as it was before it
             assert self.state.content() == _impl_shape(before_target), "undo did not restore the prior state"
-            assert (self.state.content(), self.state.max_score, self.state.reference_answers) != undone_content_before
+            assert self._everything() != undone_content_before
+
+    def _everything(self):
+        """What graders see: groups and grades, the question's attributes, the grade checks."""
+        checks = {a: _grade_key(c.grade) for a, c in self.state.grade_checks.items()}
+        return self.state.content(), self.state.max_score, self.state.reference_answers, checks
 
     # ----- invariants
 
@@ -457,6 +485,14 @@ class GradingSession(RuleBasedStateMachine):
         assert self.state.content() == _impl_shape(self.model.content())
         assert self.state.max_score == self.model.value(MAX)
         assert self.state.reference_answers == self.model.value(REFS)
+        checks = {a: self.model.value(("a", a))[2] for a in self.answer_ids}
+        assert {a: _grade_key(c.grade) for a, c in self.state.grade_checks.items()} == {
+            a: (*c, (), 0.0) for a, c in checks.items() if c is not None
+        }
+        for a in self.answer_ids:  # a check holds while the answer has the grade checked
+            loc, own, check = self.model.value(("a", a))
+            grade = own if own is not None else (None if loc is None else self.model.group(loc)[3])
+            assert (self.state.grade_check(a) is not None) == (check is not None and check == grade)
 
     @invariant()
     def every_answer_is_in_exactly_one_place(self):
@@ -474,6 +510,10 @@ class GradingSession(RuleBasedStateMachine):
     def the_state_survives_a_snapshot(self):
         if self.state.version % 4 == 0:
             assert state_from_dict(json.loads(json.dumps(state_to_dict(self.state)))) == self.state
+
+
+def _grade_key(grade):
+    return (grade.score, grade.comment, grade.items, grade.adjustment)
 
 
 def _impl_shape(model_content):

@@ -14,7 +14,7 @@ import pytest
 from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
 from grouper.grade_check import GradeCheckSettings, conflicts_among, grade_conflicts, grade_doubts, identical_answers
 from grouper.intake import import_questions
 from grouper.store import Store
@@ -95,6 +95,19 @@ def test_the_member_that_does_not_belong_comes_first_with_the_grade_it_should_ha
 def test_doubts_are_listed_most_doubtful_first(three_groups):
     doubts = grade_doubts(*three_groups)
     assert [d.doubt for d in doubts] == sorted((d.doubt for d in doubts), reverse=True)
+    assert all(d.checked_by is None for d in doubts)
+
+
+def test_answers_checked_as_right_come_after_the_rest_saying_who(three_groups):
+    state, answers, vectors = three_groups
+    state = apply(state, make_edit(state, "ben", CheckGrades(("a9", "a0"))))
+    doubts = grade_doubts(state, answers, vectors)
+    assert [d.answer_id for d in doubts[-2:]] == ["a9", "a0"]  # still most doubtful first among them
+    assert doubts[-1].checked_by == "ben" and doubts[0].checked_by is None
+    assert len(doubts) == 35
+    # A check lapses when the grade changes: regraded, a9 is doubtful again.
+    state = apply(state, make_edit(state, "ada", GradeGroup(1, 1.5, "most of it")))
+    assert grade_doubts(state, answers, vectors)[0].answer_id == "a9"
 
 
 def test_an_answer_graded_unlike_most_of_its_identical_answers_comes_first():
@@ -228,6 +241,28 @@ def test_check_as_text_shows_student_text_with_control_characters_escaped(checke
     assert "15 graded answer(s), the 1 most doubtful first" in out
     assert "a10" in out and "likely 0 (wrong)" in out
     assert "\x1b" not in out and "Sydney\\u001b[31m" in out
+
+
+def test_an_answer_checked_as_right_leaves_the_list_until_all_is_asked(checked_db, capsys):
+    path, _ = checked_db
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "ben", "check-grades", "a10,a0"]) == 0
+    out = capsys.readouterr().out
+    assert "2 answer(s) checked as right" in out
+    edit_id = out.split()[1]  # "edit N applied: ..."
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "ben", "undo", edit_id]) == 0  # both unchecked again
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "ben", "check-grades", "a10"]) == 0
+    capsys.readouterr()
+    assert main(["check", "--db", str(path), "-q", "q1", "--json", "--top", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["graded"] == 15 and out["checked"] == 1 and len(out["doubts"]) == 14
+    assert "a10" not in {d["answer_id"] for d in out["doubts"]}
+    assert main(["check", "--db", str(path), "-q", "q1", "--top", "0", "--all"]) == 0
+    text = capsys.readouterr().out
+    assert "1 checked as right" in text and text.rstrip().splitlines()[-2].lstrip().startswith("a10")
+    assert "checked as right by ben" in text
+    # Checking it again is refused (status 3), naming who checked it.
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "cy", "check-grades", "a10"]) == 3
+    assert "already checked by ben" in capsys.readouterr().err
 
 
 def test_check_bad_input_is_status_2_with_the_reason(checked_db, capsys):

@@ -11,6 +11,7 @@ from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import (
     NEW,
     AddAnswers,
+    CheckGrades,
     Confirm,
     Delete,
     GradeAnswer,
@@ -57,6 +58,7 @@ def log() -> Log:
         (SetMaxScore(None), "removed the maximum score"),
         (SetReferences(("x", "y")), "set 2 reference answers"),
         (SetReferences(()), "removed the reference answers"),
+        (CheckGrades(("a1", "a2")), "checked the grades of 2 answers (a1, a2): right as given"),
         (Undo(4), "undid edit 4"),
     ],
 )

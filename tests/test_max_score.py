@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edit_codec import edit_from_dict, edit_to_dict, state_from_dict, state_to_dict
+from grouper.edit_codec import STATE_FORMAT, edit_from_dict, edit_to_dict, state_from_dict, state_to_dict
 from grouper.edits import (
     EditRefused,
     GradeAnswer,
@@ -156,5 +156,5 @@ def test_codec_round_trips_the_maximum_its_mark_and_undo_record(start):
     assert state_from_dict(state_to_dict(log.state)) == log.state
     # a snapshot of the format before question attributes is not read (the store rebuilds it)
     old = state_to_dict(start) | {"format": 1}
-    with pytest.raises(ValueError, match="state format 1 is not the supported format 4"):
+    with pytest.raises(ValueError, match=f"state format 1 is not the supported format {STATE_FORMAT}"):
         state_from_dict(old)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_ui_app import XSS, app, db, logged, new_app, sign_in, successes, template_db, texts  # noqa: F401
 
-from grouper.edits import GradeAnswer, GradeGroup
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup
 from grouper.grade_check import check_question, identical_answers
 from grouper.store import Store
 
@@ -91,15 +91,50 @@ def test_an_edit_other_than_an_answers_own_grade_ranks_afresh(checked, db, encod
     assert "graded 0.5 (half)" in next(line for line in lines if line.startswith(f"{first.answer_id} · "))
 
 
-def test_looks_right_hides_the_answer_and_logs_nothing(checked, db, encoder):
+def test_looks_right_logs_a_check_and_the_answer_leaves_the_list_for_every_grader(checked, db, encoder):
     first = _expected(db, "q1", encoder)[0]
-    before = logged(db)
+    before = len(logged(db))
     checked.button(key=f"check-keep-q1-{first.answer_id}").click().run()
     assert not checked.exception, checked.exception
-    assert logged(db) == before
+    assert logged(db)[before:] == [("Ada", CheckGrades((first.answer_id,)))]
+    assert any(f"Answer {first.answer_id}'s grade checked as right." in s for s in successes(checked))
     lines = texts(checked)
-    assert any("1 marked as looking right" in line for line in lines)
+    assert any("1 checked as right by a grader, left out" in line for line in lines)
     assert not any(line.startswith(f"{first.answer_id} · ") for line in lines)
+    assert not any("since this list was ranked" in line for line in lines)  # the ranking is kept
+    # Another grader, in another session, does not see it either.
+    other = sign_in(new_app(), "Ben")
+    other.switch_page("views/check.py").run()
+    assert not other.exception, other.exception
+    assert any("1 checked as right by a grader, left out" in line for line in texts(other))
+    assert not any(line.startswith(f"{first.answer_id} · ") for line in texts(other))
+
+
+def test_a_check_lapses_when_the_grade_changes_and_the_answer_is_back(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    checked.button(key=f"check-keep-q1-{first.answer_id}").click().run()
+    with Store.open(db) as store:  # another grader regrades its group
+        state = store.state("q1")
+        store.append("q1", "Ben", state.version, GradeGroup(first.group_id, 0.5, "half"))
+    checked.run()
+    assert not checked.exception, checked.exception
+    lines = texts(checked)
+    assert not any("checked as right" in line for line in lines)
+    assert "graded 0.5 (half)" in next(line for line in lines if line.startswith(f"{first.answer_id} · "))
+
+
+def test_all_on_the_page_look_right_in_one_logged_check(checked, db, encoder):
+    page = [d.answer_id for d in _expected(db, "q1", encoder)[:10]]
+    before = len(logged(db))
+    checked.button(key="check-keep-page-q1").click().run()
+    assert not checked.exception, checked.exception
+    assert logged(db)[before:] == [("Ada", CheckGrades(tuple(page)))]
+    lines = texts(checked)
+    assert any("10 checked as right by a grader, left out" in line for line in lines)
+    assert not any(line.startswith(f"{a} · ") for a in page for line in lines)
+    after = _expected(db, "q1", encoder)  # the library lists checked answers last
+    assert [d.answer_id for d in after[-10:]] == page and after[0].checked_by is None
+    assert next(line for line in lines if " · doubt " in line).startswith(f"{after[0].answer_id} · ")
 
 
 def test_another_grade_typed_is_logged(checked, db, encoder):

@@ -1,11 +1,12 @@
 """``grouper check``: the graded answers most likely to carry the wrong grade, to look at again.
 
-    grouper check --db course.sqlite -q q1 [--top 20] [--json]
+    grouper check --db course.sqlite -q q1 [--top 20] [--all] [--json]
 
 The ranking is :func:`grouper.grade_check.grade_doubts`: identical answers graded with
 different scores first, then members least like the group whose grade they carry and least
-like what the other groups' grades predict. Nothing is changed; fix a grade with
-``grouper edit ... grade-answer``.
+like what the other groups' grades predict. Answers whose grade a grader has checked and found
+right are left out (``--all`` lists them after the rest). Nothing is changed; fix a grade with
+``grouper edit ... grade-answer``, or say it is right with ``grouper edit ... check-grades``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def _doubt_line(doubt: GradeDoubt, text: str) -> str:
     if doubt.likely is not None:
         chance = "" if doubt.likely_probability is None else f" ({doubt.likely_probability:.0%})"
         reasons.append(f"likely {_grade_text(doubt.likely)}{chance}")
+    if doubt.checked_by is not None:
+        reasons.append(f"checked as right by {plain(doubt.checked_by, 30)}")
     tail = ("; " + "; ".join(reasons)) if reasons else ""
     return f"  {plain(doubt.answer_id, 24)}  doubt {doubt.doubt:.2f}  graded {_grade_text(doubt.grade)}, {where}{tail}\n      {plain(text, 90)}"
 
@@ -59,6 +62,7 @@ def _as_json(doubt: GradeDoubt) -> dict:
         "likely": grade(doubt.likely),
         "likely_probability": doubt.likely_probability,
         "twins": list(doubt.twins),
+        "checked_by": doubt.checked_by,
     }
 
 
@@ -86,17 +90,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
             return fail(f"no question {args.question!r} in {store.where}", 2)
         doubts = _doubts(store, args.question, lambda: registry_of(args))
         texts = {a.answer_id: a.text for a in store.answers(args.question)}
-    shown = doubts if args.top == 0 else doubts[: args.top]
+    checked = sum(1 for d in doubts if d.checked_by is not None)
+    listed = doubts if args.all else [d for d in doubts if d.checked_by is None]
+    shown = listed if args.top == 0 else listed[: args.top]
     if args.json:
-        print(json.dumps({"question_id": args.question, "graded": len(doubts), "doubts": [_as_json(d) for d in shown]}, indent=2))
+        print(
+            json.dumps(
+                {"question_id": args.question, "graded": len(doubts), "checked": checked, "doubts": [_as_json(d) for d in shown]},
+                indent=2,
+            )
+        )
         return 0
     if not doubts:
         print(f"question {args.question}: nothing is graded yet")
         return 0
-    twins = sum(1 for d in doubts if d.twins)
+    twins = sum(1 for d in listed if d.twins)
+    left_out = f"; {checked} checked as right" + ("" if args.all else " are left out (--all lists them)") if checked else ""
     print(
         f"question {args.question}: {len(doubts)} graded answer(s), the {len(shown)} most doubtful first"
         + (f"; {twins} graded unlike an identical answer" if twins else "")
+        + left_out
     )
     for doubt in shown:
         print(_doubt_line(doubt, texts[doubt.answer_id]))
@@ -109,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(check)
     check.add_argument("--question", "-q", required=True, help="the question")
     check.add_argument("--top", type=int, default=10, help="how many to list (default: 10; 0 lists every graded answer)")
+    check.add_argument("--all", action="store_true", help="also list the answers whose grade a grader checked as right")
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_models_option(check)
     check.set_defaults(func=_cmd_check)

@@ -10,6 +10,7 @@ Each verb appends one attributed edit to the store's log, against the version th
     grouper edit -q q1 --author ta1 grade 3 --items 1,2
     grouper edit -q q2 --author prof rubric --from q1
     grouper edit -q q1 --author ta1 grade-answer q1-004 --items 1 --adjust -0.5 --comment "units"
+    grouper edit -q q1 --author ta1 check-grades q1-004,q1-017
     grouper edit -q q1 --author ta1 undo 12
 
 Exit status: 0 applied, 3 refused (the message says what changed and by whom), 2 bad input.
@@ -30,6 +31,7 @@ from grouper.commands._store_options import add_db_option, author_of, fail, open
 from grouper.edit_codec import edit_to_dict
 from grouper.edits import (
     NEW,
+    CheckGrades,
     Confirm,
     Delete,
     EditRefused,
@@ -158,6 +160,8 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
         if bool(args.texts) == args.clear:
             raise ValueError("references: give the reference answers, or --clear for none")
         return SetReferences(() if args.clear else tuple(args.texts))
+    if verb == "check-grades":
+        return CheckGrades(args.answers)
     if verb == "undo":
         return Undo(args.edit_id)
     raise AssertionError(verb)
@@ -199,6 +203,10 @@ def _cmd_edit(args: argparse.Namespace) -> int:
             print(f"    {plain(gc.answer_id, 40)}: {before} -> {now}")
         if len(change.grade_changes) > 10:
             print(f"    ... and {len(change.grade_changes) - 10} more")
+    if change is not None and change.grades_checked and edit.kind != "undo":
+        checked = change.grades_checked
+        named = getattr(edit.payload, "answer_ids", ())
+        print(f"  {len(checked)} answer(s) checked as right" + (f"; {len(named) - len(checked)} already were" if len(named) > len(checked) else ""))
     return 0
 
 
@@ -206,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``edit`` command and its verbs."""
     edit = sub.add_parser(
         "edit",
-        help="edit a question's groups (confirm, merge, split, move, delete, rename, grade, undo)",
+        help="edit a question's groups (confirm, merge, split, move, delete, rename, grade, check grades, undo)",
         description="Append one edit to a question's log. Exit status 3: refused (stale or impossible).",
     )
     add_db_option(edit)
@@ -273,6 +281,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--from", dest="from_question", metavar="QUESTION", help="add the items of this question's rubric that this one lacks"
     )
+    p = verbs.add_parser(
+        "check-grades",
+        help="say that these answers' grades are right as they stand (`grouper check` then leaves them out)",
+    )
+    p.add_argument("answers", type=_ids, metavar="A1,A2")
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)

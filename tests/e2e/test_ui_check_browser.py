@@ -3,7 +3,8 @@ localhost port, Debian's Chromium driven by Playwright (see conftest.py).
 
 After a hurried review (every group of the q1 sample graded by its majority gold label), a
 grader opens Check grades, sees the most doubtful answer first, gives it the likely grade in
-one click (one ``GradeAnswer`` edit by them), and marks the next one as looking right.
+one click (one ``GradeAnswer`` edit by them), and marks the next one as looking right (one
+``CheckGrades`` edit: it leaves the list for every grader).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from conftest import go_to, message, serve, settle, sign_in
 
 from grouper.answers import load_answers
-from grouper.edits import GradeAnswer, GradeGroup
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup
 from grouper.grade_check import check_question
 from grouper.intake import import_questions
 from grouper.store import Store
@@ -61,12 +62,13 @@ def test_the_likely_grade_in_one_click_and_looks_right(server, open_page, screen
         keep = check_question(store, "q1", encoder)[0]  # the list after the fix
     page.get_by_text(f"{keep.answer_id} · ", exact=False).first.wait_for()
     page.get_by_role("button", name="Looks right").first.click()
-    page.get_by_text("1 marked as looking right", exact=False).first.wait_for()
+    message(page, f"Answer {keep.answer_id}'s grade checked as right.")
+    page.get_by_text("1 checked as right by a grader, left out", exact=False).first.wait_for()
     settle(page)
     assert page.get_by_text(f"{keep.answer_id} · ", exact=False).count() == 0
     screenshots(page, "check-kept")
 
     with Store.open(server.db) as store:
         log = [(e.author, e.payload) for e in store.edits("q1")][before:]
-    assert log == [("Ada", GradeAnswer(fix.answer_id, fix.likely.score, fix.likely.comment))]
+    assert log == [("Ada", GradeAnswer(fix.answer_id, fix.likely.score, fix.likely.comment)), ("Ada", CheckGrades((keep.answer_id,)))]
     assert guard.outside == []

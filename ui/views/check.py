@@ -5,7 +5,8 @@ graded answers most doubtful first (``grouper.grade_check.grade_doubts``): ident
 graded with different scores, then members least like their group and least like what the
 other groups' grades predict. A grader reads the first few, gives a wrong one the likely grade
 in one click (a ``GradeAnswer`` edit, logged like any other) or another grade, and marks a
-right one "Looks right" (remembered for this session, so the list moves on).
+right one "Looks right" (a ``CheckGrades`` edit: logged and attributed, so the answer leaves
+the list for every grader until its grade changes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import streamlit as st
 import rubric_panel
 import ui_common
 from grouper.access import Action
-from grouper.edits import Grade, GradeAnswer, QuestionState
+from grouper.edits import CheckGrades, Grade, GradeAnswer, QuestionState
 from grouper.grade_check import GradeDoubt, grade_doubts
 from grouper.references import question_references
 from grouper.review import GradeInUse
@@ -27,6 +28,8 @@ if question_id is None:
     st.stop()
 texts = ui_common.answer_texts(question_id)
 PAGE_SIZE = 10
+#: Edits after which a ranking still holds: they change no grade but the answers' own.
+_KEEPS_RANKING = frozenset({GradeAnswer.kind, CheckGrades.kind})
 
 
 def _grade_text(grade: Grade | GradeInUse) -> str:
@@ -37,10 +40,11 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
     """The ranking of this state, and the answers graded on their own since it was made.
 
     Ranking refits the grade model (seconds on 10,000 answers), so it is remembered per
-    question. When every edit since is an answer's own grade (what this page's buttons make),
-    the remembered ranking is kept and those answers leave it: a grade given to one answer
-    changes no other answer's grade, so every grade still listed is the current one. Any other
-    edit, or "Rank again", ranks afresh.
+    question. When every edit since is an answer's own grade or a grade check (what this
+    page's buttons make), the remembered ranking is kept and the answers graded leave it: a
+    grade given to one answer changes no other answer's grade, so every grade still listed is
+    the current one (checks are read from the state on every run). Any other edit, or "Rank
+    again", ranks afresh.
     """
     references = ui_common.store().reference_answers(question_id)
     cached = st.session_state.get("check-doubts")
@@ -49,8 +53,8 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
         if version == state.version:
             return found, set()
         since = ui_common.store().edits(question_id, since=version)
-        if since and all(e.payload.kind == "grade_answer" for e in since):
-            regraded = {e.payload.answer_id for e in since}
+        if since and all(e.payload.kind in _KEEPS_RANKING for e in since):
+            regraded = {e.payload.answer_id for e in since if isinstance(e.payload, GradeAnswer)}
             return [d for d in found if d.answer_id not in regraded], regraded
     vectors = ui_common.answer_vectors(question_id)
     answers = ui_common.answers_of(question_id)
@@ -66,8 +70,9 @@ def _rank_again() -> None:
     st.session_state["check-rerank"] = True
 
 
-def _looks_right(answer_id: str) -> None:
-    st.session_state.setdefault(f"check-kept-{question_id}", set()).add(answer_id)
+def _looks_right(answer_ids: tuple[str, ...]) -> None:
+    what = f"Answer {answer_ids[0]}'s grade" if len(answer_ids) == 1 else f"The grades of {len(answer_ids)} answers"
+    ui_common.submit(question_id, CheckGrades(answer_ids), f"{what} checked as right.")
 
 
 def _give(answer_id: str, grade: GradeInUse) -> None:
@@ -110,8 +115,10 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
                 disabled=not may_grade,
             )
         cols[1].button(
-            "Looks right", key=f"check-keep-{question_id}-{answer_id}", on_click=_looks_right, args=(answer_id,),
-            help="Hide it from this list for this session; its grade stays as it is",
+            "Looks right", key=f"check-keep-{question_id}-{answer_id}", on_click=_looks_right, args=((answer_id,),),
+            disabled=not may_grade,
+            help="Log that its grade is right as it stands: it leaves this list for every grader until its grade "
+            "changes (undo it from History)",
         )
         if may_grade:
             with st.expander("Another grade"):
@@ -135,23 +142,35 @@ def check() -> None:
             "rank again to weigh the new grades."
         )
         cols[1].button("Rank again", key=f"check-rerank-{question_id}", on_click=_rank_again)
-    kept = st.session_state.get(f"check-kept-{question_id}", set())
-    listed = [d for d in doubts if d.answer_id not in kept]
-    twins = sum(1 for d in doubts if d.twins)
+    # Checks are read from the state, not the ranking: another grader's check counts at once,
+    # and one that lapsed (the grade changed since) puts the answer back.
+    listed = [d for d in doubts if state.grade_check(d.answer_id) is None]
+    checked = len(doubts) - len(listed)
+    twins = sum(1 for d in listed if d.twins)
     st.text(
         f"{len(doubts)} graded answers, the most doubtful first"
         + (f"; {twins} graded unlike an identical answer" if twins else "")
-        + (f"; {len(doubts) - len(listed)} marked as looking right" if len(listed) < len(doubts) else "")
+        + (f"; {checked} checked as right by a grader, left out" if checked else "")
         + ". On the benchmark corpora, checking the first tenth found 21 % to 46 % of the wrong grades a hurried"
         " review left, 1.1 to 2.1 times as many as checking each group's least typical members."
     )
     if not listed:
-        st.success("Every graded answer is marked as looking right.")
+        st.success("Every graded answer has been checked as right.")
         return
     pages = max(1, -(-len(listed) // PAGE_SIZE))
     page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"check-page-{question_id}") if pages > 1 else 1
-    for doubt in listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+    shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    for doubt in shown:
         _row(doubt, state)
+    if len(shown) > 1:
+        st.button(
+            f"All {len(shown)} above look right",
+            key=f"check-keep-page-{question_id}",
+            on_click=_looks_right,
+            args=(tuple(d.answer_id for d in shown),),
+            disabled=not identity.may(Action.GRADE),
+            help="One logged check of every answer on this page, once you have read them",
+        )
 
 
 check()
