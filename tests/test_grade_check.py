@@ -265,8 +265,20 @@ def test_an_answer_checked_as_right_leaves_the_list_until_all_is_asked(checked_d
     assert "already checked by ben" in capsys.readouterr().err
 
 
+def test_check_lists_one_groups_answers(checked_db, capsys):
+    path, canberra = checked_db
+    assert main(["check", "--db", str(path), "-q", "q1", "--json", "--top", "0", "--group", str(canberra)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["doubts"]) == 6 and {d["group_id"] for d in out["doubts"]} == {canberra}
+    assert out["doubts"][0]["answer_id"] == "a10"
+    assert main(["check", "--db", str(path), "-q", "q1", "--top", "2", "--group", str(canberra)]) == 0
+    assert f"15 graded answer(s) (6 in group {canberra}), the 2 most doubtful first" in capsys.readouterr().out
+
+
 def test_check_bad_input_is_status_2_with_the_reason(checked_db, capsys):
     path, _ = checked_db
+    assert main(["check", "--db", str(path), "-q", "q1", "--group", "99"]) == 2
+    assert "question q1 has no group 99" in capsys.readouterr().err
     assert main(["check", "--db", str(path), "-q", "nope"]) == 2
     assert "no question 'nope'" in capsys.readouterr().err
     assert main(["check", "--db", str(path), "-q", "q1", "--top", "-1"]) == 2

@@ -137,6 +137,17 @@ def test_all_on_the_page_look_right_in_one_logged_check(checked, db, encoder):
     assert next(line for line in lines if " · doubt " in line).startswith(f"{after[0].answer_id} · ")
 
 
+def test_one_groups_answers_are_listed_alone_in_the_same_order(checked, db, encoder):
+    ranking = _expected(db, "q1", encoder)
+    group = ranking[0].group_id
+    members = [d.answer_id for d in ranking if d.group_id == group]
+    checked.selectbox(key="check-group-q1").set_value(group).run()
+    assert not checked.exception, checked.exception
+    rows = [line.split(" · ")[0] for line in texts(checked) if " · doubt " in line]
+    assert rows == members[:10]
+    assert all(f" · Group {group} (" in line for line in texts(checked) if " · doubt " in line)
+
+
 def test_another_grade_typed_is_logged(checked, db, encoder):
     first = _expected(db, "q1", encoder)[0]
     checked.number_input(key=f"check-score-q1-{first.answer_id}").set_value(0.5)

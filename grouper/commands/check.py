@@ -1,6 +1,6 @@
 """``grouper check``: the graded answers most likely to carry the wrong grade, to look at again.
 
-    grouper check --db course.sqlite -q q1 [--top 20] [--all] [--json]
+    grouper check --db course.sqlite -q q1 [--top 20] [--group 3] [--all] [--json]
 
 The ranking is :func:`grouper.grade_check.grade_doubts`: identical answers graded with
 different scores first, then members least like the group whose grade they carry and least
@@ -88,10 +88,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         if args.question not in store.question_ids():
             return fail(f"no question {args.question!r} in {store.where}", 2)
+        if args.group is not None and args.group not in store.state(args.question).groups:
+            return fail(f"question {args.question} has no group {args.group}", 2)
         doubts = _doubts(store, args.question, lambda: registry_of(args))
         texts = {a.answer_id: a.text for a in store.answers(args.question)}
     checked = sum(1 for d in doubts if d.checked_by is not None)
     listed = doubts if args.all else [d for d in doubts if d.checked_by is None]
+    if args.group is not None:
+        listed = [d for d in listed if d.group_id == args.group]
     shown = listed if args.top == 0 else listed[: args.top]
     if args.json:
         print(
@@ -106,8 +110,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 0
     twins = sum(1 for d in listed if d.twins)
     left_out = f"; {checked} checked as right" + ("" if args.all else " are left out (--all lists them)") if checked else ""
+    among = "" if args.group is None else f" ({len(listed)} in group {args.group})"
     print(
-        f"question {args.question}: {len(doubts)} graded answer(s), the {len(shown)} most doubtful first"
+        f"question {args.question}: {len(doubts)} graded answer(s){among}, the {len(shown)} most doubtful first"
         + (f"; {twins} graded unlike an identical answer" if twins else "")
         + left_out
     )
@@ -122,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(check)
     check.add_argument("--question", "-q", required=True, help="the question")
     check.add_argument("--top", type=int, default=10, help="how many to list (default: 10; 0 lists every graded answer)")
+    check.add_argument("--group", type=int, metavar="GROUP", help="only the answers in this group")
     check.add_argument("--all", action="store_true", help="also list the answers whose grade a grader checked as right")
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_models_option(check)

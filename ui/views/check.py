@@ -125,6 +125,26 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
                 rubric_panel.answer_grade_form(question_id, state, answer_id, "check")
 
 
+def _in_one_group(listed: list[GradeDoubt], state: QuestionState) -> tuple[list[GradeDoubt], int | None]:
+    """The doubts of the group the grader picks (every group by default): a TA who has just
+    graded a group checks its members here, in the same order."""
+    counts: dict[int, int] = {}
+    for d in listed:
+        if d.group_id is not None and d.group_id in state.groups:
+            counts[d.group_id] = counts.get(d.group_id, 0) + 1
+    if len(counts) < 2:
+        return listed, None
+    chosen = st.selectbox(
+        "Group",
+        [None, *sorted(counts)],
+        format_func=lambda g: "Every group" if g is None else f"{ui_common.group_label(state, g)} · {counts[g]} to check",
+        key=f"check-group-{question_id}",
+    )
+    if chosen is None or chosen not in counts:
+        return listed, None
+    return [d for d in listed if d.group_id == chosen], chosen
+
+
 @st.fragment
 def check() -> None:
     """The list, most doubtful first; reruns alone on every click."""
@@ -157,8 +177,10 @@ def check() -> None:
     if not listed:
         st.success("Every graded answer has been checked as right.")
         return
+    listed, where = _in_one_group(listed, state)
     pages = max(1, -(-len(listed) // PAGE_SIZE))
-    page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=f"check-page-{question_id}") if pages > 1 else 1
+    page_key = f"check-page-{question_id}-{where}"  # each group's list starts at its first page
+    page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=page_key) if pages > 1 else 1
     shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     for doubt in shown:
         _row(doubt, state)
