@@ -148,6 +148,24 @@ def test_one_groups_answers_are_listed_alone_in_the_same_order(checked, db, enco
     assert all(f" · Group {group} (" in line for line in texts(checked) if " · doubt " in line)
 
 
+def test_an_ungraded_group_has_no_grades_to_check(app):
+    app.switch_page("views/groups.py").run()
+    assert not app.exception, app.exception
+    assert any(b.key and b.key.startswith("confirm-q1-") for b in app.button)  # a group is open
+    assert not any(b.key and b.key.startswith("check-group-link-") for b in app.button)
+
+
+def test_the_groups_page_opens_check_grades_on_a_graded_group(checked):
+    checked.switch_page("views/groups.py").run()  # it opens a group; every group is graded
+    opened = next(b for b in checked.button if b.key and b.key.startswith("check-group-link-q1-"))
+    gid = int(opened.key.rsplit("-", 1)[1])
+    opened.click().run()
+    assert not checked.exception, checked.exception
+    assert checked.selectbox(key="check-group-q1").value == gid
+    rows = [line for line in texts(checked) if " · doubt " in line]
+    assert rows and all(f" · Group {gid} (" in line for line in rows)
+
+
 def test_another_grade_typed_is_logged(checked, db, encoder):
     first = _expected(db, "q1", encoder)[0]
     checked.number_input(key=f"check-score-q1-{first.answer_id}").set_value(0.5)

@@ -393,6 +393,15 @@ def workspace() -> None:
             type="primary",
             width="stretch",
         )
+        if group.grade is not None and buttons[1].button(
+            "Check its grades",
+            key=f"check-group-link-{question_id}-{gid}",
+            width="stretch",
+            help="Open Check grades on this group's members, the most doubtful grade first",
+        ):
+            # The Check grades page's group filter is set before the page creates it.
+            st.session_state[f"check-group-{question_id}"] = gid
+            st.switch_page("views/check.py")
 
         members = least_typical_first(group.members, vectors)
         shown = [a for a, _ in members]
