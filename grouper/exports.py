@@ -79,7 +79,9 @@ class GradeRow:
     maximum score (empty when it has none), so that a score reads "out of" something;
     ``rubric_items`` lists the rubric items the grade was given as, each with its points
     (``"names the closed path (+2); wrong units (-0.5)"``) and the point adjustment when there
-    is one (``"; adjustment (+1)"``), empty for a bare score.
+    is one (``"; adjustment (+1)"``), empty for a bare score; ``checked_by`` names the grader
+    who checked the grade and found it right (``grouper.edits.CheckGrades``), empty when nobody
+    has checked the grade it has.
     """
 
     question_id: str
@@ -94,9 +96,12 @@ class GradeRow:
     group_title: str
     graded_by: str
     graded_at_version: int | None
+    checked_by: str = ""
 
 
 GRADE_COLUMNS = tuple(GradeRow.__dataclass_fields__)
+#: The columns of grades CSVs written before grade checks: still read (``checked_by`` empty).
+_GRADE_COLUMNS_BEFORE_CHECKS = GRADE_COLUMNS[:-1]
 
 
 def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow]:
@@ -128,6 +133,7 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
                 group_title="" if group_id is None else state.groups[group_id].title,
                 graded_by="" if grade is None or grade.by is None else grade.by,
                 graded_at_version=None if grade is None else grade.version,
+                checked_by="" if (check := state.grade_check(answer.answer_id)) is None else check.by,
             )
         )
     return rows
@@ -236,12 +242,13 @@ def read_grades_csv(source: IO[str]) -> list[GradeRow]:
         Naming the row and column of a cell that is not what the column holds.
     """
     reader = csv.DictReader(source)
-    if tuple(reader.fieldnames or ()) != GRADE_COLUMNS:
+    header = tuple(reader.fieldnames or ())
+    if header not in (GRADE_COLUMNS, _GRADE_COLUMNS_BEFORE_CHECKS):
         raise ValueError(f"grades CSV header is {reader.fieldnames}; expected {list(GRADE_COLUMNS)}")
     rows = []
     for line, record in enumerate(reader, start=2):
         values: dict[str, Any] = {}
-        for column in GRADE_COLUMNS:
+        for column in header:
             cell = record[column]
             if column in _NUMERIC_COLUMNS:
                 if cell == "":

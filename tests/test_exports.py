@@ -12,7 +12,7 @@ import pytest
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import edit_from_dict
-from grouper.edits import NEW, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, SetRubric, Split, Undo, initial_state, make_edit, apply
+from grouper.edits import NEW, CheckGrades, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, SetRubric, Split, Undo, initial_state, make_edit, apply
 from grouper.exports import (
     grade_rows,
     neutralise,
@@ -88,6 +88,23 @@ def test_grades_round_trip_through_the_csv(store):
     assert by_answer["a0"].score == 2.0 and by_answer["a0"].source == "group" and by_answer["a0"].graded_by == "ta1"
     assert by_answer["a3"].score == 0.25 and by_answer["a3"].source == "override" and by_answer["a3"].group_id is None
     assert by_answer["a4"].score is None and by_answer["a4"].source == ""
+
+
+def test_the_grades_csv_says_who_checked_a_grade_while_it_holds_and_reads_older_files(store):
+    store.append("q1", "=cy", 4, CheckGrades(("a0", "a3")))
+    by_answer = {r.answer_id: r for r in _rows(store)}
+    assert by_answer["a0"].checked_by == "=cy" and by_answer["a3"].checked_by == "=cy"
+    assert by_answer["a1"].checked_by == "" and by_answer["b0"].checked_by == ""
+    buffer = io.StringIO(newline="")
+    write_grades_csv(_rows(store), buffer)
+    assert read_grades_csv(io.StringIO(buffer.getvalue(), newline="")) == _rows(store)
+    assert "'=cy" in buffer.getvalue()  # a grader's name is text like any other: neutralised
+    store.append("q1", "ta1", 5, GradeGroup(1, 1.0))  # regraded: a0's check lapses
+    assert {r.answer_id: r for r in _rows(store)}["a0"].checked_by == ""
+    # A file written before the column existed still reads, with nobody's check.
+    lines = buffer.getvalue().splitlines()
+    older = "\r\n".join(line.rsplit(",", 1)[0] for line in lines) + "\r\n"
+    assert {r.answer_id: r.checked_by for r in read_grades_csv(io.StringIO(older, newline=""))}["a0"] == ""
 
 
 def test_the_grades_csv_has_no_live_formula_and_numbers_stay_numbers(store):
