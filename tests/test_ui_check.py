@@ -69,6 +69,7 @@ def test_giving_the_likely_grade_logs_the_answers_own_grade(checked, db, encoder
     # The ranking is kept, without the answer just graded on its own.
     lines = texts(checked)
     assert any(line.startswith("1 answer(s) graded on their own since this list was ranked") for line in lines)
+    assert any(line.startswith("185 graded answers, the most doubtful first") for line in lines)  # still all of them
     assert not any(line.startswith(f"{doubt.answer_id} · ") for line in lines)
     # Ranking again weighs the new grade: the answer is back, graded on its own.
     checked.button(key="check-rerank-q1").click().run()
