@@ -25,11 +25,12 @@ finds more of the wrong grades in its first tenth than typicality alone on every
 to 2.1 times as many (``benchmarks/results/grade_check.md``).
 
 Identical answers (the same text once case, punctuation and spacing are ignored) graded with
-different scores are certain inconsistencies: the ones graded unlike most of their identical
+different grades are certain inconsistencies: the ones graded unlike most of their identical
 answers are listed first, with those twins, whatever the signals say.
 
-Grades count as the same when their scores are equal: a different comment or another rubric
-item of the same points is not a different grade for this purpose.
+Grades count as the same when their scores and rubric items are equal: a different comment is
+not a different grade for this purpose, but another rubric item of the same points is (each
+item is feedback of its own, as in the training signal of ``grouper.feedback``).
 
 An answer whose grade a grader has checked and found right (``grouper.edits.CheckGrades``,
 "Looks right") comes after every unchecked one, saying who checked it: the list is of what is
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: A grade as the check compares grades: its score and its rubric items.
+GradeKind = tuple[float, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -111,27 +114,26 @@ class GradeDoubt:
     graded_alone : bool
         True when the grade is its own (given to it alone), not its group's.
     doubt : float
-        In [0, 1]; higher is more doubtful. 1.0 for an answer whose twin has another score.
+        In [0, 1]; higher is more doubtful. 1.0 for an answer whose twin has another grade.
     typicality : float
         Cosine to the mean direction of the members graded with its group (1.0 when graded
         alone).
     probability : float or None
-        The other groups' grade model's probability of its score; ``None`` when there is no
-        such model (fewer than two scores given, or a single group).
+        The other groups' grade model's probability of its grade (its score and rubric items);
+        ``None`` when there is no such model (fewer than two grades given, or a single group).
     group_probability : float or None
         The median of that probability over the members graded with its group: the doubt
         rises as the answer's probability falls below it (``None`` when graded alone or
         without a model).
     likely : GradeInUse or None
-        The grade the evidence points to, when it is another score: its twins' most common
-        score, else the model's most probable score, as the grade given most often with that
-        score (:func:`grouper.review.grades_in_use`), so that its comment and rubric items
-        come with it.
+        The grade the evidence points to, when it is another one: its twins' most common
+        grade, else the model's most probable grade, as given most often
+        (:func:`grouper.review.grades_in_use`), so that its comment comes with it.
     likely_probability : float or None
-        The model's probability of ``likely``'s score (``None`` for twins or no model).
+        The model's probability of ``likely`` (``None`` for twins or no model).
     twins : tuple of str
-        Identical answers graded with another score, when this answer is graded unlike most
-        of its identical answers (or there is no most common score among them).
+        Identical answers graded otherwise, when this answer is graded unlike most of its
+        identical answers (or there is no most common grade among them).
     checked_by : str or None
         Who checked the grade it has and found it right (``None``: nobody has).
     """
@@ -175,7 +177,7 @@ def grade_doubts(
     -------
     list of GradeDoubt
         One per graded answer: the answers whose grade nobody has checked first, and among
-        them those with twins of another score, then by doubt, ties in the question's order;
+        them those with twins graded otherwise, then by doubt, ties in the question's order;
         then the checked answers in the same order. Empty when nothing is graded.
     """
     settings = settings or GradeCheckSettings()
@@ -188,7 +190,7 @@ def grade_doubts(
         return []
     ids = [answers[i].answer_id for i in rows]
     grades = [state.grade_of(a) for a in ids]
-    scores = np.array([g.score for g in grades])  # type: ignore[union-attr]
+    kinds = [_grade_kind(g) for g in grades]  # type: ignore[arg-type]
     alone = np.array([state.grade_source(a) == "override" for a in ids])
     block = vectors[rows]
 
@@ -206,7 +208,7 @@ def grade_doubts(
     reduced = _reduced(block, settings.reduce_to)
     features = reduced if signals is None else np.column_stack([signals, reduced])
     folds = np.array([f"g{state.location[a]}" if not alone[j] else f"a{j}" for j, a in enumerate(ids)])
-    probability, predicted = _held_out_probabilities(features, scores, folds, settings)
+    probability, predicted = _held_out_probabilities(features, kinds, folds, settings)
 
     doubt = _rank_percentile(-typical)
     usual_probability = np.full(len(ids), np.nan)
@@ -220,16 +222,16 @@ def grade_doubts(
         doubt = (doubt + _rank_percentile(-relative)) / 2
 
     twins = grade_conflicts(state, answers)
-    usual = _usual_grade_per_score(state)
+    usual = _usual_grade_per_kind(state)
     row_of = {answer_id: j for j, answer_id in enumerate(ids)}
     found = []
     for j, answer_id in enumerate(ids):
         own_twins = twins.get(answer_id, ())
         likely, likely_p = None, None
         if own_twins:
-            twin_scores = Counter(float(scores[row_of[t]]) for t in own_twins)
-            likely = usual[twin_scores.most_common(1)[0][0]]
-        elif predicted is not None and predicted[j][0] != scores[j]:
+            twin_kinds = Counter(kinds[row_of[t]] for t in own_twins)
+            likely = usual[twin_kinds.most_common(1)[0][0]]
+        elif predicted is not None and predicted[j][0] != kinds[j]:
             likely, likely_p = usual[predicted[j][0]], predicted[j][1]
         found.append(
             GradeDoubt(
@@ -266,7 +268,7 @@ def grade_conflicts(state: QuestionState, answers: Sequence[Answer]) -> dict[str
     Returns
     -------
     dict of str to tuple of str
-        Answer id to the ids of its identical answers graded with another score, in the
+        Answer id to the ids of its identical answers graded otherwise, in the
         question's order; empty when there is no such answer.
     """
     identical = identical_answers(answers)
@@ -275,19 +277,21 @@ def grade_conflicts(state: QuestionState, answers: Sequence[Answer]) -> dict[str
 
 
 def _held_out_probabilities(
-    features: np.ndarray, scores: np.ndarray, folds: np.ndarray, settings: GradeCheckSettings
-) -> tuple[np.ndarray | None, list[tuple[float, float]] | None]:
-    """Each answer's score probability, and the most probable score, from models fitted with
-    its fold (its group) held out; ``(None, None)`` when no model can be fitted."""
+    features: np.ndarray, kinds: Sequence[GradeKind], folds: np.ndarray, settings: GradeCheckSettings
+) -> tuple[np.ndarray | None, list[tuple[GradeKind, float]] | None]:
+    """Each answer's probability of its kind of grade, and the most probable kind, from models
+    fitted with its fold (its group) held out; ``(None, None)`` when no model can be fitted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
     n_folds = min(settings.folds, len(set(folds)))
-    values, classes = np.unique(scores, return_inverse=True)  # class indices: 0.5 is not a label to sklearn
+    values = sorted(set(kinds))
+    code = {kind: i for i, kind in enumerate(values)}
+    classes = np.array([code[k] for k in kinds])  # class indices: 0.5 is not a label to sklearn
     if len(values) < 2 or n_folds < 2:
         return None, None
-    probability = np.zeros(len(scores))
-    predicted: list[tuple[float, float]] = [(float(s), 1.0) for s in scores]
+    probability = np.zeros(len(kinds))
+    predicted: list[tuple[GradeKind, float]] = [(k, 1.0) for k in kinds]
     for train, test in GroupKFold(n_splits=n_folds).split(features, classes, folds):
         if len(np.unique(classes[train])) < 2:
             continue  # nothing to tell grades apart with: no evidence either way
@@ -299,7 +303,7 @@ def _held_out_probabilities(
             # A score no other group was given has probability 0: nothing else vouches for it.
             probability[j] = row[known.index(classes[j])] if classes[j] in known else 0.0
             best = int(np.argmax(row))
-            predicted[j] = (float(values[known[best]]), float(row[best]))
+            predicted[j] = (values[known[best]], float(row[best]))
     return probability, predicted
 
 
@@ -322,21 +326,21 @@ def _rank_percentile(values: np.ndarray) -> np.ndarray:
     return (rankdata(values, method="average") - 1) / (len(values) - 1)
 
 
-def _odd_ones(members: Sequence[T], scores: Sequence[float]) -> dict[T, tuple[T, ...]]:
+def _odd_ones(members: Sequence[T], kinds: Sequence[GradeKind]) -> dict[T, tuple[T, ...]]:
     """Among identical answers, each one graded unlike most of them, with those graded otherwise.
 
-    The score most of them got is taken as the intended one: one "Canberra" graded 0 beside
+    The grade most of them got is taken as the intended one: one "Canberra" graded 0 beside
     seventy-five graded 1 is the doubtful one, not the seventy-five. With no single most common
-    score (one 1 and one 0), every member is doubtful.
+    grade (one 1 and one 0), every member is doubtful.
     """
-    counts = Counter(scores).most_common()
+    counts = Counter(kinds).most_common()
     if len(counts) < 2:
         return {}
     settled = counts[0][0] if counts[0][1] > counts[1][1] else None
     return {
-        m: tuple(o for o, t in zip(members, scores, strict=True) if t != score)
-        for m, score in zip(members, scores, strict=True)
-        if score != settled
+        m: tuple(o for o, other in zip(members, kinds, strict=True) if other != kind)
+        for m, kind in zip(members, kinds, strict=True)
+        if kind != settled
     }
 
 
@@ -381,17 +385,23 @@ def conflicts_among(
             continue
         seen.add(same)
         graded = [a for a in same if a in state.location and state.grade_of(a) is not None]
-        out.update(_odd_ones(graded, [state.grade_of(a).score for a in graded]))  # type: ignore[union-attr]
+        out.update(_odd_ones(graded, [_grade_kind(state.grade_of(a)) for a in graded]))  # type: ignore[arg-type]
     return out
 
 
-def _usual_grade_per_score(state: QuestionState) -> dict[float, GradeInUse]:
-    """For each score given, the grade given most often with it (the groups page's "Grade as
-    before" order), so that a suggested grade comes with its comment and rubric items."""
-    usual: dict[float, GradeInUse] = {}
+def _usual_grade_per_kind(state: QuestionState) -> dict[GradeKind, GradeInUse]:
+    """For each kind of grade given, the grade given most often as it (the groups page's
+    "Grade as before" order), so that a suggested grade comes with its comment."""
+    usual: dict[GradeKind, GradeInUse] = {}
     for grade in grades_in_use(state):
-        usual.setdefault(grade.score, grade)
+        usual.setdefault(_grade_kind(grade), grade)
     return usual
+
+
+def _grade_kind(grade: Grade | GradeInUse) -> GradeKind:
+    """What makes two grades different for the check: the score, and the rubric items it was
+    given as (not the comment, which graders word freely)."""
+    return (grade.score, grade.items)
 
 
 def check_question(

@@ -14,7 +14,7 @@ import pytest
 from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, Move, SetRubric, apply, initial_state, make_edit
 from grouper.grade_check import GradeCheckSettings, conflicts_among, grade_conflicts, grade_doubts, identical_answers
 from grouper.intake import import_questions
 from grouper.store import Store
@@ -108,6 +108,38 @@ def test_answers_checked_as_right_come_after_the_rest_saying_who(three_groups):
     # A check lapses when the grade changes: regraded, a9 is doubtful again.
     state = apply(state, make_edit(state, "ada", GradeGroup(1, 1.5, "most of it")))
     assert grade_doubts(state, answers, vectors)[0].answer_id == "a9"
+
+
+def _by_rubric(state, grades):
+    """``state`` with a rubric of two items worth 2 points each, and each group ``gid`` of
+    ``grades`` regraded as those items: the same score, other feedback."""
+    state = apply(state, make_edit(state, "prof", SetRubric(((1, "names the path", 2.0), (2, "explains why", 2.0)))))
+    for gid, items in grades.items():
+        state = apply(state, make_edit(state, "ta", GradeGroup(gid, None, items=items)))
+    return state
+
+
+def test_rubric_items_of_the_same_points_are_another_grade(three_groups):
+    """Groups 1 and 4 are both worth 2, as other items: the answers of group 4 are graded
+    "explains why", so the likely grade of a group 1 member that reads like them is that item."""
+    state, answers, vectors = three_groups
+    vectors = vectors.copy()
+    vectors[[0, 1, 2]] = vectors[[30, 31, 32]]  # a0-a2 read like group 4
+    state = _by_rubric(state, {1: (1,), 4: (2,)})
+    doubts = {d.answer_id: d for d in grade_doubts(state, answers, vectors)}
+    odd = doubts["a0"]
+    assert odd.likely is not None and odd.likely.items == (2,) and odd.likely.score == 2.0
+    assert odd.likely_probability > 0.5
+    # With bare scores of 2 for both groups, the same answer has no other grade to suggest.
+    plain = {d.answer_id: d for d in grade_doubts(three_groups[0], answers, vectors)}
+    assert plain["a0"].likely is None
+
+
+def test_identical_answers_given_other_rubric_items_of_the_same_points_conflict():
+    answers = _question(["Canberra", "canberra!", "CANBERRA", "Sydney"])
+    state = _by_rubric(_graded(answers, [1, 1, 2, 3], {3: (0.0, "")}), {1: (1,), 2: (2,)})
+    assert state.grade_of("a0").score == state.grade_of("a2").score == 2.0
+    assert grade_conflicts(state, answers) == {"a2": ("a0", "a1")}
 
 
 def test_an_answer_graded_unlike_most_of_its_identical_answers_comes_first():
@@ -307,3 +339,13 @@ def test_conflicts_among_looks_only_around_the_answers_named():
     assert conflicts_among(state, identical, []) == {}
     both = conflicts_among(state, identical, ["a1", "a3"])
     assert both == {k: v for k, v in grade_conflicts(state, answers).items()}
+
+
+def test_check_names_the_rubric_items_of_a_grade(checked_db, capsys):
+    path, canberra = checked_db
+    with Store.open(path) as store:
+        state = store.state("q1")
+        store.append("q1", "prof", state.version, SetRubric(((1, "names Canberra", 1.0),)))
+        store.append("q1", "ta", state.version + 1, GradeGroup(canberra, None, items=(1,)))
+    assert main(["check", "--db", str(path), "-q", "q1", "--top", "0", "--group", str(canberra)]) == 0
+    assert "graded 1 [names Canberra (+1)]" in capsys.readouterr().out

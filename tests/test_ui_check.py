@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_ui_app import XSS, app, db, logged, new_app, sign_in, successes, template_db, texts  # noqa: F401
 
-from grouper.edits import CheckGrades, GradeAnswer, GradeGroup
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, SetRubric
 from grouper.grade_check import check_question, identical_answers
 from grouper.store import Store
 
@@ -165,6 +165,18 @@ def test_the_groups_page_opens_check_grades_on_a_graded_group(checked):
     assert checked.selectbox(key="check-group-q1").value == gid
     rows = [line for line in texts(checked) if " · doubt " in line]
     assert rows and all(f" · Group {gid} (" in line for line in rows)
+
+
+def test_a_rubric_grade_is_shown_with_its_items(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    with Store.open(db) as store:
+        state = store.state("q1")
+        store.append("q1", "prof", state.version, SetRubric(((1, "names Canberra", 1.0), (2, "says why", 1.0))))
+        store.append("q1", "Ben", state.version + 1, GradeGroup(first.group_id, None, items=(2,)))
+    checked.run()
+    assert not checked.exception, checked.exception
+    row = next(line for line in texts(checked) if line.startswith(f"{first.answer_id} · "))
+    assert "graded 1 [says why (+1)]" in row
 
 
 def test_another_grade_typed_is_logged(checked, db, encoder):

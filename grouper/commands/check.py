@@ -22,29 +22,33 @@ from grouper.commands._model_options import add_models_option, registry_of, stor
 from grouper.commands._store_options import add_db_option, fail, open_store, plain, reports_busy
 
 if TYPE_CHECKING:
-    from grouper.edits import Grade
+    from grouper.edits import Grade, QuestionState
     from grouper.grade_check import GradeDoubt
     from grouper.model_versions import ModelRegistry
     from grouper.review import GradeInUse
     from grouper.store import Store
 
 
-def _grade_text(grade: Grade | GradeInUse) -> str:
-    return f"{grade.score:g}" + (f" ({plain(grade.comment, 30)})" if grade.comment else "")
+def _grade_text(grade: Grade | GradeInUse, state: QuestionState) -> str:
+    """The score, its rubric items (two grades of the same points may be other items), the comment."""
+    from grouper.rubric import rubric_text
+
+    items = f" [{plain(rubric_text(state, grade.items, grade.adjustment), 60)}]" if grade.items else ""
+    return f"{grade.score:g}{items}" + (f" ({plain(grade.comment, 30)})" if grade.comment else "")
 
 
-def _doubt_line(doubt: GradeDoubt, text: str) -> str:
+def _doubt_line(doubt: GradeDoubt, text: str, state: QuestionState) -> str:
     where = "graded on its own" if doubt.graded_alone else f"group {doubt.group_id}"
     reasons = []
     if doubt.twins:
         reasons.append("identical to " + ", ".join(plain(t, 20) for t in doubt.twins[:3]) + (" …" if len(doubt.twins) > 3 else "") + ", graded otherwise")
     if doubt.likely is not None:
         chance = "" if doubt.likely_probability is None else f" ({doubt.likely_probability:.0%})"
-        reasons.append(f"likely {_grade_text(doubt.likely)}{chance}")
+        reasons.append(f"likely {_grade_text(doubt.likely, state)}{chance}")
     if doubt.checked_by is not None:
         reasons.append(f"checked as right by {plain(doubt.checked_by, 30)}")
     tail = ("; " + "; ".join(reasons)) if reasons else ""
-    return f"  {plain(doubt.answer_id, 24)}  doubt {doubt.doubt:.2f}  graded {_grade_text(doubt.grade)}, {where}{tail}\n      {plain(text, 90)}"
+    return f"  {plain(doubt.answer_id, 24)}  doubt {doubt.doubt:.2f}  graded {_grade_text(doubt.grade, state)}, {where}{tail}\n      {plain(text, 90)}"
 
 
 def _as_json(doubt: GradeDoubt) -> dict:
@@ -92,6 +96,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             return fail(f"question {args.question} has no group {args.group}", 2)
         doubts = _doubts(store, args.question, lambda: registry_of(args))
         texts = {a.answer_id: a.text for a in store.answers(args.question)}
+        state = store.state(args.question)
     checked = sum(1 for d in doubts if d.checked_by is not None)
     listed = doubts if args.all else [d for d in doubts if d.checked_by is None]
     if args.group is not None:
@@ -117,7 +122,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         + left_out
     )
     for doubt in shown:
-        print(_doubt_line(doubt, texts[doubt.answer_id]))
+        print(_doubt_line(doubt, texts[doubt.answer_id], state))
     return 0
 
 

@@ -2,7 +2,7 @@
 
 A whole group graded at once can carry a member that does not belong; this page lists the
 graded answers most doubtful first (``grouper.grade_check.grade_doubts``): identical answers
-graded with different scores, then members least like their group and least like what the
+graded differently (another score, or other rubric items), then members least like their group and least like what the
 other groups' grades predict. A grader reads the first few, gives a wrong one the likely grade
 in one click (a ``GradeAnswer`` edit, logged like any other) or another grade, and marks a
 right one "Looks right" (a ``CheckGrades`` edit: logged and attributed, so the answer leaves
@@ -19,6 +19,7 @@ from grouper.access import Action
 from grouper.edits import CheckGrades, Grade, GradeAnswer, QuestionState
 from grouper.grade_check import GradeDoubt, grade_doubts
 from grouper.references import question_references
+from grouper.rubric import rubric_text
 from grouper.review import GradeInUse
 
 identity = ui_common.require(Action.REVIEW)
@@ -32,8 +33,11 @@ PAGE_SIZE = 10
 _KEEPS_RANKING = frozenset({GradeAnswer.kind, CheckGrades.kind})
 
 
-def _grade_text(grade: Grade | GradeInUse) -> str:
-    return f"{grade.score:g}" + (f" ({ui_common.shorten(grade.comment, 40)})" if grade.comment else "")
+def _grade_text(grade: Grade | GradeInUse, state: QuestionState | None = None) -> str:
+    """``"2 [explains why (+2)] (right)"``: the rubric items too when the state is given, since
+    two grades of the same points may be other items."""
+    items = f" [{rubric_text(state, grade.items, grade.adjustment)}]" if state is not None and grade.items else ""
+    return f"{grade.score:g}{items}" + (f" ({ui_common.shorten(grade.comment, 40)})" if grade.comment else "")
 
 
 def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
@@ -90,7 +94,7 @@ def _reasons(doubt: GradeDoubt, state: QuestionState) -> str:
     if doubt.probability is not None:
         parts.append(f"the other groups' grades give its score {doubt.probability:.0%}")
     if doubt.likely is not None:
-        parts.append(f"likely grade {_grade_text(doubt.likely)}")
+        parts.append(f"likely grade {_grade_text(doubt.likely, state)}")
     return "; ".join(parts)
 
 
@@ -99,7 +103,7 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
     with st.container(border=True):
         ui_common.plain(texts[answer_id])
         where = "graded on its own" if doubt.graded_alone else ui_common.group_label(state, doubt.group_id)
-        st.text(f"{answer_id} · {where} · graded {_grade_text(doubt.grade)} · doubt {doubt.doubt:.2f}")
+        st.text(f"{answer_id} · {where} · graded {_grade_text(doubt.grade, state)} · doubt {doubt.doubt:.2f}")
         st.text(_reasons(doubt, state))
         may_grade = identity.may(Action.GRADE)
         cols = st.columns([3, 2, 5], vertical_alignment="center")  # the last keeps the buttons left
@@ -107,8 +111,10 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
             # The label shows the score only: a widget label is Markdown, and the comment is
             # a grader's text; the reasons line above gives the whole grade as plain text.
             chance = "" if doubt.likely_probability is None else f" ({doubt.likely_probability:.0%})"
+            # The same points as other rubric items: the reasons line names them.
+            other = "the other rubric items" if doubt.likely.score == doubt.grade.score else f"{doubt.likely.score:g}"
             cols[0].button(
-                f"Give it {doubt.likely.score:g}{chance}",
+                f"Give it {other}{chance}",
                 key=f"check-give-{question_id}-{answer_id}",
                 on_click=_give,
                 args=(answer_id, doubt.likely),
