@@ -2,8 +2,8 @@
 
 A whole group graded at once can carry a member that does not belong; this page lists the
 graded answers most doubtful first (``grouper.grade_check.grade_doubts``): identical answers
-graded differently (another score, or other rubric items), then members least like their group and least like what the
-other groups' grades predict. A grader reads the first few, gives a wrong one the likely grade
+graded differently (another score, or other rubric items), then members least like their
+group and least like what the other groups' grades predict. A grader reads the first few, gives a wrong one the likely grade
 in one click (a ``GradeAnswer`` edit, logged like any other) or another grade, and marks a
 right one "Looks right" (a ``CheckGrades`` edit: logged and attributed, so the answer leaves
 the list for every grader until its grade changes).
