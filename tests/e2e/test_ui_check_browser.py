@@ -4,7 +4,7 @@ localhost port, Debian's Chromium driven by Playwright (see conftest.py).
 After a hurried review (every group of the q1 sample graded by its majority gold label), a
 grader opens Check grades, sees the most doubtful answer first, gives it the likely grade in
 one click (one ``GradeAnswer`` edit by them), and marks the next one as looking right (one
-``CheckGrades`` edit: it leaves the list for every grader).
+``CheckGrades`` edit: it leaves the list for every grader), then the next with the key L.
 """
 
 from __future__ import annotations
@@ -68,7 +68,21 @@ def test_the_likely_grade_in_one_click_and_looks_right(server, open_page, screen
     assert page.get_by_text(f"{keep.answer_id} · ", exact=False).count() == 0
     screenshots(page, "check-kept")
 
+    # The keyboard: L says the first answer listed looks right.
+    with Store.open(server.db) as store:
+        following = next(
+            d for d in check_question(store, "q1", encoder) if d.checked_by is None and d.answer_id != fix.answer_id
+        )
+    page.get_by_role("heading", name="Check grades").click()  # focus off the inputs
+    page.keyboard.press("l")
+    message(page, f"Answer {following.answer_id}'s grade checked as right.")
+    page.get_by_text("2 checked as right by a grader, left out", exact=False).first.wait_for()
+
     with Store.open(server.db) as store:
         log = [(e.author, e.payload) for e in store.edits("q1")][before:]
-    assert log == [("Ada", GradeAnswer(fix.answer_id, fix.likely.score, fix.likely.comment)), ("Ada", CheckGrades((keep.answer_id,)))]
+    assert log == [
+        ("Ada", GradeAnswer(fix.answer_id, fix.likely.score, fix.likely.comment)),
+        ("Ada", CheckGrades((keep.answer_id,))),
+        ("Ada", CheckGrades((following.answer_id,))),
+    ]
     assert guard.outside == []

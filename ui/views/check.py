@@ -98,7 +98,8 @@ def _reasons(doubt: GradeDoubt, state: QuestionState) -> str:
     return "; ".join(parts)
 
 
-def _row(doubt: GradeDoubt, state: QuestionState) -> None:
+def _row(doubt: GradeDoubt, state: QuestionState, first: bool) -> None:
+    """One answer and its actions; the first row's answer to the keys G and L."""
     answer_id = doubt.answer_id
     with st.container(border=True):
         ui_common.plain(texts[answer_id])
@@ -119,12 +120,14 @@ def _row(doubt: GradeDoubt, state: QuestionState) -> None:
                 on_click=_give,
                 args=(answer_id, doubt.likely),
                 disabled=not may_grade,
+                shortcut="G" if first else None,
             )
         cols[1].button(
             "Looks right", key=f"check-keep-{question_id}-{answer_id}", on_click=_looks_right, args=((answer_id,),),
             disabled=not may_grade,
+            shortcut="L" if first else None,
             help="Log that its grade is right as it stands: it leaves this list for every grader until its grade "
-            "changes (undo it from History)",
+            "changes (undo it from History)" + (" (key L)" if first else ""),
         )
         if may_grade:
             with st.expander("Another grade"):
@@ -188,8 +191,11 @@ def check() -> None:
     page_key = f"check-page-{question_id}-{where}"  # each group's list starts at its first page
     page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=page_key) if pages > 1 else 1
     shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    for doubt in shown:
-        _row(doubt, state)
+    # Keys act on the first answer listed: each one it settles brings up the next, so a grader
+    # goes down the list with G and L alone.
+    st.text("Keys: G gives the first answer its likely grade · L: its grade looks right · A: all on this page look right")
+    for n, doubt in enumerate(shown):
+        _row(doubt, state, first=n == 0)
     if len(shown) > 1:
         st.button(
             f"All {len(shown)} above look right",
@@ -197,7 +203,8 @@ def check() -> None:
             on_click=_looks_right,
             args=(tuple(d.answer_id for d in shown),),
             disabled=not identity.may(Action.GRADE),
-            help="One logged check of every answer on this page, once you have read them",
+            shortcut="A",
+            help="One logged check of every answer on this page, once you have read them (key A)",
         )
 
 
