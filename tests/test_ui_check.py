@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_ui_app import XSS, app, db, logged, new_app, sign_in, successes, template_db, texts  # noqa: F401
 
-from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, SetRubric
+from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, SetRubric, Undo
 from grouper.grade_check import check_question, identical_answers
 from grouper.store import Store
 
@@ -115,6 +115,29 @@ def test_looks_right_logs_a_check_and_the_answer_leaves_the_list_for_every_grade
     assert not other.exception, other.exception
     assert any("1 checked as right by a grader, left out" in line for line in texts(other))
     assert not any(line.startswith(f"{first.answer_id} · ") for line in texts(other))
+
+
+def test_undo_takes_a_looks_right_back_and_the_answer_is_listed_again(checked, db, encoder):
+    first = _expected(db, "q1", encoder)[0]
+    checked.button(key=f"check-keep-q1-{first.answer_id}").click().run()
+    edit_id = len(logged(db))
+    checked.button(key="check-undo-q1").click().run()
+    assert not checked.exception, checked.exception
+    assert logged(db)[-1] == ("Ada", Undo(edit_id))
+    assert any(f"Undid your edit {edit_id}." in s for s in successes(checked))
+    lines = texts(checked)
+    assert next(line for line in lines if " · doubt " in line).startswith(f"{first.answer_id} · ")
+    assert not any("since this list was ranked" in line for line in lines)  # nothing regraded
+
+
+def test_undoing_an_own_grade_keeps_the_ranking_without_that_answer(checked, db, encoder):
+    doubt = next(d for d in _expected(db, "q1", encoder) if d.likely is not None)
+    checked.button(key=f"check-give-q1-{doubt.answer_id}").click().run()
+    checked.button(key="check-undo-q1").click().run()
+    assert not checked.exception, checked.exception
+    lines = texts(checked)
+    assert any(line.startswith("1 answer(s) graded on their own since this list was ranked") for line in lines)
+    assert not any(line.startswith(f"{doubt.answer_id} · ") for line in lines)
 
 
 def test_a_check_lapses_when_the_grade_changes_and_the_answer_is_back(checked, db, encoder):

@@ -16,7 +16,7 @@ import streamlit as st
 import rubric_panel
 import ui_common
 from grouper.access import Action
-from grouper.edits import CheckGrades, Grade, GradeAnswer, QuestionState
+from grouper.edits import CheckGrades, Edit, Grade, GradeAnswer, QuestionState, Undo
 from grouper.grade_check import GradeDoubt, grade_doubts
 from grouper.references import question_references
 from grouper.rubric import rubric_text
@@ -47,8 +47,8 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
     question. When every edit since is an answer's own grade or a grade check (what this
     page's buttons make), the remembered ranking is kept and the answers graded leave it: a
     grade given to one answer changes no other answer's grade, so every grade still listed is
-    the current one (checks are read from the state on every run). Any other edit, or "Rank
-    again", ranks afresh.
+    the current one (checks are read from the state on every run). An undo of such an edit
+    (the page's U) keeps it the same way. Any other edit, or "Rank again", ranks afresh.
     """
     references = ui_common.store().reference_answers(question_id)
     cached = st.session_state.get("check-doubts")
@@ -57,8 +57,8 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
         if version == state.version:
             return found, set()
         since = ui_common.store().edits(question_id, since=version)
-        if since and all(e.payload.kind in _KEEPS_RANKING for e in since):
-            regraded = {e.payload.answer_id for e in since if isinstance(e.payload, GradeAnswer)}
+        regraded = _regraded_only(since, state)
+        if since and regraded is not None:
             return [d for d in found if d.answer_id not in regraded], regraded
     vectors = ui_common.answer_vectors(question_id)
     answers = ui_common.answers_of(question_id)
@@ -68,6 +68,23 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
         found = grade_doubts(state, answers, [vectors[a.answer_id] for a in answers], known)
     st.session_state["check-doubts"] = ((question_id, references), state.version, found)
     return found, set()
+
+
+def _regraded_only(edits: list[Edit], state: QuestionState) -> set[str] | None:
+    """The answers these edits gave (or took back) a grade of their own, when they changed
+    nothing else but grade checks; ``None`` when some edit changed more."""
+    regraded: set[str] = set()
+    for e in edits:
+        if isinstance(e.payload, GradeAnswer):
+            regraded.add(e.payload.answer_id)
+            continue
+        if e.payload.kind in _KEEPS_RANKING:
+            continue
+        target = state.records.get(e.payload.edit_id) if isinstance(e.payload, Undo) else None
+        if target is None or target.kind not in _KEEPS_RANKING:
+            return None
+        regraded.update(target.overrides_before)  # an own grade undone: that answer's grade changed
+    return regraded
 
 
 def _rank_again() -> None:
@@ -193,7 +210,13 @@ def check() -> None:
     shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     # Keys act on the first answer listed: each one it settles brings up the next, so a grader
     # goes down the list with G and L alone.
-    st.text("Keys: G gives the first answer its likely grade · L: its grade looks right · A: all on this page look right")
+    keys = st.columns([5, 1], vertical_alignment="center")
+    keys[0].text("Keys: G gives the first answer its likely grade · L: its grade looks right · A: all on this page look "
+                 "right · U: undo your last edit")
+    keys[1].button(
+        "Undo", key=f"check-undo-{question_id}", on_click=ui_common.undo_last, args=(question_id,), shortcut="U",
+        help="Undo your latest edit of this question still in effect (key U)",
+    )
     for n, doubt in enumerate(shown):
         _row(doubt, state, first=n == 0)
     if len(shown) > 1:
