@@ -200,6 +200,16 @@ def check() -> None:
         + ". On the benchmark corpora, checking the first tenth found 21 % to 46 % of the wrong grades a hurried"
         " review left, 1.1 to 2.1 times as many as checking each group's least typical members."
     )
+    # Keys act on the first answer listed: each one it settles brings up the next, so a grader
+    # goes down the list with G and L alone. Undo stays when the list is empty: the last
+    # "all look right" may need taking back.
+    keys = st.columns([5, 1], vertical_alignment="center")
+    keys[0].text("Keys: G gives the first answer its likely grade · L: its grade looks right · A: all on this page look "
+                 "right · U: undo your last edit")
+    keys[1].button(
+        "Undo", key=f"check-undo-{question_id}", on_click=ui_common.undo_last, args=(question_id,), shortcut="U",
+        help="Undo your latest edit of this question still in effect (key U)",
+    )
     if not listed:
         st.success("Every graded answer has been checked as right.")
         return
@@ -208,15 +218,6 @@ def check() -> None:
     page_key = f"check-page-{question_id}-{where}"  # each group's list starts at its first page
     page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=page_key) if pages > 1 else 1
     shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    # Keys act on the first answer listed: each one it settles brings up the next, so a grader
-    # goes down the list with G and L alone.
-    keys = st.columns([5, 1], vertical_alignment="center")
-    keys[0].text("Keys: G gives the first answer its likely grade · L: its grade looks right · A: all on this page look "
-                 "right · U: undo your last edit")
-    keys[1].button(
-        "Undo", key=f"check-undo-{question_id}", on_click=ui_common.undo_last, args=(question_id,), shortcut="U",
-        help="Undo your latest edit of this question still in effect (key U)",
-    )
     for n, doubt in enumerate(shown):
         _row(doubt, state, first=n == 0)
     if len(shown) > 1:
