@@ -58,7 +58,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import ClassVar, Literal, NamedTuple, Union
+from typing import ClassVar, Literal, NamedTuple, TypeVar, Union
 
 import numpy as np
 
@@ -1346,22 +1346,8 @@ class _Builder:
                 answer_marks[a] = Mark(version, author, f"added late ({where})", edit_id)
             ungrouped = ungrouped + tuple(a for a, to in self.added.items() if to is None)
 
-        overrides = old.overrides
-        if self.override_changes:
-            overrides = dict(old.overrides)
-            for a, grade in self.override_changes.items():
-                if grade is None:
-                    overrides.pop(a, None)
-                else:
-                    overrides[a] = grade
-        grade_checks = old.grade_checks
-        if self.check_changes:
-            grade_checks = dict(old.grade_checks)
-            for a, check in self.check_changes.items():
-                if check is None:
-                    grade_checks.pop(a, None)
-                else:
-                    grade_checks[a] = check
+        overrides = _changed(old.overrides, self.override_changes)
+        grade_checks = _changed(old.grade_checks, self.check_changes)
 
         record = UndoRecord(
             edit_id=self.edit.edit_id,
@@ -1431,6 +1417,23 @@ class _Builder:
 
     def _restores_removed(self) -> bool:
         return any(g is not None and gid in self.state.removed for gid, g in self.group_changes.items())
+
+
+V = TypeVar("V")
+
+
+def _changed(mapping: Mapping[str, V], changes: Mapping[str, V | None]) -> Mapping[str, V]:
+    """``mapping`` with ``changes`` applied (``None`` removes the key); the same object when
+    there are none, so that untouched states share it."""
+    if not changes:
+        return mapping
+    out = dict(mapping)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
 
 
 def _attribute_change(name: str, mark: Mark) -> str:
