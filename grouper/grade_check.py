@@ -203,7 +203,7 @@ def grade_doubts(
     for carried in carried_by.values():
         typical[carried] = typicality(block[carried])
 
-    # 2. The score's probability under a model of the other groups' grades.
+    # 2. The grade's probability under a model of the other groups' grades.
     signals = reference_signals(vectors, [a.normalized for a in answers], references)[rows] if references else None
     reduced = _reduced(block, settings.reduce_to)
     features = reduced if signals is None else np.column_stack([signals, reduced])

@@ -295,6 +295,9 @@ def test_an_answer_checked_as_right_leaves_the_list_until_all_is_asked(checked_d
     # Checking it again is refused (status 3), naming who checked it.
     assert main(["edit", "--db", str(path), "-q", "q1", "--author", "cy", "check-grades", "a10"]) == 3
     assert "already checked by ben" in capsys.readouterr().err
+    # Named beside a new one, it is left as it is, and the summary says so.
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "cy", "check-grades", "a10,a0"]) == 0
+    assert "1 answer(s) checked as right; 1 already were" in capsys.readouterr().out
 
 
 def test_check_lists_one_groups_answers(checked_db, capsys):

@@ -203,10 +203,10 @@ def _cmd_edit(args: argparse.Namespace) -> int:
             print(f"    {plain(gc.answer_id, 40)}: {before} -> {now}")
         if len(change.grade_changes) > 10:
             print(f"    ... and {len(change.grade_changes) - 10} more")
-    if change is not None and change.grades_checked and edit.kind != "undo":
-        checked = change.grades_checked
-        named = getattr(edit.payload, "answer_ids", ())
-        print(f"  {len(checked)} answer(s) checked as right" + (f"; {len(named) - len(checked)} already were" if len(named) > len(checked) else ""))
+    if change is not None and isinstance(edit.payload, CheckGrades):
+        checked, named = change.grades_checked, edit.payload.answer_ids
+        already = len(named) - len(checked)
+        print(f"  {len(checked)} answer(s) checked as right" + (f"; {already} already were" if already else ""))
     return 0
 
 
