@@ -12,8 +12,9 @@ the zero vector and is never similar to anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfidenceCue",
+    "GraderMoves",
     "QueueItem",
     "centroids",
     "confidence_cue",
     "grade_change_summary",
+    "grader_moves",
     "GradeInUse",
     "grades_in_use",
     "least_typical_first",
@@ -47,6 +50,8 @@ HIGH_FROM = 0.8
 #: A group is suggested for an answer only if its centre is at least this similar: below it,
 #: "no group is close" is the honest suggestion (an "idk" belongs nowhere in particular).
 SUGGEST_FROM = 0.5
+#: Old groupmates kept per move to find where they are now: a majority vote needs few.
+_SEPARATION_SAMPLE = 64
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -292,6 +297,100 @@ def rubric_suggestion(state: QuestionState, vectors: Mapping[str, np.ndarray], g
 
 
 @dataclass(frozen=True)
+class GraderMoves:
+    """What the graders' own moves say about where answers belong.
+
+    Attributes
+    ----------
+    moved_away_from : mapping of str to frozenset of int
+        Per answer a grader moved out of a group: the groups that now hold most of the
+        answers it was moved away from (the group itself, or the one it was merged into).
+    placed : frozenset of str
+        Answers whose group a grader chose: their last change of group still in effect is a
+        grader's move into the group they are in.
+    """
+
+    moved_away_from: Mapping[str, frozenset[int]]
+    placed: frozenset[str]
+
+
+def grader_moves(state: QuestionState) -> GraderMoves:
+    """The graders' moves still in effect, read from the state's undo records.
+
+    Only moves count: a merge, split or delete regroups whole groups, not one answer a
+    grader read. Moves by a model (``model:`` authors: regrouping, adaptation) and undone
+    moves say nothing; a move undone and then redone counts again. When a grader later moves
+    an answer back into the group it was moved out of, that earlier separation ends.
+
+    Parameters
+    ----------
+    state : QuestionState
+
+    Returns
+    -------
+    GraderMoves
+    """
+    from grouper.regroup import is_model_author  # light, but keeps this module's imports to numpy
+
+    separations: dict[str, list[frozenset[str]]] = {}
+    last_kind: dict[str, bool] = {}  # answer -> its last live change of group was a grader's move
+    for edit_id in sorted(state.records):
+        record = state.records[edit_id]
+        if edit_id in state.undone or record.undoes is not None or not record.locations_before:
+            continue
+        by_grader = record.kind == "move" and not is_model_author(record.author)
+        for answer_id in record.locations_before:
+            last_kind[answer_id] = by_grader
+        if not by_grader:
+            continue
+        moved = record.locations_before.keys()
+        sources = set(record.locations_before.values())
+        # A move changes its target group too (unless to the ungrouped answers or a new group).
+        target = next((g for g in record.groups_before if g not in sources), None)
+        target_before = getattr(record.groups_before.get(target), "members", ()) if target is not None else ()
+        into: frozenset[str] | None = None
+        for answer_id, source in record.locations_before.items():
+            earlier = separations.get(answer_id)
+            if earlier and target_before:
+                # Moved into a group that held its old groupmates: that separation is taken back.
+                into = frozenset(target_before) if into is None else into
+                separations[answer_id] = [s for s in earlier if 2 * len(s & into) < len(s)]
+            if source is None:
+                continue
+            members = getattr(record.groups_before.get(source), "members", ())
+            kept = _first(m for m in members if m not in moved)
+            if kept:
+                separations.setdefault(answer_id, []).append(kept)
+    away: dict[str, frozenset[int]] = {}
+    for answer_id, sets in separations.items():
+        holders = {g for g in (_holder(state, s) for s in sets) if g is not None}
+        if holders:
+            away[answer_id] = frozenset(holders)
+    placed = frozenset(a for a, mine in last_kind.items() if mine and state.location.get(a) is not None)
+    return GraderMoves(away, placed)
+
+
+def _first(items: Iterable[str]) -> frozenset[str]:
+    """The first ``_SEPARATION_SAMPLE`` items: enough old groupmates to find where they went,
+    without copying a group of thousands for every answer moved out of it."""
+    return frozenset(islice(items, _SEPARATION_SAMPLE))
+
+
+def _holder(state: QuestionState, members: frozenset[str]) -> int | None:
+    """The group holding most of those of ``members`` that are in a group now, if one holds
+    at least half of them: old groupmates moved out since say nothing about where the rest went."""
+    counts: dict[int, int] = {}
+    for m in members:
+        g = state.location.get(m)
+        if g is not None:
+            counts[g] = counts.get(g, 0) + 1
+    if not counts:
+        return None
+    best = min(counts, key=lambda g: (-counts[g], g))
+    return best if 2 * counts[best] >= sum(counts.values()) else None
+
+
+@dataclass(frozen=True)
 class QueueItem:
     """An answer that needs a look, with where it probably belongs.
 
@@ -305,6 +404,9 @@ class QueueItem:
     similarity : float
         Cosine similarity to the suggested group's centre (0 without a suggestion).
     reason : {"ungrouped", "doubtful"}
+    current_similarity : float
+        For a doubtful member, its cosine similarity to its own group's centre (0 otherwise):
+        shown beside ``similarity``, since the lead is often small.
     """
 
     answer_id: str
@@ -312,6 +414,7 @@ class QueueItem:
     suggested_group: int | None
     similarity: float
     reason: str
+    current_similarity: float = 0.0
 
 
 def review_queue(
@@ -322,6 +425,7 @@ def review_queue(
     settled: frozenset[int] | set[int] = frozenset(),
     doubtful_below: float = DOUBTFUL_BELOW,
     suggest_from: float = SUGGEST_FROM,
+    moves: GraderMoves | None = None,
 ) -> list[QueueItem]:
     """The ungrouped queue: ungrouped answers, then doubtful members of unsettled groups.
 
@@ -331,6 +435,11 @@ def review_queue(
     second-guessed. An ungrouped answer with no group at least ``suggest_from`` similar is
     listed without a suggestion.
 
+    With ``moves`` (:func:`grader_moves`), the queue follows the graders: an answer a grader
+    moved out of a group is never suggested back into the group holding its old groupmates
+    (on the benchmark corpora, half of the answers moved out were suggested straight back),
+    and a member a grader moved into its group is not second-guessed.
+
     Parameters
     ----------
     groups : mapping of group id to member answer ids
@@ -338,6 +447,8 @@ def review_queue(
     vectors : mapping of answer id to ndarray of shape (dim,)
     settled : set of int
     doubtful_below : float
+    suggest_from : float
+    moves : GraderMoves, optional
 
     Returns
     -------
@@ -347,14 +458,16 @@ def review_queue(
     """
     ids, centres = centroids(groups, vectors)
     items: list[QueueItem] = []
+    away = moves.moved_away_from if moves is not None else {}
+    placed = moves.placed if moves is not None else frozenset()
 
     def nearest(answer_id: str, exclude: int | None) -> tuple[int | None, float]:
         if not ids:
             return None, 0.0
         sims = centres @ np.asarray(vectors[answer_id], dtype=np.float64)
-        if exclude is not None and exclude in ids:
-            sims = sims.copy()
-            sims[ids.index(exclude)] = -np.inf
+        for gid in away.get(answer_id, frozenset()) | ({exclude} if exclude is not None else set()):
+            if gid in ids:
+                sims[ids.index(gid)] = -np.inf
         best = int(np.argmax(sims))
         if (
             not np.isfinite(sims[best])
@@ -376,10 +489,12 @@ def review_queue(
         for answer_id, sim in least_typical_first(members, vectors):
             if sim >= doubtful_below:
                 break
+            if answer_id in placed:
+                continue
             other, other_sim = nearest(answer_id, gid)
             own = float(centres[ids.index(gid)] @ vectors[answer_id]) if gid in ids else -1.0
             if other is not None and other_sim > own:
-                doubtful.append((sim, QueueItem(answer_id, gid, other, other_sim, "doubtful")))
+                doubtful.append((sim, QueueItem(answer_id, gid, other, other_sim, "doubtful", own)))
     doubtful.sort(key=lambda pair: pair[0])
     return items + [item for _, item in doubtful]
 

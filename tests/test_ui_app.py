@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -664,6 +665,21 @@ def test_queue_suggests_the_nearest_group_and_accepts_in_one_click(app, db):
     app.button(key="queue-undo-q1").click().run()  # a wrong accept is taken back where it was made
     assert logged(db)[1] == ("Ada", Undo(1)) and successes(app) == ["Undid your edit 1."]
     assert state(db).group_of(answer_id) != target
+
+
+def test_queue_shows_a_doubtful_members_similarity_to_its_own_group_beside_the_suggestion(app, db):
+    app.switch_page("views/queue.py").run()
+    shown = [t for t in texts(app) if re.fullmatch(r"similarity \d\.\d\d; \d\.\d\d to group \d+, where it is", t)]
+    assert shown, texts(app)
+
+
+def test_queue_does_not_suggest_an_answer_back_into_the_group_a_grader_moved_it_out_of(app, db):
+    answer_id = state(db).groups[1].members[0]  # the group's most typical answer: its centre is the nearest
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move((answer_id,), None))
+    app.switch_page("views/queue.py").run()
+    label = app.button(key=f"accept-q1-{answer_id}").label
+    assert label.startswith("Move to group ") and label != "Move to group 1"
 
 
 def test_queue_grades_an_ungrouped_answer_on_its_own_and_then_leaves_it_out(app, db):

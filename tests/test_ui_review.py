@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from grouper.edits import GroupState, QuestionState
 from grouper.review import (
     confidence_cue,
@@ -59,7 +60,10 @@ def test_queue_offers_nearest_group_for_ungrouped_then_doubtful_members():
         ("lost", "ungrouped", None, 2),
         ("odd", "doubtful", 1, 2),
     ]
-    assert queue[0].similarity > 0.99
+    assert queue[0].similarity > 0.99 and queue[0].current_similarity == 0.0
+    own = _unit(*np.mean([VECTORS[a] for a in groups[1]], axis=0))
+    assert queue[1].current_similarity == pytest.approx(float(own @ VECTORS["odd"]))
+    assert queue[1].current_similarity < queue[1].similarity
 
 
 def test_confirmed_groups_are_not_second_guessed():

@@ -3,7 +3,9 @@ with the nearest group suggested and one click to accept the suggestion, and a s
 grade an answer on its own where it waits.
 
 The suggestions come from ``grouper.review.review_queue`` (centres of the current groups,
-computed from the cached embeddings); accepting one appends a ``Move`` edit like any other.
+computed from the cached embeddings), following the graders' moves (``grader_moves``): an
+answer a grader moved out of a group is not suggested back into it, and one a grader moved
+into its group is not listed as doubtful. Accepting one appends a ``Move`` edit like any other.
 Grading an answer appends a ``GradeAnswer`` (its own grade, which wins over any group's): an
 answer that fits no group is graded in one action instead of being made a group of one. An
 ungrouped answer with its own grade is done, so it leaves the queue.
@@ -17,7 +19,7 @@ import rubric_panel
 import ui_common
 from grouper.access import Action
 from grouper.edits import CONFIRMED, Move, QuestionState
-from grouper.review import review_queue
+from grouper.review import grader_moves, review_queue
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Ungrouped queue")
@@ -44,7 +46,9 @@ def queue() -> None:
     settled = {g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank}
     graded_alone = [a for a in state.ungrouped if a in state.overrides]
     waiting = [a for a in state.ungrouped if a not in state.overrides]
-    items = review_queue({g: group.members for g, group in state.groups.items()}, waiting, vectors, settled=settled)
+    moves = grader_moves(state)
+    groups = {g: group.members for g, group in state.groups.items()}
+    items = review_queue(groups, waiting, vectors, settled=settled, moves=moves)
     ungrouped = sum(item.reason == "ungrouped" for item in items)
     st.button(
         "Undo my last edit",
@@ -84,12 +88,20 @@ def queue() -> None:
                 with row[0]:
                     rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer")
             if item.suggested_group is None:
-                row[1].text("no group is close")
+                away = sorted(moves.moved_away_from.get(item.answer_id, ()))
+                row[1].text(
+                    f"no other group is close (moved out of group {', '.join(map(str, away))})"
+                    if away
+                    else "no group is close"
+                )
                 continue
             suggested = state.groups[item.suggested_group]
             with row[1]:
                 ui_common.plain(f"Group {item.suggested_group}: {ui_common.shorten(suggested.title, 80)}")
-                st.text(f"similarity {item.similarity:.2f}")
+                st.text(
+                    f"similarity {item.similarity:.2f}"
+                    + (f"; {item.current_similarity:.2f} to group {item.current_group}, where it is" if item.reason == "doubtful" else "")
+                )
             row[2].button(
                 f"Move to group {item.suggested_group}",
                 key=f"accept-{question_id}-{item.answer_id}",

@@ -1,0 +1,121 @@
+"""The review queue respects what graders did: an answer a grader moved out of a group is not
+suggested back into it (nor into the group its old groupmates went to since), and an answer a
+grader moved into its group is not second-guessed as doubtful. Measured on the corpora in
+``benchmarks/review_queue.py``: without this, half the answers moved out were suggested back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_edits import Log  # the log helper of the fold's own tests
+
+from grouper.clustering import UNGROUPED, Group, Grouping
+from grouper.edits import Merge, Move, QuestionState, Undo, initial_state
+from grouper.review import grader_moves, review_queue
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.asarray(xs, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+# Group 1 points along x, group 2 along y, group 3 along z. "odd" reads like group 1 (0.78
+# similar to its centre) but a grader knows it is graded otherwise; it is also 0.6 similar to
+# group 2. "stray" is like group 1 and nothing else.
+VECTORS = {
+    "a1": _unit(1, 0.02, 0),
+    "a2": _unit(1, -0.02, 0),
+    "a3": _unit(1, 0, 0.03),
+    "odd": _unit(1, 0.8, 0),
+    "stray": _unit(1, 0.05, 0.05),
+    "b1": _unit(0, 1, 0.01),
+    "b2": _unit(0.01, 1, 0),
+    "c1": _unit(0, 0.01, 1),
+    "c2": _unit(0.01, 0, 1),
+}
+IDS = list(VECTORS)
+
+
+@pytest.fixture
+def log() -> Log:
+    # group 1: a1 a2 a3 odd stray; group 2: b1 b2; group 3: c1 c2
+    members = {1: ("a1", "a2", "a3", "odd", "stray"), 2: ("b1", "b2"), 3: ("c1", "c2")}
+    labels = np.full(len(IDS), UNGROUPED)
+    groups = []
+    for gid, ms in members.items():
+        idx = tuple(IDS.index(a) for a in ms)
+        labels[list(idx)] = gid
+        groups.append(Group(gid, f"group {gid}", idx))
+    return Log(initial_state("q", IDS, Grouping(labels, np.ones(len(IDS)), tuple(groups))))
+
+
+def _queue(state: QuestionState, *, history: bool = True):
+    groups = {g: group.members for g, group in state.groups.items()}
+    moves = grader_moves(state) if history else None
+    return {item.answer_id: item for item in review_queue(groups, state.ungrouped, VECTORS, moves=moves)}
+
+
+def test_an_answer_a_grader_moved_out_is_not_suggested_back(log):
+    state = log.do("ada", Move(("odd",), None))
+    assert _queue(state, history=False)["odd"].suggested_group == 1  # the nearest centre: back where it was
+    item = _queue(state)["odd"]
+    assert (item.reason, item.suggested_group) == ("ungrouped", 2)
+    assert item.similarity == pytest.approx(float(VECTORS["odd"] @ _unit(*(VECTORS["b1"] + VECTORS["b2"]))))
+    assert grader_moves(state).moved_away_from == {"odd": frozenset({1})}
+
+
+def test_with_only_the_old_group_close_there_is_no_suggestion(log):
+    state = log.do("ada", Move(("stray",), None))
+    item = _queue(state)["stray"]
+    assert (item.suggested_group, item.similarity) == (None, 0.0)
+
+
+def test_the_old_group_is_followed_through_a_merge(log):
+    log.do("ada", Move(("odd",), None))
+    state = log.do("ben", Merge(3, (1,)))  # odd's old groupmates are in group 3 now
+    assert state.group_of("a1") == 3
+    assert grader_moves(state).moved_away_from == {"odd": frozenset({3})}
+    assert _queue(state)["odd"].suggested_group == 2
+
+
+def test_a_models_moves_and_undone_moves_say_nothing(log):
+    state = log.do("model:grades", Move(("odd",), None))
+    assert grader_moves(state).moved_away_from == {}
+    assert _queue(state)["odd"].suggested_group == 1
+    log.do("ada", Move(("odd",), 2))  # 2
+    state = log.do("ada", Undo(2))
+    assert state.group_of("odd") is None
+    assert grader_moves(state) == grader_moves(log.state) and grader_moves(state).placed == frozenset()
+
+
+def test_an_answer_a_grader_moved_in_is_not_doubtful(log):
+    state = log.do("ada", Move(("stray",), 2))
+    doubtful = _queue(state, history=False)["stray"]  # atypical in group 2, nearer group 1's centre
+    assert (doubtful.reason, doubtful.suggested_group) == ("doubtful", 1)
+    assert "stray" not in _queue(state)
+    assert grader_moves(state).placed == frozenset({"stray"})
+
+
+def test_a_redone_move_counts_again_and_a_later_merge_ends_the_placement(log):
+    log.do("ada", Move(("odd",), 2))  # 1
+    log.do("ada", Undo(1))  # 2
+    state = log.do("ada", Undo(2))  # 3: the move is back
+    assert state.group_of("odd") == 2 and grader_moves(state).placed == frozenset({"odd"})
+    state = log.do("ben", Merge(3, (2,)))  # odd moved again, by a merge: no longer a grader's own placement
+    assert grader_moves(state).placed == frozenset()
+    assert grader_moves(state).moved_away_from == {"odd": frozenset({1})}
+
+
+def test_moving_back_in_and_out_again_keeps_one_avoided_group(log):
+    log.do("ada", Move(("odd",), None))
+    log.do("ada", Move(("odd",), 1))
+    state = log.do("ben", Move(("odd",), None))
+    assert grader_moves(state).moved_away_from == {"odd": frozenset({1})}
+    assert _queue(state)["odd"].suggested_group == 2
+
+
+def test_old_groupmates_moved_out_since_do_not_hide_where_the_rest_are(log):
+    for answer_id in ("a1", "a2", "a3", "odd"):  # one at a time: a1's old groupmates leave after it
+        state = log.do("ada", Move((answer_id,), None))
+    assert state.groups[1].members == ("stray",)
+    assert grader_moves(state).moved_away_from["a1"] == frozenset({1})
