@@ -59,7 +59,9 @@ def _is_kept(group) -> bool:  # group: GroupState
 def fixed_answers(state: QuestionState) -> set[str]:
     """Answers a regrouping must not move.
 
-    Members of confirmed, graded or blank groups, and answers with their own grade.
+    Members of confirmed, graded or blank groups, answers with their own grade, and answers
+    whose place a grader chose with a move (:func:`grouper.review.grader_moves`): a model
+    must not put back an answer a grader took out of a group, nor take out one a grader put in.
 
     Parameters
     ----------
@@ -69,7 +71,9 @@ def fixed_answers(state: QuestionState) -> set[str]:
     -------
     set of str
     """
-    fixed = set(state.overrides)
+    from grouper.review import grader_moves  # grouper.review reads is_model_author from here
+
+    fixed = set(state.overrides) | grader_moves(state).placed
     for group in state.groups.values():
         if _is_kept(group):
             fixed.update(group.members)

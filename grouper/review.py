@@ -306,8 +306,8 @@ class GraderMoves:
         Per answer a grader moved out of a group: the groups that now hold most of the
         answers it was moved away from (the group itself, or the one it was merged into).
     placed : frozenset of str
-        Answers whose group a grader chose: their last change of group still in effect is a
-        grader's move into the group they are in.
+        Answers whose place a grader chose: their last change of group still in effect is a
+        grader's move, into the group they are in or out to the ungrouped answers.
     """
 
     moved_away_from: Mapping[str, frozenset[int]]
@@ -366,7 +366,7 @@ def grader_moves(state: QuestionState) -> GraderMoves:
         holders = {g for g in (_holder(state, s) for s in sets) if g is not None}
         if holders:
             away[answer_id] = frozenset(holders)
-    placed = frozenset(a for a, mine in last_kind.items() if mine and state.location.get(a) is not None)
+    placed = frozenset(a for a, mine in last_kind.items() if mine)
     return GraderMoves(away, placed)
 
 

@@ -56,6 +56,23 @@ def test_confirmed_and_graded_groups_keep_their_ids_and_members():
     assert after.location["a9"] == 4 and 4 in after.groups
 
 
+def test_answers_a_grader_moved_stay_where_the_grader_put_them():
+    """A model must not undo a person's correction: an answer a grader took out of a group, or
+    moved into one, keeps that place through a regrouping, though neither group is reviewed."""
+    state = state_with({1: [0, 1, 2], 2: [3, 4, 5]}, 6)
+    state = run(state, [Move(("a2",), None), Move(("a5",), 1)], author="ada")
+    assert fixed_answers(state) == {"a2", "a5"}
+    with pytest.raises(ValueError, match="stays"):
+        plan_regroup(state, [["a0", "a1", "a2"]])  # a2 back with the answers it was taken from
+    after = run(state, plan_regroup(state, [["a0", "a1", "a3", "a4"]]))
+    assert after.location["a2"] is None and after.location["a5"] == 1
+
+
+def test_a_models_own_moves_do_not_fix_answers():
+    state = run(state_with({1: [0, 1, 2], 2: [3, 4, 5]}, 6), [Move(("a2",), None)], author="model:grades")
+    assert fixed_answers(state) == set()
+
+
 def test_a_cluster_mostly_from_one_group_keeps_that_group_and_moves_only_the_rest():
     state = run(state_with({1: [0, 1, 2], 2: [3, 4, 5]}, 6), [Confirm(1)], author="ada")
     payloads = plan_regroup(state, [["a5", "a4"]])  # 2 of group 2's 3 members
