@@ -50,6 +50,8 @@ HIGH_FROM = 0.8
 #: A group is suggested for an answer only if its centre is at least this similar: below it,
 #: "no group is close" is the honest suggestion (an "idk" belongs nowhere in particular).
 SUGGEST_FROM = 0.5
+#: Queue answers scored per matrix product (rows x groups float64: 1,024 x 1,000 is 8 MiB).
+_QUEUE_BLOCK = 1024
 #: Old groupmates kept per move to find where they are now: a majority vote needs few.
 _SEPARATION_SAMPLE = 64
 
@@ -457,44 +459,61 @@ def review_queue(
         (least typical first).
     """
     ids, centres = centroids(groups, vectors)
-    items: list[QueueItem] = []
+    column = {gid: j for j, gid in enumerate(ids)}
     away = moves.moved_away_from if moves is not None else {}
     placed = moves.placed if moves is not None else frozenset()
 
-    def nearest(answer_id: str, exclude: int | None) -> tuple[int | None, float]:
-        if not ids:
-            return None, 0.0
-        sims = centres @ np.asarray(vectors[answer_id], dtype=np.float64)
-        for gid in away.get(answer_id, frozenset()) | ({exclude} if exclude is not None else set()):
-            if gid in ids:
-                sims[ids.index(gid)] = -np.inf
-        best = int(np.argmax(sims))
-        if (
-            not np.isfinite(sims[best])
-            or sims[best] < suggest_from
-            or np.linalg.norm(vectors[answer_id]) <= 1e-12
-        ):
-            return None, 0.0
-        return ids[best], float(sims[best])
+    def nearest(answer_ids: Sequence[str], own: Sequence[int | None]) -> list[tuple[int | None, float, float]]:
+        """Per answer: the most similar group other than its own and those it was moved away
+        from (``None`` below ``suggest_from``), that similarity, and the one to its own group.
+        Scored in blocks of answers: one matrix product each, not one per answer."""
+        out: list[tuple[int | None, float, float]] = []
+        for start in range(0, len(answer_ids), _QUEUE_BLOCK):
+            chunk = answer_ids[start : start + _QUEUE_BLOCK]
+            if not ids:
+                out.extend((None, 0.0, 0.0) for _ in chunk)
+                continue
+            block = np.stack([np.asarray(vectors[a], dtype=np.float64) for a in chunk])
+            sims = block @ centres.T
+            mine = np.array([column.get(g, -1) if g is not None else -1 for g in own[start : start + len(chunk)]])
+            has_own = mine >= 0
+            own_sims = np.where(has_own, sims[np.arange(len(chunk)), np.maximum(mine, 0)], 0.0)
+            sims[np.flatnonzero(has_own), mine[has_own]] = -np.inf
+            for row, answer_id in enumerate(chunk):
+                for gid in away.get(answer_id, ()):
+                    if gid in column:
+                        sims[row, column[gid]] = -np.inf
+            best = sims.argmax(axis=1)
+            best_sims = sims[np.arange(len(chunk)), best]
+            blank = np.einsum("ij,ij->i", block, block) <= 1e-24
+            for row in range(len(chunk)):
+                if blank[row] or not np.isfinite(best_sims[row]) or best_sims[row] < suggest_from:
+                    out.append((None, 0.0, float(own_sims[row])))
+                else:
+                    out.append((ids[int(best[row])], float(best_sims[row]), float(own_sims[row])))
+        return out
 
-    for answer_id in ungrouped:
-        gid, sim = nearest(answer_id, None)
-        items.append(QueueItem(answer_id, None, gid, sim, "ungrouped"))
+    waiting = list(ungrouped)
+    items = [
+        QueueItem(answer_id, None, gid, sim, "ungrouped")
+        for answer_id, (gid, sim, _) in zip(waiting, nearest(waiting, [None] * len(waiting)), strict=True)
+    ]
     items.sort(key=lambda item: -item.similarity)
 
-    doubtful: list[tuple[float, QueueItem]] = []
+    candidates: list[tuple[str, int, float]] = []  # (answer, its group, its typicality there)
     for gid, members in groups.items():
         if gid in settled or len(members) < 2:
             continue
         for answer_id, sim in least_typical_first(members, vectors):
             if sim >= doubtful_below:
                 break
-            if answer_id in placed:
-                continue
-            other, other_sim = nearest(answer_id, gid)
-            own = float(centres[ids.index(gid)] @ vectors[answer_id]) if gid in ids else -1.0
-            if other is not None and other_sim > own:
-                doubtful.append((sim, QueueItem(answer_id, gid, other, other_sim, "doubtful", own)))
+            if answer_id not in placed:
+                candidates.append((answer_id, gid, sim))
+    doubtful: list[tuple[float, QueueItem]] = []
+    found = nearest([a for a, _, _ in candidates], [g for _, g, _ in candidates])
+    for (answer_id, gid, sim), (other, other_sim, own) in zip(candidates, found, strict=True):
+        if other is not None and other_sim > own:
+            doubtful.append((sim, QueueItem(answer_id, gid, other, other_sim, "doubtful", own)))
     doubtful.sort(key=lambda pair: pair[0])
     return items + [item for _, item in doubtful]
 
