@@ -120,3 +120,33 @@ def test_old_groupmates_moved_out_since_do_not_hide_where_the_rest_are(log):
         state = log.do("ada", Move((answer_id,), None))
     assert state.groups[1].members == ("stray",)
     assert grader_moves(state).moved_away_from["a1"] == frozenset({1})
+
+
+def test_the_graders_moves_read_alike_from_a_stored_snapshot_and_from_the_whole_log(log, tmp_path):
+    """A real SQLite store: a fresh Store starts from the latest snapshot (here one every two
+    edits), whose undo records must still say who moved what."""
+    from grouper.answers import Answer, Question
+    from grouper.store import Store
+
+    question = Question("q", "?", tuple(Answer(a, "q", a) for a in IDS))
+    grouping = Grouping(
+        np.array([1, 1, 1, 1, 1, 2, 2, 3, 3]),
+        np.ones(len(IDS)),
+        tuple(Group(g, f"group {g}", tuple(i for i, x in enumerate([1, 1, 1, 1, 1, 2, 2, 3, 3]) if x == g)) for g in (1, 2, 3)),
+    )
+    path = tmp_path / "grades.sqlite"
+    with Store.open(path, snapshot_every=2) as store:
+        store.import_question(question)
+        store.save_grouping("q", grouping, model_version="test")
+        for author, payload in [
+            ("ada", Move(("odd",), None)),
+            ("model:grades", Move(("a1",), None)),
+            ("ben", Move(("stray",), 2)),
+            ("ada", Undo(3)),
+            ("ben", Merge(3, (1,))),
+        ]:
+            store.append("q", author, None, payload)
+    with Store.open(path, snapshot_every=2) as store:
+        moves = grader_moves(store.state("q"))
+        assert moves == grader_moves(store.replay("q"))
+    assert moves.moved_away_from == {"odd": frozenset({3})} and moves.placed == frozenset({"odd"})
