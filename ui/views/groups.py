@@ -358,7 +358,7 @@ def workspace() -> None:
             width="stretch",
             help=(
                 "Learn from the groups graded so far which answers deserve which grade, and re-cut the "
-                "groups nobody has reviewed yet; confirmed and graded work never moves"
+                "groups nobody has reviewed yet; confirmed and graded work, and answers a grader moved, never move"
             ),
         )
 
