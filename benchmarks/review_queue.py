@@ -4,16 +4,17 @@ Every question with at least 20 answers of ``../shared/datasets/`` is grouped as
 groups it (reference answers included). The grader, who knows the gold grades, reviews every
 group as the protocol's oracle does, through the fold (``make_edit`` / ``apply``): each member
 whose gold grade is not the group's majority is moved out to the ungrouped answers, one move
-each. Those answers are then in the ungrouped queue, each with a suggested group
-(:func:`grouper.review.review_queue`). A suggestion is right when the suggested group's
-(majority) grade is the answer's gold grade: accepting it grades the answer correctly.
+each, and the group is graded its majority grade. Those answers then wait in the ungrouped
+queue, each with a suggested group (:func:`grouper.review.review_queue`). A suggestion is right when the suggested group's
+grade is the answer's gold grade: accepting it grades the answer correctly; wrong, when it
+is not (no suggestion is neither).
 
 Two rules, measured in the same run on the same states:
 
 - ``nearest centre`` (the peer, the queue before this change): the group whose centre is
   most similar, whatever the graders did;
 - ``following the graders`` (the product): the same, but never the group that holds the
-  answers a grader moved it away from (``grader_moves``).
+  answers a grader moved it away from, nor a group graded as that one is (``grader_moves``).
 
 A second table is about the queue's other half, the doubtful members of groups nobody has
 reviewed, on the grouping as made (before any edit): how many are misplaced (their gold grade
@@ -47,23 +48,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quality import embedder, load_corpora, references_of  # noqa: E402
 
 from grouper.clustering import group_embeddings  # noqa: E402
-from grouper.edits import Move, QuestionState, apply, initial_state, make_edit  # noqa: E402
+from grouper.edits import GradeGroup, Move, QuestionState, apply, initial_state, make_edit  # noqa: E402
+from grouper.evaluation.oracle import grade_scale  # noqa: E402
 from grouper.review import grader_moves, review_queue  # noqa: E402
 
 GRADER = "ta"
 
 
 def graded_apart(question, vectors, references) -> tuple[QuestionState, dict[str, str]]:
-    """The question's state after the grader moved every off-majority member out."""
+    """The question's state after the grader moved every off-majority member out and graded
+    each group its majority grade (the scores of ``grade_scale``)."""
     texts = [a.normalized for a in question.answers]
     ids = [a.answer_id for a in question.answers]
     gold = {a.answer_id: str(a.gold) for a in question.answers}
+    scale = grade_scale(list(gold.values()))
     state = initial_state(question.question_id, ids, group_embeddings(vectors, texts, references=references))
     for gid in sorted(state.groups):
         members = state.groups[gid].members
         majority = Counter(gold[a] for a in members).most_common(1)[0][0]
         for answer_id in [a for a in members if gold[a] != majority]:
             state = apply(state, make_edit(state, GRADER, Move((answer_id,), None)))
+        state = apply(state, make_edit(state, GRADER, GradeGroup(gid, scale[majority])))
     return state, gold
 
 
@@ -102,10 +107,10 @@ def quality(cache: str | None) -> None:
                 count[f"{name} right"] += chosen is not None and grade.get(chosen) == gold[answer_id]
     header = (
         "| corpus, split | moved out | a group has its grade | nearest centre: back where it was | "
-        "right | following the graders: back | right | ratio |"
+        "right | wrong | following the graders: back | right | wrong | ratio (right) |"
     )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     total: Counter = Counter()
     for (dataset, split), c in rows.items():
         total.update(c)
@@ -155,9 +160,13 @@ def _doubt_row(name: str, c: Counter) -> str:
 def _row(name: str, c: Counter) -> str:
     n = c["moved out"]
     ratio = c["ours right"] / c["peer right"] if c["peer right"] else float("nan")
+    def wrong(name: str) -> float:
+        return (c[f"{name} suggested"] - c[f"{name} right"]) / n
+
     return (
         f"| {name} | {n:,} | {c['some group has its grade'] / n:.2f} | {c['peer back'] / n:.2f} | "
-        f"{c['peer right'] / n:.2f} | {c['ours back'] / n:.2f} | {c['ours right'] / n:.2f} | {ratio:.2f} |"
+        f"{c['peer right'] / n:.2f} | {wrong('peer'):.2f} | {c['ours back'] / n:.2f} | {c['ours right'] / n:.2f} | "
+        f"{wrong('ours'):.2f} | {ratio:.2f} |"
     )
 
 

@@ -13,14 +13,14 @@ the zero vector and is never similar to anything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from grouper.edits import Change, QuestionState
+    from grouper.edits import Change, Grade, QuestionState
 
 __all__ = [
     "ConfidenceCue",
@@ -310,10 +310,15 @@ class GraderMoves:
     placed : frozenset of str
         Answers whose place a grader chose: their last change of group still in effect is a
         grader's move, into the group they are in or out to the ungrouped answers.
+    avoid : mapping of str to frozenset of int
+        Per answer of ``moved_away_from``: the groups not to suggest for it. Those groups, and
+        every group graded as one of them is (same score and rubric items): moving an answer
+        there would give it the grade a grader judged it should not have.
     """
 
     moved_away_from: Mapping[str, frozenset[int]]
     placed: frozenset[str]
+    avoid: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
 def grader_moves(state: QuestionState) -> GraderMoves:
@@ -363,13 +368,26 @@ def grader_moves(state: QuestionState) -> GraderMoves:
             kept = _first(m for m in members if m not in moved)
             if kept:
                 separations.setdefault(answer_id, []).append(kept)
+    graded_as: dict[tuple[float, tuple[int, ...]], set[int]] = {}
+    for gid, group in state.groups.items():
+        if group.grade is not None:
+            graded_as.setdefault(_grade_class(group.grade), set()).add(gid)
     away: dict[str, frozenset[int]] = {}
+    avoid: dict[str, frozenset[int]] = {}
     for answer_id, sets in separations.items():
         holders = {g for g in (_holder(state, s) for s in sets) if g is not None}
         if holders:
             away[answer_id] = frozenset(holders)
+            rejected = (state.groups[g].grade for g in holders)
+            avoid[answer_id] = frozenset(holders.union(*(graded_as[_grade_class(r)] for r in rejected if r is not None)))
     placed = frozenset(a for a, mine in last_kind.items() if mine)
-    return GraderMoves(away, placed)
+    return GraderMoves(away, placed, avoid)
+
+
+def _grade_class(grade: Grade) -> tuple[float, tuple[int, ...]]:
+    """Two grades are the same grade for a suggestion when score and rubric items agree (the
+    comment is worded freely), as for the grade check."""
+    return (grade.score, grade.items)
 
 
 def _first(items: Iterable[str]) -> frozenset[str]:
@@ -440,7 +458,8 @@ def review_queue(
     With ``moves`` (:func:`grader_moves`), the queue follows the graders: an answer a grader
     moved out of a group is never suggested back into the group holding its old groupmates
     (on the benchmark corpora, half of the answers moved out were suggested straight back),
-    and a member a grader moved into its group is not second-guessed.
+    nor into a group graded as that one is (``GraderMoves.avoid``), and a member a grader
+    moved into its group is not second-guessed.
 
     Parameters
     ----------
@@ -460,7 +479,7 @@ def review_queue(
     """
     ids, centres = centroids(groups, vectors)
     column = {gid: j for j, gid in enumerate(ids)}
-    away = moves.moved_away_from if moves is not None else {}
+    away = moves.avoid if moves is not None else {}
     placed = moves.placed if moves is not None else frozenset()
 
     def nearest(answer_ids: Sequence[str], own: Sequence[int | None]) -> list[tuple[int | None, float, float]]:

@@ -10,7 +10,7 @@ import pytest
 from test_edits import Log  # the log helper of the fold's own tests
 
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import Merge, Move, QuestionState, Undo, initial_state
+from grouper.edits import GradeGroup, Merge, Move, QuestionState, Undo, initial_state
 from grouper.review import grader_moves, review_queue
 
 
@@ -150,3 +150,22 @@ def test_the_graders_moves_read_alike_from_a_stored_snapshot_and_from_the_whole_
         moves = grader_moves(store.state("q"))
         assert moves == grader_moves(store.replay("q"))
     assert moves.moved_away_from == {"odd": frozenset({3})} and moves.placed == frozenset({"odd"})
+
+
+def test_a_group_graded_as_the_one_it_was_moved_out_of_is_not_suggested(log):
+    """Moving the answer there would give it the grade the grader took it away from."""
+    log.do("ada", Move(("odd",), None))
+    log.do("ada", GradeGroup(1, 2.0, "right"))
+    state = log.do("ada", GradeGroup(2, 2.0, "also right, worded otherwise"))  # the comment does not matter
+    moves = grader_moves(state)
+    assert moves.moved_away_from == {"odd": frozenset({1})} and moves.avoid == {"odd": frozenset({1, 2})}
+    assert _queue(state)["odd"].suggested_group is None
+    state = log.do("ada", GradeGroup(2, 1.0))  # regraded: another grade, so a fair suggestion again
+    assert grader_moves(state).avoid == {"odd": frozenset({1})}
+    assert _queue(state)["odd"].suggested_group == 2
+
+
+def test_an_ungraded_old_group_avoids_only_itself(log):
+    log.do("ada", Move(("odd",), None))
+    state = log.do("ada", GradeGroup(2, 2.0))
+    assert grader_moves(state).avoid == {"odd": frozenset({1})}

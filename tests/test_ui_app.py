@@ -682,6 +682,20 @@ def test_queue_does_not_suggest_an_answer_back_into_the_group_a_grader_moved_it_
     assert label.startswith("Move to group ") and label != "Move to group 1"
 
 
+def test_queue_says_why_an_answer_moved_out_has_no_suggestion(app, db):
+    """Every group graded as the one the answer was taken from: none is suggested, and the
+    row says why rather than "no group is close"."""
+    before = state(db)
+    answer_id = before.groups[1].members[0]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, Move((answer_id,), None))
+        for gid in sorted(before.groups):
+            store.append("q1", "Ben", None, GradeGroup(gid, 1.0))
+    app.switch_page("views/queue.py").run()
+    assert f"accept-q1-{answer_id}" not in [b.key for b in app.button]
+    assert "no group suggested: moved out of group 1; groups graded as it is are left out" in texts(app)
+
+
 def test_queue_grades_an_ungrouped_answer_on_its_own_and_then_leaves_it_out(app, db):
     """An answer that fits no group is graded where it waits, in one action, not by making a
     group of one; once graded it no longer waits."""

@@ -4,8 +4,8 @@ grade an answer on its own where it waits.
 
 The suggestions come from ``grouper.review.review_queue`` (centres of the current groups,
 computed from the cached embeddings), following the graders' moves (``grader_moves``): an
-answer a grader moved out of a group is not suggested back into it, and one a grader moved
-into its group is not listed as doubtful. Accepting one appends a ``Move`` edit like any other.
+answer a grader moved out of a group is not suggested back into it, nor into a group graded as
+it is, and one a grader moved into its group is not listed as doubtful. Accepting one appends a ``Move`` edit like any other.
 Grading an answer appends a ``GradeAnswer`` (its own grade, which wins over any group's): an
 answer that fits no group is graded in one action instead of being made a group of one. An
 ungrouped answer with its own grade is done, so it leaves the queue.
@@ -19,7 +19,7 @@ import rubric_panel
 import ui_common
 from grouper.access import Action
 from grouper.edits import CONFIRMED, Move, QuestionState
-from grouper.review import grader_moves, review_queue
+from grouper.review import GraderMoves, grader_moves, review_queue
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Ungrouped queue")
@@ -88,12 +88,7 @@ def queue() -> None:
                 with row[0]:
                     rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer")
             if item.suggested_group is None:
-                away = sorted(moves.moved_away_from.get(item.answer_id, ()))
-                row[1].text(
-                    f"no other group is close (moved out of group {', '.join(map(str, away))})"
-                    if away
-                    else "no group is close"
-                )
+                row[1].text(_no_suggestion(moves, item.answer_id))
                 continue
             suggested = state.groups[item.suggested_group]
             with row[1]:
@@ -109,6 +104,18 @@ def queue() -> None:
                 args=(item.answer_id, item.suggested_group),
                 disabled=not may_edit,
             )
+
+
+def _no_suggestion(moves: GraderMoves, answer_id: str) -> str:
+    """Why an answer has no suggested group: none is close, or the close ones are those a
+    grader moved it away from (or graded as they are)."""
+    away = sorted(moves.moved_away_from.get(answer_id, ()))
+    if not away:
+        return "no group is close"
+    named = ", ".join(map(str, away))
+    if moves.avoid.get(answer_id, frozenset()) - set(away):
+        return f"no group suggested: moved out of group {named}; groups graded as it is are left out"
+    return f"no other group is close (moved out of group {named})"
 
 
 def _graded_alone(n: int) -> str:
