@@ -8,15 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_edits import Log  # the log helper of the fold's own tests
+from test_ui_review import _unit  # unit vectors written by their directions
 
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import GradeGroup, Merge, Move, QuestionState, Undo, initial_state
 from grouper.review import grader_moves, review_queue
-
-
-def _unit(*xs: float) -> np.ndarray:
-    v = np.asarray(xs, dtype=np.float64)
-    return v / np.linalg.norm(v)
 
 
 # Group 1 points along x, group 2 along y, group 3 along z. "odd" reads like group 1 (0.78
