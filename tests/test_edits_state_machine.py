@@ -14,6 +14,9 @@ what the undone edit had changed.
 The question's maximum score is one more item: while it is set, every grade lies in [0, max],
 and a grade made on a version from before the maximum last changed is refused.
 
+The graders' own placements (``grouper.review.grader_moves``) are read from the model too: an
+answer whose latest change of group still in effect was a move.
+
 A grade check is part of its answer's item (its group, own grade, and the grade checked): it
 is stale like the answer, undone like it, and holds while the answer's grade is the one checked.
 """
@@ -29,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import state_from_dict, state_to_dict
+from grouper.review import grader_moves
 from grouper.edits import (
     CONFIRMED,
     AddAnswers,
@@ -501,6 +505,26 @@ class GradingSession(RuleBasedStateMachine):
         for g in self.state.groups.values():
             assert all(self.state.location[a] == g.group_id for a in g.members)
         assert all(self.state.location[a] is None for a in self.state.ungrouped)
+
+    @invariant()
+    def the_graders_moves_are_read_from_the_live_log(self):
+        """``grader_moves``: an answer's place is a grader's choice when the latest entry of its
+        stack that changed its group was pushed by a move (every user here is a person); the
+        groups it must not be suggested into exist."""
+        placed = set()
+        for a in self.answer_ids:
+            stack = self.model.stacks[("a", a)]
+            for i in range(len(stack) - 1, 0, -1):
+                edit_id, value = stack[i]
+                below = stack[i - 1][1]
+                if below is ABSENT or value[0] != below[0]:
+                    if self.log[edit_id - 1].kind == Move.kind:
+                        placed.add(a)
+                    break
+        moves = grader_moves(self.state)
+        assert moves.placed == placed
+        for a, groups in moves.moved_away_from.items():
+            assert groups <= moves.avoid[a] and moves.avoid[a] <= set(self.state.groups)
 
     @invariant()
     def replay_from_empty_equals_the_state(self):
