@@ -715,6 +715,45 @@ def test_queue_grades_an_ungrouped_answer_on_its_own_and_then_leaves_it_out(app,
     assert any("1 ungrouped answer graded on its own" in t for t in texts(app))
 
 
+def test_queue_gives_an_answer_a_grade_given_before_in_one_choice(app, db):
+    """The grades already given in the question (score and comment, most given first) are one
+    choice away on each row, as on the groups page."""
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, Move((answer_id,), None))
+        store.append("q1", "Ben", None, GradeGroup(2, 0.0, "Sydney is not the capital"))
+        store.append("q1", "Ben", None, GradeGroup(3, 0.5, "half right"))
+    app.switch_page("views/queue.py").run()
+    choice = app.selectbox(key=f"answer-again-q1-{answer_id}")
+    assert choice.options == ["0.5 · half right (1×)", "0 · Sydney is not the capital (1×)"]
+    choice.set_value(0)
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, 0.5, "half right"))
+    assert successes(app) == [f"Answer {answer_id} graded 0.5."]
+    # A comment typed beside the choice is this answer's own.
+    other = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, Move((other,), None))
+    app.run()
+    app.selectbox(key=f"answer-again-q1-{other}").set_value(1)
+    app.text_input(key=f"answer-comment-q1-{other}").input("wrote Sydney, then crossed it out")
+    app.button(key=f"grade-answer-q1-{other}").click().run()
+    assert logged(db)[-1] == ("Ada", GradeAnswer(other, 0.0, "wrote Sydney, then crossed it out"))
+
+
+def test_queue_refuses_a_typed_score_and_a_grade_given_before_together(app, db):
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, Move((answer_id,), None))
+        store.append("q1", "Ben", None, GradeGroup(2, 0.0, "Sydney is not the capital"))
+    app.switch_page("views/queue.py").run()
+    app.selectbox(key=f"answer-again-q1-{answer_id}").set_value(0)
+    app.number_input(key=f"answer-score-q1-{answer_id}").set_value(1.0)
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert errors(app) == ["Enter a score (or tick rubric items), or choose a grade given before: not both."]
+    assert len(logged(db)) == 2
+
+
 def test_queue_grade_without_a_score_is_explained_not_logged(app, db):
     answer_id = state(db).groups[1].members[-1]
     with Store.open(db) as store:

@@ -125,6 +125,21 @@ def test_the_queue_grades_a_waiting_answer_by_the_rubric(app, db):
     assert state(db).grade_of(answer_id).score == 0.5
 
 
+def test_the_queue_offers_a_rubric_grade_given_before_as_the_same_items(app, db):
+    answer_id = state(db).groups[1].members[-1]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move((answer_id,), None))
+        store.append("q1", "Ada", 1, SetRubric(((1, "names Canberra", 1.0), (2, "spelling mistake", -0.5))))
+        store.append("q1", "Ada", 2, GradeGroup(4, None, "typo", items=(1, 2)))
+    app.switch_page("views/queue.py").run()
+    choice = app.selectbox(key=f"answer-again-q1-{answer_id}")
+    assert choice.options == ["0.5 · rubric: names Canberra (+1); spelling mistake (-0.5) · typo (1×)"]
+    choice.set_value(0)
+    app.button(key=f"grade-answer-q1-{answer_id}").click().run()
+    assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, None, "typo", items=(1, 2)))
+    assert successes(app) == [f"Answer {answer_id} graded 0.5."]
+
+
 def test_number_keys_tick_items_and_the_picker_follows(app, db):
     """Buttons 1-9 (keys 1-9) tick and untick the first items; the grade button's total follows."""
     write_rubric(app, "names Canberra=1\nspelling mistake=-0.5\nexplains why=0.5")

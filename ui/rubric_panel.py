@@ -18,8 +18,8 @@ import streamlit as st
 import ui_common
 from grouper.access import Action
 from grouper.edits import GradeAnswer, GradeGroup, QuestionState
-from grouper.review import rubric_suggestion
-from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines
+from grouper.review import GradeInUse, grades_in_use, rubric_suggestion
+from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines, rubric_text
 
 
 def editor(question_id: str, state: QuestionState) -> None:
@@ -236,11 +236,27 @@ def score_or_items(score_key: str, items_key: str) -> GradingFields | None:
     return GradingFields(None if score is None else float(score), items, adjustment)
 
 
-def answer_grade_form(question_id: str, state: QuestionState, answer_id: str, prefix: str) -> None:
+def preset_label(state: QuestionState, preset: GradeInUse) -> str:
+    """``"2 · rubric: names the closed path (+2) · right (3×)"``: plain text for a selectbox
+    (its options are never rendered as Markdown; comments are the graders')."""
+    label = f"{preset.score:g}"
+    if preset.items:
+        label += f" · rubric: {ui_common.shorten(rubric_text(state, preset.items, preset.adjustment), 60)}"
+    if preset.comment:
+        label += f" · {ui_common.shorten(preset.comment, 60)}"
+    return label + f" ({preset.uses}×)"
+
+
+def answer_grade_form(
+    question_id: str, state: QuestionState, answer_id: str, prefix: str, presets: list[GradeInUse] | None = None
+) -> None:
     """Score (or rubric items) and comment for one answer's own grade, where it is listed (the
-    ungrouped queue, Check grades). A form, so typing never reruns the page; "Grade" logs a
-    ``GradeAnswer``. ``prefix`` keeps each page's widget keys apart."""
+    ungrouped queue, Check grades), or one of the grades given before in the question (most
+    used first; ``presets``, computed once per page, else here). A form, so typing never
+    reruns the page; "Grade" logs a ``GradeAnswer``. ``prefix`` keeps each page's widget keys
+    apart."""
     keys = _answer_keys(question_id, answer_id, prefix)
+    presets = grades_in_use(state) if presets is None else presets
     bounds = {} if state.max_score is None else {"min_value": 0.0, "max_value": state.max_score}
     with st.form(f"grade-{prefix}-form-{question_id}-{answer_id}", border=False):
         cols = st.columns([2, 5, 2], vertical_alignment="bottom")
@@ -248,21 +264,44 @@ def answer_grade_form(question_id: str, state: QuestionState, answer_id: str, pr
         cols[1].text_input("Comment", key=keys["comment"])
         cols[2].form_submit_button(
             "Grade", key=f"grade-{prefix}-{question_id}-{answer_id}", on_click=_grade_answer,
-            args=(question_id, answer_id, prefix),
+            args=(question_id, answer_id, prefix, presets),
         )
+        if presets:
+            st.selectbox(
+                "Or a grade given before",
+                range(len(presets)),
+                index=None,
+                format_func=lambda i: preset_label(state, presets[i]),
+                placeholder="a grade given in this question",
+                key=keys["again"],
+            )
         items_field(question_id, state, keys["items"])
 
 
 def _answer_keys(question_id: str, answer_id: str, prefix: str) -> dict[str, str]:
-    return {field: f"{prefix}-{field}-{question_id}-{answer_id}" for field in ("score", "comment", "items")}
+    return {field: f"{prefix}-{field}-{question_id}-{answer_id}" for field in ("score", "comment", "items", "again")}
 
 
-def _grade_answer(question_id: str, answer_id: str, prefix: str) -> None:
+def _grade_answer(question_id: str, answer_id: str, prefix: str, presets: list[GradeInUse]) -> None:
     keys = _answer_keys(question_id, answer_id, prefix)
+    comment = st.session_state.get(keys["comment"], "")
+    again = st.session_state.get(keys["again"])
+    if again is not None:
+        if st.session_state.get(keys["score"]) is not None or st.session_state.get(keys["items"]):
+            ui_common.flash("error", "Enter a score (or tick rubric items), or choose a grade given before: not both.")
+            return
+        # Exactly as given (a rubric grade as the same items, worth their points now); a comment
+        # typed here is this answer's own.
+        chosen = presets[again]
+        payload = GradeAnswer(
+            answer_id, None if chosen.items else chosen.score, comment or chosen.comment,
+            items=chosen.items, adjustment=chosen.adjustment,
+        )
+        ui_common.submit(question_id, payload, f"Answer {answer_id} graded {chosen.score:g}.")
+        return
     fields = score_or_items(keys["score"], keys["items"])
     if fields is None:
         return
     done = "by the rubric" if fields.score is None else f"{fields.score:g}"
-    comment = st.session_state.get(keys["comment"], "")
     payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
     ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")

@@ -20,7 +20,7 @@ from grouper.edits import CheckGrades, Edit, Grade, GradeAnswer, QuestionState, 
 from grouper.grade_check import GradeDoubt, grade_doubts
 from grouper.references import question_references
 from grouper.rubric import rubric_text
-from grouper.review import GradeInUse
+from grouper.review import GradeInUse, grades_in_use
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Check grades")
@@ -115,8 +115,9 @@ def _reasons(doubt: GradeDoubt, state: QuestionState) -> str:
     return "; ".join(parts)
 
 
-def _row(doubt: GradeDoubt, state: QuestionState, first: bool) -> None:
-    """One answer and its actions; the first row's answer to the keys G and L."""
+def _row(doubt: GradeDoubt, state: QuestionState, first: bool, presets: list[GradeInUse]) -> None:
+    """One answer and its actions; the first row's answer to the keys G and L. ``presets``: the
+    grades given in the question, for the row's own-grade form."""
     answer_id = doubt.answer_id
     with st.container(border=True):
         ui_common.plain(texts[answer_id])
@@ -148,7 +149,7 @@ def _row(doubt: GradeDoubt, state: QuestionState, first: bool) -> None:
         )
         if may_grade:
             with st.expander("Another grade"):
-                rubric_panel.answer_grade_form(question_id, state, answer_id, "check")
+                rubric_panel.answer_grade_form(question_id, state, answer_id, "check", presets)
 
 
 def _in_one_group(listed: list[GradeDoubt], state: QuestionState) -> tuple[list[GradeDoubt], int | None]:
@@ -218,8 +219,9 @@ def check() -> None:
     page_key = f"check-page-{question_id}-{where}"  # each group's list starts at its first page
     page = st.number_input("Page", min_value=1, max_value=pages, value=1, key=page_key) if pages > 1 else 1
     shown = listed[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    presets = grades_in_use(state)
     for n, doubt in enumerate(shown):
-        _row(doubt, state, first=n == 0)
+        _row(doubt, state, first=n == 0, presets=presets)
     if len(shown) > 1:
         st.button(
             f"All {len(shown)} above look right",

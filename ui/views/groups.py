@@ -585,16 +585,6 @@ def _own_grade_action(state: QuestionState, gid: int) -> None:
         )
 
 
-def _preset_label(state: QuestionState, preset: GradeInUse) -> str:
-    """``"2 · rubric: names the closed path (+2) · right (3×)"``: plain text for a selectbox."""
-    label = f"{preset.score:g}"
-    if preset.items:
-        label += f" · rubric: {ui_common.shorten(rubric_text(state, preset.items, preset.adjustment), 60)}"
-    if preset.comment:
-        label += f" · {ui_common.shorten(preset.comment, 60)}"
-    return label + f" ({preset.uses}×)"
-
-
 def _grade_action(state: QuestionState, gid: int) -> None:
     group = state.groups[gid]
     _own_grade_action(state, gid)
@@ -607,7 +597,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             "Grade as before",
             range(len(presets)),
             index=None,
-            format_func=lambda i: _preset_label(state, presets[i]),
+            format_func=lambda i: rubric_panel.preset_label(state, presets[i]),
             placeholder="a grade given in this question",
             key=f"grade-again-choice-{question_id}-{gid}",
         )

@@ -1,6 +1,6 @@
 """Ungrouped queue: answers in no group, then doubtful members of unconfirmed groups, each
-with the nearest group suggested and one click to accept the suggestion, and a score field to
-grade an answer on its own where it waits.
+with the nearest group suggested and one click to accept the suggestion, and a score field (or
+a grade given before, one choice) to grade an answer on its own where it waits.
 
 The suggestions come from ``grouper.review.review_queue`` (centres of the current groups,
 computed from the cached embeddings), following the graders' moves (``grader_moves``): an
@@ -19,7 +19,7 @@ import rubric_panel
 import ui_common
 from grouper.access import Action
 from grouper.edits import CONFIRMED, Move, QuestionState
-from grouper.review import GraderMoves, grader_moves, review_queue
+from grouper.review import GraderMoves, grader_moves, grades_in_use, review_queue
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Ungrouped queue")
@@ -73,6 +73,7 @@ def queue() -> None:
     )
     may_edit = identity.may(Action.EDIT)
     may_grade = identity.may(Action.GRADE)
+    presets = grades_in_use(state)  # once per run: every row offers the grades given before
     header = st.columns([5, 3, 2])
     header[0].text("Answer")
     header[1].text("Suggested group")
@@ -86,7 +87,7 @@ def queue() -> None:
                 st.text(f"{item.answer_id} · {where}" + ("" if own is None else f" · own grade {own.score:g}"))
             if may_grade:
                 with row[0]:
-                    rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer")
+                    rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer", presets)
             if item.suggested_group is None:
                 row[1].text(_no_suggestion(moves, item.answer_id))
                 continue
