@@ -483,8 +483,8 @@ def review_queue(
     placed = moves.placed if moves is not None else frozenset()
 
     def nearest(answer_ids: Sequence[str], own: Sequence[int | None]) -> list[tuple[int | None, float, float]]:
-        """Per answer: the most similar group other than its own and those it was moved away
-        from (``None`` below ``suggest_from``), that similarity, and the one to its own group.
+        """Per answer: the most similar group other than its own and those to avoid for it
+        (``None`` below ``suggest_from``), that similarity, and the one to its own group.
         Scored in blocks of answers: one matrix product each, not one per answer."""
         out: list[tuple[int | None, float, float]] = []
         for start in range(0, len(answer_ids), _QUEUE_BLOCK):
