@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "grouper.commands.ui",
     "grouper.commands.questions",
     "grouper.commands.check",
+    "grouper.commands.queue",
     "grouper.commands.edit",
     "grouper.commands.export",
     "grouper.commands.retrain",

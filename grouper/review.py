@@ -34,7 +34,9 @@ __all__ = [
     "grades_in_use",
     "least_typical_first",
     "listing_order",
+    "no_suggestion_reason",
     "project_2d",
+    "question_queue",
     "review_queue",
     "RubricSuggestion",
     "rubric_suggestion",
@@ -535,6 +537,52 @@ def review_queue(
             doubtful.append((sim, QueueItem(answer_id, gid, other, other_sim, "doubtful", own)))
     doubtful.sort(key=lambda pair: pair[0])
     return items + [item for _, item in doubtful]
+
+
+def question_queue(
+    state: QuestionState, vectors: Mapping[str, np.ndarray], moves: GraderMoves | None = None
+) -> list[QueueItem]:
+    """A question's review queue as the queue page and ``grouper queue`` show it.
+
+    :func:`review_queue` of the state's groups and of its ungrouped answers still waiting for a
+    grade (one graded on its own is done), following the graders' moves; confirmed groups and
+    the blank group are settled.
+
+    Parameters
+    ----------
+    state : QuestionState
+    vectors : mapping of answer id to ndarray of shape (dim,)
+    moves : GraderMoves, optional
+        ``grader_moves(state)``, when the caller has it already.
+
+    Returns
+    -------
+    list of QueueItem
+    """
+    from grouper.edits import CONFIRMED
+
+    settled = {g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank}
+    waiting = [a for a in state.ungrouped if a not in state.overrides]
+    groups = {g: group.members for g, group in state.groups.items()}
+    return review_queue(groups, waiting, vectors, settled=settled, moves=grader_moves(state) if moves is None else moves)
+
+
+def no_suggestion_reason(moves: GraderMoves, answer_id: str) -> str:
+    """Why the queue suggests no group for an answer: none is close, or the close ones are
+    those a grader moved it away from, or graded as they are.
+
+    Returns
+    -------
+    str
+        Plain text, for example ``"no other group is close (moved out of group 3)"``.
+    """
+    away = sorted(moves.moved_away_from.get(answer_id, ()))
+    if not away:
+        return "no group is close"
+    named = ", ".join(map(str, away))
+    if moves.avoid.get(answer_id, frozenset()) - set(away):
+        return f"no group suggested: moved out of group {named}; groups graded as it is are left out"
+    return f"no other group is close (moved out of group {named})"
 
 
 def project_2d(vectors: np.ndarray) -> np.ndarray:

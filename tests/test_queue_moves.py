@@ -12,7 +12,7 @@ from test_ui_review import _unit  # unit vectors written by their directions
 
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import GradeGroup, Merge, Move, QuestionState, Undo, initial_state
-from grouper.review import grader_moves, review_queue
+from grouper.review import grader_moves, no_suggestion_reason, review_queue
 
 
 # Group 1 points along x, group 2 along y, group 3 along z. "odd" reads like group 1 (0.78
@@ -165,3 +165,15 @@ def test_an_ungraded_old_group_avoids_only_itself(log):
     log.do("ada", Move(("odd",), None))
     state = log.do("ada", GradeGroup(2, 2.0))
     assert grader_moves(state).avoid == {"odd": frozenset({1})}
+
+
+def test_the_reason_for_no_suggestion_names_the_group_left_and_the_grade_left_out(log):
+    state = log.do("ada", Move(("stray",), None))
+    moves = grader_moves(state)
+    assert no_suggestion_reason(moves, "a1") == "no group is close"
+    assert no_suggestion_reason(moves, "stray") == "no other group is close (moved out of group 1)"
+    log.do("ada", GradeGroup(1, 2.0))
+    moves = grader_moves(log.do("ada", GradeGroup(2, 2.0)))
+    assert no_suggestion_reason(moves, "stray") == (
+        "no group suggested: moved out of group 1; groups graded as it is are left out"
+    )

@@ -2,7 +2,7 @@
 with the nearest group suggested and one click to accept the suggestion, and a score field (or
 a grade given before, one choice) to grade an answer on its own where it waits.
 
-The suggestions come from ``grouper.review.review_queue`` (centres of the current groups,
+The suggestions come from ``grouper.review.question_queue`` (centres of the current groups,
 computed from the cached embeddings), following the graders' moves (``grader_moves``): an
 answer a grader moved out of a group is not suggested back into it, nor into a group graded as
 it is, and one a grader moved into its group is not listed as doubtful. Accepting one appends a ``Move`` edit like any other.
@@ -18,8 +18,8 @@ import streamlit as st
 import rubric_panel
 import ui_common
 from grouper.access import Action
-from grouper.edits import CONFIRMED, Move, QuestionState
-from grouper.review import GraderMoves, grader_moves, grades_in_use, review_queue
+from grouper.edits import Move, QuestionState
+from grouper.review import grader_moves, grades_in_use, no_suggestion_reason, question_queue
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Ungrouped queue")
@@ -43,12 +43,9 @@ def queue() -> None:
     state: QuestionState = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
-    settled = {g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank}
     graded_alone = [a for a in state.ungrouped if a in state.overrides]
-    waiting = [a for a in state.ungrouped if a not in state.overrides]
     moves = grader_moves(state)
-    groups = {g: group.members for g, group in state.groups.items()}
-    items = review_queue(groups, waiting, vectors, settled=settled, moves=moves)
+    items = question_queue(state, vectors, moves)
     ungrouped = sum(item.reason == "ungrouped" for item in items)
     st.button(
         "Undo my last edit",
@@ -89,7 +86,7 @@ def queue() -> None:
                 with row[0]:
                     rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer", presets)
             if item.suggested_group is None:
-                row[1].text(_no_suggestion(moves, item.answer_id))
+                row[1].text(no_suggestion_reason(moves, item.answer_id))
                 continue
             suggested = state.groups[item.suggested_group]
             with row[1]:
@@ -105,18 +102,6 @@ def queue() -> None:
                 args=(item.answer_id, item.suggested_group),
                 disabled=not may_edit,
             )
-
-
-def _no_suggestion(moves: GraderMoves, answer_id: str) -> str:
-    """Why an answer has no suggested group: none is close, or the close ones are those a
-    grader moved it away from (or graded as they are)."""
-    away = sorted(moves.moved_away_from.get(answer_id, ()))
-    if not away:
-        return "no group is close"
-    named = ", ".join(map(str, away))
-    if moves.avoid.get(answer_id, frozenset()) - set(away):
-        return f"no group suggested: moved out of group {named}; groups graded as it is are left out"
-    return f"no other group is close (moved out of group {named})"
 
 
 def _graded_alone(n: int) -> str:
