@@ -53,7 +53,7 @@ def test_queue_lists_the_waiting_answers_with_their_suggestions_as_json(queued_d
 
 
 def test_queue_as_text_escapes_student_text_and_says_why_nothing_is_suggested(queued_db, capsys):
-    path, canberra, sydney = queued_db
+    path, _, sydney = queued_db
     assert main(["queue", "--db", str(path), "-q", "q1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("question q1: 2 ungrouped answer(s), ")
