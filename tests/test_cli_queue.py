@@ -49,6 +49,11 @@ def test_queue_lists_the_waiting_answers_with_their_suggestions_as_json(queued_d
     assert rows["a1"]["reason"] == "ungrouped" and rows["a1"]["suggested_group"] != canberra
     assert rows["a1"]["moved_out_of"] == [canberra]
     assert rows["a10"]["moved_out_of"] == [sydney]
+    for row in out["queue"]:  # the grade an answer gets by moving there, or null
+        if row["suggested_group"] == canberra:
+            assert row["suggested_grade"] == {"score": 1.0, "comment": "right", "items": [], "adjustment": 0.0}
+        else:
+            assert row["suggested_grade"] is None
     assert all(row["suggested_group"] != sydney for row in out["queue"] if row["answer_id"] == "a10")
 
 

@@ -682,6 +682,20 @@ def test_queue_does_not_suggest_an_answer_back_into_the_group_a_grader_moved_it_
     assert label.startswith("Move to group ") and label != "Move to group 1"
 
 
+def test_queue_says_which_grade_accepting_a_suggestion_gives(app, db):
+    """Before the click: moving an answer into a graded group gives it that group's grade."""
+    answer_id = state(db).groups[1].members[0]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, Move((answer_id,), None))
+    app.switch_page("views/queue.py").run()
+    target = int(app.button(key=f"accept-q1-{answer_id}").label.rsplit(" ", 1)[1])
+    assert "not graded yet" in texts(app)
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, GradeGroup(target, 1.0, "right city"))
+    app.run()
+    assert "gives it grade 1 (right city)" in texts(app)
+
+
 def test_queue_says_why_an_answer_moved_out_has_no_suggestion(app, db):
     """Every group graded as the one the answer was taken from: none is suggested, and the
     row says why rather than "no group is close"."""

@@ -33,13 +33,15 @@ def _line(item: QueueItem, text: str, state: QuestionState, moves: GraderMoves) 
     if item.suggested_group is None:
         hint = no_suggestion_reason(moves, item.answer_id)
     else:
-        title = plain(state.groups[item.suggested_group].title, 40)
+        group = state.groups[item.suggested_group]
         own = f"; {item.current_similarity:.2f} to its own" if item.reason == "doubtful" else ""
-        hint = f"-> group {item.suggested_group} \"{title}\" (similarity {item.similarity:.2f}{own})"
+        grade = "not graded" if group.grade is None else f"graded {group.grade.score:g}"
+        hint = f"-> group {item.suggested_group} \"{plain(group.title, 40)}\" (similarity {item.similarity:.2f}{own}; {grade})"
     return f"  {plain(item.answer_id, 24)}  {where}  {hint}\n      {plain(text, 90)}"
 
 
-def _as_json(item: QueueItem, moves: GraderMoves) -> dict:
+def _as_json(item: QueueItem, moves: GraderMoves, state: QuestionState) -> dict:
+    grade = None if item.suggested_group is None else state.groups[item.suggested_group].grade
     return {
         "answer_id": item.answer_id,
         "reason": item.reason,
@@ -48,6 +50,9 @@ def _as_json(item: QueueItem, moves: GraderMoves) -> dict:
         "similarity": item.similarity,
         "current_similarity": item.current_similarity if item.reason == "doubtful" else None,
         "moved_out_of": sorted(moves.moved_away_from.get(item.answer_id, ())),
+        "suggested_grade": None if grade is None else {
+            "score": grade.score, "comment": grade.comment, "items": list(grade.items), "adjustment": grade.adjustment,
+        },
     }
 
 
@@ -72,7 +77,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     shown = items if args.top == 0 else items[: args.top]
     graded_alone = sum(1 for a in state.ungrouped if a in state.overrides)
     if args.json:
-        body = {"question_id": args.question, "graded_alone": graded_alone, "queue": [_as_json(i, moves) for i in shown]}
+        body = {"question_id": args.question, "graded_alone": graded_alone, "queue": [_as_json(i, moves, state) for i in shown]}
         print(json.dumps(body, indent=2))
         return 0
     ungrouped = sum(1 for item in items if item.reason == "ungrouped")

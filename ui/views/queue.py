@@ -18,7 +18,7 @@ import streamlit as st
 import rubric_panel
 import ui_common
 from grouper.access import Action
-from grouper.edits import Move, QuestionState
+from grouper.edits import Grade, Move, QuestionState
 from grouper.review import grader_moves, grades_in_use, no_suggestion_reason, question_queue
 
 identity = ui_common.require(Action.REVIEW)
@@ -95,6 +95,8 @@ def queue() -> None:
                     f"similarity {item.similarity:.2f}"
                     + (f"; {item.current_similarity:.2f} to group {item.current_group}, where it is" if item.reason == "doubtful" else "")
                 )
+                # What accepting does to the answer's grade, before the click, not only after it.
+                st.text(_grade_there(suggested.grade, item.answer_id in state.overrides))
             row[2].button(
                 f"Move to group {item.suggested_group}",
                 key=f"accept-{question_id}-{item.answer_id}",
@@ -102,6 +104,16 @@ def queue() -> None:
                 args=(item.answer_id, item.suggested_group),
                 disabled=not may_edit,
             )
+
+
+def _grade_there(grade: Grade | None, own: bool) -> str:
+    """The suggested group's grade, which the answer gets when it moves there (unless it has
+    its own)."""
+    if own:
+        return "keeps its own grade there"
+    if grade is None:
+        return "not graded yet"
+    return f"gives it grade {grade.score:g}" + (f" ({ui_common.shorten(grade.comment, 40)})" if grade.comment else "")
 
 
 def _graded_alone(n: int) -> str:
