@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,11 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status when the reader of the output went away (``grouper show | head``): what a
+#: program killed by SIGPIPE reports, 128 + 13.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input)."""
+    """Run the command line; returns the exit status (2 for bad input, 141 when the reader of
+    the output stopped reading)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a reader gone is found here, not at exit
+        return status
     except (AnswerFileError, ValueError) as exc:
         print(f"grouper: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # ``| head`` has what it wanted: no traceback. Point stdout at devnull so that the
+        # interpreter's own flush at exit does not fail again (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
