@@ -58,11 +58,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import ClassVar, Literal, NamedTuple, TypeVar, Union
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, TypeVar, Union
 
 import numpy as np
 
 from grouper.clustering import UNGROUPED, Grouping
+
+if TYPE_CHECKING:
+    from grouper.review import GradeInUse  # a grade given before: score, items, comment
 
 __all__ = [
     "CONFIRMED",
@@ -80,6 +83,7 @@ __all__ = [
     "GradeChange",
     "GradeCheck",
     "GradeGroup",
+    "GradeKind",
     "GroupState",
     "Mark",
     "Merge",
@@ -96,6 +100,7 @@ __all__ = [
     "Undo",
     "UndoRecord",
     "apply",
+    "grade_kind",
     "auto_split_parts",
     "initial_state",
     "make_edit",
@@ -492,6 +497,17 @@ class QuestionState:
 
 def _grade_key(grade: Grade | None) -> tuple[float, str, tuple[int, ...], float] | None:
     return None if grade is None else (grade.score, grade.comment, grade.items, grade.adjustment)
+
+
+#: A grade as graders tell grades apart: its score and its rubric items.
+GradeKind = tuple[float, tuple[int, ...]]
+
+
+def grade_kind(grade: Grade | GradeInUse) -> GradeKind:
+    """What makes two grades different grades: the score, and the rubric items it was given as
+    (each item is feedback of its own), not the comment, which graders word freely. The grade
+    check, the queue's suggestions and the training pairs all compare grades so."""
+    return (grade.score, grade.items)
 
 
 # --------------------------------------------------------------------------- payloads

@@ -52,6 +52,7 @@ from grouper.edits import (
     QuestionState,
     Split,
     apply,
+    grade_kind,
 )
 from grouper.pairs import TrainingPair
 
@@ -163,8 +164,8 @@ class _Block:
 
 def _graded_apart(a: Grade, b: Grade) -> bool:
     """Two grades a grader would not give one group: other points, or other rubric items at
-    the same points (each item is feedback of its own)."""
-    return a.score != b.score or a.items != b.items
+    the same points (:func:`grouper.edits.grade_kind`)."""
+    return grade_kind(a) != grade_kind(b)
 
 
 def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> list[_Block]:

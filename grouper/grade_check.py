@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from grouper.answers import Answer, exact_text_key
-from grouper.edits import Grade, QuestionState
+from grouper.edits import Grade, GradeKind, QuestionState, grade_kind
 from grouper.references import References, reference_signals
 from grouper.review import GradeInUse, grades_in_use, typicality
 
@@ -66,8 +66,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-#: A grade as the check compares grades: its score and its rubric items.
-GradeKind = tuple[float, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -190,7 +188,7 @@ def grade_doubts(
         return []
     ids = [answers[i].answer_id for i in rows]
     grades = [state.grade_of(a) for a in ids]
-    kinds = [_grade_kind(g) for g in grades]  # type: ignore[arg-type]
+    kinds = [grade_kind(g) for g in grades]  # type: ignore[arg-type]
     alone = np.array([state.grade_source(a) == "override" for a in ids])
     block = vectors[rows]
 
@@ -385,7 +383,7 @@ def conflicts_among(
             continue
         seen.add(same)
         graded = [a for a in same if a in state.location and state.grade_of(a) is not None]
-        out.update(_odd_ones(graded, [_grade_kind(state.grade_of(a)) for a in graded]))  # type: ignore[arg-type]
+        out.update(_odd_ones(graded, [grade_kind(state.grade_of(a)) for a in graded]))  # type: ignore[arg-type]
     return out
 
 
@@ -394,14 +392,8 @@ def _usual_grade_per_kind(state: QuestionState) -> dict[GradeKind, GradeInUse]:
     "Grade as before" order), so that a suggested grade comes with its comment."""
     usual: dict[GradeKind, GradeInUse] = {}
     for grade in grades_in_use(state):
-        usual.setdefault(_grade_kind(grade), grade)
+        usual.setdefault(grade_kind(grade), grade)
     return usual
-
-
-def _grade_kind(grade: Grade | GradeInUse) -> GradeKind:
-    """What makes two grades different for the check: the score, and the rubric items it was
-    given as (not the comment, which graders word freely)."""
-    return (grade.score, grade.items)
 
 
 def check_question(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from grouper.edits import Change, Grade, QuestionState
+    from grouper.edits import Change, QuestionState
 
 __all__ = [
     "ConfidenceCue",
@@ -339,6 +339,7 @@ def grader_moves(state: QuestionState) -> GraderMoves:
     -------
     GraderMoves
     """
+    from grouper.edits import GradeKind, grade_kind
     from grouper.regroup import is_model_author  # light, but keeps this module's imports to numpy
 
     separations: dict[str, list[frozenset[str]]] = {}
@@ -370,10 +371,10 @@ def grader_moves(state: QuestionState) -> GraderMoves:
             kept = _first(m for m in members if m not in moved)
             if kept:
                 separations.setdefault(answer_id, []).append(kept)
-    graded_as: dict[tuple[float, tuple[int, ...]], set[int]] = {}
+    graded_as: dict[GradeKind, set[int]] = {}
     for gid, group in state.groups.items():
         if group.grade is not None:
-            graded_as.setdefault(_grade_class(group.grade), set()).add(gid)
+            graded_as.setdefault(grade_kind(group.grade), set()).add(gid)
     away: dict[str, frozenset[int]] = {}
     avoid: dict[str, frozenset[int]] = {}
     for answer_id, sets in separations.items():
@@ -381,15 +382,9 @@ def grader_moves(state: QuestionState) -> GraderMoves:
         if holders:
             away[answer_id] = frozenset(holders)
             rejected = (state.groups[g].grade for g in holders)
-            avoid[answer_id] = frozenset(holders.union(*(graded_as[_grade_class(r)] for r in rejected if r is not None)))
+            avoid[answer_id] = frozenset(holders.union(*(graded_as[grade_kind(r)] for r in rejected if r is not None)))
     placed = frozenset(a for a, mine in last_kind.items() if mine)
     return GraderMoves(away, placed, avoid)
-
-
-def _grade_class(grade: Grade) -> tuple[float, tuple[int, ...]]:
-    """Two grades are the same grade for a suggestion when score and rubric items agree (the
-    comment is worded freely), as for the grade check."""
-    return (grade.score, grade.items)
 
 
 def _first(items: Iterable[str]) -> frozenset[str]:
