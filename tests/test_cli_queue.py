@@ -72,6 +72,7 @@ def test_queue_top_and_bad_input(queued_db, capsys):
     assert main(["queue", "--db", str(path), "-q", "q1", "--json", "--top", "1"]) == 0
     assert len(json.loads(capsys.readouterr().out)["queue"]) == 1
     assert main(["queue", "--db", str(path), "-q", "nope"]) == 2
-    assert "no question 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "question 'nope' is not in" in err and "(known: q1)" in err
     assert main(["queue", "--db", str(path), "-q", "q1", "--top", "-1"]) == 2
     assert "--top must be 0 (all) or more" in capsys.readouterr().err

@@ -63,9 +63,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     if args.top < 0:
         return fail(f"--top must be 0 (all) or more, found {args.top}", 2)
     with open_store(args) as store:
-        if args.question not in store.question_ids():
-            return fail(f"no question {args.question!r} in {store.where}", 2)
-        question = store.question(args.question)
+        question = store.question(args.question)  # an unknown one: StoreError, status 2, naming those known
         state = store.state(args.question)
         by_text = stored_vectors(
             store, args.question, [a.normalized for a in question.answers], lambda: registry_of(args),
