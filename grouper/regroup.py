@@ -2,8 +2,9 @@
 
 When a better model is activated, or the within-question head has adapted to a grader's
 corrections, the answers nobody has reviewed yet can be grouped again. What a grader has
-already done must not move: confirmed groups, graded groups, the blank group and answers
-with their own grade keep their members and their ids.
+already done must not move: confirmed groups, graded groups, the blank group, groups a grader
+merged, split, renamed or made, answers a grader moved and answers with their own grade keep
+their members and their ids.
 
 The regrouping is expressed as ordinary edits (moves and deletes) so that the grouping stays
 a fold of the edit log: :func:`plan_regroup` is pure, from a state and the new clusters to the
@@ -34,8 +35,9 @@ __all__ = [
     "model_author",
     "plan_regroup",
     "regroup_question",
-    "regroup_stored_question",
     "regroup_store",
+    "regroup_stored_question",
+    "shaped_groups",
 ]
 
 #: Edits made by a model, not a person, are attributed to ``"model:<version>"``.
@@ -52,16 +54,58 @@ def is_model_author(author: str) -> bool:
     return author.startswith(MODEL_AUTHOR_PREFIX)
 
 
-def _is_kept(group) -> bool:  # group: GroupState
-    return group.status == CONFIRMED or group.grade is not None or group.blank
+#: Edits by which a person says how the answers of a group go together, whatever its status.
+_SHAPING_KINDS = frozenset({"merge", "split", "rename", "move"})
+
+
+def shaped_groups(state: QuestionState) -> frozenset[int]:
+    """Groups a person shaped, though nobody confirmed or graded them yet.
+
+    A grader's merge (the group merged into), split (every part), rename, or move of answers
+    to a new group says how those answers go together. Edits by a model (``model:`` authors),
+    undone edits and undos say nothing; a move into an existing group shapes no group (the
+    answers moved are a grader's choice on their own, see :func:`fixed_answers`).
+
+    Parameters
+    ----------
+    state : QuestionState
+
+    Returns
+    -------
+    frozenset of int
+        Ids of groups that still exist.
+    """
+    shaped: set[int] = set()
+    for edit_id, record in state.records.items():
+        if record.kind not in _SHAPING_KINDS or edit_id in state.undone or record.undoes is not None:
+            continue
+        if is_model_author(record.author):
+            continue
+        if record.kind == "move":
+            # Only the group the move created (it did not exist before); ids are never reused.
+            shaped.update(gid for gid, before in record.groups_before.items() if before is None)
+        else:
+            shaped.update(record.groups_before)
+    return frozenset(gid for gid in shaped if gid in state.groups)
+
+
+def _kept_groups(state: QuestionState) -> set[int]:
+    """Groups a regrouping leaves as they are: confirmed, graded, blank, or shaped by a person."""
+    kept = set(shaped_groups(state))
+    kept.update(
+        gid for gid, g in state.groups.items() if g.status == CONFIRMED or g.grade is not None or g.blank
+    )
+    return kept
 
 
 def fixed_answers(state: QuestionState) -> set[str]:
     """Answers a regrouping must not move.
 
-    Members of confirmed, graded or blank groups, answers with their own grade, and answers
-    whose place a grader chose with a move (:func:`grouper.review.grader_moves`): a model
-    must not put back an answer a grader took out of a group, nor take out one a grader put in.
+    Members of confirmed, graded or blank groups and of groups a person merged, split,
+    renamed or made (:func:`shaped_groups`), answers with their own grade, and answers whose
+    place a grader chose with a move (:func:`grouper.review.grader_moves`): a model must not
+    put back an answer a grader took out of a group, nor take out one a grader put in, nor
+    undo a grader's merge or split.
 
     Parameters
     ----------
@@ -74,9 +118,8 @@ def fixed_answers(state: QuestionState) -> set[str]:
     from grouper.review import grader_moves  # grouper.review reads is_model_author from here
 
     fixed = set(state.overrides) | grader_moves(state).placed
-    for group in state.groups.values():
-        if _is_kept(group):
-            fixed.update(group.members)
+    for gid in _kept_groups(state):
+        fixed.update(state.groups[gid].members)
     return fixed
 
 
@@ -117,14 +160,18 @@ def plan_regroup(
             if a not in state.location:
                 raise ValueError(f"answer {a!r} is not an answer of question {state.question_id}")
             if a in fixed:
-                raise ValueError(f"answer {a!r} is in a confirmed or graded group (or has its own grade): it stays")
+                raise ValueError(
+                    f"answer {a!r} is in a group a grader reviewed or shaped, was placed by a grader, "
+                    "or has its own grade: it stays"
+                )
             if a in seen:
                 raise ValueError(f"answer {a!r} is in more than one cluster")
             seen.add(a)
 
     # Match each cluster to the suggested group most of it comes from, biggest overlaps
     # first, each group at most once.
-    suggested = {gid: g for gid, g in state.groups.items() if not _is_kept(g)}
+    kept = _kept_groups(state)
+    suggested = {gid: g for gid, g in state.groups.items() if gid not in kept}
     candidates = []
     for k, cluster in enumerate(clusters):
         counts: dict[int, int] = {}

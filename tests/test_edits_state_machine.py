@@ -32,13 +32,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import state_from_dict, state_to_dict
-from grouper.review import grader_moves
 from grouper.edits import (
     CONFIRMED,
-    AddAnswers,
     NEW,
-    CheckGrades,
     SUGGESTED,
+    AddAnswers,
+    CheckGrades,
     Confirm,
     Delete,
     EditRefused,
@@ -56,6 +55,8 @@ from grouper.edits import (
     make_edit,
     replay,
 )
+from grouper.regroup import fixed_answers, plan_regroup, shaped_groups
+from grouper.review import grader_moves
 
 USERS = ("ta1", "ta2", "ta3")
 TITLES = ("Canberra", "Sydney", "x", "y")
@@ -525,6 +526,23 @@ class GradingSession(RuleBasedStateMachine):
         assert moves.placed == placed
         for a, groups in moves.moved_away_from.items():
             assert groups <= moves.avoid[a] and moves.avoid[a] <= set(self.state.groups)
+
+    @invariant()
+    def a_regrouping_keeps_what_people_did(self):
+        """The most disruptive regrouping a model can plan (every free answer in one new
+        group) moves no fixed answer and leaves every group a person reviewed or shaped as it
+        was: merged, split, renamed or made by a person, confirmed or graded."""
+        fixed = fixed_answers(self.state)
+        kept = shaped_groups(self.state) | {
+            gid for gid, g in self.state.groups.items() if g.status == CONFIRMED or g.grade is not None
+        }
+        free = [a for a in self.answer_ids if a not in fixed]  # blank groups are kept: their answers are fixed
+        after = self.state
+        for payload in plan_regroup(self.state, [free[::-1]] if free else []):
+            after = apply(after, make_edit(after, "model:v0002", payload))
+        assert all(after.location[a] == self.state.location[a] for a in fixed)
+        assert all(after.groups[gid] == self.state.groups[gid] for gid in kept)
+        assert after.overrides == self.state.overrides
 
     @invariant()
     def replay_from_empty_equals_the_state(self):

@@ -7,7 +7,7 @@ import pytest
 
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import Confirm, GradeAnswer, GradeGroup, Move
+from grouper.edits import Confirm, GradeAnswer, GradeGroup, Move, Split
 from grouper.grade_adaptation import GradeAdaptationSettings, adapt_to_grades, grade_log_probabilities
 from grouper.regroup import fixed_answers
 from grouper.store import Store
@@ -98,6 +98,34 @@ def test_after_a_reviewed_group_the_rest_is_cut_by_grade_and_reviewed_work_stays
         for gid in groups:
             members = [int(a[1:]) for a in after.groups[gid].members]
             assert len({grade[m] for m in members}) == 1, f"group {gid} mixes grades"
+
+
+def test_a_graders_split_of_an_unreviewed_group_survives_the_adaptation() -> None:
+    """The grader split group 2 by hand (not confirmed yet); re-cutting the rest from the
+    grades given must leave both parts as the grader made them, in a real store."""
+    question, vectors, grade = _two_grade_question()
+    n = len(grade)
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("q", _mixed_grouping(n), model_version="test")
+        for i in range(n // 3):
+            if grade[i] == "wrong":
+                store.append("q", "ta", None, Move((f"a{i}",), None))
+                store.append("q", "ta", None, GradeAnswer(f"a{i}", 0.0, "wrong"))
+        store.append("q", "ta", None, Confirm(1))
+        store.append("q", "ta", None, GradeGroup(1, 1.0, "right"))
+        second = store.state("q").groups[2].members
+        # A split that mixes grades on purpose: the model would re-cut it if it could.
+        store.append("q", "ta", None, Split(2, (second[:3], second[3:])))
+        state = store.state("q")
+        parts = {gid: state.groups[gid].members for gid in (2, state.next_group_id - 1)}
+
+        payloads = adapt_to_grades(state, question.answers, vectors, None, GradeAdaptationSettings(weight=1.0))
+        for p in payloads:  # group 3 alone is the model's to re-cut
+            store.append("q", "model:test", None, p)
+        after = store.state("q")
+    for gid, members in parts.items():
+        assert after.groups[gid].members == members
 
 
 def test_no_edit_before_anything_is_graded() -> None:

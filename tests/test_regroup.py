@@ -7,7 +7,22 @@ import pytest
 
 from grouper.answers import Answer
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import CONFIRMED, Confirm, Delete, GradeAnswer, GradeGroup, Move, apply, initial_state, make_edit
+from grouper.edits import (
+    CONFIRMED,
+    NEW,
+    Confirm,
+    Delete,
+    GradeAnswer,
+    GradeGroup,
+    Merge,
+    Move,
+    Rename,
+    Split,
+    Undo,
+    apply,
+    initial_state,
+    make_edit,
+)
 import torch
 
 from grouper.regroup import fixed_answers, is_model_author, model_author, plan_regroup, regroup_question, regroup_store
@@ -66,6 +81,40 @@ def test_answers_a_grader_moved_stay_where_the_grader_put_them():
         plan_regroup(state, [["a0", "a1", "a2"]])  # a2 back with the answers it was taken from
     after = run(state, plan_regroup(state, [["a0", "a1", "a3", "a4"]]))
     assert after.location["a2"] is None and after.location["a5"] == 1
+
+
+def test_groups_a_grader_merged_split_renamed_or_made_keep_their_members():
+    """A grader's merge, split, rename or new group says how those answers go together; a
+    model regrouping the unreviewed answers must not re-cut it, though nothing is confirmed."""
+    state = state_with({1: [0, 1], 2: [2, 3], 3: [4, 5, 6, 7], 4: [8, 9], 5: [10, 11], 6: [12, 13, 14]}, 16)
+    state = run(
+        state,
+        [Merge(1, (2,)), Split(3, (("a4", "a5"), ("a6", "a7"))), Rename(4, "forgot the units"), Move(("a15",), NEW)],
+        author="ada",
+    )
+    split_off = state.next_group_id - 2  # the split's second part; the move's new group is last
+    made = state.next_group_id - 1
+    assert state.location["a6"] == split_off and state.location["a15"] == made
+    kept = {1: state.groups[1], 3: state.groups[3], split_off: state.groups[split_off], 4: state.groups[4], made: state.groups[made]}
+    assert fixed_answers(state) == {f"a{i}" for i in (*range(10), 15)}
+    with pytest.raises(ValueError, match="stays"):
+        plan_regroup(state, [["a4", "a6", "a10"]])  # the split, re-merged
+    # the model's clusters can only re-cut groups 5 and 6 and the ungrouped a14
+    after = run(state, plan_regroup(state, [["a10", "a12"], ["a11", "a13", "a14"]]))
+    for gid, group in kept.items():
+        assert after.groups[gid] == group
+
+
+def test_an_undone_split_keeps_nothing():
+    state = run(state_with({1: [0, 1, 2, 3]}, 4), [Split(1, (("a0", "a1"), ("a2", "a3")))], author="ada")
+    state = run(state, [Undo(state.version)], author="ada")
+    assert fixed_answers(state) == set()
+
+
+def test_a_models_own_splits_and_new_groups_keep_nothing():
+    state = state_with({1: [0, 1, 2, 3]}, 5)
+    state = run(state, [Split(1, (("a0", "a1"), ("a2", "a3"))), Move(("a4",), NEW)], author="model:v0002")
+    assert fixed_answers(state) == set()
 
 
 def test_a_models_own_moves_do_not_fix_answers():

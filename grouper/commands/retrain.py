@@ -14,7 +14,8 @@ answer files (``--held-out-file``), or drawn with the seed from the fully graded
 
 ``models`` lists the versions (``--activate V`` switches, e.g. to roll back); ``regroup``
 regroups the answers nobody has confirmed or graded with the active model, keeping confirmed
-groups and their ids. Exit status: 0 done (a candidate that lost is still a success: it is
+and graded groups and their ids, the groups a grader merged, split, renamed or made, and the
+answers a grader moved. Exit status: 0 done (a candidate that lost is still a success: it is
 kept and its card says why), 2 bad input.
 """
 

@@ -358,7 +358,8 @@ def workspace() -> None:
             width="stretch",
             help=(
                 "Learn from the groups graded so far which answers deserve which grade, and re-cut the "
-                "groups nobody has reviewed yet; confirmed and graded work, and answers a grader moved, never move"
+                "groups nobody has reviewed yet; confirmed and graded work, groups a grader merged, split, renamed or "
+                "made, and answers a grader moved, never move"
             ),
         )
 

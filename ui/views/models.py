@@ -114,8 +114,8 @@ def _regroup() -> None:
 st.subheader("Regroup")
 st.text(
     f"Groups again, with the active version {active}, the answers nobody has confirmed or graded, in every "
-    "question. Confirmed and graded groups keep their members and ids, answers a grader moved stay where they were "
-    "put; every move is logged as the model's edit."
+    "question. Confirmed and graded groups, and groups a grader merged, split, renamed or made, keep their members "
+    "and ids; answers a grader moved stay where they were put; every move is logged as the model's edit."
 )
 if st.button("Regroup waiting answers", key="models-regroup"):
     _regroup()
