@@ -540,8 +540,10 @@ def question_queue(
     """A question's review queue as the queue page and ``grouper queue`` show it.
 
     :func:`review_queue` of the state's groups and of its ungrouped answers still waiting for a
-    grade (one graded on its own is done), following the graders' moves; confirmed groups and
-    the blank group are settled.
+    grade (one graded on its own is done), following the graders' moves. Confirmed groups, the
+    blank group and the groups a grader merged, split, renamed or made
+    (:func:`grouper.regroup.shaped_groups`) are settled: their members are not second-guessed
+    as doubtful, which after a grader's split would mostly suggest moving them back.
 
     Parameters
     ----------
@@ -555,8 +557,10 @@ def question_queue(
     list of QueueItem
     """
     from grouper.edits import CONFIRMED
+    from grouper.regroup import shaped_groups
 
-    settled = {g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank}
+    settled = set(shaped_groups(state))
+    settled.update(g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank)
     waiting = [a for a in state.ungrouped if a not in state.overrides]
     groups = {g: group.members for g, group in state.groups.items()}
     return review_queue(groups, waiting, vectors, settled=settled, moves=grader_moves(state) if moves is None else moves)

@@ -5,13 +5,16 @@ grader moved into its group is not second-guessed as doubtful. Measured on the c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from test_edits import Log  # the log helper of the fold's own tests
 from test_ui_review import _unit  # unit vectors written by their directions
 
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import GradeGroup, Merge, Move, QuestionState, Undo, initial_state
+from grouper.edits import GradeGroup, Merge, Move, QuestionState, Split, Undo, initial_state
+from grouper.regroup import shaped_groups
 from grouper.review import grader_moves, no_suggestion_reason, review_queue
 
 
@@ -177,3 +180,28 @@ def test_the_reason_for_no_suggestion_names_the_group_left_and_the_grade_left_ou
     assert no_suggestion_reason(moves, "stray") == (
         "no group suggested: moved out of group 1; groups graded as it is are left out"
     )
+
+
+def test_members_of_a_group_a_grader_split_are_not_doubtful():
+    """After a grader split a mixed group, the queue must not invite moving a part's member
+    back into the other part: groups a person shaped are settled, as confirmed ones are."""
+    from grouper.review import question_queue
+
+    members = {1: ("a1", "a2", "a3", "b1", "b2", "stray"), 3: ("c1", "c2")}
+    labels = np.full(len(IDS), UNGROUPED)
+    groups = []
+    for gid, ms in members.items():
+        idx = tuple(IDS.index(a) for a in ms)
+        labels[list(idx)] = gid
+        groups.append(Group(gid, f"group {gid}", idx))
+    log = Log(initial_state("q", IDS, Grouping(labels, np.ones(len(IDS)), tuple(groups))))
+    state = log.do("ada", Split(1, (("a1", "a2", "a3"), ("b1", "b2", "stray"))))
+    # The same groups with no history, as a model would have made them: "stray" is doubtful,
+    # suggested into group 1.
+    as_made = replace(state, records={})
+    doubtful = {i.answer_id: i for i in question_queue(as_made, VECTORS)}["stray"]
+    assert (doubtful.reason, doubtful.suggested_group) == ("doubtful", 1)
+    assert "stray" not in {i.answer_id for i in question_queue(state, VECTORS)}
+    # Undoing the split gives the group back to the model, and its members to the queue.
+    state = log.do("ada", Undo(state.version))
+    assert shaped_groups(state) == frozenset()

@@ -5,8 +5,9 @@ a grade given before, one choice) to grade an answer on its own where it waits.
 The suggestions come from ``grouper.review.question_queue`` (centres of the current groups,
 computed from the cached embeddings), following the graders' moves (``grader_moves``): an
 answer a grader moved out of a group is not suggested back into it, nor into a group graded as
-it is, and one a grader moved into its group is not listed as doubtful. Accepting one appends
-a ``Move`` edit like any other.
+it is, and neither one a grader moved into its group nor a member of a group a grader merged,
+split, renamed or made is listed as doubtful. Accepting one appends a ``Move`` edit like any
+other.
 Grading an answer appends a ``GradeAnswer`` (its own grade, which wins over any group's): an
 answer that fits no group is graded in one action instead of being made a group of one. An
 ungrouped answer with its own grade is done, so it leaves the queue.
