@@ -696,6 +696,21 @@ def test_queue_says_which_grade_accepting_a_suggestion_gives(app, db):
     assert "gives it grade 1 (right city)" in texts(app)
 
 
+def test_queue_says_a_doubtful_member_with_its_own_grade_keeps_it_in_the_suggested_group(app, db):
+    """A member given its own grade keeps it wherever it goes: the row says so, not the group's grade."""
+    app.switch_page("views/queue.py").run()
+    first = next(b for b in app.button if b.key and b.key.startswith("accept-q1-"))
+    answer_id = first.key.removeprefix("accept-q1-")
+    target = int(first.label.rsplit(" ", 1)[1])
+    assert state(db).group_of(answer_id) is not None  # a doubtful member, not an ungrouped answer
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, GradeAnswer(answer_id, 0.5, "half"))
+        store.append("q1", "Ben", None, GradeGroup(target, 1.0, "right city"))
+    app.run()
+    assert app.button(key=f"accept-q1-{answer_id}").label == f"Move to group {target}"
+    assert "keeps its own grade there" in texts(app)
+
+
 def test_queue_says_why_an_answer_moved_out_has_no_suggestion(app, db):
     """Every group graded as the one the answer was taken from: none is suggested, and the
     row says why rather than "no group is close"."""
