@@ -35,10 +35,8 @@ VECTORS = {
 IDS = list(VECTORS)
 
 
-@pytest.fixture
-def log() -> Log:
-    # group 1: a1 a2 a3 odd stray; group 2: b1 b2; group 3: c1 c2
-    members = {1: ("a1", "a2", "a3", "odd", "stray"), 2: ("b1", "b2"), 3: ("c1", "c2")}
+def _log_of(members: dict[int, tuple[str, ...]]) -> Log:
+    """A log starting from these groups of ``VECTORS``' answers (the rest ungrouped)."""
     labels = np.full(len(IDS), UNGROUPED)
     groups = []
     for gid, ms in members.items():
@@ -46,6 +44,11 @@ def log() -> Log:
         labels[list(idx)] = gid
         groups.append(Group(gid, f"group {gid}", idx))
     return Log(initial_state("q", IDS, Grouping(labels, np.ones(len(IDS)), tuple(groups))))
+
+
+@pytest.fixture
+def log() -> Log:
+    return _log_of({1: ("a1", "a2", "a3", "odd", "stray"), 2: ("b1", "b2"), 3: ("c1", "c2")})
 
 
 def _queue(state: QuestionState, *, history: bool = True):
@@ -187,14 +190,7 @@ def test_members_of_a_group_a_grader_split_are_not_doubtful():
     back into the other part: groups a person shaped are settled, as confirmed ones are."""
     from grouper.review import question_queue
 
-    members = {1: ("a1", "a2", "a3", "b1", "b2", "stray"), 3: ("c1", "c2")}
-    labels = np.full(len(IDS), UNGROUPED)
-    groups = []
-    for gid, ms in members.items():
-        idx = tuple(IDS.index(a) for a in ms)
-        labels[list(idx)] = gid
-        groups.append(Group(gid, f"group {gid}", idx))
-    log = Log(initial_state("q", IDS, Grouping(labels, np.ones(len(IDS)), tuple(groups))))
+    log = _log_of({1: ("a1", "a2", "a3", "b1", "b2", "stray"), 3: ("c1", "c2")})
     state = log.do("ada", Split(1, (("a1", "a2", "a3"), ("b1", "b2", "stray"))))
     # The same groups with no history, as a model would have made them: "stray" is doubtful,
     # suggested into group 1.
