@@ -20,7 +20,9 @@ A second table is about the queue's other half, the doubtful members of groups n
 reviewed, on the grouping as made (before any edit): how many are misplaced (their gold grade
 is not their group's majority), against the share of all members that are (the peer: looking
 at members at random), and how often moving one to its suggested group would fix its grade
-(useful) or spoil it (harmful).
+(useful) or spoil it (harmful): offered whenever another centre is closer at all (the peer, the
+rule before), and only when it leads the member's own by ``DOUBTFUL_LEAD`` (the product). The
+last row is the same count on the groupings made without reference answers.
 
 ``--timing 10000`` instead times ``grader_moves`` and the queue on a question of that many
 answers (the corpora's answers pooled into one question) after a grader moved a tenth of them
@@ -50,7 +52,7 @@ from quality import embedder, load_corpora, references_of  # noqa: E402
 from grouper.clustering import group_embeddings  # noqa: E402
 from grouper.edits import GradeGroup, Move, QuestionState, apply, initial_state, make_edit  # noqa: E402
 from grouper.evaluation.oracle import grade_scale  # noqa: E402
-from grouper.review import grader_moves, review_queue  # noqa: E402
+from grouper.review import DOUBTFUL_LEAD, grader_moves, review_queue  # noqa: E402
 
 GRADER = "ta"
 
@@ -89,6 +91,8 @@ def quality(cache: str | None) -> None:
         by_id = {a.answer_id: vectors[i] for i, a in enumerate(question.answers)}
         split = (question.dataset or "", question.split or "all")
         _doubtful(question, vectors, references, by_id, doubts.setdefault(split, Counter()))
+        if references is not None:
+            _doubtful(question, vectors, None, by_id, doubts.setdefault(("", "no references"), Counter()))
         state, gold = graded_apart(question, vectors, references)
         grade = {
             g: Counter(gold[a] for a in group.members).most_common(1)[0][0]
@@ -117,13 +121,18 @@ def quality(cache: str | None) -> None:
         print(_row(f"{dataset}, {split}", c))
     print(_row("all", total))
     print()
-    print("| corpus, split | doubtful | misplaced | all members misplaced (peer) | ratio | useful moves | harmful moves |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| corpus, split | doubtful | misplaced | all members misplaced (peer) | ratio "
+        "| any closer centre (peer): offered | useful | harmful | leading by the margin: offered | useful | harmful |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    without = doubts.pop(("", "no references"), Counter())
     total = Counter()
     for (dataset, split), c in doubts.items():
         total.update(c)
         print(_doubt_row(f"{dataset}, {split}", c))
     print(_doubt_row("all", total))
+    print(_doubt_row("all, grouped without reference answers", without))
 
 
 def _doubtful(question, vectors, references, by_id, count: Counter) -> None:
@@ -138,14 +147,20 @@ def _doubtful(question, vectors, references, by_id, count: Counter) -> None:
             count["members"] += len(group.members)
             count["members misplaced"] += sum(gold[a] != grade[g] for a in group.members)
     groups = {g: group.members for g, group in state.groups.items()}
-    for item in review_queue(groups, state.ungrouped, by_id, settled=blank):
-        if item.reason != "doubtful":
-            continue
-        here, there = grade[item.current_group] == gold[item.answer_id], grade[item.suggested_group] == gold[item.answer_id]
-        count["doubtful"] += 1
-        count["misplaced"] += not here
-        count["useful"] += there and not here
-        count["harmful"] += here and not there
+    for name, lead in (("peer", 0.0), ("ours", DOUBTFUL_LEAD)):
+        for item in review_queue(groups, state.ungrouped, by_id, settled=blank, doubtful_lead=lead):
+            if item.reason != "doubtful":
+                continue
+            here = grade[item.current_group] == gold[item.answer_id]
+            if name == "ours":  # the same members either way: count them once
+                count["doubtful"] += 1
+                count["misplaced"] += not here
+            if item.suggested_group is None:
+                continue
+            there = grade[item.suggested_group] == gold[item.answer_id]
+            count[f"{name} offered"] += 1
+            count[f"{name} useful"] += there and not here
+            count[f"{name} harmful"] += here and not there
 
 
 def _doubt_row(name: str, c: Counter) -> str:
@@ -153,7 +168,8 @@ def _doubt_row(name: str, c: Counter) -> str:
     base = c["members misplaced"] / max(c["members"], 1)
     return (
         f"| {name} | {c['doubtful']:,} | {c['misplaced'] / n:.2f} | {base:.2f} | {c['misplaced'] / n / base:.2f} | "
-        f"{c['useful']:,} | {c['harmful']:,} |"
+        + " | ".join(f"{c[f'{who} {what}']:,}" for who in ("peer", "ours") for what in ("offered", "useful", "harmful"))
+        + " |"
     )
 
 

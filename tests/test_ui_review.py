@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from grouper.edits import GroupState, QuestionState
 from grouper.review import (
+    DOUBTFUL_LEAD,
+    GraderMoves,
     confidence_cue,
     least_typical_first,
     listing_order,
+    no_suggestion_reason,
     project_2d,
     review_queue,
     typicality,
@@ -64,6 +67,31 @@ def test_queue_offers_nearest_group_for_ungrouped_then_doubtful_members():
     own = _unit(*np.mean([VECTORS[a] for a in groups[1]], axis=0))
     assert queue[1].current_similarity == pytest.approx(float(own @ VECTORS["odd"]))
     assert queue[1].current_similarity < queue[1].similarity
+
+
+def test_a_doubtful_member_is_offered_a_group_only_when_it_leads_its_own_clearly():
+    """Another centre barely closer than the member's own is a coin flip on the benchmark
+    corpora (more harmful moves than useful ones, ``benchmarks/review_queue.py``): the member
+    is still listed, with no group to move it to; a clear lead is offered."""
+    groups = {1: ["a1", "a2", "a3"], 2: ["b1", "b2", "lost", "mid"]}
+    close = dict(VECTORS, mid=_unit(1, 0.7, 0))  # 0.82 to group 1, 0.75 to its own group 2
+    (item,) = review_queue(groups, [], close, doubtful_below=0.8)
+    assert (item.answer_id, item.reason, item.current_group) == ("mid", "doubtful", 2)
+    assert (item.suggested_group, item.similarity) == (None, 0.0)
+    assert item.current_similarity == pytest.approx(0.747, abs=1e-3)
+    (peer,) = review_queue(groups, [], close, doubtful_below=0.8, doubtful_lead=0.0)  # the rule before
+    assert peer.suggested_group == 1 and peer.similarity - peer.current_similarity < DOUBTFUL_LEAD
+    clear = dict(VECTORS, mid=_unit(1, 0.5, 0))  # 0.89 to group 1, 0.66 to its own
+    (item,) = review_queue(groups, [], clear, doubtful_below=0.8)
+    assert item.suggested_group == 1 and item.similarity - item.current_similarity >= DOUBTFUL_LEAD
+
+
+def test_the_reason_a_doubtful_member_has_no_suggestion_gives_its_own_similarity():
+    groups = {1: ["a1", "a2", "a3"], 2: ["b1", "b2", "lost", "mid"]}
+    (item,) = review_queue(groups, [], dict(VECTORS, mid=_unit(1, 0.7, 0)), doubtful_below=0.8)
+    moves = GraderMoves({}, frozenset(), {})
+    assert no_suggestion_reason(moves, item) == "no other group is clearly closer (0.75 to group 2, where it is)"
+    assert no_suggestion_reason(moves, "lost") == "no group is close"
 
 
 def test_confirmed_groups_are_not_second_guessed():

@@ -31,7 +31,7 @@ def _line(item: QueueItem, text: str, state: QuestionState, moves: GraderMoves) 
     if away:
         where += f" (moved out of group {', '.join(map(str, away))})"
     if item.suggested_group is None:
-        hint = no_suggestion_reason(moves, item.answer_id)
+        hint = no_suggestion_reason(moves, item)
     else:
         group = state.groups[item.suggested_group]
         own = f"; {item.current_similarity:.2f} to its own" if item.reason == "doubtful" else ""

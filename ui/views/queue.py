@@ -6,8 +6,9 @@ The suggestions come from ``grouper.review.question_queue`` (centres of the curr
 computed from the cached embeddings), following the graders' moves (``grader_moves``): an
 answer a grader moved out of a group is not suggested back into it, nor into a group graded as
 it is, and neither one a grader moved into its group nor a member of a group a grader merged,
-split, renamed or made is listed as doubtful. Accepting one appends a ``Move`` edit like any
-other.
+split, renamed or made is listed as doubtful. A doubtful member is offered another group only
+when that group's centre leads its own clearly (``DOUBTFUL_LEAD``); otherwise the row says so.
+Accepting a suggestion appends a ``Move`` edit like any other.
 Grading an answer appends a ``GradeAnswer`` (its own grade, which wins over any group's): an
 answer that fits no group is graded in one action instead of being made a group of one. An
 ungrouped answer with its own grade is done, so it leaves the queue.
@@ -88,7 +89,7 @@ def queue() -> None:
                 with row[0]:
                     rubric_panel.answer_grade_form(question_id, state, item.answer_id, "answer", presets)
             if item.suggested_group is None:
-                row[1].text(no_suggestion_reason(moves, item.answer_id))
+                row[1].text(no_suggestion_reason(moves, item))
                 continue
             suggested = state.groups[item.suggested_group]
             with row[1]:
