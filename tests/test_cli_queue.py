@@ -76,3 +76,30 @@ def test_queue_top_and_bad_input(queued_db, capsys):
     assert "question 'nope' is not in" in err and "(known: q1)" in err
     assert main(["queue", "--db", str(path), "-q", "q1", "--top", "-1"]) == 2
     assert "--top must be 0 (all) or more" in capsys.readouterr().err
+
+
+def test_a_doubtful_member_with_no_clear_lead_is_listed_without_a_group(tmp_path, encoder, capsys, monkeypatch):
+    """The sample capital question as imported: its doubtful members are offered another group
+    only when that group's centre leads their own by DOUBTFUL_LEAD; the others say so."""
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.review import DOUBTFUL_LEAD
+
+    path = tmp_path / "grades.sqlite"
+    monkeypatch.setenv("GROUPER_MODELS_DIR", str(tmp_path / "models"))
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv"
+    with Store.open(path) as store:
+        import_questions(store, load_answers(sample), encoder)
+    assert main(["queue", "--db", str(path), "-q", "q1", "--json"]) == 0
+    doubtful = [row for row in json.loads(capsys.readouterr().out)["queue"] if row["reason"] == "doubtful"]
+    offered = [row for row in doubtful if row["suggested_group"] is not None]
+    alone = [row for row in doubtful if row["suggested_group"] is None]
+    assert alone, doubtful
+    assert all(row["similarity"] - row["current_similarity"] >= DOUBTFUL_LEAD for row in offered)
+    assert all(row["similarity"] == 0.0 and 0 < row["current_similarity"] < 1 for row in alone)
+    assert main(["queue", "--db", str(path), "-q", "q1"]) == 0
+    out = capsys.readouterr().out
+    row = alone[0]
+    own = f"{row['current_similarity']:.2f} to group {row['current_group']}"
+    assert f"no other group is clearly closer ({own}, where it is)" in out
