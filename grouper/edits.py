@@ -444,6 +444,15 @@ class QuestionState:
         group_id = self.location[answer_id]
         return None if group_id is None else self.groups[group_id].grade
 
+    def graded_count(self) -> int:
+        """How many answers have an effective grade (their own, or their group's): what is
+        left to grade is the rest. Linear in the groups' members, not in the log."""
+        count = len(self.overrides)
+        for group in self.groups.values():
+            if group.grade is not None:
+                count += sum(1 for m in group.members if m not in self.overrides)
+        return count
+
     def grade_check(self, answer_id: str) -> GradeCheck | None:
         """The check of the answer's grade, when a grader checked the grade it has now;
         ``None`` when unchecked, or checked at a grade it no longer has."""

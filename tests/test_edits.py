@@ -74,6 +74,17 @@ def test_initial_state_follows_the_grouping(start):
     assert start.group_of("a4") == 2 and start.group_of("a6") is None
 
 
+def test_graded_count_counts_each_answer_with_an_effective_grade_once(start):
+    log = Log(start)
+    assert log.state.graded_count() == 0
+    log.do("ada", GradeGroup(1, 1.0))  # a0..a3
+    log.do("ada", GradeAnswer("a1", 0.5))  # already graded by its group: still one answer
+    log.do("ada", GradeAnswer("a6", 0.0))  # ungrouped, graded on its own
+    state = log.do("ada", GradeAnswer("a4", 1.0))  # in an ungraded group
+    assert state.graded_count() == 6
+    assert state.graded_count() == sum(state.grade_of(a) is not None for a in state.answer_ids)
+
+
 def test_initial_state_refuses_a_grouping_of_another_length():
     with pytest.raises(ValueError, match="labels 10 answers but there are 9"):
         initial_state("q1", IDS[:9], _grouping())

@@ -597,6 +597,29 @@ def test_a_grade_given_before_is_given_again_in_one_click(app, db):
     assert successes(app) == ["Group 2 graded 1."]
 
 
+def test_the_groups_page_says_how_many_answers_are_graded_and_how_many_to_go(app, db):
+    def progress() -> tuple[float, str]:
+        (bar,) = app.get("progress")
+        return bar.proto.value, bar.proto.text
+
+    n = len(state(db).answer_ids)
+    assert progress() == (0, f"0 of {n} answers graded, {n} to go.")
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, GradeGroup(1, 1.0))
+    app.run()
+    size = len(state(db).groups[1].members)
+    value, text = progress()
+    assert text == f"{size} of {n} answers graded, {n - size} to go."
+    assert value == pytest.approx(100 * size / n, abs=1), value
+    with Store.open(db) as store:
+        for gid in [g for g in state(db).groups if g != 1]:
+            store.append("q1", "Ben", None, GradeGroup(gid, 0.0))
+        for answer_id in state(db).ungrouped:
+            store.append("q1", "Ben", None, GradeAnswer(answer_id, 0.0))
+    app.run()
+    assert progress() == (100, f"All {n} answers graded.")
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"

@@ -280,6 +280,13 @@ def _adapt() -> None:
 
 
 @st.fragment
+def _progress_text(done: int, answers: int) -> str:
+    """How much of the question is graded, e.g. "142 of 185 answers graded, 43 to go"."""
+    if done == answers:
+        return f"All {answers} answers graded."
+    return f"{done} of {answers} answers graded, {answers - done} to go."
+
+
 def workspace() -> None:
     """The group list and the open group; reruns alone on every click inside it."""
     state = ui_common.load_state(question_id)
@@ -300,6 +307,8 @@ def workspace() -> None:
         f"{len(order)} groups: {confirmed} confirmed, {graded} graded; "
         f"{len(state.ungrouped)} answers ungrouped. Version {state.version}."
     )
+    answers, done = len(state.location), state.graded_count()
+    st.progress(done / answers if answers else 1.0, text=_progress_text(done, answers))
     _max_score_line(state)
     _references_editor(state)
     rubric_panel.editor(question_id, state)
