@@ -155,7 +155,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print()
         return 0
     texts = {a.answer_id: a.text for a in store.answers(args.question)}
-    graded = sum(state.grade_of(a) is not None for a in state.positions)
+    graded = state.graded_count()
     print(
         f"Question {state.question_id}, version {state.version}: {len(state.positions)} answers, "
         f"{len(state.groups)} groups, {len(state.ungrouped)} ungrouped, {graded} graded"
