@@ -155,6 +155,10 @@ def test_show_lists_questions_and_groups(db, capsys):
     status, out, _ = run(capsys, "show", "-q", "q1", "--json")
     shown = json.loads(out)
     assert shown["version"] == 1 and shown["groups"][1]["score"] == 0.0 and shown["ungrouped"] == ["a6", "a7"]
+    size = len(shown["groups"][1]["members"])
+    edit(capsys, "grade-answer", "a6", "1")
+    status, out, _ = run(capsys, "show", "-q", "q1")
+    assert f"2 ungrouped, {size + 1} graded" in out.splitlines()[0]
 
 
 def test_exports_from_the_command_line(db, capsys, tmp_path):
