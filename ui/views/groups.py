@@ -564,7 +564,10 @@ def _references_editor(state: QuestionState) -> None:
             "Regroup the answers nobody has reviewed",
             key=f"references-regroup-{question_id}",
             on_click=_regroup_by_references,
-            help="Confirmed and graded groups never move",
+            help=(
+                "Confirmed and graded groups, groups a grader merged, split, renamed or made, and answers a "
+                "grader moved never move"
+            ),
         )
 
 
