@@ -31,6 +31,7 @@ __all__ = [
     "grade_rows",
     "neutralise",
     "read_grades_csv",
+    "student_of",
     "unneutralise",
     "write_edit_log_jsonl",
     "write_grades_csv",
@@ -199,6 +200,12 @@ def write_rubric_csv(state: QuestionState, answers: Sequence[Answer], out: IO[st
     return n
 
 
+def student_of(row: GradeRow) -> str:
+    """Whose answer a grade row is, as the grades-by-student file keys it: the student id, or
+    ``answer:<id>`` for an answer without one (it stands for itself)."""
+    return row.student_id or f"answer:{row.answer_id}"
+
+
 def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     """Write one row per student: a score column per question and their total.
 
@@ -219,8 +226,7 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
         if row.question_id not in question_ids:
             question_ids.append(row.question_id)
             maxima[row.question_id] = row.max_score
-        student = row.student_id or f"answer:{row.answer_id}"
-        table.setdefault(student, {})[row.question_id] = row.score
+        table.setdefault(student_of(row), {})[row.question_id] = row.score
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["student_id", *(neutralise(q) for q in question_ids), "total"])
     if any(m is not None for m in maxima.values()):

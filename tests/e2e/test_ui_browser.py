@@ -21,6 +21,8 @@ from conftest import click_table_row, go_to, message, pick_question, serve, sett
 
 from grouper.answers import load_answers
 from grouper.edits import Confirm, GradeAnswer, GradeGroup, Merge, Move, Undo
+from grouper.exports import write_pairs_jsonl
+from grouper.feedback import PairFilter, training_pairs
 from grouper.intake import import_questions
 from grouper.review import listing_order
 from grouper.store import Store
@@ -156,6 +158,10 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     with page.expect_download() as download:
         page.get_by_role("button", name="Grades (CSV, one row per answer)").click()
     grades = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    # The files are built on the click (deferred): the pairs file is the CLI's, byte for byte.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Training pairs (JSONL)").click()
+    pairs_file = Path(download.value.path()).read_text(encoding="utf-8")
     screenshots(page, "export")
     assert guard.outside == []
 
@@ -181,6 +187,10 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     # on its own has a score.
     assert len(grades) == len(initial.answer_ids)
     assert [(r["answer_id"], r["score"]) for r in grades if r["score"]] == [(move.answer_ids[0], "0")]
+    expected = io.StringIO(newline="")
+    with Store.open(db) as store:
+        write_pairs_jsonl(training_pairs(store, select=PairFilter(question_ids=frozenset({"q1"}))), expected)
+    assert pairs_file == expected.getvalue() and pairs_file.count("\n") > 0
     print(f"\nmove click -> page updated: {move_seconds:.2f} s ({len(initial.answer_ids)} answers)")
 
 
