@@ -158,7 +158,6 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     with page.expect_download() as download:
         page.get_by_role("button", name="Grades (CSV, one row per answer)").click()
     grades = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
-    settle(page)  # a download's click reruns the page: the next button is drawn again
     # The files are built on the click (deferred): the pairs file is the CLI's, byte for byte.
     with page.expect_download() as download:
         page.get_by_role("button", name="Training pairs (JSONL)").click()

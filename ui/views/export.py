@@ -46,7 +46,10 @@ suffix = question_id if len(question_ids) == 1 else "all"
 
 
 def _deferred(write: Callable[[IO[str]], object]) -> Callable[[], bytes]:
-    """The file ``write`` makes, as Streamlit's deferred download data: run on the click."""
+    """The file ``write`` makes, as Streamlit's deferred download data: run on the click.
+
+    Its buttons are ``on_click="ignore"``: a rerun on the click would register the files again
+    under new ids while the browser is still fetching the old one (a download lost in CI)."""
 
     def render() -> bytes:
         buffer = io.StringIO(newline="")
@@ -87,6 +90,7 @@ cols[0].download_button(
     mime="text/csv",
     key="download-grades",
     icon=":material/download:",
+    on_click="ignore",
 )
 cols[1].download_button(
     f"Grades by student (CSV, {students} students)",
@@ -95,6 +99,7 @@ cols[1].download_button(
     mime="text/csv",
     key="download-grades-by-student",
     icon=":material/download:",
+    on_click="ignore",
 )
 rubric_question = question_ids[0] if len(question_ids) == 1 else None
 rubric_state = None if rubric_question is None else states[rubric_question]
@@ -106,6 +111,7 @@ if rubric_state is not None and rubric_state.rubric:
         mime="text/csv",
         key="download-rubric",
         icon=":material/download:",
+        on_click="ignore",
         help="1 where an answer's grade has the item, 0 where its rubric grade lacks it, empty where the "
         "rubric was not used; with each grade's point adjustment",
     )
@@ -122,6 +128,7 @@ cols[0].download_button(
     mime="application/jsonl",
     key="download-log",
     icon=":material/download:",
+    on_click="ignore",
 )
 cols[1].download_button(
     "Training pairs (JSONL)",
@@ -130,4 +137,5 @@ cols[1].download_button(
     mime="application/jsonl",
     key="download-pairs",
     icon=":material/download:",
+    on_click="ignore",
 )
