@@ -65,7 +65,8 @@ def _pairs(out: IO[str]) -> int:
 
 
 # Each question's state and answers are read once: the counts, the grades files and the rubric
-# file share them (the files are built from this draw's reading, so they match its counts).
+# file share them (those files match the counts shown; the pairs are derived from the log as it
+# is at the click).
 states = {q: store.state(q) for q in question_ids}
 answers = {q: store.answers(q) for q in question_ids}
 rows = [r for q in question_ids for r in grade_rows(states[q], answers[q])]
@@ -117,8 +118,8 @@ if rubric_state is not None and rubric_state.rubric:
     )
 st.subheader("Edit log and training signal")
 st.text(
-    f"{len(log)} edits. The training pairs (must-link / cannot-link) derived from them are counted and "
-    "written when you download them: on a long log they are many."
+    f"{len(log)} edits. The training pairs (must-link / cannot-link) are derived from them when you "
+    "download them: on a long log they are many."
 )
 cols = st.columns(2)
 cols[0].download_button(
