@@ -597,6 +597,23 @@ def test_a_grade_given_before_is_given_again_in_one_click(app, db):
     assert successes(app) == ["Group 2 graded 1."]
 
 
+def test_the_busy_parts_of_the_pages_rerun_alone_as_fragments():
+    """A click in the groups workspace, the queue, the check list or the history reruns only
+    that part (``st.fragment``), not the whole page: a helper once slipped in between the
+    decorator and the groups workspace, and the workspace silently stopped being one."""
+    import ast
+
+    expected = {"groups.py": "workspace", "queue.py": "queue", "check.py": "check", "history.py": "page"}
+    for name, function in expected.items():
+        tree = ast.parse((REPO / "ui" / "views" / name).read_text(encoding="utf-8"))
+        fragments = {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and any(ast.unparse(d) == "st.fragment" for d in node.decorator_list)
+        }
+        assert fragments == {function}, (name, fragments)
+
+
 def test_the_groups_page_says_how_many_answers_are_graded_and_how_many_to_go(app, db):
     def progress() -> tuple[float, str]:
         (bar,) = app.get("progress")

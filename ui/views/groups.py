@@ -279,7 +279,6 @@ def _adapt() -> None:
 # --------------------------------------------------------------------------- the workspace
 
 
-@st.fragment
 def _progress_text(done: int, answers: int) -> str:
     """How much of the question is graded, e.g. "142 of 185 answers graded, 43 to go"."""
     if done == answers:
@@ -287,6 +286,7 @@ def _progress_text(done: int, answers: int) -> str:
     return f"{done} of {answers} answers graded, {answers - done} to go."
 
 
+@st.fragment
 def workspace() -> None:
     """The group list and the open group; reruns alone on every click inside it."""
     state = ui_common.load_state(question_id)
