@@ -69,6 +69,12 @@ VARIANTS: dict[str, Variant] = {
         replace(DEFAULT, cluster_selection_epsilon=0.3),
         False,
     ),
+    "no-quantities": Variant(
+        "product defaults, but numeric questions not grouped by final quantity", replace(DEFAULT, quantities=False)
+    ),
+    "no-references-no-quantities": Variant(
+        "no-references, and numeric questions not grouped by final quantity", replace(DEFAULT, quantities=False), False
+    ),
     "scale-2": Variant("reference groups, sqrt(n)/2 of them", replace(DEFAULT, group_scale=2.0)),
     "scale-2.5": Variant("reference groups, sqrt(n)/2.5 of them", replace(DEFAULT, group_scale=2.5)),
     "scale-3.5": Variant("reference groups, sqrt(n)/3.5 of them", replace(DEFAULT, group_scale=3.5)),

@@ -63,6 +63,11 @@ class GroupingSettings:
         What happens to the answers HDBSCAN leaves out: ``"group"`` puts them in one group of
         other answers (when there are at least ``min_cluster_size``), so that their most
         common grade is given at once rather than one by one; ``"ungrouped"`` leaves them.
+    quantities : bool
+        On a question that asks for a number (:func:`grouper.quantities.is_numeric_question`),
+        answers ending in the same value and unit ("19.6 m/s") form one group when at least
+        ``min_cluster_size`` students wrote it, before the rest is grouped as usual: there the
+        final quantity decides the grade, and embeddings and reference signals barely see it.
     """
 
     min_cluster_size: int = 3
@@ -73,6 +78,7 @@ class GroupingSettings:
     use_references: bool = True
     group_scale: float = 3.0
     leftovers: str = "group"
+    quantities: bool = True
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter, its value and the rule."""
@@ -189,11 +195,25 @@ def group_embeddings(
         return_counts=True,
     )
     unique_vectors = vectors[content[first]].astype(np.float64)
-    if references is not None and settings.use_references and len(content) >= settings.min_cluster_size:
-        unique_texts = [str(k) for k in unique_keys]
-        unique_labels, unique_conf = _reference_groups(unique_vectors, unique_texts, counts, references, settings)
-    else:
-        unique_labels, unique_conf = _cluster_unique(unique_vectors, counts, settings)
+    unique_texts = [str(k) for k in unique_keys]
+    unique_labels = np.full(len(unique_texts), UNGROUPED, dtype=np.int64)
+    unique_conf = np.zeros(len(unique_texts), dtype=np.float64)
+    titles: dict[int, str] = {}
+    rest = np.arange(len(unique_texts))
+    if settings.quantities:
+        # On a question that asks for a number, the final value and unit decide the grade:
+        # answers that end in the same quantity are one group, whatever else they say.
+        rest = _quantity_groups(unique_texts, counts, settings.min_cluster_size, unique_labels, titles)
+        unique_conf[unique_labels != UNGROUPED] = 1.0
+    if len(rest):
+        offset = int(unique_labels.max()) + 1
+        rest_texts = [unique_texts[i] for i in rest]
+        if references is not None and settings.use_references and counts[rest].sum() >= settings.min_cluster_size:
+            rest_labels, rest_conf = _reference_groups(unique_vectors[rest], rest_texts, counts[rest], references, settings)
+        else:
+            rest_labels, rest_conf = _cluster_unique(unique_vectors[rest], counts[rest], settings)
+        unique_labels[rest] = np.where(rest_labels == UNGROUPED, UNGROUPED, rest_labels + offset)
+        unique_conf[rest] = rest_conf
     labels[content] = unique_labels[inverse]
     confidence[content] = unique_conf[inverse]
 
@@ -204,7 +224,7 @@ def group_embeddings(
         # grader one decision plus one per exception, never more than grading them one by one.
         leftover_label = int(labels.max()) + 1
         labels[left] = leftover_label
-    labels, groups = _renumber_and_describe(labels, vectors, texts, confidence, leftover_label)
+    labels, groups = _renumber_and_describe(labels, vectors, texts, confidence, leftover_label, titles)
     if blank.any():
         blank_id = len(groups) + 1
         labels[blank] = blank_id
@@ -230,6 +250,22 @@ def _cluster_unique(
         conf[i] = 1.0
         next_label += 1
     return labels, conf
+
+
+def _quantity_groups(
+    texts: Sequence[str], counts: np.ndarray, min_size: int, labels: np.ndarray, titles: dict[int, str]
+) -> np.ndarray:
+    """On a numeric question, label the distinct texts that end in a quantity at least
+    ``min_size`` students wrote (ids 0, 1, ...; ``labels`` and ``titles`` are filled in);
+    return the indices of the other texts, for the usual grouping."""
+    from grouper.quantities import is_numeric_question, quantity_classes, quantity_title
+
+    if not is_numeric_question(texts, counts):
+        return np.arange(len(texts))
+    for label, (quantity, members) in enumerate(quantity_classes(texts, counts, min_size)):
+        labels[members] = label
+        titles[label] = quantity_title(quantity)
+    return np.flatnonzero(labels == UNGROUPED)
 
 
 def _reference_groups(
@@ -306,11 +342,14 @@ def _renumber_and_describe(
     texts: Sequence[str],
     confidence: np.ndarray,
     leftover_label: int | None = None,
+    titles: dict[int, str] | None = None,
 ) -> tuple[np.ndarray, list[Group]]:
     """Give groups ids 1..k by size (ties: earliest member), order members, pick titles.
 
-    The group of leftovers (``leftover_label``) is titled as such: no one answer stands for it.
+    The group of leftovers (``leftover_label``) is titled as such: no one answer stands for
+    it; so are the groups with a title given in ``titles`` (by their label).
     """
+    titles = titles or {}
     raw_ids = [int(g) for g in np.unique(labels) if g != UNGROUPED]
     members_of = {g: np.flatnonzero(labels == g) for g in raw_ids}
     raw_ids.sort(key=lambda g: (-len(members_of[g]), int(members_of[g][0])))
@@ -320,7 +359,10 @@ def _renumber_and_describe(
         members = members_of[raw]
         new_labels[members] = new_id
         ordered = _most_typical_first(members, vectors)
-        title = _LEFTOVERS_TITLE if raw == leftover_label else _title(texts[ordered[0]])
+        if raw == leftover_label:
+            title = _LEFTOVERS_TITLE
+        else:
+            title = titles.get(raw) or _title(texts[ordered[0]])
         groups.append(Group(new_id, title, tuple(ordered.tolist())))
     return new_labels, groups
 

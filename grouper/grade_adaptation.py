@@ -10,7 +10,9 @@ yet:
    the grades they got; it needs at least two different grades;
 2. the free answers (see :func:`grouper.regroup.fixed_answers`) are placed in a plane made of
    their two reference signals and the model's centred log-probabilities of each grade
-   (scaled by ``weight``), and cut by k-means into as many groups as were still waiting;
+   (scaled by ``weight``), and cut by k-means into as many groups as were still waiting; on
+   a question asking for a number, answers ending in the same quantity stay one group
+   (:mod:`grouper.quantities`);
 3. the regrouping is planned as ordinary edits (:func:`grouper.regroup.plan_regroup`), so the
    grouping stays a fold of the log and confirmed work never moves.
 
@@ -33,6 +35,7 @@ import numpy as np
 from grouper.answers import Answer
 from grouper.clustering import UNGROUPED
 from grouper.edits import Payload, QuestionState
+from grouper.quantities import QUANTITY_CLASS_SIZE, is_numeric_question, quantity_classes, quantity_title
 from grouper.references import References, reference_signals
 
 if TYPE_CHECKING:
@@ -167,26 +170,36 @@ def adapt_to_grades(
     free = np.array([i for i, a in enumerate(ids) if a not in fixed and texts[i]], dtype=np.int64)
     if len(free) < 2:
         return []
-    # As many groups as still wait for review (a kept group's members are all fixed).
-    waiting = sum(1 for g in state.groups.values() if any(m not in fixed for m in g.members))
-    k = min(max(1, waiting), len(free))
-    points = np.column_stack([signals[free], settings.weight * logp[free]])
-    if k > 1:
-        cut = KMeans(n_clusters=k, n_init=4, random_state=0).fit(points)
-        labels, centres = cut.labels_, cut.cluster_centers_
-    else:
-        labels, centres = np.zeros(len(free), dtype=np.int64), points.mean(axis=0, keepdims=True)
     clusters: list[list[str]] = []
     titles: list[str] = []
-    for c in range(len(centres)):
-        members = free[labels == c]
-        if len(members) == 0:
-            continue
-        # Most typical first: nearest to the cut's centre.
-        distance = np.linalg.norm(points[labels == c] - centres[c], axis=1)
-        ordered = members[np.argsort(distance, kind="stable")]
-        clusters.append([ids[i] for i in ordered])
-        titles.append(texts[ordered[0]][:60])
+    if is_numeric_question(texts):
+        # Answers ending in the same quantity stay one group, as the grouping made them: on a
+        # question asking for a number, that is surer than anything the grade model learns.
+        in_class = np.zeros(len(free), dtype=bool)
+        for quantity, members in quantity_classes([texts[i] for i in free], min_size=QUANTITY_CLASS_SIZE):
+            in_class[members] = True
+            clusters.append([ids[i] for i in free[members]])
+            titles.append(quantity_title(quantity))
+        free = free[~in_class]
+    if len(free):
+        # As many groups as still wait for review (a kept group's members are all fixed).
+        waiting = sum(1 for g in state.groups.values() if any(m not in fixed for m in g.members))
+        k = min(max(1, waiting - len(clusters)), len(free))
+        points = np.column_stack([signals[free], settings.weight * logp[free]])
+        if k > 1:
+            cut = KMeans(n_clusters=k, n_init=4, random_state=0).fit(points)
+            labels, centres = cut.labels_, cut.cluster_centers_
+        else:
+            labels, centres = np.zeros(len(free), dtype=np.int64), points.mean(axis=0, keepdims=True)
+        for c in range(len(centres)):
+            members = free[labels == c]
+            if len(members) == 0:
+                continue
+            # Most typical first: nearest to the cut's centre.
+            distance = np.linalg.norm(points[labels == c] - centres[c], axis=1)
+            ordered = members[np.argsort(distance, kind="stable")]
+            clusters.append([ids[i] for i in ordered])
+            titles.append(texts[ordered[0]][:60])
     order = sorted(range(len(clusters)), key=lambda c: (-len(clusters[c]), c))
     return plan_regroup(state, [clusters[c] for c in order], [titles[c] for c in order])
 

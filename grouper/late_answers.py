@@ -6,7 +6,9 @@ placed by :class:`grouper.placement.PlacementIndex` against the question's *curr
 the space the groups were made in. It joins a group only when nobody has reviewed that group:
 a confirmed or graded group is never given an answer no grader has seen, since that would
 grade it silently. Such an answer waits ungrouped, with that group as its suggestion (the
-ungrouped queue offers the move in one click).
+ungrouped queue offers the move in one click). On a question that asks for a number, an
+answer ending in the quantity all of one group's answers end in goes to that group
+(:mod:`grouper.quantities`), under the same rule.
 
 Adding is one :class:`grouper.edits.AddAnswers` edit, logged with the new answer rows in one
 transaction (:meth:`grouper.store.Store.add_answers`), so the log still replays to the state.
@@ -24,6 +26,7 @@ from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED
 from grouper.edits import CONFIRMED, Edit, QuestionState
 from grouper.placement import PlacementIndex, PlacementSettings
+from grouper.quantities import QUANTITY_CLASS_SIZE, Quantity, final_quantity, is_numeric_question
 
 if TYPE_CHECKING:
     from grouper.embedding import Encoder
@@ -55,6 +58,23 @@ class LateAnswers:
 def _reviewed(state: QuestionState, group_id: int) -> bool:
     group = state.groups[group_id]
     return group.status == CONFIRMED or group.grade is not None
+
+
+def _quantity_groups(texts: Sequence[str], labels: np.ndarray) -> dict[Quantity, int]:
+    """On a numeric question, each final quantity that at least ``QUANTITY_CLASS_SIZE``
+    grouped answers end in, all of them in one group, and that group."""
+    if not is_numeric_question(texts):
+        return {}
+    where: dict[Quantity, set[int]] = {}
+    count: dict[Quantity, int] = {}
+    for text, label in zip(texts, labels.tolist(), strict=True):
+        quantity = final_quantity(text)
+        if quantity is not None and label != UNGROUPED:
+            where.setdefault(quantity, set()).add(label)
+            count[quantity] = count.get(quantity, 0) + 1
+    return {
+        q: next(iter(groups)) for q, groups in where.items() if len(groups) == 1 and count[q] >= QUANTITY_CLASS_SIZE
+    }
 
 
 def place_late_answers(
@@ -92,14 +112,22 @@ def place_late_answers(
     if not late:
         return [], []
     labels = np.array([UNGROUPED if state.location[a.answer_id] is None else state.location[a.answer_id] for a in answers])
-    placement = PlacementIndex(vectors, [a.normalized for a in answers], labels, settings).place(
-        late_vectors, [a.normalized for a in late]
-    )
+    texts = [a.normalized for a in answers]
+    late_texts = [a.normalized for a in late]
+    placement = PlacementIndex(vectors, texts, labels, settings).place(late_vectors, late_texts)
+    by_quantity = _quantity_groups(texts, labels)
     places: list[int | None] = []
     suggestions: list[int | None] = []
-    for label, suggestion in zip(placement.labels.tolist(), placement.suggestion.tolist(), strict=True):
+    for i, (label, suggestion) in enumerate(zip(placement.labels.tolist(), placement.suggestion.tolist(), strict=True)):
         best = None if suggestion == UNGROUPED else int(suggestion)
         chosen = None if label == UNGROUPED else int(label)
+        if by_quantity and not placement.duplicate[i]:
+            # On a numeric question the final quantity says more than the embedding: an
+            # answer ending in a group's quantity goes there (an exact repeat still follows
+            # its copies, which a grader may have moved).
+            same = by_quantity.get(final_quantity(late_texts[i]))
+            if same is not None:
+                chosen = best = same
         places.append(chosen if chosen is not None and not _reviewed(state, chosen) else None)
         suggestions.append(chosen if chosen is not None else best)
     return places, suggestions

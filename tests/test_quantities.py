@@ -1,0 +1,250 @@
+"""Numeric questions: the final quantity of an answer (grouper.quantities), the grouping by it
+(grouper.clustering, real encoder on small inputs) and its survival in the grade adaptation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grouper.answers import Answer, Question, load_answers
+from grouper.clustering import Group, Grouping, GroupingSettings, group_embeddings
+from grouper.edits import Confirm, GradeAnswer, GradeGroup
+from grouper.embedding import Encoder
+from grouper.grade_adaptation import GradeAdaptationSettings, adapt_to_grades
+from grouper.late_answers import place_late_answers
+from grouper.quantities import (
+    NUMERIC_SHARE,
+    QUANTITY_CLASS_SIZE,
+    Quantity,
+    final_quantity,
+    is_numeric_question,
+    is_quantity_answer,
+    quantity_classes,
+    quantity_title,
+)
+from grouper.references import embedded_references
+from grouper.store import Store
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit"),
+    [
+        ("19.6 m/s", 19.6, "m/s"),
+        ("19.6m/s", 19.6, "m/s"),
+        ("19.60 M/S", 19.6, "m/s"),
+        ("19,6 m/s", 19.6, "m/s"),  # a decimal comma
+        ("19.6 m/ s", 19.6, "m/s"),
+        ("v = gt = 9.8*2 = 19.6 m/s", 19.6, "m/s"),  # the last value is the answer
+        ("v=u+at, v=0+(9.8)(2.0), v=19.6m/s", 19.6, "m/s"),
+        ("It is moving at 19.6 m/s when it lands.", 19.6, "m/s"),
+        ("19.6 m/s downwards", 19.6, "m/s"),  # a longer word ends the unit
+        ("19.6 m/s^2 because it is accelerating", 19.6, "m/s^2"),  # the exponent is the unit's
+        ("19.6 m/s².", 19.6, "m/s^2"),
+        ("19.6 ms-1", 19.6, "ms^-1"),
+        ("19.6 m/s2", 19.6, "m/s^2"),  # NFKC's "m/s²"
+        ("<i>39.2</i> m/s", 39.2, ""),  # markup is no unit
+        ("19.6 m s^-1", 19.6, "m s^-1"),
+        ("19.6 meters per second", 19.6, "meters per second"),
+        ("19.6", 19.6, ""),
+        ("19.6 and rising", 19.6, ""),  # a joining word is no unit
+        ("-19.6 m/s (taking up as positive)", -19.6, "m/s"),
+        ("≈ 20 m/s", 20.0, "m/s"),
+        ("3 x 10^8 m/s", 3e8, "m/s"),
+        ("3×10⁸ m/s".replace("⁸", "^8"), 3e8, "m/s"),
+        ("1.5e3 J", 1500.0, "j"),
+        ("1,000 N", 1000.0, "n"),  # a comma before three digits: thousands
+        (".5 kg", 0.5, "kg"),
+        ("50%", 50.0, "%"),
+        ("by the 2nd law it is 19.6", 19.6, ""),
+        ("the 3rd", None, None),  # an ordinal is no value
+        ("t2 and x2", None, None),  # digits glued to a letter name things
+        ("I don't know", None, None),
+        ("", None, None),
+    ],
+)
+def test_the_final_quantity_is_the_last_stand_alone_value_and_its_unit(text: str, value, unit) -> None:
+    quantity = final_quantity(text)
+    if value is None:
+        assert quantity is None
+    else:
+        assert quantity == Quantity(pytest.approx(value), unit)
+
+
+def test_values_are_rounded_so_that_one_number_is_one_key_and_titles_read_as_written() -> None:
+    assert final_quantity("19.600000001 m/s") == final_quantity("19.6 m/s")
+    assert final_quantity("19.61 m/s") != final_quantity("19.6 m/s")
+    assert quantity_title(Quantity(19.6, "m/s")) == "ends in 19.6 m/s"
+    assert quantity_title(Quantity(19.6, "")) == "ends in 19.6 (no unit)"
+
+
+def test_a_quantity_answer_is_short_and_an_explanation_is_not() -> None:
+    assert is_quantity_answer("v = u + at = 0 + 9.8 x 2 = 19.6 m/s")
+    assert is_quantity_answer("It is moving at 19.6 m/s when it lands.")
+    assert not is_quantity_answer("The bulb is in a closed path with the battery, so terminal 1 reads 1.5")
+    assert not is_quantity_answer("fast")
+
+
+def test_a_question_is_numeric_when_most_of_its_answered_texts_are_quantities() -> None:
+    assert is_numeric_question(["19.6 m/s", "9.8", "fast", ""])  # 2 of 3 answered
+    assert not is_numeric_question(["19.6 m/s", "fast", "no idea", ""])
+    # Counts weigh distinct texts by the students who wrote them.
+    assert is_numeric_question(["19.6 m/s", "fast"], counts=[3, 2])
+    assert not is_numeric_question(["19.6 m/s", "fast"], counts=[2, 3])
+    assert not is_numeric_question(["", "  "]) and not is_numeric_question([])
+    assert 0.5 < NUMERIC_SHARE < 1
+    with pytest.raises(ValueError, match="1 counts for 2 texts"):
+        is_numeric_question(["1", "2"], counts=[1])
+
+
+def test_quantity_classes_count_students_not_texts() -> None:
+    texts = ["19.6 m/s", "19.6m/s", "9.8 m/s", "9.8", "fast"]
+    assert quantity_classes(texts, min_size=2) == [(Quantity(19.6, "m/s"), [0, 1])]
+    assert quantity_classes(texts, counts=[1, 1, 3, 1, 5], min_size=3) == [(Quantity(9.8, "m/s"), [2])]
+    assert quantity_classes(texts, counts=[2, 1, 3, 1, 5], min_size=3) == [
+        (Quantity(19.6, "m/s"), [0, 1]),
+        (Quantity(9.8, "m/s"), [2]),
+    ]
+
+
+# --------------------------------------------------------------------------- grouping
+
+BALL_DROP = [
+    *["19.6 m/s", "19.6m/s", "v = gt = 9.8*2 = 19.6 m/s", "It is moving at 19.6 m/s when it lands.", "19.6 m/s."],
+    *["19.6", "19.6", "v = 9.8 x 2 = 19.6"],
+    *["19.6 m/s^2", "19.6 m/s²", "19.6m/s^2"],
+    *["9.8 m/s", "9.8 m/s", "9.8m/s"],
+    *["I don't know", "fast", "it speeds up the whole way down", ""],
+]
+
+
+def _members_by_title(grouping: Grouping, texts: list[str]) -> dict[str, set[str]]:
+    return {g.title: {texts[m] for m in g.members} for g in grouping.groups}
+
+
+def test_a_numeric_questions_answers_are_grouped_by_their_final_quantity(encoder: Encoder) -> None:
+    texts = BALL_DROP
+    vectors = encoder.encode(texts).vectors
+    grouping = group_embeddings(vectors, texts)
+    by_title = _members_by_title(grouping, texts)
+    assert by_title["ends in 19.6 m/s"] == set(texts[:5])
+    assert by_title["ends in 19.6 (no unit)"] == {"19.6", "v = 9.8 x 2 = 19.6"}
+    assert by_title["ends in 19.6 m/s^2"] == set(texts[8:11])
+    assert by_title["ends in 9.8 m/s"] == {"9.8 m/s", "9.8m/s"}
+    assert by_title["(blank)"] == {""}
+    in_quantity_groups = {i for g in grouping.groups if g.title.startswith("ends in") for i in g.members}
+    assert grouping.confidence[sorted(in_quantity_groups)].min() == 1.0
+    # Answers without a final quantity are grouped as usual, apart from the quantity groups.
+    assert not in_quantity_groups & {14, 15, 16}
+    # With the step off, the encoder puts "19.6 m/s" with answers ending in other quantities.
+    plain = group_embeddings(vectors, texts, GroupingSettings(quantities=False))
+    assert not any(g.title.startswith("ends in") for g in plain.groups)
+    (with_right,) = [g for g in plain.groups if 0 in g.members]
+    assert {final_quantity(texts[m]) for m in with_right.members} - {final_quantity(texts[0]), None}
+
+
+def test_quantity_groups_come_first_with_a_reference_too(encoder: Encoder) -> None:
+    texts = BALL_DROP
+    vectors = encoder.encode(texts).vectors
+    question = Question("q3", "How fast?", (), reference_answers=("v = g t = 9.8 m/s^2 x 2.0 s = 19.6 m/s",))
+    references = embedded_references(question, lambda t: encoder.encode(t).vectors)
+    by_title = _members_by_title(group_embeddings(vectors, texts, references=references), texts)
+    assert by_title["ends in 19.6 m/s"] == set(texts[:5])
+    assert by_title["ends in 19.6 m/s^2"] == set(texts[8:11])
+
+
+def test_an_explanation_question_is_grouped_as_before(encoder: Encoder) -> None:
+    (question,) = load_answers(SAMPLE_DATA / "q2_photosynthesis.csv")
+    texts = [a.normalized for a in question.answers]
+    vectors = encoder.encode(texts).vectors
+    on, off = group_embeddings(vectors, texts), group_embeddings(vectors, texts, GroupingSettings(quantities=False))
+    assert not is_numeric_question(texts)
+    assert on.groups == off.groups
+    np.testing.assert_array_equal(on.labels, off.labels)
+
+
+def test_the_sample_ball_drop_question_is_numeric(encoder: Encoder) -> None:
+    (question,) = load_answers(SAMPLE_DATA / "q3_ball_drop.csv")
+    texts = [a.normalized for a in question.answers]
+    assert is_numeric_question(texts)
+    grouping = group_embeddings(encoder.encode(texts).vectors, texts)
+    # Each quantity group holds one grade of the sample's gold labels, but for one answer
+    # ("s = 1/2 g t^2 = ... = 19.6 m, so 19.6 m/s", whose reasoning is wrong).
+    impure = 0
+    for group in grouping.groups:
+        if group.title.startswith("ends in"):
+            grades = [question.answers[m].gold for m in group.members]
+            impure += len(grades) - max(grades.count(g) for g in set(grades))
+    assert impure == 1
+
+
+# --------------------------------------------------------------------------- adaptation
+
+
+def test_the_grade_adaptation_keeps_answers_ending_in_one_quantity_together() -> None:
+    """The vectors say half of the "9.8 m/s" answers look like the right ones; the re-cut
+    from the grades must still keep that final quantity in one group."""
+    rng = np.random.default_rng(0)
+    right = ["19.6 m/s", "19.6m/s", "v = gt = 19.6 m/s", "19.6 m/s."] * 2
+    slip = ["9.8 m/s", "9.8m/s", "v = 9.8 m/s", "9.8 m/s."] * 2
+    no_unit = ["4.9", "4.9 ", "about 4.9", "it is 4.9"] * 2
+    texts = right + slip + no_unit
+    grade = ["right"] * 8 + ["wrong"] * 16
+    e0, e1 = np.eye(8)[0], np.eye(8)[1]
+    directions = [e0] * 8 + [e0 if i % 2 else e1 for i in range(8)] + [e1] * 8
+    vectors = np.stack([d + 0.1 * rng.standard_normal(8) for d in directions])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    answers = tuple(Answer(f"a{i}", "q", t, gold=g) for i, (t, g) in enumerate(zip(texts, grade, strict=True)))
+    # Group 1 is the right answers; groups 2 and 3 each mix the two wrong quantities.
+    groups = (Group(1, "g1", tuple(range(8))), Group(2, "g2", (*range(8, 12), *range(16, 20))),
+              Group(3, "g3", (*range(12, 16), *range(20, 24))))
+    labels = np.array([1] * 8 + [2] * 4 + [3] * 4 + [2] * 4 + [3] * 4)
+    with Store("sqlite://") as store:
+        store.import_question(Question("q", "How fast?", answers))
+        store.save_grouping("q", Grouping(labels, np.ones(24), groups), model_version="test")
+        store.append("q", "ta", None, Confirm(1))
+        store.append("q", "ta", None, GradeGroup(1, 1.0, "right"))
+        store.append("q", "ta", None, GradeAnswer("a16", 0.0, "wrong"))
+        state = store.state("q")
+        payloads = adapt_to_grades(state, answers, vectors, None, GradeAdaptationSettings(weight=1.0))
+        assert payloads
+        for payload in payloads:
+            store.append("q", "model:test", None, payload)
+        after = store.state("q")
+    slip_groups = {after.location[f"a{i}"] for i in range(8, 16)}
+    assert len(slip_groups) == 1
+    (slip_group,) = slip_groups
+    assert set(after.groups[slip_group].members) == {f"a{i}" for i in range(8, 16)}
+    assert {after.location[f"a{i}"] for i in range(17, 24)} != {slip_group}
+
+
+# --------------------------------------------------------------------------- late answers
+
+
+def test_a_late_answer_joins_the_group_of_its_final_quantity_not_of_its_embedding() -> None:
+    texts = ["19.6 m/s", "19.6 m/s.", "v = gt = 19.6 m/s", "9.8 m/s", "9.8m/s", "v = 9.8 m/s", "fast"]
+    e0, e1 = np.eye(4)[0], np.eye(4)[1]
+    vectors = np.stack([e0, e0, e0, e1, e1, e1, e1])
+    answers = tuple(Answer(f"a{i}", "q", t) for i, t in enumerate(texts))
+    groups = (Group(1, "ends in 19.6 m/s", (0, 1, 2)), Group(2, "ends in 9.8 m/s", (3, 4, 5, 6)))
+    late = (Answer("late1", "q", "it lands at 19.6m/s"), Answer("late2", "q", "9.8 m/s"), Answer("late3", "q", "no idea"))
+    # The first late answer's embedding sits with the 9.8 m/s group.
+    late_vectors = np.stack([e1, e1, e1])
+    with Store("sqlite://") as store:
+        store.import_question(Question("q", "How fast?", answers))
+        store.save_grouping("q", Grouping(np.array([1, 1, 1, 2, 2, 2, 2]), np.ones(7), groups), model_version="test")
+        places, suggestions = place_late_answers(store.state("q"), answers, vectors, late, late_vectors)
+        assert places[0] == 1 and suggestions[0] == 1
+        assert places[1] == 2  # an exact repeat follows its copies
+        assert suggestions[2] == 2  # no quantity: the embedding decides, as before
+        # A reviewed group gets no answer nobody has seen: it waits, with the group suggested.
+        store.append("q", "ta", None, Confirm(1))
+        places, suggestions = place_late_answers(store.state("q"), answers, vectors, late, late_vectors)
+        assert places[0] is None and suggestions[0] == 1
+
+
+def test_the_class_size_is_the_groupings_smallest_group() -> None:
+    assert QUANTITY_CLASS_SIZE == GroupingSettings().min_cluster_size
