@@ -28,7 +28,9 @@ emptied by moves stays (empty) until deleted, so that ids and grades stay where 
 A question may have a maximum score (``SetMaxScore``, logged like any edit). While it has one,
 every grade lies in [0, maximum]: a grade outside is refused, a maximum below a grade given is
 refused, and so is a grade made on a version from before the maximum last changed (5 meant
-half marks out of 10, and means full marks out of 5). Undo obeys the same rule.
+half marks out of 10, and means full marks out of 5). Undo obeys the same rule: it neither
+brings back a grade given under another maximum than today's, nor undoes a change of the
+maximum while grades given since stand (undo those first).
 
 The maximum score and the reference answers (``SetReferences``, for questions imported without
 them or with wrong ones) are the question's *attributes*: each has its value and the mark of
@@ -1737,6 +1739,7 @@ def _undo(b: _Builder, p: Undo) -> None:
         else:
             b.attribute_seen(name)
     stale += _rubric_dependents(state, record)
+    stale += _max_score_dependents(state, record)
     if stale and p.edit_id in state.undone:
         undo_id = state.undone[p.edit_id]
         b.refuse(f"edit {p.edit_id} was already undone by edit {undo_id} ({state.records[undo_id].author})")
@@ -1745,6 +1748,14 @@ def _undo(b: _Builder, p: Undo) -> None:
     if stale:
         latest = max(v for _, v in stale)
         shown = "; ".join(s for s, _ in stale[:3]) + (f"; and {len(stale) - 3} more" if len(stale) > 3 else "")
+        late = sorted({v for _, v in stale if v in state.records and state.records[v].kind == AddAnswers.kind})
+        if late:
+            # Late answers stay once submitted, so pointing at their edit would send the
+            # grader round in a circle: say what can be done instead.
+            b.refuse(
+                f"edit {p.edit_id} cannot be undone: {shown}; late answers (edit {late[-1]}) stay once "
+                "submitted, so make the change by hand instead (move, merge, split or rename)"
+            )
         b.refuse(f"edit {p.edit_id} cannot be undone: {shown}; undo edit {latest} first")
     b.refuse_if_problems()
     what = f"restored by undoing edit {p.edit_id}"
@@ -1870,6 +1881,53 @@ def _rubric_dependents(state: QuestionState, record: UndoRecord) -> list[tuple[s
         if grade.version > record.edit_id and affected.intersection(grade.items):
             found.append((f"answer {a!r} was graded with the rubric by {_who(grade.by)} at version {grade.version}", grade.version))
     return found
+
+
+def _max_score_at(state: QuestionState, version: int) -> float | None:
+    """The question's maximum score as it was at ``version``: the value before the first
+    change of it made after that version (undos included), else the current one."""
+    for edit_id in sorted(state.records):
+        if edit_id > version and "max_score" in state.records[edit_id].attributes_before:
+            return state.records[edit_id].attributes_before["max_score"][0]  # type: ignore[return-value]
+    return state.max_score
+
+
+def _max_score_dependents(state: QuestionState, record: UndoRecord) -> list[tuple[str, int]]:
+    """What undoing ``record``'s edit would make mean another thing than its grader meant:
+    grades it brings back that were given under another maximum than today's, and, when it
+    changed the maximum, grades given since under the maximum it set."""
+    found: list[tuple[str, int]] = []
+    now = state.max_score
+    if "max_score" in record.attributes_before:
+        restored = record.attributes_before["max_score"][0]
+        grades = [(f"group {gid}", g.grade) for gid, g in state.groups.items() if g.grade is not None]
+        grades += [(f"answer {a!r}", grade) for a, grade in state.overrides.items()]
+        for what, grade in grades:
+            if grade.version > record.edit_id and restored != now:
+                found.append((f"{what} was graded {_score(grade.score)} out of {_maximum(now)} by {_who(grade.by)} "
+                               f"at version {grade.version}", grade.version))
+    mark = state.max_score_mark
+    # Grades the undo gives back in place of today's (not those it leaves as they are, as
+    # when undoing a rename of a graded group).
+    brought_back = [
+        (f"group {gid}", before.grade)
+        for gid, before in record.groups_before.items()
+        if isinstance(before, GroupState) and before.grade != getattr(state.groups.get(gid), "grade", None)
+    ]
+    brought_back += [
+        (f"answer {a!r}", grade) for a, grade in record.overrides_before.items() if grade != state.overrides.get(a)
+    ]
+    for what, grade in brought_back:
+        if grade is not None and mark is not None and _max_score_at(state, grade.version) != now:
+            found.append((f"{what}'s earlier grade {_score(grade.score)} was given out of "
+                          f"{_maximum(_max_score_at(state, grade.version))}, and the maximum was "
+                          f"{'removed' if now is None else f'changed to {_score(now)}'} by {_who(mark.author)} "
+                          f"at version {mark.version}", mark.version))
+    return found
+
+
+def _maximum(value: float | None) -> str:
+    return "no maximum" if value is None else _score(value)
 
 
 def _rubric_use(state: QuestionState) -> dict[int, int]:

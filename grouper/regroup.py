@@ -103,9 +103,10 @@ def fixed_answers(state: QuestionState) -> set[str]:
 
     Members of confirmed, graded or blank groups and of groups a person merged, split,
     renamed or made (:func:`shaped_groups`), answers with their own grade, and answers whose
-    place a grader chose with a move (:func:`grouper.review.grader_moves`): a model must not
-    put back an answer a grader took out of a group, nor take out one a grader put in, nor
-    undo a grader's merge or split.
+    place a grader chose with a move, or by undoing a model's move
+    (:func:`grouper.review.grader_moves`): a model must not put back an answer a grader took
+    out of a group, nor take out one a grader put in or put back, nor undo a grader's merge or
+    split.
 
     Parameters
     ----------

@@ -336,8 +336,10 @@ def grader_moves(state: QuestionState) -> GraderMoves:
 
     Only moves count: a merge, split or delete regroups whole groups, not one answer a
     grader read. Moves by a model (``model:`` authors: regrouping, adaptation) and undone
-    moves say nothing; a move undone and then redone counts again. When a grader later moves
-    an answer back into the group it was moved out of, that earlier separation ends.
+    moves say nothing; a move undone and then redone counts again. A person's undo of a
+    model's edit (a regroup's move, say) places the answers it puts back. When a grader
+    later moves an answer back into the group it was moved out of, that earlier separation
+    ends.
 
     Parameters
     ----------
@@ -354,7 +356,15 @@ def grader_moves(state: QuestionState) -> GraderMoves:
     last_kind: dict[str, bool] = {}  # answer -> its last live change of group was a grader's move
     for edit_id in sorted(state.records):
         record = state.records[edit_id]
-        if edit_id in state.undone or record.undoes is not None or not record.locations_before:
+        if edit_id in state.undone or not record.locations_before:
+            continue
+        if record.undoes is not None:
+            # A person's undo of a model's edit rejects it: the answers it puts back are
+            # placed there by that person, so the next regroup must not move them again. Any
+            # other undo only returns to what was before, which says what it said then.
+            if is_model_author(state.records[record.undoes].author) and not is_model_author(record.author):
+                for answer_id in record.locations_before:
+                    last_kind[answer_id] = True
             continue
         by_grader = record.kind == "move" and not is_model_author(record.author)
         for answer_id in record.locations_before:

@@ -358,3 +358,25 @@ def test_a_rubric_copied_from_another_question(db, capsys):
     assert status == 2 and "--from takes no items" in err
     status, _, err = edit(capsys, "rubric", "--from", "nope", author="prof")
     assert status == 2 and "question 'nope' is not in" in err
+
+
+def test_an_edit_reports_its_own_effect_when_another_graders_lands_right_after(db, capsys, monkeypatch):
+    """ta2 grades group 2 between ta1's append and the command's re-read: ta1's rename
+    changed no grade, and the command must not print ta2's grade changes as its own."""
+    from grouper.edits import GradeGroup
+
+    real_append = Store.append
+
+    def append_then_another(self, question_id, author, base, payload, **kw):
+        made = real_append(self, question_id, author, base, payload, **kw)
+        if author == "ta1":
+            with Store.open(db) as other:
+                other.append(question_id, "ta2", None, GradeGroup(2, 0.0))
+        return made
+
+    monkeypatch.setattr(Store, "append", append_then_another)
+    status, out, _ = edit(capsys, "rename", "1", "Canberra!")
+    assert status == 0
+    assert "edit 1 applied: rename by ta1 (question q1, now version 2)" in out
+    assert "changed grade" not in out
+    assert state(db).groups[2].grade.score == 0.0

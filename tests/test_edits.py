@@ -426,6 +426,19 @@ def test_adding_late_answers_is_never_undone(start):
         log.do("ta1", Undo(added.version))
 
 
+def test_an_undo_blocked_by_late_answers_says_what_to_do_not_which_edit_to_undo(start):
+    log = Log(start)
+    log.do("ta1", Rename(1, "Canberra (capital)"))  # v1
+    log.do("system", AddAnswers(("l1",), (1,)))  # v2: a late answer joins group 1
+    with pytest.raises(EditRefused) as refused:
+        log.do("ta1", Undo(1))
+    message = str(refused.value)
+    assert "group 1 was changed (1 late answer added) by system at version 2" in message
+    assert "late answers (edit 2) stay once submitted, so make the change by hand instead" in message
+    assert "undo edit 2 first" not in message  # edit 2 cannot be undone: no circle
+    assert log.state.groups[1].title == "Canberra (capital)"
+
+
 def test_add_answers_payload_checks_its_fields():
     with pytest.raises(ValueError, match="1 places for 2 answers"):
         AddAnswers(("l1", "l2"), (None,))
@@ -434,3 +447,38 @@ def test_add_answers_payload_checks_its_fields():
     with pytest.raises(ValueError, match="add_answers: to"):
         AddAnswers(("l1",), (0,))
     assert payload_from_dict({"kind": "add_answers", "answer_ids": ["l1"], "to": [None]}) == AddAnswers(("l1",), (None,))
+
+
+def test_an_undo_never_brings_back_a_grade_given_under_another_maximum(start):
+    """A grade of 4 given out of 10, cleared, then the maximum set to 5: undoing the clear
+    would show "4 out of 5", which nobody gave. Once the maximum is 10 again, it may."""
+    from grouper.edits import SetMaxScore
+
+    log = Log(start)
+    log.do("prof", SetMaxScore(10.0))  # v1
+    log.do("ta", GradeGroup(1, 4.0, "4 of 10"))  # v2
+    log.do("ta", GradeGroup(1, None))  # v3: cleared
+    log.do("prof", SetMaxScore(5.0))  # v4
+    with pytest.raises(EditRefused, match=r"group 1's earlier grade 4 was given out of 10, and the maximum was "
+                                          r"changed to 5 by prof at version 4; undo edit 4 first"):
+        log.do("ta", Undo(3))
+    assert log.state.groups[1].grade is None
+    log.do("prof", Undo(4))  # the maximum is 10 again
+    log.do("ta", Undo(3))
+    assert log.state.groups[1].grade.score == 4.0 and log.state.max_score == 10.0
+
+
+def test_an_undo_of_a_maximum_change_is_refused_while_grades_given_under_it_stand(start):
+    from grouper.edits import SetMaxScore
+
+    log = Log(start)
+    log.do("prof", SetMaxScore(10.0))  # v1
+    log.do("prof", SetMaxScore(5.0))  # v2
+    log.do("ta", GradeAnswer("a6", 5.0, "full marks"))  # v3: 5 out of 5
+    with pytest.raises(EditRefused, match=r"answer 'a6' was graded 5 out of 5 by ta at version 3; undo edit 3 first"):
+        log.do("prof", Undo(2))
+    assert log.state.max_score == 5.0
+    log.do("ta", Undo(3))
+    log.do("prof", Undo(2))
+    assert log.state.max_score == 10.0 and log.state.grade_of("a6") is None
+    assert replay(log.initial, log.edits) == log.state

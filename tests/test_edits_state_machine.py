@@ -12,7 +12,10 @@ group or ungrouped; replaying the log from empty gives the same state; and an un
 what the undone edit had changed.
 
 The question's maximum score is one more item: while it is set, every grade lies in [0, max],
-and a grade made on a version from before the maximum last changed is refused.
+and a grade made on a version from before the maximum last changed is refused. A grade means
+its score out of the maximum it was given under, so an undo may neither change the maximum
+under grades given since nor bring back a grade given under another maximum than today's (the
+model's grades carry the version they were given at; graders see score and comment).
 
 The graders' own placements (``grouper.review.grader_moves``) are read from the model too: an
 answer whose latest change of group still in effect was a move.
@@ -90,6 +93,7 @@ class Model:
         self.effect: dict[int, tuple[str, int]] = {}  # edit -> ("push" | "pop", normal edit)
         self.after_tops: dict[int, dict[tuple, int]] = {}
         self.history = [self.content()]
+        self.max_history = [None]  # the maximum after each version
         self.adds: set[int] = set()  # edits that added late answers
 
     # ----- reading
@@ -107,6 +111,17 @@ class Model:
 
     def loc(self, a: str):
         return self.value(("a", a))[0]
+
+    def grades(self) -> list[tuple]:
+        """Every grade in effect: groups' and answers' own, as (score, comment, given at)."""
+        found = []
+        for item, stack in self.stacks.items():
+            v = stack[-1][1] if stack else ABSENT
+            if item[0] == "g" and v is not ABSENT and v[3] is not None:
+                found.append(v[3])
+            elif item[0] == "a" and v is not ABSENT and v[1] is not None:
+                found.append(v[1])
+        return found
 
     def stale(self, item: tuple, base: int) -> bool:
         return self.changed.get(item, 0) > base
@@ -140,10 +155,12 @@ class Model:
         for item, stack in self.stacks.items():
             if item[0] == "g" and stack and stack[-1][1] is not ABSENT:
                 title, members, status, grade, blank = stack[-1][1]
-                groups.append((item[1], title, members, status, grade, blank))
+                groups.append((item[1], title, members, status, _shown(grade), blank))
         groups.sort()
         ungrouped = tuple(a for a in self.answer_ids if self.loc(a) is None)
-        overrides = tuple(sorted((a, self.value(("a", a))[1]) for a in self.answer_ids if self.value(("a", a))[1]))
+        overrides = tuple(
+            sorted((a, _shown(self.value(("a", a))[1])) for a in self.answer_ids if self.value(("a", a))[1])
+        )
         return tuple(groups), ungrouped, overrides
 
     # ----- writing
@@ -158,6 +175,7 @@ class Model:
         self.effect[e] = ("push", e)
         self.after_tops[e] = {item: e for item in values}
         self.history.append(self.content())
+        self.max_history.append(self.value(MAX))
 
     def undo(self, target: int, base: int) -> bool:
         """Undo ``target``; False (nothing changed) when it must be refused."""
@@ -174,6 +192,22 @@ class Model:
         }
         if not self.all_grades_fit(after):
             return False
+        # A grade means its score out of the maximum it was given under: an undo that would
+        # change the maximum under grades given since, or bring back a grade given under
+        # another maximum than today's, is refused.
+        now = self.value(MAX)
+        if MAX in tops and after[MAX] != now and any(g[2] > target for g in self.grades()):
+            return False
+        for item in tops:
+            current = self.value(item)
+            if item[0] == "g" and after[item] is not ABSENT:
+                restored, today = after[item][3], None if current is ABSENT else current[3]
+            elif item[0] == "a":
+                restored, today = after[item][1], current[1]
+            else:
+                continue
+            if restored is not None and restored != today and self.max_history[restored[2]] != now:
+                return False
         self.version += 1
         u = self.version
         for item in tops:
@@ -185,6 +219,7 @@ class Model:
         self.effect[u] = ("pop" if how == "push" else "push", normal)
         self.after_tops[u] = {item: self.top(item) for item in tops}
         self.history.append(self.content())
+        self.max_history.append(self.value(MAX))
         return True
 
 
@@ -285,8 +320,8 @@ class GradingSession(RuleBasedStateMachine):
         ok = self.group_checks([gid], self.seen[user])
         if ok:
             title, members, status, grade, blank = self.model.group(gid)
-            new = None if score is None else (score, comment)
-            ok = new != grade and self.model.grade_fits(score, self.seen[user])
+            new = None if score is None else (score, comment, self.model.version + 1)
+            ok = _shown(new) != _shown(grade) and self.model.grade_fits(score, self.seen[user])
             if ok:
                 self.model.commit({("g", gid): (title, members, status, new, blank)})
         self.submit(user, GradeGroup(gid, score, comment), ok)
@@ -399,8 +434,8 @@ class GradingSession(RuleBasedStateMachine):
     def grade_answer(self, user, answer, score):
         a = self.answer_ids[answer % len(self.answer_ids)]
         loc, current, check = self.model.value(("a", a))
-        new = None if score is None else (score, "")
-        ok = not self.model.stale(("a", a), self.seen[user]) and new != current
+        new = None if score is None else (score, "", self.model.version + 1)
+        ok = not self.model.stale(("a", a), self.seen[user]) and _shown(new) != _shown(current)
         ok = ok and self.model.grade_fits(score, self.seen[user])
         if ok:
             self.model.commit({("a", a): (loc, new, check)})
@@ -492,7 +527,7 @@ class GradingSession(RuleBasedStateMachine):
         assert self.state.reference_answers == self.model.value(REFS)
         checks = {a: self.model.value(("a", a))[2] for a in self.answer_ids}
         assert {a: _grade_key(c.grade) for a, c in self.state.grade_checks.items()} == {
-            a: (*c, (), 0.0) for a, c in checks.items() if c is not None
+            a: (*_shown(c), (), 0.0) for a, c in checks.items() if c is not None
         }
         for a in self.answer_ids:  # a check holds while the answer has the grade checked
             loc, own, check = self.model.value(("a", a))
@@ -552,6 +587,11 @@ class GradingSession(RuleBasedStateMachine):
     def the_state_survives_a_snapshot(self):
         if self.state.version % 4 == 0:
             assert state_from_dict(json.loads(json.dumps(state_to_dict(self.state)))) == self.state
+
+
+def _shown(grade):
+    """A model grade as graders see it: score and comment, without when it was given."""
+    return None if grade is None else grade[:2]
 
 
 def _grade_key(grade):

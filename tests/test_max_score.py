@@ -128,14 +128,15 @@ def test_undo_never_brings_back_a_grade_above_the_maximum(start):
     log.do("ben", GradeGroup(1, 8.0))
     log.do("ben", GradeGroup(1, None))
     log.do("ada", SetMaxScore(5))
-    with pytest.raises(EditRefused, match="score 8 is above the question's maximum score 5"):
+    # (the grade was given with no maximum, so it is refused before its score is looked at)
+    with pytest.raises(EditRefused, match="earlier grade 8 was given out of no maximum, and the maximum was changed to 5"):
         log.do("ben", Undo(2))
     # nor an undo of the maximum that would leave a grade above the old one
     log2 = Log(start)
     log2.do("ada", SetMaxScore(5))
     log2.do("ada", SetMaxScore(10))
     log2.do("ben", GradeGroup(1, 8.0))
-    with pytest.raises(EditRefused, match="group 1 is graded 8, above the new maximum score 5"):
+    with pytest.raises(EditRefused, match="group 1 was graded 8 out of 10 by ben at version 3; undo edit 3 first"):
         log2.do("ada", Undo(2))
 
 
@@ -158,3 +159,16 @@ def test_codec_round_trips_the_maximum_its_mark_and_undo_record(start):
     old = state_to_dict(start) | {"format": 1}
     with pytest.raises(ValueError, match=f"state format 1 is not the supported format {STATE_FORMAT}"):
         state_from_dict(old)
+
+
+def test_undoing_what_leaves_a_grade_as_it_is_needs_no_look_at_the_maximum(start):
+    """Group 1 was graded 4 out of 10, then the maximum became 5 (the grade fits): undoing a
+    later rename gives the grade back unchanged, so it is allowed."""
+    log = Log(start)
+    log.do("ada", SetMaxScore(10))
+    log.do("ben", GradeGroup(1, 4.0))
+    log.do("ada", SetMaxScore(5))
+    from grouper.edits import Rename
+
+    log.do("ben", Rename(1, "Canberra!"))
+    assert log.do("ben", Undo(4)).groups[1].grade.score == 4.0

@@ -238,3 +238,18 @@ def test_a_graders_confirm_during_a_regroup_stops_the_plan_and_nothing_confirmed
     assert refused is not None  # the plan went on to touch groups ben had confirmed
     for gid, members in confirmed.items():
         assert after.groups[gid].members == members and after.groups[gid].status == CONFIRMED
+
+
+def test_answers_a_grader_put_back_by_undoing_a_models_move_stay():
+    """The model split a1, a2 off group 1; a grader undid that move. The next regroup must not
+    split them off again (a redo by the grader gives the model's grouping back, free again)."""
+    state = state_with({1: [0, 1, 2, 3]}, 4)
+    state = run(state, [Move(("a2", "a3"), NEW)], author="model:v0002")
+    moved = state.version
+    state = run(state, [Undo(moved)], author="ada")
+    assert state.groups[1].members == ("a0", "a1", "a2", "a3")
+    assert fixed_answers(state) == {"a2", "a3"}
+    with pytest.raises(ValueError, match="'a2' is in a group a grader reviewed or shaped, was placed by a grader"):
+        plan_regroup(state, [["a0", "a1"], ["a2", "a3"]])
+    state = run(state, [Undo(state.version)], author="ada")  # redo the model's move
+    assert fixed_answers(state) == set()

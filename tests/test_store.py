@@ -193,6 +193,27 @@ def test_state_from_cache_snapshot_and_replay_agree(store, tmp_path):
         assert fresh.state("q1") == cached
 
 
+def test_a_new_grouping_is_never_served_from_a_snapshot_of_the_old_one(store, tmp_path):
+    assert store.snapshot("q1") == 0  # taken before any edit
+    store.save_grouping("q1", Grouping(np.ones(8, dtype=int), np.ones(8), (Group(1, "All", tuple(range(8))),)), model_version="v2")
+    with Store.open(tmp_path / "grades.sqlite") as fresh:  # no memory cache
+        assert set(fresh.state("q1").groups) == {1} and fresh.state("q1") == fresh.replay("q1")
+        fresh.append("q1", "ta1", 0, Rename(1, "renamed"))
+    with Store.open(tmp_path / "grades.sqlite") as fresh:
+        assert fresh.state("q1") == fresh.replay("q1")
+        assert fresh.state("q1").groups[1].members == tuple(f"q1-{i}" for i in range(8))
+
+
+def test_an_edit_time_with_an_offset_is_stored_as_the_same_instant(store, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.append("q1", "ta1", 0, Rename(1, "Canberra!"), at=at)
+    with Store.open(tmp_path / "grades.sqlite") as fresh:
+        (edit,) = fresh.edits("q1")
+    assert edit.at == at and edit.at.utcoffset() == timedelta(0)
+
+
 def test_a_store_sees_edits_appended_through_another(store, tmp_path):
     other = Store.open(tmp_path / "grades.sqlite")
     before = store.state("q1")

@@ -47,7 +47,9 @@ from grouper.edits import (
     SetRubric,
     Split,
     Undo,
+    apply,
     auto_split_parts,
+    replay,
 )
 from grouper.rubric import copy_rubric, parse_rubric
 from grouper.store import Store
@@ -185,13 +187,20 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         except EditRefused as refused:
             return fail(str(refused), REFUSED)
         after = store.state(args.question)
+        if after.version != edit.edit_id:
+            # Others' edits landed before or after ours: describe ours, on the state it was
+            # applied to (the fold is deterministic), not whichever edit came last.
+            missed = [e for e in store.edits(args.question, since=state.version) if e.edit_id < edit.edit_id]
+            ours = apply(replay(state, missed), edit)
+        else:
+            ours = after
     finally:
         store.close()
     if args.json:
         json.dump(edit_to_dict(edit), sys.stdout, ensure_ascii=False)
         print()
         return 0
-    change = after.last_change
+    change = ours.last_change
     print(f"edit {edit.edit_id} applied: {edit.kind} by {edit.author} (question {edit.question_id}, now version {after.version})")
     if change is not None and change.groups_created:
         print("  new group(s): " + ", ".join(str(g) for g in change.groups_created))

@@ -394,6 +394,9 @@ class Store:
                 )
             ).inserted_primary_key[0]
             conn.execute(questions.update().where(questions.c.id == q.id).values(grouping_id=grouping_id))
+            # A snapshot of the old grouping (version 0, taken before any edit) must not stand
+            # in for the new one: states are folded from the newest snapshot.
+            conn.execute(snapshots.delete().where(snapshots.c.question_pk == q.id))
             return grouping_id
 
         grouping_id = self._write(txn, f"saving the grouping of question {question_id}")
@@ -577,7 +580,7 @@ class Store:
                 question_pk=q.id,
                 edit_id=edit.edit_id,
                 author=edit.author,
-                at=edit.at,
+                at=edit.at.astimezone(timezone.utc),  # SQLite keeps no offset: store the UTC instant
                 base_version=edit.base_version,
                 kind=edit.kind,
                 payload=_dumps(payload_to_dict(edit.payload)),
