@@ -540,6 +540,9 @@ def parse_answers(
                     f"score {answer.score:g} is outside 0 to question {qid!r}'s maximum score {d.max_score:g} "
                     f"(row {d.max_score_row})",
                 )
+    if not drafts and not problems.items:
+        # A header and no rows, or "[]": importing it would silently do nothing.
+        problems.add(None, None, "the file holds no answers (no rows after the header, or an empty list)")
     problems.raise_if_any()
     return [
         Question(qid, d.text, tuple(d.answers), d.reference_answers, d.dataset, d.split, d.max_score)

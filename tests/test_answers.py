@@ -207,9 +207,12 @@ def test_a_header_only_csv_missing_a_column_is_an_error() -> None:
         assert error.first.row == 1 and "missing required column answer" in str(error)
 
 
-def test_a_valid_header_only_csv_imports_zero_answers() -> None:
-    assert parse_answers(b"answer_id,answer\n", "q.csv") == []
-    assert parse_answers(b"answer_id,answer", "q.csv") == []
+def test_a_file_without_answer_rows_is_an_error_naming_the_file() -> None:
+    """A header and no rows, or an empty JSON list: importing it would silently do nothing."""
+    for data, name in ((b"answer_id,answer\n", "q.csv"), (b"answer_id,answer", "q.csv"), (b"[]", "q.json"), (b"", "q.jsonl")):
+        error = _error(data, name)
+        assert error.path == name
+        assert "holds no answers" in str(error) or "empty" in str(error)
 
 
 def test_an_empty_csv_has_no_header_and_is_an_error() -> None:

@@ -36,6 +36,7 @@ from grouper.edits import (
     Undo,
 )
 from grouper.intake import import_questions
+from grouper.review import grades_in_use
 from grouper.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,6 +164,15 @@ def members_key(at: AppTest, gid: int) -> str:
     return f"members-q1-{gid}-v{version(at)}"
 
 
+def score_field(at: AppTest, gid: int = 1):
+    """The group grade's score field, keyed by the version it was drawn at."""
+    return at.number_input(key=f"score-q1-{gid}-v{version(at)}")
+
+
+def comment_field(at: AppTest, gid: int = 1):
+    return at.text_input(key=f"comment-q1-{gid}-v{version(at)}")
+
+
 def shown_members(at: AppTest, gid: int) -> list[str]:
     return list(at.dataframe(key=members_key(at, gid)).value["Answer id"])
 
@@ -263,6 +273,15 @@ def test_import_shows_problems_with_file_row_and_column_and_imports_nothing(app,
     assert [b.key for b in app.button if b.key == "import-go"] == []
     with Store.open(db) as store:
         assert store.question_ids() == ["q1", "xss"]
+
+
+def test_import_of_a_file_with_a_header_and_no_answers_says_so(app, db):
+    _upload(app, "empty.csv", b"answer_id,answer\n")
+    assert not app.exception, app.exception
+    problems = table(app, "File", "Row", "Column", "Problem")
+    assert list(problems["File"]) == ["empty.csv"]
+    assert "holds no answers" in problems["Problem"][0]
+    assert errors(app) == ["Nothing was imported: fix these problems in the file and upload it again."]
 
 
 def test_import_previews_then_groups(app, db):
@@ -513,8 +532,8 @@ def test_delete_needs_the_box_ticked(app, db):
 
 def test_grade_previews_exactly_the_receiving_answers(app, db):
     members = state(db).groups[1].members
-    app.number_input(key="score-q1-1").set_value(1.0)
-    app.text_input(key="comment-q1-1").input("Canberra is right")
+    score_field(app).set_value(1.0)
+    comment_field(app).input("Canberra is right")
     preview = table(app, "Answer id", "Answer")
     assert list(preview["Answer id"]) == list(members)
     app.button(key="grade-q1-1").click().run()
@@ -534,7 +553,7 @@ def test_selected_members_get_their_own_grade_and_lose_it_again(app, db):
     assert successes(app) == ["2 answers given their own grade 0.5."]
     members = app.dataframe(key=members_key(app, 1)).value.set_index("Answer id")
     assert [members.loc[a, "Own grade"] for a in chosen] == ["0.5", "0.5"]
-    app.number_input(key="score-q1-1").set_value(1.0)
+    score_field(app).set_value(1.0)
     preview = table(app, "Answer id", "Answer")
     assert not set(chosen) & set(preview["Answer id"])
     select_rows(app, members_key(app, 1), [list(members.index).index(a) for a in chosen])
@@ -559,12 +578,12 @@ def test_an_instructor_sets_the_maximum_score_and_grades_above_it_are_refused(ap
     assert logged(db) == [("Ada", SetMaxScore(2.0))]
     assert successes(app) == ["Question q1 is now out of 2 points."]
     assert any(t.startswith("Out of 2 points") for t in texts(app))
-    assert app.number_input(key="score-q1-1").max == 2.0 and app.number_input(key="score-q1-1").min == 0.0
+    assert score_field(app).max == 2.0 and score_field(app).min == 0.0
     # The widget bounds what a browser can type; the store refuses what gets past it.
     with Store.open(db) as store:
         with pytest.raises(EditRefused, match="above the question's maximum score 2"):
             store.append("q1", "Ben", 1, GradeGroup(1, 3.0))
-    app.number_input(key="score-q1-1").set_value(2.0)
+    score_field(app).set_value(2.0)
     app.button(key="grade-q1-1").click().run()
     assert logged(db)[-1] == ("Ada", GradeGroup(1, 2.0))
     app.number_input(key="max-score-q1").set_value(1.0)
@@ -581,12 +600,12 @@ def test_tas_grade_within_the_maximum_but_cannot_change_it(db, monkeypatch, tmp_
     assert not at.exception, at.exception
     assert [b for b in at.button if b.key == "max-score-set-q1"] == []
     assert any(t.startswith("Out of 4 points") for t in texts(at))
-    assert at.number_input(key="score-q1-1").max == 4.0
+    assert score_field(at).max == 4.0
 
 
 def test_a_grade_given_before_is_given_again_in_one_click(app, db):
-    app.number_input(key="score-q1-1").set_value(1.0)
-    app.text_input(key="comment-q1-1").input("Canberra is right")
+    score_field(app).set_value(1.0)
+    comment_field(app).input("Canberra is right")
     app.button(key="grade-q1-1").click().run()
     open_group(app, 2)
     choice = app.selectbox(key="grade-again-choice-q1-2")
@@ -595,6 +614,35 @@ def test_a_grade_given_before_is_given_again_in_one_click(app, db):
     app.button(key="grade-again-q1-2").click().run()
     assert logged(db) == [("Ada", GradeGroup(1, 1.0, "Canberra is right")), ("Ada", GradeGroup(2, 1.0, "Canberra is right"))]
     assert successes(app) == ["Group 2 graded 1."]
+
+
+def test_the_grade_form_shows_another_graders_new_grade_and_never_puts_the_old_one_back(app, db):
+    score_field(app).set_value(2.0)
+    comment_field(app).input("first grade")
+    app.button(key="grade-q1-1").click().run()
+    with Store.open(db) as store:  # Ben, in another browser, regrades the group
+        store.append("q1", "Ben", 1, GradeGroup(1, 0.0, "by ben"))
+    app.run()
+    assert score_field(app).value == 0.0 and comment_field(app).value == "by ben"
+    comment_field(app).input("by ben, checked by ada")  # Ada edits the comment only
+    app.button(key="grade-q1-1").click().run()
+    assert state(db).groups[1].grade.score == 0.0
+    assert state(db).groups[1].grade.comment == "by ben, checked by ada"
+
+
+def test_two_grades_given_before_that_read_alike_are_told_apart(app, db):
+    shared = "Says Canberra, but the reason given about Parliament House is "
+    with Store.open(db) as store:
+        store.append("q1", "Ada", 0, GradeGroup(1, 1.0, shared + "see part (a)"))
+        store.append("q1", "Ada", 1, GradeGroup(2, 1.0, shared + "see part (b)"))
+    app.run()
+    open_group(app, 3)
+    choice = app.selectbox(key="grade-again-choice-q1-3")
+    assert len(set(choice.options)) == 2 and choice.options[1].endswith("· #2")
+    first = next(i for i, g in enumerate(grades_in_use(state(db))) if g.comment.endswith("(a)"))
+    choice.set_value(first).run()
+    app.button(key="grade-again-q1-3").click().run()
+    assert state(db).groups[3].grade.comment == shared + "see part (a)"
 
 
 def test_the_busy_parts_of_the_pages_rerun_alone_as_fragments():
@@ -635,6 +683,17 @@ def test_the_groups_page_says_how_many_answers_are_graded_and_how_many_to_go(app
             store.append("q1", "Ben", None, GradeAnswer(answer_id, 0.0))
     app.run()
     assert progress() == (100, f"All {n} answers graded.")
+
+
+def test_a_confirm_pressed_on_the_group_just_left_does_nothing(app, db):
+    """Y right after N: the key reaches the Confirm button drawn for group 1 while group 2 is
+    already the open one (the page had not redrawn). Nothing may be confirmed."""
+    app.session_state["open-q1"] = 2  # what N's callback did
+    app.button(key="confirm-q1-1").click().run()
+    assert logged(db) == []
+    assert errors(app) == ["Group 1 is no longer the open one (group 2 is): nothing done; press again."]
+    app.button(key="confirm-q1-2").click().run()
+    assert logged(db) == [("Ada", Confirm(2))]
 
 
 def test_confirm_then_undo(app, db):

@@ -180,6 +180,11 @@ def _toggle(key: str, item_id: int) -> None:
 
 
 def _grade_group(question_id: str, version: int, gid: int) -> None:
+    now = st.session_state.get(f"open-{question_id}")  # the groups page's open group
+    if now is not None and now != gid:
+        # G pressed right after "Next group" reaches this button before the page redraws.
+        ui_common.flash("error", f"Group {gid} is no longer the open one (group {now} is): nothing done; press again.")
+        return
     items = tuple(st.session_state.get(_items_key(question_id, gid, version)) or ())
     comment = st.session_state.get(f"rubric-comment-{question_id}-{gid}-v{version}", "")
     adjustment = float(st.session_state.get(f"rubric-adjust-{question_id}-{gid}-v{version}") or 0.0)
@@ -247,6 +252,29 @@ def preset_label(state: QuestionState, preset: GradeInUse) -> str:
     return label + f" ({preset.uses}×)"
 
 
+def preset_labels(state: QuestionState, presets: list[GradeInUse]) -> list[str]:
+    """:func:`preset_label` of each preset, told apart when two read alike (a selectbox maps a
+    label back to its option: two equal labels would give the second grade for the first).
+
+    Parameters
+    ----------
+    state : QuestionState
+    presets : list of GradeInUse
+
+    Returns
+    -------
+    list of str
+        One label per preset, all different; a repeated label ends in "· #2", "· #3", ...
+    """
+    labels = [preset_label(state, p) for p in presets]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label} · #{seen[label]}")
+    return unique
+
+
 def answer_grade_form(
     question_id: str, state: QuestionState, answer_id: str, prefix: str, presets: list[GradeInUse] | None = None
 ) -> None:
@@ -271,7 +299,7 @@ def answer_grade_form(
                 "Or a grade given before",
                 range(len(presets)),
                 index=None,
-                format_func=lambda i: preset_label(state, presets[i]),
+                format_func=preset_labels(state, presets).__getitem__,
                 placeholder="a grade given in this question",
                 key=keys["again"],
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -176,15 +177,41 @@ def flash(kind: str, headline: str, detail: str | None = None) -> None:
     st.session_state[FLASH].append((kind, headline, detail))
 
 
+def literal_markdown(text: str) -> str:
+    """``text`` for a Markdown-only element (``st.success``, ``st.error``) so that it shows as
+    written: the marks inline Markdown acts on are backslash-escaped, and a word joiner
+    (U+2060, invisible) follows a colon that touches a word, so that ``:smile:`` or
+    ``:material/home:`` stays text. One line: newlines become spaces.
+
+    Parameters
+    ----------
+    text : str
+        App-written text that may name answers, groups and comments (from files and graders).
+
+    Returns
+    -------
+    str
+    """
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\g<0>", " ".join(text.splitlines()))
+    return _SHORTCODE_COLON.sub(":\u2060", escaped)
+
+
+# What inline Markdown (with Streamlit's LaTeX, strikethrough and tables) acts on; a headline
+# starts with app text, so line-start marks (#, -, 1.) need no escape.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>$~|&]")
+_SHORTCODE_COLON = re.compile(r":(?=\S)")
+
+
 def show_flashes() -> None:
-    """Draw and clear the queued messages."""
+    """Draw and clear the queued messages. Headlines name answers, groups and comments, which
+    come from files and graders: they are shown as written, never as Markdown."""
     for kind, headline, detail in st.session_state[FLASH]:
         if kind == "error":
-            st.error(headline)
+            st.error(literal_markdown(headline))
         elif kind == "success":
-            st.success(headline)
+            st.success(literal_markdown(headline))
         else:
-            st.info(headline)
+            st.info(literal_markdown(headline))
         if detail:
             plain(detail)
     st.session_state[FLASH] = []

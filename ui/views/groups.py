@@ -99,8 +99,20 @@ def _selected_members(gid: int, version: int) -> list[str]:
 # Callbacks run before the fragment reruns, so one click costs one fragment run.
 
 
+def _still_open(gid: int) -> bool:
+    """Whether ``gid`` is still the open group; else say so. A shortcut pressed right after
+    "Next group" reaches the button drawn for the group just left (the page has not redrawn
+    yet): it must not act on a group the grader is no longer looking at."""
+    now = st.session_state.get(f"open-{question_id}")
+    if now is not None and now != gid:
+        ui_common.flash("error", f"Group {gid} is no longer the open one (group {now} is): nothing done; press again.")
+        return False
+    return True
+
+
 def _confirm(gid: int) -> None:
-    ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.")
+    if _still_open(gid):
+        ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.")
 
 
 def _rename(gid: int) -> None:
@@ -160,9 +172,10 @@ def _delete(gid: int) -> None:
     ui_common.submit(question_id, Delete(gid), f"Group {gid} deleted; its answers are now ungrouped.")
 
 
-def _grade(gid: int) -> None:
-    score = st.session_state.get(f"score-{question_id}-{gid}")
-    comment = st.session_state.get(f"comment-{question_id}-{gid}", "")
+def _grade(gid: int, version: int) -> None:
+    # The fields of the version the form was drawn at: they start from that version's grade.
+    score = st.session_state.get(f"score-{question_id}-{gid}-v{version}")
+    comment = st.session_state.get(f"comment-{question_id}-{gid}-v{version}", "")
     if score is None:
         ui_common.flash("error", "Enter a score first.")
         return
@@ -610,7 +623,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             "Grade as before",
             range(len(presets)),
             index=None,
-            format_func=lambda i: rubric_panel.preset_label(state, presets[i]),
+            format_func=rubric_panel.preset_labels(state, presets).__getitem__,
             placeholder="a grade given in this question",
             key=f"grade-again-choice-{question_id}-{gid}",
         )
@@ -622,17 +635,19 @@ def _grade_action(state: QuestionState, gid: int) -> None:
     keeping = [a for a in group.members if a in state.overrides]
     with st.form(f"grade-form-{question_id}-{gid}", border=False):
         cols = st.columns([1, 3], vertical_alignment="bottom")
+        # Keyed by the version: a keyed field keeps what it first showed, so after another
+        # grader's grade it would offer the old score, and "Apply grade" would put it back.
         cols[0].number_input(
             "Score",
             value=None if group.grade is None else group.grade.score,
             step=0.5,
-            key=f"score-{question_id}-{gid}",
+            key=f"score-{question_id}-{gid}-v{state.version}",
             **_score_bounds(state),
         )
         cols[1].text_input(
             "Comment",
             value="" if group.grade is None else group.grade.comment,
-            key=f"comment-{question_id}-{gid}",
+            key=f"comment-{question_id}-{gid}-v{state.version}",
         )
         with st.expander(f"Preview: {len(receiving)} answers will receive this grade"):
             st.dataframe(
@@ -643,7 +658,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             if keeping:
                 st.text(f"{len(keeping)} answers keep their own grade: {', '.join(keeping)}")
         st.form_submit_button(
-            "Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid,), type="primary"
+            "Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid, state.version), type="primary"
         )
 
 
