@@ -65,7 +65,7 @@ class GroupingSettings:
         common grade is given at once rather than one by one; ``"ungrouped"`` leaves them.
     quantities : bool
         On a question that asks for a number (:func:`grouper.quantities.is_numeric_question`),
-        answers ending in the same value and unit ("19.6 m/s") form one group when at least
+        answers that are just a quantity and state the same one ("19.6 m/s") form one group when at least
         ``min_cluster_size`` students wrote it, before the rest is grouped as usual: there the
         final quantity decides the grade, and embeddings and reference signals barely see it.
     """
@@ -202,7 +202,7 @@ def group_embeddings(
     rest = np.arange(len(unique_texts))
     if settings.quantities:
         # On a question that asks for a number, the final value and unit decide the grade:
-        # answers that end in the same quantity are one group, whatever else they say.
+        # answers stating the same quantity (and nothing else) are one group.
         rest = _quantity_groups(unique_texts, counts, settings.min_cluster_size, unique_labels, titles)
         unique_conf[unique_labels != UNGROUPED] = 1.0
     if len(rest):
@@ -255,7 +255,7 @@ def _cluster_unique(
 def _quantity_groups(
     texts: Sequence[str], counts: np.ndarray, min_size: int, labels: np.ndarray, titles: dict[int, str]
 ) -> np.ndarray:
-    """On a numeric question, label the distinct texts that end in a quantity at least
+    """On a numeric question, label the distinct texts that state a quantity at least
     ``min_size`` students wrote (ids 0, 1, ...; ``labels`` and ``titles`` are filled in);
     return the indices of the other texts, for the usual grouping."""
     from grouper.quantities import is_numeric_question, quantity_classes, quantity_title

@@ -11,7 +11,7 @@ yet:
 2. the free answers (see :func:`grouper.regroup.fixed_answers`) are placed in a plane made of
    their two reference signals and the model's centred log-probabilities of each grade
    (scaled by ``weight``), and cut by k-means into as many groups as were still waiting; on
-   a question asking for a number, answers ending in the same quantity stay one group
+   a question asking for a number, answers stating the same quantity stay one group
    (:mod:`grouper.quantities`);
 3. the regrouping is planned as ordinary edits (:func:`grouper.regroup.plan_regroup`), so the
    grouping stays a fold of the log and confirmed work never moves.
@@ -173,7 +173,7 @@ def adapt_to_grades(
     clusters: list[list[str]] = []
     titles: list[str] = []
     if is_numeric_question(texts):
-        # Answers ending in the same quantity stay one group, as the grouping made them: on a
+        # Answers stating the same quantity stay one group, as the grouping made them: on a
         # question asking for a number, that is surer than anything the grade model learns.
         in_class = np.zeros(len(free), dtype=bool)
         for quantity, members in quantity_classes([texts[i] for i in free], min_size=QUANTITY_CLASS_SIZE):

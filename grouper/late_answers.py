@@ -7,7 +7,7 @@ the space the groups were made in. It joins a group only when nobody has reviewe
 a confirmed or graded group is never given an answer no grader has seen, since that would
 grade it silently. Such an answer waits ungrouped, with that group as its suggestion (the
 ungrouped queue offers the move in one click). On a question that asks for a number, an
-answer ending in the quantity all of one group's answers end in goes to that group
+answer stating the quantity all of one group's quantity answers state goes to that group
 (:mod:`grouper.quantities`), under the same rule.
 
 Adding is one :class:`grouper.edits.AddAnswers` edit, logged with the new answer rows in one
@@ -61,8 +61,8 @@ def _reviewed(state: QuestionState, group_id: int) -> bool:
 
 
 def _quantity_groups(texts: Sequence[str], labels: np.ndarray) -> dict[Quantity, int]:
-    """On a numeric question, each final quantity that at least ``QUANTITY_CLASS_SIZE``
-    grouped answers end in, all of them in one group, and that group."""
+    """On a numeric question, each quantity that at least ``QUANTITY_CLASS_SIZE``
+    grouped answers state, all of them in one group, and that group."""
     if not is_numeric_question(texts):
         return {}
     where: dict[Quantity, set[int]] = {}
@@ -123,7 +123,7 @@ def place_late_answers(
         chosen = None if label == UNGROUPED else int(label)
         if by_quantity and not placement.duplicate[i]:
             # On a numeric question the final quantity says more than the embedding: an
-            # answer ending in a group's quantity goes there (an exact repeat still follows
+            # answer stating a group's quantity goes there (an exact repeat still follows
             # its copies, which a grader may have moved).
             same = by_quantity.get(final_quantity(late_texts[i]))
             if same is not None:

@@ -1,27 +1,38 @@
-"""The final quantity of an answer to a numeric question ("19.6 m/s"), and whether a
-question is numeric.
+"""The final answer of a numeric question ("19.6 m/s"), and whether a question is numeric.
 
 On a question whose answers are numbers ("How fast is it moving when it lands?"), what
 decides the grade is the final value and its unit: "19.6 m/s" is right, "19.6" lacks the unit,
 "19.6 m/s^2" has the wrong one, "9.8 m/s" is a slip. A sentence encoder sees these as nearly the
 same text, and the reference signals see a worked solution ("v = g t = 9.8 m/s^2 x 2.0 s =
-19.6 m/s") as sharing words with every one of them. Grouping such answers by their final
+19.6 m/s") as sharing words with every one of them. Grouping answers that state the same
 quantity is what a grader would do by eye, and what makes each group one grade
 (:func:`grouper.clustering.group_embeddings`, ``docs/grouping.md``).
 
-Only numbers that stand alone count: an exponent (``m/s^2``, ``ms-1``, ``10^8``) or a digit
-glued to a letter (``x2``, ``t2``) is part of a unit or a name, not a value. The unit is what
-directly follows the value: short symbols (``m``, ``s^-1``), a slash and what follows it, or
-"per" phrases ("meters per second"), up to a clause mark or a longer word ("19.6 m/s
-downwards" is ``19.6 m/s``). Spellings of the same unit are not unified ("m/s" and "meters per
-second" are two groups of one grade each, which costs the grader one action more and never a
-wrong grade).
+Putting two answers a grader would grade differently in one group is the costly mistake
+(every exception is a move, and a grade given to the group lands on all of them); splitting
+answers of one grade in two costs one action. So an answer gets a key only when it is *just a
+quantity*, and the key keeps everything it states:
+
+- before the final value there may be only filler ("about", "the answer is"), variable names
+  of one or two letters, operators and the values of an ``=`` chain ("v = gt = 9.8*2 =
+  19.6 m/s"); a word like "yes", "not" or "falls", a second statement ("x = 2, y = 3"), or an
+  algebraic term ("2x + 1") means no key;
+- the key is every stand-alone value written (the working too, so "v = 19.6 m/s at t = 2 s"
+  and "v = 9.8 m/s at t = 2 s" differ) and everything written after the final value, as the
+  unit ("m/s squared" and "m/s downwards" are not "m/s");
+- fractions ("3/2"), powers of a number ("2^32", "10**8") and a power of ten that NFKC
+  flattened ("3 x 10⁸" reads "3 x 108") mean no key: their last digits are no value.
+
+A value that stands alone is not an exponent (``m/s^2``, ``ms-1``) nor a digit glued to a
+letter (``x2``, ``t2``); "19.6", "19.60" and "19,6" are one value (kept exactly, as decimals),
+"1,000" is a thousand, "3 x 10^8" and "1.5e3" are read whole.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 import numpy as np
@@ -37,99 +48,116 @@ __all__ = [
     "quantity_title",
 ]
 
-#: A question is numeric when at least this share of its non-blank answers are short answers
-#: ending in a quantity. On the three benchmark corpora no question reaches 0.41 (answers
-#: like "terminal 1 is connected to terminal 4" end in a number too); a question asking for
-#: a number has most of its answers there (0.93 on the sample ball-drop question).
+#: A question is numeric when at least this share of its non-blank answers are quantity
+#: answers. On the three benchmark corpora no question goes above 0.21 (answers like "3." or
+#: "40 meters" to explanation questions); a question asking for a number has most of its
+#: answers there (0.83 on the sample ball-drop question).
 NUMERIC_SHARE = 0.6
 
-#: Fewest answers ending in one quantity that the re-cut of the grade adaptation keeps
+#: Fewest answers stating one quantity that the re-cut of the grade adaptation keeps
 #: together and that late answers are placed by: the grouping's smallest group
 #: (``GroupingSettings.min_cluster_size``).
 QUANTITY_CLASS_SIZE = 3
 
-#: At most this many words of four or more letters around the quantity: "It is moving at
-#: 19.6 m/s when it lands." is still a quantity answer, an explanation is not.
-_PROSE_WORDS = 3
+#: At most this many words of four or more letters after the final value, for an answer to
+#: count towards a numeric question ("19.6 meters per second" does, an explanation does not).
+_UNIT_PROSE_WORDS = 3
 
-_SUPERSCRIPTS = str.maketrans({"²": "^2", "³": "^3", "¹": "^1", "⁻": "^-", "−": "-", "×": "x", "·": "*"})
+_SUPERSCRIPTS = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "x", "·": "*"})
 # A value: a sign, digits with decimal point or comma (a comma before exactly three digits
-# separates thousands), and an optional power of ten ("3 x 10^8", "1.5e3"). The look-behind
-# keeps out exponents ("^2") and digits glued to a letter ("ms-1", "x2"); the look-ahead keeps
-# out the "2" of "2nd".
+# after a non-zero lead separates thousands), and an optional power of ten ("3 x 10^8",
+# "1.5e3"). The look-behinds keep out exponents ("^2", "s-1") and digits glued to a letter
+# ("x2"); the look-ahead keeps out ordinals ("2nd").
 _VALUE = re.compile(
-    r"(?<![\w^.,])(?<![\w^][-+])(?P<sign>[-+])?(?P<mantissa>\d+(?:,\d{3})*(?![\d,])(?:[.,]\d+)?|\d*[.,]\d+)"
+    r"(?<![\w^.,])(?<![\w^][-+])(?P<sign>[-+]\s?)?"
+    r"(?P<mantissa>[1-9]\d{0,2}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:[.,]\d+)?|[.,]\d+)"
     r"(?:\s*[x*]\s*10\s*\^\s*(?P<power>[-+]?\d+)|e(?P<e>[-+]?\d+))?"
-    r"(?!(?:st|nd|rd|th)\b)"  # not an ordinal: "2nd"
+    r"(?!(?:st|nd|rd|th)\b)"
 )
-# What ends a final answer's unit: a clause mark, a full stop that is not a decimal point,
-# or the start of a reason.
-_UNIT_END = re.compile(r"[;,!?()\[\]=]|\.(?!\d)|\b(?:because|since|so|as|which|when|if)\b")
-_NOT_UNITS = frozenset("a an and or but the is it its in at on to of for with then than not".split())
-_UNIT_WORD = re.compile(r"[^\W\d_][\w/^*.-]*|/[\w/^*.-]*|%|°\w*")
-_UNIT_SYMBOL = re.compile(r"[^\W\d_]{1,3}(?:\^?-?\d)?|%|°[a-z]?")
+# What makes values no answer, looked for with each value written as "#": a fraction or
+# division, a power of a number ("2^32", "10**8"), a value with a unit before the final one
+# in the same statement ("19.6 m/s (3 s.f.)"); and, in the text itself, a power of ten whose
+# exponent NFKC flattened into digits ("3 x 108", "x 10-19").
+_NOT_A_VALUE = re.compile(r"#\s*/\s*[#.]|#\s*(?:\^|\*\*)")
+_UNIT_THEN_VALUE = re.compile(r"#\s*[^\W\d_][^=]*$")
+_FLAT_POWER = re.compile(r"[x*]\s*10(?:\d|\s*-\s*\d)")
+_SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+# An algebraic term before the final value: a letter joined to + or -, or a digit glued to a
+# letter ("2x + 1", "u + at"), a power of a letter in a sum ("x^2 + 1").
+_ALGEBRA = re.compile(r"[^\W\d_]\s*[+-]|[+-]\s*[^\W\d_]|\d[^\W\d_]|[^\W\d_]\s*\^\s*\d+\s*[+-]")
+_FILLER = frozenset(
+    "the answer is it its it's about approx approximately roughly around nearly almost exactly "
+    "final result equals gives so thus therefore".split()
+)
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _UNIT_JOINS = re.compile(r"\s*([/^*-])\s*")
 _GLUED_POWER = re.compile(r"([^\W\d_])(-?\d+)\b")
 _PROSE = re.compile(r"[^\W\d_]{4,}")
 
 
 class Quantity(NamedTuple):
-    """A value with its unit as written (``""`` for none).
+    """What a quantity answer states: its final value, the unit (and anything else) written
+    after it, and the values of its working.
 
     Attributes
     ----------
-    value : float
-        Rounded to 6 significant digits, so that "19.6" and "19.60" are one value.
+    value : str
+        The final value as a plain decimal, exact ("19.6" for "19.60", "19,6" and "1.96e1").
     unit : str
-        Lower case, with single spaces between words and none around ``/ ^ * -``.
+        What follows the value (``""`` for nothing): lower case, single spaces, none around
+        ``/ ^ * -``, a power glued to its symbol written with ``^`` ("m/s2" is "m/s^2").
+    working : tuple of str
+        The values written before the final one ("v = gt = 9.8*2 = 19.6 m/s": 9.8 and 2).
     """
 
-    value: float
+    value: str
     unit: str
+    working: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
         """The quantity as a grader reads it, e.g. ``"19.6 m/s"``."""
-        return f"{self.value:g} {self.unit}".strip()
+        return f"{self.value} {self.unit}".strip()
 
 
-def _value(match: re.Match[str]) -> float:
+def _value(match: re.Match[str]) -> str | None:
     mantissa = match["mantissa"]
-    if re.fullmatch(r"\d+(?:,\d{3})+(?:\.\d+)?", mantissa):
+    if re.fullmatch(r"[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", mantissa):
         mantissa = mantissa.replace(",", "")  # 1,000 and 1,000.5: thousands
-    value = float(mantissa.replace(",", "."))  # 19,6: a decimal comma
     power = match["power"] or match["e"]
-    if power is not None:
-        value *= 10.0 ** int(power)
-    if match["sign"] == "-":
+    try:
+        value = Decimal(mantissa.replace(",", "."))  # 19,6: a decimal comma
+        if power is not None:
+            value = value.scaleb(int(power))
+    except (InvalidOperation, ValueError):  # an exponent of thousands of digits
+        return None
+    if not value.is_finite():
+        return None
+    if match["sign"] and match["sign"].strip() == "-":
         value = -value
-    return float(f"{value:.6g}")
+    return _plain(value)
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal written one way: no exponent for everyday sizes, no trailing zeros."""
+    if value == 0:
+        return "0"
+    if -6 <= value.adjusted() <= 15:
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return format(value.normalize(), "e")
 
 
 def _unit(tail: str) -> str:
-    words = _UNIT_END.split(tail, maxsplit=1)[0].split()
-    unit: list[str] = []
-    for word in words:
-        if not unit:
-            # The first word is the unit if it looks like one, and is not a joining word
-            # ("19.6 and ...").
-            if word in _NOT_UNITS or not _UNIT_WORD.fullmatch(word):
-                break
-        elif not (
-            unit[-1].endswith("/") or unit[-1] == "per" or word == "per" or word.startswith("/")
-            or _UNIT_SYMBOL.fullmatch(word)
-        ):
-            break  # a longer word after the unit: "m/s downwards"
-        unit.append(word)
-    # One spelling per unit as written: no spaces around / ^ * -, single spaces elsewhere,
-    # and a power glued to its symbol written as one ("m/s2", what NFKC makes of "m/s²", is
-    # "m/s^2"; "ms-1" is "ms^-1").
-    joined = _UNIT_JOINS.sub(r"\1", " ".join(unit)).rstrip(".")
+    # One spelling of what is written: single spaces, none around / ^ * -, a power glued to
+    # its symbol written as one ("m/s2", what NFKC makes of "m/s²", is "m/s^2").
+    joined = _UNIT_JOINS.sub(r"\1", " ".join(tail.split())).strip(" .!")
     return _GLUED_POWER.sub(r"\1^\2", joined)
 
 
 def final_quantity(text: str) -> Quantity | None:
-    """The last stand-alone value in ``text`` and the unit written after it.
+    """What ``text`` states, when it is just a quantity (see the module's rules).
 
     Parameters
     ----------
@@ -139,28 +167,43 @@ def final_quantity(text: str) -> Quantity | None:
     Returns
     -------
     Quantity or None
-        ``None`` when the text holds no stand-alone number.
+        ``None`` when the text is not just a quantity: no stand-alone value, words other than
+        filler before the final one, several statements, algebra, fractions or powers.
 
     Examples
     --------
     >>> final_quantity("v = gt = 9.8*2 = 19.6 m/s")
-    Quantity(value=19.6, unit='m/s')
-    >>> final_quantity("19.6 m/s^2 because it is accelerating")
-    Quantity(value=19.6, unit='m/s^2')
-    >>> final_quantity("19,6 ms-1")
-    Quantity(value=19.6, unit='ms^-1')
+    Quantity(value='19.6', unit='m/s', working=('9.8', '2'))
+    >>> final_quantity("about 19,6 ms-1")
+    Quantity(value='19.6', unit='ms^-1', working=())
+    >>> final_quantity("yes, it is 7") is None
+    True
     """
-    folded = text.casefold().translate(_SUPERSCRIPTS)
-    last = None
-    for last in _VALUE.finditer(folded):  # noqa: B007 - the last match is the one wanted
-        pass
-    if last is None:
+    # Raw superscripts (NFKC makes them digits) are powers: "10⁻¹⁹" is "10^-19".
+    folded = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text.casefold())
+    folded = folded.translate(_SUPERSCRIPTS)
+    if _FLAT_POWER.search(folded):
         return None
-    return Quantity(_value(last), _unit(folded[last.end() :]))
+    values = list(_VALUE.finditer(folded))
+    if not values:
+        return None
+    last = values[-1]
+    marked = _VALUE.sub("#", folded)
+    before = folded[: last.start("mantissa")]  # with the value's sign: "x^2 + 1" is algebra
+    if _NOT_A_VALUE.search(marked) or _UNIT_THEN_VALUE.search(_VALUE.sub("#", before)):
+        return None
+    if re.search(r"[,;:?!<>≤≥]", before) or _ALGEBRA.search(before):
+        return None  # a second statement, a comparison, or algebra
+    if any(w not in _FILLER and len(w) > 2 for w in _WORD.findall(before)):
+        return None  # prose before the value: "it falls to 80", "yes, it is 7"
+    parsed = [_value(v) for v in values]
+    if any(v is None for v in parsed):
+        return None
+    return Quantity(parsed[-1], _unit(folded[last.end() :]), tuple(parsed[:-1]))  # type: ignore[arg-type]
 
 
 def is_quantity_answer(text: str) -> bool:
-    """Whether ``text`` is a short answer that ends in a quantity.
+    """Whether ``text`` is a short answer that states a quantity.
 
     Parameters
     ----------
@@ -169,10 +212,11 @@ def is_quantity_answer(text: str) -> bool:
     Returns
     -------
     bool
-        True for "19.6 m/s", "v = u + at = 0 + 9.8 x 2 = 19.6 m/s" or "about 20 m/s"; False
-        for an explanation with more than a few words around its numbers, and for no number.
+        True for "19.6 m/s", "v = gt = 9.8*2 = 19.6 m/s" or "about 20 m/s"; False for an
+        explanation, and for no number.
     """
-    return final_quantity(text) is not None and len(_PROSE.findall(text.casefold())) <= _PROSE_WORDS
+    quantity = final_quantity(text)
+    return quantity is not None and len(_PROSE.findall(quantity.unit)) <= _UNIT_PROSE_WORDS
 
 
 def is_numeric_question(texts: Iterable[str], counts: Iterable[int] | None = None) -> bool:
@@ -205,7 +249,7 @@ def is_numeric_question(texts: Iterable[str], counts: Iterable[int] | None = Non
 def quantity_classes(
     texts: Sequence[str], counts: Sequence[int] | np.ndarray | None = None, min_size: int = 3
 ) -> list[tuple[Quantity, list[int]]]:
-    """The texts that end in the same quantity, for each quantity at least ``min_size``
+    """The texts that state the same quantity, for each quantity at least ``min_size``
     students wrote.
 
     Parameters
@@ -231,7 +275,8 @@ def quantity_classes(
 
 
 def quantity_title(quantity: Quantity) -> str:
-    """The title of a group of answers ending in ``quantity``, e.g. ``"ends in 19.6 m/s"``.
+    """The title of a group of answers stating ``quantity``, e.g. ``"= 19.6 m/s"`` or
+    ``"= 19.6 m/s (working 9.8, 2)"``.
 
     Parameters
     ----------
@@ -241,4 +286,7 @@ def quantity_title(quantity: Quantity) -> str:
     -------
     str
     """
-    return f"ends in {quantity.text}" + ("" if quantity.unit else " (no unit)")
+    title = f"= {quantity.text}" + ("" if quantity.unit else " (no unit)")
+    if quantity.working:
+        title += f" (working {', '.join(quantity.working)})"
+    return title
