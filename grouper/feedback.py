@@ -21,6 +21,13 @@ delete, rename     none (a deleted group may just be junk; a title is not about 
 undo               removes what the undone edit gave (undoing an undo gives it back)
 =================  ==========================================================================
 
+A grade that is corrected takes back what the old one said: grading a group as another graded
+group is, clearing a group's grade, or an answer's own grade cleared or set to its group's,
+withdraws the cannot-links an earlier *grade* gave between those answers (not a split's or a
+move's, which are about grouping). Edits by a model (``model:`` authors: regrouping,
+adaptation) give no pairs and withdraw none: a model must neither learn from its own guesses
+nor overwrite what a person said.
+
 When edits disagree about a pair, the latest edit wins. Each pair (a :class:`grouper.pairs.TrainingPair`,
 with both answers' normalised texts) carries the edit and the author it came from. A big group gives quadratically many pairs: ``max_pairs_per_edit`` caps
 each edit's share by uniform sampling with a seeded generator, so the output is reproducible.
@@ -69,6 +76,10 @@ __all__ = [
 
 MUST_LINK = "must_link"
 CANNOT_LINK = "cannot_link"
+# Not a pair: the grade-given cannot-links between the two sides are withdrawn.
+_WITHDRAW = "withdraw"
+# Edits whose pairs come from grades, and which a later grade can take back.
+_GRADE_KINDS = frozenset({GradeGroup.kind, GradeAnswer.kind, CheckGrades.kind})
 
 
 @dataclass(frozen=True)
@@ -174,23 +185,28 @@ def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> lis
     if kind == "confirm":
         return [_Block(MUST_LINK, after.groups[p.group_id].members)]
     if isinstance(p, GradeGroup):
-        if p.clears:
-            return []
         group = after.groups[p.group_id]
+        others = [o for o in after.groups.values() if o.group_id != group.group_id]
+        if p.clears:
+            return [_Block(_WITHDRAW, group.members, o.members) for o in others]
         given = group.grade  # a rubric grade's score comes from its items, not the payload
         blocks = [_Block(MUST_LINK, group.members)]
-        for other in after.groups.values():
-            if other.group_id != group.group_id and other.grade is not None and _graded_apart(other.grade, given):
+        for other in others:
+            if other.grade is not None and _graded_apart(other.grade, given):
                 blocks.append(_Block(CANNOT_LINK, group.members, other.members))
+            else:
+                blocks.append(_Block(_WITHDRAW, group.members, other.members))
         return blocks
     if isinstance(p, GradeAnswer):
         group_id = after.location[p.answer_id]
-        if p.clears or group_id is None:
+        if group_id is None:
             return []
         group = after.groups[group_id]
-        if group.grade is None or not _graded_apart(group.grade, after.overrides[p.answer_id]):
-            return []
-        return [_Block(CANNOT_LINK, (p.answer_id,), tuple(m for m in group.members if m != p.answer_id))]
+        mates = tuple(m for m in group.members if m != p.answer_id)
+        own = after.overrides.get(p.answer_id)
+        if own is None or group.grade is None or not _graded_apart(group.grade, own):
+            return [_Block(_WITHDRAW, (p.answer_id,), mates)]  # it has its group's grade again
+        return [_Block(CANNOT_LINK, (p.answer_id,), mates)]
     if isinstance(p, Merge):
         parts = [before.groups[p.into].members, *(before.groups[g].members for g in p.others)]
         return [_Block(MUST_LINK, parts[i], parts[j]) for i in range(len(parts)) for j in range(i + 1, len(parts))]
@@ -281,29 +297,58 @@ def question_pairs(
         One per pair of answers, decided by the latest edit that spoke about it and is not
         undone; ordered by that edit, then by the pair.
     """
+    from grouper.regroup import is_model_author
+
     select = select or PairFilter()
     settings = settings or PairSettings()
     state = initial
-    given: list[tuple[Edit, list[tuple[str, str, str]]]] = []
+    given: list[tuple[Edit, list[tuple[str, str, str]], list[_Block]]] = []
     for edit in edits:
         after = apply(state, edit)
-        if edit.kind != "undo" and select.admits(edit):
+        if edit.kind != "undo" and not is_model_author(edit.author) and select.admits(edit):
             rng = random.Random(f"{settings.seed}:{edit.question_id}:{edit.edit_id}")
+            blocks = _edit_blocks(state, after, edit)
             pairs: dict[tuple[str, str], str] = {}
-            for a, b, label in _sample(_edit_blocks(state, after, edit), settings.max_pairs_per_edit, rng):
+            links = [b for b in blocks if b.label != _WITHDRAW]
+            for a, b, label in _sample(links, settings.max_pairs_per_edit, rng):
                 if a != b:
                     pairs[(a, b) if a < b else (b, a)] = label
-            given.append((edit, [(a, b, label) for (a, b), label in pairs.items()]))
+            withdrawn = [b for b in blocks if b.label == _WITHDRAW and b.size]
+            given.append((edit, [(a, b, label) for (a, b), label in pairs.items()], withdrawn))
         state = after
     latest: dict[tuple[str, str], TrainingPair] = {}
-    for edit, pairs in given:
+    by_answer: dict[str, set[tuple[str, str]]] = {}  # the grade-given cannot-links of each answer
+    for edit, pairs, withdrawn in given:
         if edit.edit_id in state.undone:
             continue  # undo removes what its edit gave
+        for block in withdrawn:
+            _withdraw(block, latest, by_answer)
         for a, b, label in pairs:
             latest[(a, b)] = TrainingPair(
                 edit.question_id, a, b, texts[a], texts[b], label == MUST_LINK, edit.edit_id, edit.author
             )
+            for x in (a, b):  # indexed while it is a grade's cannot-link
+                if label == CANNOT_LINK and edit.kind in _GRADE_KINDS:
+                    by_answer.setdefault(x, set()).add((a, b))
+                elif x in by_answer:
+                    by_answer[x].discard((a, b))
     return sorted(latest.values(), key=lambda p: (p.edit_id, p.answer_id_a, p.answer_id_b))
+
+
+def _withdraw(
+    block: _Block, latest: dict[tuple[str, str], TrainingPair], by_answer: dict[str, set[tuple[str, str]]]
+) -> None:
+    """Drop the grade-given cannot-links between the block's two sides (those still latest):
+    walking the smaller side's own pairs, not every pair of the block."""
+    first, second = set(block.first), set(block.first if block.second is None else block.second)
+    small, other = (first, second) if len(first) <= len(second) else (second, first)
+    for a in small:
+        for key in list(by_answer.get(a, ())):
+            mate = key[1] if key[0] == a else key[0]
+            if mate in other and key in latest:
+                del latest[key]
+                by_answer[key[0]].discard(key)
+                by_answer[key[1]].discard(key)
 
 
 class _LogSource(Protocol):
@@ -383,7 +428,6 @@ def correction_pairs(
         Reference pairs first, then answer pairs.
     """
     from grouper.reference_pairs import reference_pairs
-    from grouper.regroup import is_model_author
 
     select = select or PairFilter()
     unknown = sorted(set(sources) - set(PAIR_SOURCES))
@@ -401,5 +445,5 @@ def correction_pairs(
         ids = [q for q in store.question_ids() if select.question_ids is None or q in select.question_ids]
         pairs += reference_pairs(store, ids, encoder)
     if "answers" in sources:
-        pairs += [p for p in training_pairs(store, select=select) if not (p.author and is_model_author(p.author))]
+        pairs += training_pairs(store, select=select)  # a model's edits give none (question_pairs)
     return pairs

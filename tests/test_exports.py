@@ -220,6 +220,37 @@ def test_pairs_from_grades_and_overrides():
     assert labels[("a0", "a1")] is False  # the override says a0 differs from its group
 
 
+def test_a_corrected_grade_takes_back_the_cannot_links_of_the_wrong_one():
+    """Group 1 graded 0 by mistake (apart from group 2's 2), then corrected to 2: nothing says
+    the two groups are apart any more. A split's cannot-links are about grouping and stay."""
+    edits = _log(("ta1", GradeGroup(2, 2.0)), ("ta1", GradeGroup(1, 0.0)), ("ta1", GradeGroup(1, 2.0)))
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert not [pair for pair, together in labels.items() if not together]
+    assert labels[("a0", "a1")] is True and labels[("a3", "a4")] is True
+    # An answer's own grade cleared: it has its group's grade again, no longer apart.
+    edits = _log(("ta1", GradeGroup(1, 2.0)), ("ta2", GradeAnswer("a0", 0.0)), ("ta2", GradeAnswer("a0", None)))
+    assert not [pair for pair, together in _labels(question_pairs(_start(), edits, TEXTS)).items() if not together]
+    # A group's grade cleared takes back its grade's cannot-links, not a split's.
+    edits = _log(
+        ("ta1", Split(1, (("a0",), ("a1", "a2")))),
+        ("ta1", GradeGroup(2, 2.0)),
+        ("ta1", GradeGroup(1, 0.0)),
+        ("ta1", GradeGroup(1, None)),
+    )
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels[("a0", "a1")] is False and labels[("a0", "a2")] is False  # the split's
+    assert ("a0", "a3") not in labels  # group 1's wrong grade said this; it is cleared
+
+
+def test_a_models_edits_give_no_pairs_and_never_overwrite_a_persons():
+    """A grader merged groups 1 and 2; a model's regroup later moved a3 out. The grader's
+    must-link stays, and no pair carries the model's name."""
+    edits = _log(("ta1", Merge(1, (2,))), ("model:v0002", Move(("a3",), NEW)))
+    pairs = question_pairs(_start(), edits, TEXTS)
+    assert _labels(pairs)[("a0", "a3")] is True
+    assert {p.author for p in pairs} == {"ta1"}
+
+
 def test_pairs_from_rubric_grades():
     """A grade given as rubric items is a grade like any other; the same points from other
     items is another grade (other feedback), so those answers are apart too."""
