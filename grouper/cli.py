@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from grouper.answers import AnswerFileError
+from grouper.model_errors import ModelIntegrityError
 
 __all__ = ["build_parser", "main"]
 
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = int(args.func(args))
         sys.stdout.flush()  # inside the try: a reader gone is found here, not at exit
         return status
-    except (AnswerFileError, ValueError) as exc:
+    except (AnswerFileError, ValueError, ModelIntegrityError) as exc:
+        # Bad input, or a model version whose files do not match its card: said, not traced.
         print(f"grouper: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
@@ -57,3 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE
+    except OSError as exc:
+        # A file or folder that cannot be read or written (a read-only models folder, say):
+        # the system's words and the path, not a traceback.
+        print(f"grouper: {exc}", file=sys.stderr)
+        return 1

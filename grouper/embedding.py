@@ -39,6 +39,8 @@ from safetensors.torch import load_file
 from torch.overrides import TorchFunctionMode
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from grouper.model_errors import ModelIntegrityError  # defined apart: the CLI reports it without torch
+
 __all__ = [
     "BASE_MODEL_SHA256",
     "EmbeddingCache",
@@ -73,10 +75,6 @@ _GPU_TOKENS_RANGE = (16_384, 262_144)
 
 # Rows of every matrix product in bfloat16 on the CPU (see _LowPrecisionLinears).
 _CPU_GEMM_ROWS = 256
-
-
-class ModelIntegrityError(RuntimeError):
-    """Model weights are missing or do not match their expected sha256."""
 
 
 def base_model_dir() -> Path:

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 from grouper.answers import Answer
 from grouper.edits import (
     CheckGrades,
+    Confirm,
     Edit,
     Grade,
     GradeAnswer,
@@ -66,6 +67,7 @@ from grouper.pairs import TrainingPair
 __all__ = [
     "CANNOT_LINK",
     "MUST_LINK",
+    "PAIR_KINDS",
     "PAIR_SOURCES",
     "PairFilter",
     "PairSettings",
@@ -76,6 +78,8 @@ __all__ = [
 
 MUST_LINK = "must_link"
 CANNOT_LINK = "cannot_link"
+#: The edit kinds that give pairs (see the table above).
+PAIR_KINDS = (Confirm.kind, GradeGroup.kind, GradeAnswer.kind, Merge.kind, Split.kind, Move.kind, CheckGrades.kind)
 # Not a pair: the grade-given cannot-links between the two sides are withdrawn.
 _WITHDRAW = "withdraw"
 # Edits whose pairs come from grades, and which a later grade can take back.
@@ -101,6 +105,17 @@ class PairFilter:
     since: datetime | None = None
     until: datetime | None = None
     kinds: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        # A filter that can match nothing by construction is a typo, not an empty answer.
+        if self.kinds is not None:
+            unknown = sorted(set(self.kinds) - set(PAIR_KINDS))
+            if unknown:
+                raise ValueError(
+                    f"edit kind(s) {', '.join(map(repr, unknown))} give no pairs; the kinds that do: {', '.join(PAIR_KINDS)}"
+                )
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"since ({self.since.isoformat()}) must be before until ({self.until.isoformat()})")
 
     def admits(self, edit: Edit) -> bool:
         """True when ``edit`` may give pairs."""

@@ -42,6 +42,7 @@ __all__ = [
     "CARD_FILE",
     "Decision",
     "ModelRegistry",
+    "UnknownVersionError",
     "VersionCard",
     "compare_to_parent",
     "default_models_dir",
@@ -61,6 +62,14 @@ def default_models_dir() -> Path:
     """``GROUPER_MODELS_DIR`` when set, else the repository's ``models/``."""
     env = os.environ.get("GROUPER_MODELS_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+
+
+class UnknownVersionError(ValueError, KeyError):
+    """No such model version in the registry (a ``ValueError``: bad input, said plainly; a
+    ``KeyError`` for callers that looked it up as one)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -282,7 +291,7 @@ class ModelRegistry:
             self._ensure_base()
         path = self.root / version / CARD_FILE
         if not path.is_file():
-            raise KeyError(f"no model version {version!r} in {self.root}")
+            raise UnknownVersionError(f"no model version {version!r} in {self.root}")
         card = VersionCard.from_json(path.read_text(encoding="utf-8"), str(path))
         if card.version != version:
             raise ModelIntegrityError(f"{path}: the card names version {card.version!r}, not {version!r}")
@@ -328,7 +337,11 @@ class ModelRegistry:
         """
         weights_sha256 = model_key.rsplit("-t", 1)[0]
         for version in self.versions():
-            if self.card(version).weights_sha256 == weights_sha256:
+            try:
+                card = self.card(version)
+            except (ModelIntegrityError, ValueError):
+                continue  # a damaged card of another version must not stop this lookup
+            if card.weights_sha256 == weights_sha256:
                 return version
         return None
 

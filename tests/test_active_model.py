@@ -86,8 +86,8 @@ def test_a_tampered_active_version_stops_the_import_and_stores_nothing(tmp_path,
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     db = tmp_path / "grades.sqlite"
-    with pytest.raises(Exception, match="sha256"):
-        main(["import", str(SAMPLE), "--db", str(db)])
+    assert main(["import", str(SAMPLE), "--db", str(db)]) == 2  # said, not traced
+    assert "sha256" in capsys.readouterr().err
     with Store.open(db) as store:
         assert store.question_ids() == []
 
@@ -145,3 +145,18 @@ def test_regrouping_with_the_model_that_grouped_changes_nothing(tmp_path, regist
         report = regroup_store(store, registry, device=torch.device("cpu"))
         assert report == {"moon": (0, None)}
         assert store.state("moon").groups == before.groups
+
+
+def test_an_unknown_or_damaged_version_is_said_plainly_and_changes_nothing(tmp_path, registry, capsys):
+    assert main(["models", "--activate", "v0009"]) == 2
+    assert "no model version 'v0009'" in capsys.readouterr().err
+    card = publish_tiny(registry, tmp_path)
+    (registry.model_dir(card.version) / "card.json").write_text("{not json")
+    assert main(["models"]) == 2
+    assert "card.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_damaged_card_of_another_version_does_not_stop_finding_a_questions_version(tmp_path, registry):
+    old, new = publish_tiny(registry, tmp_path), publish_tiny(registry, tmp_path)
+    (registry.model_dir(old.version) / "card.json").write_text("{not json")
+    assert registry.version_of(f"{new.weights_sha256}-t256") == new.version

@@ -380,3 +380,19 @@ def test_an_edit_reports_its_own_effect_when_another_graders_lands_right_after(d
     assert "edit 1 applied: rename by ta1 (question q1, now version 2)" in out
     assert "changed grade" not in out
     assert state(db).groups[2].grade.score == 0.0
+
+
+def test_a_question_named_twice_is_exported_once(db, capsys, tmp_path):
+    out = tmp_path / "grades.csv"
+    assert run(capsys, "export", "grades", "-q", "q1", "-q", "q1", "-o", str(out))[0] == 0
+    with out.open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == 8
+
+
+def test_pair_filters_that_cannot_match_are_refused_and_empty_ones_said(db, capsys):
+    status, _, err = run(capsys, "export", "pairs", "--edit-kind", "mrege")
+    assert status == 2 and "edit kind(s) 'mrege' give no pairs" in err
+    status, _, err = run(capsys, "export", "pairs", "--since", "2026-05-02", "--until", "2026-05-01")
+    assert status == 2 and "must be before until" in err
+    status, out, err = run(capsys, "export", "pairs", "--author", "nobody")
+    assert status == 0 and out == "" and "no edit matches the filters given" in err

@@ -337,3 +337,15 @@ def test_retrain_on_reference_pairs_needs_reference_answers(tmp_path, tracking, 
     assert status == 2
     assert "no reference pairs: they need reference answers" in capsys.readouterr().err
     assert list(registry.versions()) == ["base", "v0001"]  # nothing published
+
+
+def test_retrain_names_an_unknown_question_and_the_filters_that_left_nothing(tmp_path, capsys):
+    from grouper.cli import main
+
+    db = graded_store(tmp_path / "grades.sqlite", ["q1_capital_australia.csv", "q3_ball_drop.csv"])
+    common = ["retrain", "--db", str(db), "--models", str(tmp_path / "models"), "--device", "cpu", "--held-out", "q3"]
+    assert main(common + ["-q", "q1", "-q", "nope"]) == 2
+    assert "no question 'nope' in the store; nothing was trained" in capsys.readouterr().err
+    assert main(common + ["--author", "nobody"]) == 2
+    assert "(authors nobody) gives no pairs" in capsys.readouterr().err
+    assert ModelRegistry(tmp_path / "models").versions() == ["base"]

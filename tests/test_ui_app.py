@@ -980,6 +980,40 @@ def test_a_tampered_active_version_stops_embedding_with_a_message(app, db, tmp_p
     assert registry.active() == "base"
 
 
+def test_a_version_that_lost_to_its_parent_is_activated_only_when_asked_twice(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path, beats=False)
+    app.switch_page("views/models.py").run()
+    app.selectbox(key="models-activate").set_value(card.version)
+    app.button(key="models-activate-btn").click().run()
+    assert registry.active() == "base"
+    assert errors(app) == [
+        f"Version {card.version} did not beat its parent; tick 'Even though it lost' to activate it anyway."
+    ]
+    app.checkbox(key="models-activate-anyway").check()
+    app.button(key="models-activate-btn").click().run()
+    assert registry.active() == card.version
+
+
+def test_a_damaged_card_of_one_version_leaves_the_models_page_and_the_rollback_working(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    broken = publish_tiny(registry, tmp_path)
+    (registry.model_dir(broken.version) / "card.json").write_text("{not json")
+    app.switch_page("views/models.py").run()
+    assert not app.exception, app.exception
+    table = app.dataframe[0].value.set_index("Version")
+    assert table.loc[broken.version, "Decision"].startswith("card unreadable: ")
+    app.selectbox(key="models-activate").set_value("base")
+    app.button(key="models-activate-btn").click().run()
+    assert registry.active() == "base"
+
+
 def test_question_pages_use_the_vectors_of_the_model_that_grouped_them(app, db, tmp_path):
     import ui_common
     from grouper.model_versions import ModelRegistry

@@ -46,7 +46,7 @@ def _question_ids(store: Store, wanted: list[str] | None) -> list[str]:
         return store.question_ids()
     for q in wanted:
         store.question(q)  # an unknown question is an error, not an empty export
-    return wanted
+    return list(dict.fromkeys(wanted))  # a question named twice is exported once
 
 
 def _write(args: argparse.Namespace, render) -> int:
@@ -127,6 +127,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             )
             settings = PairSettings(max_pairs_per_edit=args.max_pairs_per_edit or None, seed=args.seed)
             pairs = training_pairs(store, select=select, settings=settings)
+            filtered = args.author or args.since or args.until or args.kind_filter
+            if not pairs and filtered:
+                print("grouper: no edit matches the filters given (author, time, kind): 0 pairs", file=sys.stderr)
             args.what_written = "pairs"
             _write(args, lambda out: write_pairs_jsonl(pairs, out))
     finally:

@@ -179,11 +179,12 @@ def retrain(
             parent_encoder = registry.load(parent, device=device)
         elif parent_encoder.weights_sha256 != registry.card(parent).weights_sha256:
             raise ValueError(f"the parent encoder given does not carry the active version {parent}'s weights")
-        before = dict(evaluate(parent_encoder))
-        result = fine_tune(parent_encoder, pairs, settings, rng=rng, device=parent_encoder.device, progress=progress)
-        del parent_encoder  # its weights are copied into result.model; free them (unless the caller holds them)
+        # Made first: a models folder that cannot be written to fails now, not after the training.
         staging = registry.staging_dir()
         try:
+            before = dict(evaluate(parent_encoder))
+            result = fine_tune(parent_encoder, pairs, settings, rng=rng, device=parent_encoder.device, progress=progress)
+            del parent_encoder  # its weights are copied into result.model; free them (unless the caller holds them)
             sha = file_sha256(result.save(staging))
             candidate = Encoder(staging, device=torch.device(result.device), expected_sha256=sha)
             after = dict(evaluate(candidate))
@@ -319,6 +320,9 @@ def retrain_from_store(
     """
     from grouper.feedback import PairFilter, correction_pairs
 
+    unknown = sorted(set(questions or ()) - set(store.question_ids()))
+    if unknown:
+        raise ValueError(f"no question {', '.join(map(repr, unknown))} in the store; nothing was trained")
     held = list(held_out_questions)
     for qid in held_out:
         question = graded_question(store, qid)
@@ -359,7 +363,21 @@ def retrain_from_store(
                 "the training questions give no reference pairs: they need reference answers and graded "
                 "answers with at least two different scores"
             )
-        raise ValueError("the edit log of the training questions gives no pairs: confirm, merge, move or grade first")
+        asked = ", ".join(
+            part
+            for part in (
+                f"questions {', '.join(train_ids) or 'none (all held out)'}" if questions else "",
+                f"authors {', '.join(authors)}" if authors else "",
+                f"since {since.isoformat()}" if since is not None else "",
+                f"until {until.isoformat()}" if until is not None else "",
+            )
+            if part
+        )
+        within = f" ({asked})" if asked else ""
+        raise ValueError(
+            f"the edit log of the training questions{within} gives no pairs: confirm, merge, move or grade "
+            "first, or widen the filters"
+        )
     return retrain(
         pairs, apa_metric(held, min_answers=min_answers, cache=store.embeddings), rng=rng, registry=registry,
         settings=settings, held_out=sorted(held_ids), device=device, tracking=tracking, progress=progress,

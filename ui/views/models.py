@@ -17,13 +17,20 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.model_versions import ModelRegistry
+from grouper.model_errors import ModelIntegrityError
+from grouper.model_versions import BASE_VERSION, ModelRegistry
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Models")
 ui_common.show_flashes()
 registry = ModelRegistry()
-active = registry.active()
+try:
+    active: str | None = registry.active()
+except (ModelIntegrityError, ValueError) as problem:
+    # The way out (activating another version, below) must stay open.
+    active = None
+    st.error("The active version cannot be used: activate another version below.")
+    ui_common.plain(str(problem))
 
 
 def _overall(card, which: str) -> str:
@@ -32,22 +39,33 @@ def _overall(card, which: str) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-cards = [registry.card(v) for v in registry.versions()]
+def _card_or_problem(version: str):
+    """The version's card, or what is wrong with it: one damaged card must not hide the
+    others, nor the rollback below."""
+    try:
+        return registry.card(version)
+    except (ModelIntegrityError, ValueError) as problem:
+        return str(problem)
+
+
+cards = {v: _card_or_problem(v) for v in registry.versions()}
+readable = {v: c for v, c in cards.items() if not isinstance(c, str)}
 st.dataframe(
     pd.DataFrame(
         {
-            "Version": [c.version for c in cards],
-            "Active": ["✓" if c.version == active else "" for c in cards],
-            "Parent": [c.parent or "" for c in cards],
-            "Created": [c.created_at for c in cards],
-            "APA of parent": [_overall(c, "parent") for c in cards],
-            "APA": [_overall(c, "candidate") for c in cards],
-            "Decision": [c.decision for c in cards],
+            "Version": list(cards),
+            "Active": ["✓" if v == active else "" for v in cards],
+            "Parent": [readable[v].parent or "" if v in readable else "" for v in cards],
+            "Created": [readable[v].created_at if v in readable else "" for v in cards],
+            "APA of parent": [_overall(readable[v], "parent") if v in readable else "" for v in cards],
+            "APA": [_overall(readable[v], "candidate") if v in readable else "" for v in cards],
+            "Decision": [readable[v].decision if v in readable else f"card unreadable: {c}" for v, c in cards.items()],
         }
     ),
     hide_index=True,
 )
-st.text(f"New questions are grouped with the active version, {active}.")
+if active is not None:
+    st.text(f"New questions are grouped with the active version, {active}.")
 
 if not identity.may(Action.RETRAIN):
     st.stop()
@@ -71,7 +89,20 @@ def _retrain() -> None:
 
 def _activate() -> None:
     version = st.session_state.get("models-activate")
-    registry.set_active(version, force=True)
+    card = readable.get(version)
+    if card is None:
+        ui_common.flash("error", f"Version {version} cannot be activated: its card is unreadable.", str(cards.get(version)))
+        return
+    anyway = bool(st.session_state.get("models-activate-anyway"))
+    if version != BASE_VERSION and not card.beats_parent and not anyway:
+        # What `grouper models --activate` refuses without --force.
+        ui_common.flash(
+            "error",
+            f"Version {version} did not beat its parent; tick 'Even though it lost' to activate it anyway.",
+            card.decision,
+        )
+        return
+    registry.set_active(version, force=anyway)
     ui_common.flash("success", f"Version {version} is now active.")
 
 
@@ -81,17 +112,22 @@ st.text(
     "questions have them, else the links among answers in the edit log); held-out questions decide whether it "
     "becomes active."
 )
-if st.button("Retrain now", key="models-retrain", type="primary"):
+if st.button("Retrain now", key="models-retrain", type="primary", disabled=active is None):
     _retrain()
     st.rerun()
 cols = st.columns([3, 1], vertical_alignment="bottom")
 cols[0].selectbox(
     "Roll back or forward to",
     registry.versions(),
-    index=registry.versions().index(active),
+    index=registry.versions().index(active) if active in registry.versions() else 0,
     key="models-activate",
 )
 cols[1].button("Activate", key="models-activate-btn", on_click=_activate)
+st.checkbox(
+    "Even though it lost to its parent",
+    key="models-activate-anyway",
+    help="A version that did not beat its parent on the held-out questions is activated only when this is ticked",
+)
 
 
 def _regroup() -> None:
@@ -117,6 +153,6 @@ st.text(
     "question. Confirmed and graded groups, and groups a grader merged, split, renamed or made, keep their members "
     "and ids; answers a grader moved stay where they were put; every move is logged as the model's edit."
 )
-if st.button("Regroup waiting answers", key="models-regroup"):
+if st.button("Regroup waiting answers", key="models-regroup", disabled=active is None):
     _regroup()
     st.rerun()
