@@ -72,6 +72,7 @@ __all__ = [
     "PairFilter",
     "PairSettings",
     "correction_pairs",
+    "course_questions",
     "question_pairs",
     "training_pairs",
 ]
@@ -407,6 +408,44 @@ def training_pairs(
         texts = {a.answer_id: a.normalized for a in store.answers(question_id)}
         out.extend(question_pairs(store.initial_state(question_id), log, texts, select=select, settings=settings))
     return out
+
+
+def course_questions(store: Any, courses: Iterable[str], within: Iterable[str] | None = None) -> list[str]:
+    """The questions filed under these courses (``grouper import --course``), for a pair filter.
+
+    Parameters
+    ----------
+    store : Store
+        Anything with ``questions()`` listing :class:`grouper.store.QuestionInfo`.
+    courses : iterable of str
+    within : iterable of str, optional
+        Keep only these question ids (the ones asked for by name), in their order.
+
+    Returns
+    -------
+    list of str
+        In import order (or ``within``'s).
+
+    Raises
+    ------
+    ValueError
+        A course the store does not know, named with the courses it does; or none of the
+        questions in ``within`` is in them.
+    """
+    infos = store.questions()
+    known = sorted({i.course for i in infos if i.course is not None})
+    wanted = list(dict.fromkeys(courses))
+    unknown = [c for c in wanted if c not in known]
+    if unknown:
+        raise ValueError(
+            f"no course {', '.join(map(repr, unknown))} in the store (courses: {', '.join(known) or 'none'}); "
+            "file questions under one with `grouper import --course`"
+        )
+    ids = [i.question_id for i in infos if i.course in wanted]
+    chosen = ids if within is None else [q for q in within if q in set(ids)]
+    if not chosen:  # an empty choice must never widen to every question
+        raise ValueError(f"none of the questions named is in course(s) {', '.join(map(repr, wanted))}")
+    return chosen
 
 
 #: Where training pairs can come from: the answers' links in the log (this module), and the

@@ -311,3 +311,22 @@ def test_pairs_of_a_store_export_as_jsonl(store):
     assert [TrainingPair.from_dict(json.loads(line)) for line in buffer.getvalue().splitlines()] == pairs
     only_q2 = training_pairs(store, select=PairFilter(question_ids=frozenset({"q2"})))
     assert [(p.answer_id_a, p.answer_id_b, p.together) for p in only_q2] == [("b0", "b1", True)]
+
+
+def test_pairs_are_chosen_by_course(tmp_path):
+    from grouper.feedback import course_questions
+
+    with Store.open(tmp_path / "grades.sqlite") as store:
+        for qid, course in (("g1", "Geography"), ("p1", "Physics"), ("g2", "Geography")):
+            answers = tuple(Answer(f"{qid}-{i}", qid, f"answer {i}") for i in range(4))
+            store.import_question(Question(qid, "?", answers), course=course)
+            store.save_grouping(qid, Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "a", (0, 1)), Group(2, "b", (2, 3)))), model_version="m")
+            store.append(qid, "ta1", None, Confirm(1))
+        assert course_questions(store, ["Geography"]) == ["g1", "g2"]
+        assert course_questions(store, ["Geography"], within=["g2", "p1"]) == ["g2"]
+        pairs = training_pairs(store, select=PairFilter(question_ids=frozenset(course_questions(store, ["Physics"]))))
+        assert {p.question_id for p in pairs} == {"p1"}
+        with pytest.raises(ValueError, match=r"no course 'Maths' in the store \(courses: Geography, Physics\)"):
+            course_questions(store, ["Maths"])
+        with pytest.raises(ValueError, match="none of the questions named is in course"):
+            course_questions(store, ["Physics"], within=["g1"])

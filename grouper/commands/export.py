@@ -29,7 +29,7 @@ from grouper.exports import (
     write_pairs_jsonl,
     write_rubric_csv,
 )
-from grouper.feedback import PairFilter, PairSettings, training_pairs
+from grouper.feedback import PairFilter, PairSettings, course_questions, training_pairs
 from grouper.store import Store
 
 
@@ -93,6 +93,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         qids = _question_ids(store, args.question)
+        if args.course:
+            qids = course_questions(store, args.course, within=qids)
         if args.kind in ("grades", "grades-by-student"):
             rows = []
             for q in qids:
@@ -148,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_db_option(exp)
     exp.add_argument("--question", "-q", action="append", help="only this question (repeatable; default: all)")
+    exp.add_argument("--course", action="append", help="only the questions of this course (repeatable)")
     exp.add_argument("-o", "--output", help="write to this file (default: standard output)")
     pairs = exp.add_argument_group("pairs")
     pairs.add_argument("--author", action="append", help="only edits by this author (repeatable)")

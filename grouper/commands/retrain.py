@@ -47,6 +47,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers
     from grouper.embedding import choose_device
     from grouper.model_versions import ModelRegistry
+    from grouper.feedback import course_questions
     from grouper.training import FineTuneSettings, TrackingSettings, retrain_from_store
 
     registry = ModelRegistry(args.models)
@@ -60,7 +61,8 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     try:
         outcome = retrain_from_store(
             store, rng=np.random.default_rng(args.seed), registry=registry, settings=settings,
-            questions=args.question, authors=args.author, since=args.since, until=args.until,
+            questions=course_questions(store, args.course, within=args.question) if args.course else args.question,
+            authors=args.author, since=args.since, until=args.until,
             held_out=args.held_out or (), held_out_questions=held_files,
             held_out_fraction=args.held_out_fraction, min_answers=args.min_answers, device=device,
             tracking=TrackingSettings(folder=args.mlflow), progress=None,
@@ -158,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     _add_model_options(p)
     p.add_argument("-q", "--question", action="append", help="train on these questions only (repeatable)")
+    p.add_argument("--course", action="append", help="train on this course's questions only (repeatable)")
     p.add_argument("--author", action="append", help="learn from these graders' edits only (repeatable)")
     p.add_argument("--since", type=_when, help="edits at or after this time (ISO 8601)")
     p.add_argument("--until", type=_when, help="edits before this time (ISO 8601)")
