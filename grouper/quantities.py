@@ -63,7 +63,7 @@ QUANTITY_CLASS_SIZE = 3
 #: count towards a numeric question ("19.6 meters per second" does, an explanation does not).
 _UNIT_PROSE_WORDS = 3
 
-_SUPERSCRIPTS = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "x", "·": "*"})
+_SIGNS = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "x", "·": "*"})
 # A value: a sign, digits with decimal point or comma (a comma before exactly three digits
 # after a non-zero lead separates thousands), and an optional power of ten ("3 x 10^8",
 # "1.5e3"). The look-behinds keep out exponents ("^2", "s-1") and digits glued to a letter
@@ -90,6 +90,8 @@ _FILLER = frozenset(
     "the answer is it its it's about approx approximately roughly around nearly almost exactly "
     "final result equals gives so thus therefore".split()
 )
+# Short words that change what the value means: a verdict, or a second value ("2 or 3").
+_MEANING_WORDS = frozenset("no not yes or and nor".split())
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _UNIT_JOINS = re.compile(r"\s*([/^*-])\s*")
 _GLUED_POWER = re.compile(r"([^\W\d_])(-?\d+)\b")
@@ -181,7 +183,7 @@ def final_quantity(text: str) -> Quantity | None:
     """
     # Raw superscripts (NFKC makes them digits) are powers: "10⁻¹⁹" is "10^-19".
     folded = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text.casefold())
-    folded = folded.translate(_SUPERSCRIPTS)
+    folded = folded.translate(_SIGNS)
     if _FLAT_POWER.search(folded):
         return None
     values = list(_VALUE.finditer(folded))
@@ -194,7 +196,7 @@ def final_quantity(text: str) -> Quantity | None:
         return None
     if re.search(r"[,;:?!<>≤≥]", before) or _ALGEBRA.search(before):
         return None  # a second statement, a comparison, or algebra
-    if any(w not in _FILLER and len(w) > 2 for w in _WORD.findall(before)):
+    if any((w not in _FILLER and len(w) > 2) or w in _MEANING_WORDS for w in _WORD.findall(before)):
         return None  # prose before the value: "it falls to 80", "yes, it is 7"
     parsed = [_value(v) for v in values]
     if any(v is None for v in parsed):

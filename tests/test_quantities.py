@@ -68,6 +68,8 @@ SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
         ("yes, it is only divisible by 1 and 7", None, None, None),
         ("it falls to 80", None, None, None),
         ("x = 2, y = 3", None, None, None),  # two statements
+        ("2 or 3", None, None, None),  # a second value, or a verdict
+        ("no 7", None, None, None),
         ("v=u+at, v=0+(9.8)(2.0), v=19.6m/s", None, None, None),
         ("19.6 m/s (3 s.f.)", None, None, None),  # a value after the unit
         ("p = 0.03 < 0.05", None, None, None),  # a comparison
