@@ -466,6 +466,8 @@ class _QuestionDraft:
     answers: list[Answer] = field(default_factory=list)
     max_score: float | None = None
     max_score_row: int | None = None  # the row that gave it, for the message of a clash
+    text_row: int | None = None
+    references_row: int | None = None
 
 
 def parse_answers(
@@ -621,14 +623,31 @@ def _parse_record(
         return None
 
     assert question_id is not None and answer_id is not None and text is not None
+    question_text = _as_text(cell("question_text")) or ""
     if question_id not in drafts:
         drafts[question_id] = _QuestionDraft(
-            text=_as_text(cell("question_text")) or "",
-            reference_answers=references or (),
-            dataset=_as_id(cell("dataset")) or None,
-            split=_as_id(cell("split")) or None,
+            text="", reference_answers=(), dataset=_as_id(cell("dataset")) or None, split=_as_id(cell("split")) or None
         )
     draft = drafts[question_id]
+    # The question's text and reference answers may be on any of its rows (often only the
+    # first, sometimes only a later one): rows that leave them empty take them, rows that
+    # give other ones are wrong, as for the maximum score below.
+    for value, attribute, row_attribute, column, what in (
+        (question_text, "text", "text_row", "question_text", "question text"),
+        (references or (), "reference_answers", "references_row", "reference_answers", "reference answers"),
+    ):
+        if not value:
+            continue
+        if not getattr(draft, attribute):
+            setattr(draft, attribute, value)
+            setattr(draft, row_attribute, row)
+        elif getattr(draft, attribute) != value:
+            problems.add(
+                row,
+                columns[column],
+                f"{what} differ from those given for question {question_id!r} in row {getattr(draft, row_attribute)}",
+            )
+            return None
     if max_score is not None:
         # One maximum per question: rows that leave it empty take it, rows that differ are wrong.
         if draft.max_score is None:

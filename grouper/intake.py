@@ -56,6 +56,14 @@ def import_questions(
     """
     settings = settings or GroupingSettings()
     settings.validate()
+    if exam is not None and course is None:
+        raise ValueError("an exam is filed under a course: give course= too; nothing was imported")
+    ids = [q.question_id for q in questions]
+    twice = sorted({q for q in ids if ids.count(q) > 1})
+    if twice:
+        # Each question is stored in its own transaction: the second copy would be refused
+        # after the first was stored.
+        raise ValueError(f"question(s) {', '.join(twice)} are given twice; nothing was imported")
     known = set(store.question_ids())
     clash = [q.question_id for q in questions if q.question_id in known]
     if clash:

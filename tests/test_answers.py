@@ -431,3 +431,12 @@ def test_canonically_equivalent_answers_group_together(encoder) -> None:
     # The original spelling is what is shown.
     assert result.question.answers[2].text == "cafe\u0301"
     assert result.grouping.labels[6] == UNGROUPED
+
+
+def test_a_questions_text_and_references_may_be_on_any_of_its_rows() -> None:
+    data = b"question_id,answer_id,answer,question,reference_answers\nq,1,a,,\nq,2,b,What is needed?,A closed circuit\nq,3,c,,\n"
+    (question,) = parse_answers(data, "q.csv")
+    assert question.text == "What is needed?" and question.reference_answers == ("A closed circuit",)
+    error = _error(b"question_id,answer_id,answer,reference_answers\nq,1,a,A closed circuit\nq,2,b,An open one\n", "q.csv")
+    assert (error.first.row, error.first.column) == (3, "reference_answers")
+    assert "differ from those given for question 'q' in row 2" in error.first.message

@@ -97,3 +97,14 @@ def test_backup_from_the_command_line(tmp_path, capsys):
     assert main(["backup", "--db", str(source), str(tmp_path / "b.sqlite"), "--force"]) == 0
     with Store.open(tmp_path / "b.sqlite") as copy:
         assert len(copy.edits("q1")) == 3
+
+
+def test_a_backup_of_a_store_that_is_not_there_is_refused(tmp_path, capsys):
+    from grouper.cli import main
+
+    assert main(["backup", "--db", str(tmp_path / "cours.sqlite"), str(tmp_path / "b.sqlite")]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert not (tmp_path / "cours.sqlite").exists() and not (tmp_path / "b.sqlite").exists()
+    _store(tmp_path / "a.sqlite")
+    assert main(["backup", "--db", str(tmp_path / "a.sqlite"), str(tmp_path / "missing" / "b.sqlite")]) == 2
+    assert "does not exist; create it first" in capsys.readouterr().err

@@ -396,3 +396,38 @@ def test_pair_filters_that_cannot_match_are_refused_and_empty_ones_said(db, caps
     assert status == 2 and "must be before until" in err
     status, out, err = run(capsys, "export", "pairs", "--author", "nobody")
     assert status == 0 and out == "" and "no edit matches the filters given" in err
+
+
+def test_a_question_given_twice_in_one_import_is_refused_before_anything_is_stored(tmp_path, capsys):
+    db = tmp_path / "import.sqlite"
+    (tmp_path / "a.csv").write_text("question_id,answer_id,answer\nq7,1,Canberra\nq7,2,Sydney\n")
+    (tmp_path / "b.csv").write_text("question_id,answer_id,answer\nq7,3,Perth\n")
+    status, _, err = run(capsys, "import", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--db", str(db), "--device", "cpu")
+    assert status == 2 and "question q7 is in" in err and "nothing was imported" in err
+    with Store.open(db) as store:
+        assert store.question_ids() == []
+
+
+def test_a_refused_import_adds_no_late_answers_either(tmp_path, capsys):
+    db = tmp_path / "import.sqlite"
+    (tmp_path / "a.csv").write_text("question_id,answer_id,answer\nqa,1,Canberra\nqa,2,Sydney\nqa,3,Perth\n")
+    assert run(capsys, "import", str(tmp_path / "a.csv"), "--db", str(db), "--device", "cpu")[0] == 0
+    (tmp_path / "b.csv").write_text(
+        "question_id,answer_id,answer,score\nqa,1,Canberra,\nqa,2,Sydney,\nqa,3,Perth,\nqa,4,Canberra!,\nqb,b1,x,9\n"
+    )
+    status, _, err = run(
+        capsys, "import", str(tmp_path / "b.csv"), "--db", str(db), "--late", "--max-score", "5",
+        "--author", "ta1", "--device", "cpu",
+    )
+    assert status == 2 and "score 9 is outside 0 to --max-score 5" in err
+    with Store.open(db) as store:
+        assert store.edits("qa") == [] and len(store.answers("qa")) == 3
+
+
+def test_show_and_import_write_ids_safely_to_the_terminal(tmp_path, capsys):
+    db = tmp_path / "import.sqlite"
+    (tmp_path / "c.csv").write_text("question_id,answer_id,answer\n\x1b[2Jq9,\x1b]0;x\x07a1,a closed loop\n")
+    status, out, _ = run(capsys, "import", str(tmp_path / "c.csv"), "--db", str(db), "--device", "cpu")
+    assert status == 0 and "\x1b" not in out and "\\u001b[2Jq9" in out
+    status, out, _ = run(capsys, "show", "--db", str(db), "-q", "\x1b[2Jq9")
+    assert status == 0 and "\x1b" not in out and "\x07" not in out

@@ -61,32 +61,46 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from grouper.intake import import_questions
 
     questions = []
+    first_file: dict[str, str] = {}
     for path in args.files:
-        questions.extend(load_answers(path, encoding=args.encoding, file_format=args.format))
+        for question in load_answers(path, encoding=args.encoding, file_format=args.format):
+            if question.question_id in first_file:
+                # The second copy would be refused after the first was stored: a half import.
+                return fail(
+                    f"question {plain(question.question_id, 40)} is in {first_file[question.question_id]} and again "
+                    f"in {path}; nothing was imported. Give it one file, or other ids", 2,
+                )
+            first_file[question.question_id] = str(path)
+            questions.append(question)
+    if args.exam is not None and args.course is None:
+        return fail("--exam needs --course (an exam is filed under a course); nothing was imported", 2)
     store = open_store(args)
     known = set(store.question_ids())
+    late_ones = [q for q in questions if q.question_id in known] if args.late else []
     if args.late:
-        added = _add_late(store, args, [q for q in questions if q.question_id in known])
         questions = [q for q in questions if q.question_id not in known]
-        if added is not None:
-            store.close()
-            return added
     if args.skip_existing:
         skipped = [q.question_id for q in questions if q.question_id in known]
         questions = [q for q in questions if q.question_id not in known]
         for qid in skipped:
-            print(f"question {qid}: already in the store, left as it is")
+            print(f"question {plain(qid, 40)}: already in the store, left as it is")
+    if questions and args.max_score is not None:
+        # Checked before anything is written, late answers included.
+        try:
+            given = with_max_score(questions, args.max_score)
+        except ValueError as problem:
+            store.close()
+            return fail(str(problem), 2)
+        for q in questions:
+            if q.max_score is not None and q.max_score != args.max_score:
+                print(f"question {plain(q.question_id, 40)}: the file's maximum score {q.max_score:g} is kept, not --max-score")
+        questions = given
+    if args.late:
+        added = _add_late(store, args, late_ones)
+        if added is not None:
+            store.close()
+            return added
     if questions:
-        if args.max_score is not None:
-            try:
-                given = with_max_score(questions, args.max_score)
-            except ValueError as problem:
-                store.close()
-                return fail(str(problem), 2)
-            for q in questions:
-                if q.max_score is not None and q.max_score != args.max_score:
-                    print(f"question {q.question_id}: the file's maximum score {q.max_score:g} is kept, not --max-score")
-            questions = given
         encoder = active_encoder(args)
         settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
         try:
@@ -98,7 +112,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         )
         for qid in imported:
             state = store.state(qid)
-            print(f"question {qid}: {len(state.positions)} answers in {len(state.groups)} groups, {len(state.ungrouped)} ungrouped")
+            print(
+                f"question {plain(qid, 40)}: {len(state.positions)} answers in {len(state.groups)} groups, "
+                f"{len(state.ungrouped)} ungrouped"
+            )
     store.close()
     return 0
 
@@ -145,7 +162,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             json.dump([vars(i) for i in infos], sys.stdout, ensure_ascii=False)
             print()
         for info in [] if args.json else infos:
-            print(f"{info.question_id}: {info.n_answers} answers, {info.n_edits} edits  {plain(info.text, 70)}")
+            print(f"{plain(info.question_id, 40)}: {info.n_answers} answers, {info.n_edits} edits  {plain(info.text, 70)}")
         if not infos and not args.json:
             print(f"no questions in {store.where}; add some with `grouper import FILE`")
         return 0
@@ -157,7 +174,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     texts = {a.answer_id: a.text for a in store.answers(args.question)}
     graded = state.graded_count()
     print(
-        f"Question {state.question_id}, version {state.version}: {len(state.positions)} answers, "
+        f"Question {plain(state.question_id, 40)}, version {state.version}: {len(state.positions)} answers, "
         f"{len(state.groups)} groups, {len(state.ungrouped)} ungrouped, {graded} graded"
         + ("" if state.max_score is None else f", out of {state.max_score:g} points")
     )
@@ -168,11 +185,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
             grade += f"  rubric: {plain(rubric_text(state, g.grade.items, g.grade.adjustment), 60)}"
         print(f"  [{g.group_id}] {len(g.members):>4}  {plain(g.title, 60)}{grade}  {flags.strip()}")
         for a in g.members[: args.members]:
-            print(f"          - {a}: {plain(texts[a], 80)}")
+            print(f"          - {plain(a, 40)}: {plain(texts[a], 80)}")
     if state.ungrouped:
         print(f"  ungrouped: {len(state.ungrouped)}")
         for a in state.ungrouped[: args.members]:
-            print(f"          - {a}: {plain(texts[a], 80)}")
+            print(f"          - {plain(a, 40)}: {plain(texts[a], 80)}")
     use = item_use(state)
     for item in state.rubric:
         print(f"  rubric item {item.item_id}: {plain(item_label(item), 80)}  ({use[item.item_id]} answer(s))")
@@ -213,6 +230,16 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 @reports_busy
 def _cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grouper.store.store import default_url
+
+    url = default_url(args.db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        # Opening would create an empty store, and its "backup" would read as a success.
+        return fail(f"no store at {url.removeprefix('sqlite:///')}; check --db (or $GROUPER_DB)", 2)
+    if not Path(args.target).expanduser().resolve().parent.is_dir():
+        return fail(f"the folder of {args.target} does not exist; create it first", 2)
     store = open_store(args)
     try:
         summary = store.backup(args.target, overwrite=args.force)
