@@ -161,8 +161,10 @@ def typicality(vectors: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n,), float64
-        In [-1, 1]; 1.0 for every row of a one-row block, and for zero rows (blank answers,
-        which are all alike), so that neither looks doubtful.
+        In [-1, 1]; 1.0 for every row of a one-row block and of a block of zero rows only
+        (the blank group: blank answers are all alike), so that neither looks doubtful; -1.0
+        for a zero row among others (a blank answer in a group of written ones is as
+        doubtful as a member can be).
     """
     block = np.asarray(vectors, dtype=np.float64)
     if len(block) == 0:
@@ -172,7 +174,7 @@ def typicality(vectors: np.ndarray) -> np.ndarray:
         return np.ones(len(block))
     centroid = _unit(block.mean(axis=0))
     similarity = (block @ centroid) / np.maximum(norms, 1e-12)
-    similarity[norms <= 1e-12] = 1.0
+    similarity[norms <= 1e-12] = -1.0
     # Round so float noise between identical answers cannot reorder them.
     return np.round(similarity, 9)
 
@@ -550,6 +552,9 @@ def review_queue(
     doubtful: list[tuple[float, QueueItem]] = []
     found = nearest([a for a, _, _ in candidates], [g for _, g, _ in candidates])
     for (answer_id, gid, sim), (other, other_sim, own) in zip(candidates, found, strict=True):
+        if sim <= -1.0:  # a blank answer in a group of written ones: listed, with no group to offer
+            doubtful.append((sim, QueueItem(answer_id, gid, None, 0.0, "doubtful", own)))
+            continue
         if other is None or other_sim <= own:
             continue
         if other_sim - own >= doubtful_lead:

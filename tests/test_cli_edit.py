@@ -431,3 +431,15 @@ def test_show_and_import_write_ids_safely_to_the_terminal(tmp_path, capsys):
     assert status == 0 and "\x1b" not in out and "\\u001b[2Jq9" in out
     status, out, _ = run(capsys, "show", "--db", str(db), "-q", "\x1b[2Jq9")
     assert status == 0 and "\x1b" not in out and "\x07" not in out
+
+
+def test_history_takes_the_verbs_spelling_of_kinds_and_counts_are_never_negative(db, capsys):
+    assert edit(capsys, "grade-answer", "a6", "1")[0] == 0
+    status, out, _ = run(capsys, "history", "-q", "q1", "--kind", "grade-answer")
+    assert status == 0 and "its own grade" in out
+    status, _, err = run(capsys, "history", "-q", "q1", "--kind", "gradeanswer")
+    assert status == 2 and "unknown edit kind(s) 'gradeanswer'" in err
+    with pytest.raises(SystemExit):
+        main(["history", "-q", "q1", "--limit", "-1"])
+    with pytest.raises(SystemExit):
+        main(["show", "-q", "q1", "--members", "-1"])

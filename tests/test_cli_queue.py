@@ -103,3 +103,22 @@ def test_a_doubtful_member_with_no_clear_lead_is_listed_without_a_group(tmp_path
     row = alone[0]
     own = f"{row['current_similarity']:.2f} to group {row['current_group']}"
     assert f"no other group is clearly closer ({own}, where it is)" in out
+
+
+def test_a_suggested_move_names_the_grade_the_answer_will_have_its_own_where_it_has_one():
+    """An answer with its own grade keeps it when moved: the line and the JSON say that grade,
+    not the target group's."""
+    import numpy as np
+
+    from grouper.clustering import Group, Grouping
+    from grouper.commands.queue import _as_json, _line
+    from grouper.edits import apply, initial_state, make_edit
+    from grouper.review import GraderMoves, QueueItem
+
+    state = initial_state("q", ["a", "b", "c"], Grouping(np.array([1, 1, 2]), np.ones(3), (Group(1, "x", (0, 1)), Group(2, "y", (2,)))))
+    for payload in (GradeGroup(2, 0.0), GradeAnswer("a", 1.0, "its own grade")):
+        state = apply(state, make_edit(state, "ta", payload))
+    item = QueueItem("a", 1, 2, 0.98, "doubtful", 0.41)
+    moves = GraderMoves({}, frozenset())
+    assert "keeps its own grade 1 there" in _line(item, "odd text", state, moves)
+    assert _as_json(item, moves, state)["suggested_grade"]["score"] == 1.0

@@ -352,3 +352,14 @@ def test_check_names_the_rubric_items_of_a_grade(checked_db, capsys):
         store.append("q1", "ta", state.version + 1, GradeGroup(canberra, None, items=(1,)))
     assert main(["check", "--db", str(path), "-q", "q1", "--top", "0", "--group", str(canberra)]) == 0
     assert "graded 1 [names Canberra (+1)]" in capsys.readouterr().out
+
+
+def test_a_blank_answer_among_written_ones_is_the_least_typical_and_the_queue_lists_it():
+    from grouper.review import review_queue, typicality
+
+    block = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 0.0]])
+    assert list(typicality(block)[:2] > 0.9) == [True, True] and typicality(block)[2] == -1.0
+    assert list(typicality(np.zeros((3, 2)))) == [1.0, 1.0, 1.0]  # the blank group itself
+    vectors = {"a": block[0], "b": block[1], "c": block[2], "d": np.array([0.0, 1.0]), "e": np.array([0.1, 0.9])}
+    items = review_queue({1: ("a", "b", "c"), 2: ("d", "e")}, [], vectors)
+    assert [(i.answer_id, i.current_group, i.suggested_group) for i in items] == [("c", 1, None)]

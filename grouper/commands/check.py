@@ -97,10 +97,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         doubts = _doubts(store, args.question, lambda: registry_of(args))
         texts = {a.answer_id: a.text for a in store.answers(args.question)}
         state = store.state(args.question)
-    checked = sum(1 for d in doubts if d.checked_by is not None)
-    listed = doubts if args.all else [d for d in doubts if d.checked_by is None]
-    if args.group is not None:
-        listed = [d for d in listed if d.group_id == args.group]
+    # Counts of what is listed: the group's when --group names one, the question's else.
+    scope = doubts if args.group is None else [d for d in doubts if d.group_id == args.group]
+    checked = sum(1 for d in scope if d.checked_by is not None)
+    listed = scope if args.all else [d for d in scope if d.checked_by is None]
     shown = listed if args.top == 0 else listed[: args.top]
     if args.json:
         print(

@@ -196,6 +196,27 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_kinds(asked: list[str] | None) -> set[str] | None:
+    """Edit kinds to list, spelled as stored or as the edit verbs are ("grade-answer")."""
+    from grouper.edit_codec import PAYLOAD_TYPES
+
+    if not asked:
+        return None
+    kinds = {k.replace("-", "_") for k in asked}
+    unknown = sorted(kinds - set(PAYLOAD_TYPES))
+    if unknown:
+        raise ValueError(f"unknown edit kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(PAYLOAD_TYPES))}")
+    return kinds
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    return value
+
+
 @reports_busy
 def _cmd_history(args: argparse.Namespace) -> int:
     from grouper.history import history
@@ -207,7 +228,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
             edits,
             store.state(args.question),
             authors=set(args.authors) if args.authors else None,
-            kinds=set(args.kinds) if args.kinds else None,
+            kinds=_history_kinds(args.kinds),
         )[: args.limit or None]
     finally:
         store.close()
@@ -283,7 +304,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="list the stored questions, or show one question's groups")
     add_db_option(show)
     show.add_argument("--question", "-q", help="the question to show (default: list them all)")
-    show.add_argument("--members", type=int, default=3, help="members shown per group (default: 3)")
+    show.add_argument("--members", type=_count, default=3, help="members shown per group (default: 3)")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=_cmd_show)
 
@@ -292,7 +313,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--question", "-q", required=True, help="the question")
     hist.add_argument("--author", dest="authors", action="append", help="only this author's edits (repeatable)")
     hist.add_argument("--kind", dest="kinds", action="append", help="only edits of this kind, e.g. merge, grade (repeatable)")
-    hist.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
+    hist.add_argument("--limit", type=_count, default=0, help="at most this many (default: all)")
     hist.add_argument("--json", action="store_true", help="print JSON instead of text")
     hist.set_defaults(func=_cmd_history)
 

@@ -35,13 +35,19 @@ def _line(item: QueueItem, text: str, state: QuestionState, moves: GraderMoves) 
     else:
         group = state.groups[item.suggested_group]
         own = f"; {item.current_similarity:.2f} to its own" if item.reason == "doubtful" else ""
-        grade = "not graded" if group.grade is None else f"graded {group.grade.score:g}"
+        own_grade = state.overrides.get(item.answer_id)
+        if own_grade is not None:  # it keeps its own grade wherever it goes (the UI says so too)
+            grade = f"keeps its own grade {own_grade.score:g} there"
+        else:
+            grade = "not graded" if group.grade is None else f"graded {group.grade.score:g}"
         hint = f"-> group {item.suggested_group} \"{plain(group.title, 40)}\" (similarity {item.similarity:.2f}{own}; {grade})"
     return f"  {plain(item.answer_id, 24)}  {where}  {hint}\n      {plain(text, 90)}"
 
 
 def _as_json(item: QueueItem, moves: GraderMoves, state: QuestionState) -> dict:
-    grade = None if item.suggested_group is None else state.groups[item.suggested_group].grade
+    # The grade the answer has once moved: its own where it has one, else the group's.
+    own = state.overrides.get(item.answer_id)
+    grade = None if item.suggested_group is None else own or state.groups[item.suggested_group].grade
     return {
         "answer_id": item.answer_id,
         "reason": item.reason,
