@@ -345,10 +345,17 @@ def _records_jsonl(text: str, problems: _Problems) -> Iterator[tuple[int, dict[s
         except json.JSONDecodeError as exc:
             problems.add(row, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
+        except RecursionError:
+            problems.add(row, None, _TOO_DEEP)
+            continue
         if not isinstance(record, dict):
             problems.add(row, None, f"expected a JSON object, found {_kind(record)}")
             continue
         yield row, record
+
+
+# Python's JSON reader recurses per nesting level: a file nested thousands deep is refused.
+_TOO_DEEP = "JSON nested too deeply to read (an answer file is a list of flat records)"
 
 
 def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -357,6 +364,9 @@ def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[st
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         problems.add(exc.lineno, None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        return
+    except RecursionError:
+        problems.add(None, None, _TOO_DEEP)
         return
     if isinstance(document, dict) and isinstance(document.get("answers"), list):
         items = document["answers"]

@@ -440,3 +440,10 @@ def test_a_questions_text_and_references_may_be_on_any_of_its_rows() -> None:
     error = _error(b"question_id,answer_id,answer,reference_answers\nq,1,a,A closed circuit\nq,2,b,An open one\n", "q.csv")
     assert (error.first.row, error.first.column) == (3, "reference_answers")
     assert "differ from those given for question 'q' in row 2" in error.first.message
+
+
+def test_json_nested_too_deeply_is_refused_naming_the_file() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for name in ("deep.json", "deep.jsonl"):
+        error = _error(deep, name)
+        assert error.path == name and "nested too deeply" in str(error)

@@ -443,3 +443,9 @@ def test_history_takes_the_verbs_spelling_of_kinds_and_counts_are_never_negative
         main(["history", "-q", "q1", "--limit", "-1"])
     with pytest.raises(SystemExit):
         main(["show", "-q", "q1", "--members", "-1"])
+
+
+def test_split_refuses_both_parts_and_k(db, capsys):
+    status, _, err = edit(capsys, "split", "1", "--part", "a0", "--k", "3")
+    assert status == 2 and "not both" in err
+    assert len(state(db).groups) == 2

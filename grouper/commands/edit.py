@@ -100,6 +100,8 @@ def _split_payload(store: Store, state: QuestionState, args: argparse.Namespace)
         raise EditRefused(state.question_id, [reason], state.version)
     members = state.groups[args.group].members
     if args.part:
+        if args.k is not None:
+            raise ValueError("split: give --k K for an automatic split or --part for each part, not both")
         named = [a for part in args.part for a in part]
         rest = tuple(a for a in members if a not in set(named))
         parts = tuple(args.part) + ((rest,) if rest else ())
