@@ -1898,15 +1898,16 @@ def _max_score_dependents(state: QuestionState, record: UndoRecord) -> list[tupl
     changed the maximum, grades given since under the maximum it set."""
     found: list[tuple[str, int]] = []
     now = state.max_score
-    if "max_score" in record.attributes_before:
-        restored = record.attributes_before["max_score"][0]
+    if "max_score" in record.attributes_before and record.attributes_before["max_score"][0] != now:
         grades = [(f"group {gid}", g.grade) for gid, g in state.groups.items() if g.grade is not None]
         grades += [(f"answer {a!r}", grade) for a, grade in state.overrides.items()]
         for what, grade in grades:
-            if grade.version > record.edit_id and restored != now:
-                found.append((f"{what} was graded {_score(grade.score)} out of {_maximum(now)} by {_who(grade.by)} "
-                               f"at version {grade.version}", grade.version))
+            if grade.version > record.edit_id:
+                said = f"{what} was graded {_score(grade.score)} out of {_maximum(now)} by {_who(grade.by)}"
+                found.append((f"{said} at version {grade.version}", grade.version))
     mark = state.max_score_mark
+    if mark is None:
+        return found  # the maximum never changed: every grade was given under today's
     # Grades the undo gives back in place of today's (not those it leaves as they are, as
     # when undoing a rename of a graded group).
     brought_back = [
@@ -1917,12 +1918,14 @@ def _max_score_dependents(state: QuestionState, record: UndoRecord) -> list[tupl
     brought_back += [
         (f"answer {a!r}", grade) for a, grade in record.overrides_before.items() if grade != state.overrides.get(a)
     ]
+    changed = "removed" if now is None else f"changed to {_score(now)}"
     for what, grade in brought_back:
-        if grade is not None and mark is not None and _max_score_at(state, grade.version) != now:
-            found.append((f"{what}'s earlier grade {_score(grade.score)} was given out of "
-                          f"{_maximum(_max_score_at(state, grade.version))}, and the maximum was "
-                          f"{'removed' if now is None else f'changed to {_score(now)}'} by {_who(mark.author)} "
-                          f"at version {mark.version}", mark.version))
+        if grade is None:
+            continue
+        then = _max_score_at(state, grade.version)
+        if then != now:
+            said = f"{what}'s earlier grade {_score(grade.score)} was given out of {_maximum(then)}"
+            found.append((f"{said}, and the maximum was {changed} by {_who(mark.author)} at version {mark.version}", mark.version))
     return found
 
 

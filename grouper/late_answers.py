@@ -67,8 +67,11 @@ def _quantity_groups(texts: Sequence[str], labels: np.ndarray) -> dict[Quantity,
         return {}
     where: dict[Quantity, set[int]] = {}
     count: dict[Quantity, int] = {}
+    parsed: dict[str, Quantity | None] = {}  # each distinct text read once
     for text, label in zip(texts, labels.tolist(), strict=True):
-        quantity = final_quantity(text)
+        if text not in parsed:
+            parsed[text] = final_quantity(text)
+        quantity = parsed[text]
         if quantity is not None and label != UNGROUPED:
             where.setdefault(quantity, set()).add(label)
             count[quantity] = count.get(quantity, 0) + 1

@@ -241,10 +241,16 @@ def is_numeric_question(texts: Iterable[str], counts: Iterable[int] | None = Non
     weights = [1] * len(texts) if counts is None else [int(c) for c in counts]
     if len(weights) != len(texts):
         raise ValueError(f"{len(weights)} counts for {len(texts)} texts")
-    answered = sum(w for t, w in zip(texts, weights, strict=True) if t.strip())
+    # Each distinct text is parsed once: a question of 100,000 answers repeats most of them,
+    # and late-answer placement asks this of every stored answer.
+    students: dict[str, int] = {}
+    for text, weight in zip(texts, weights, strict=True):
+        if text.strip():
+            students[text] = students.get(text, 0) + weight
+    answered = sum(students.values())
     if answered == 0:
         return False
-    numeric = sum(w for t, w in zip(texts, weights, strict=True) if t.strip() and is_quantity_answer(t))
+    numeric = sum(w for text, w in students.items() if is_quantity_answer(text))
     return numeric >= NUMERIC_SHARE * answered
 
 

@@ -180,10 +180,7 @@ def _toggle(key: str, item_id: int) -> None:
 
 
 def _grade_group(question_id: str, version: int, gid: int) -> None:
-    now = st.session_state.get(f"open-{question_id}")  # the groups page's open group
-    if now is not None and now != gid:
-        # G pressed right after "Next group" reaches this button before the page redraws.
-        ui_common.flash("error", f"Group {gid} is no longer the open one (group {now} is): nothing done; press again.")
+    if not ui_common.still_open(question_id, gid):
         return
     items = tuple(st.session_state.get(_items_key(question_id, gid, version)) or ())
     comment = st.session_state.get(f"rubric-comment-{question_id}-{gid}-v{version}", "")

@@ -217,6 +217,17 @@ def show_flashes() -> None:
     st.session_state[FLASH] = []
 
 
+def still_open(question_id: str, gid: int) -> bool:
+    """Whether ``gid`` is still the groups page's open group; else say so. A shortcut pressed
+    right after "Next group" reaches the button drawn for the group just left (the page has
+    not redrawn yet): it must not act on a group the grader is no longer looking at."""
+    now = st.session_state.get(f"open-{question_id}")
+    if now is not None and now != gid:
+        flash("error", f"Group {gid} is no longer the open one (group {now} is): nothing done; press again.")
+        return False
+    return True
+
+
 def group_label(state: QuestionState, gid: int) -> str:
     """Option label of a group: id, size and title. Selectbox options are plain text, never
     Markdown, so a student's title is safe here."""

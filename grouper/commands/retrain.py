@@ -46,8 +46,8 @@ def _when(text: str) -> datetime:
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers
     from grouper.embedding import choose_device
-    from grouper.model_versions import ModelRegistry
     from grouper.feedback import course_questions
+    from grouper.model_versions import ModelRegistry
     from grouper.training import FineTuneSettings, TrackingSettings, retrain_from_store
 
     registry = ModelRegistry(args.models)

@@ -99,19 +99,8 @@ def _selected_members(gid: int, version: int) -> list[str]:
 # Callbacks run before the fragment reruns, so one click costs one fragment run.
 
 
-def _still_open(gid: int) -> bool:
-    """Whether ``gid`` is still the open group; else say so. A shortcut pressed right after
-    "Next group" reaches the button drawn for the group just left (the page has not redrawn
-    yet): it must not act on a group the grader is no longer looking at."""
-    now = st.session_state.get(f"open-{question_id}")
-    if now is not None and now != gid:
-        ui_common.flash("error", f"Group {gid} is no longer the open one (group {now} is): nothing done; press again.")
-        return False
-    return True
-
-
 def _confirm(gid: int) -> None:
-    if _still_open(gid):
+    if ui_common.still_open(question_id, gid):
         ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.")
 
 
