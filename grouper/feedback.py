@@ -442,7 +442,8 @@ def course_questions(store: Any, courses: Iterable[str], within: Iterable[str] |
             "file questions under one with `grouper import --course`"
         )
     ids = [i.question_id for i in infos if i.course in wanted]
-    chosen = ids if within is None else [q for q in within if q in set(ids)]
+    in_courses = set(ids)
+    chosen = ids if within is None else [q for q in within if q in in_courses]
     if not chosen:  # an empty choice must never widen to every question
         raise ValueError(f"none of the questions named is in course(s) {', '.join(map(repr, wanted))}")
     return chosen
