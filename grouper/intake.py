@@ -1,8 +1,9 @@
 """Taking questions into a store: import, embed (through the store's cache), group, save.
 
 This is the path from an answer file to a question graders can edit; ``grouper import`` takes
-it. Every question is embedded and grouped before anything is written, so a failure there
-leaves the store untouched. A question's maximum score, when the file gives one, becomes the
+it. Every question is embedded and grouped before anything is written, and then all of them are
+written in one transaction, so a failure (or a killed process) at any point leaves the store
+untouched. A question's maximum score, when the file gives one, becomes the
 first edit of its log (``SetMaxScore``), attributed to whoever imported it.
 """
 
@@ -13,7 +14,6 @@ from dataclasses import asdict
 
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
-from grouper.edits import SetMaxScore
 from grouper.embedding import Encoder
 from grouper.pipeline import group_question
 from grouper.store import Store
@@ -75,9 +75,8 @@ def import_questions(
     for question in questions:
         # The same path as `grouper group` and `grouper evaluate`: reference answers included.
         grouped.append((question, group_question(question, encoder, settings, cache=store.embeddings).grouping))
-    for question, grouping in grouped:
-        store.import_question(question, course=course, exam=exam)
-        store.save_grouping(question.question_id, grouping, model_version=encoder.model_key, settings=asdict(settings))
-        if question.max_score is not None:
-            store.append(question.question_id, author, 0, SetMaxScore(question.max_score))
+    # One transaction: a failure or a killed process part-way leaves no question half stored.
+    store.import_grouped(
+        grouped, model_version=encoder.model_key, settings=asdict(settings), course=course, exam=exam, author=author
+    )
     return [q.question_id for q in questions]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 import threading
 import time
 
@@ -149,6 +150,69 @@ def test_a_duplicate_import_is_refused_and_writes_nothing(store):
     with pytest.raises(StoreError, match="question 'q1' is already in"):
         store.import_question(_question(n=3))
     assert len(store.answers("q1")) == 8
+
+
+def _with_max(question: Question, max_score: float) -> Question:
+    from dataclasses import replace
+
+    return replace(question, max_score=max_score)
+
+
+def test_an_import_stores_questions_groupings_and_maximum_scores_together(store):
+    store.import_grouped(
+        [(_with_max(_question("q2"), 4.0), _grouping()), (_question("q3"), _grouping())],
+        model_version="m",
+        course="Geography",
+        author="prof",
+    )
+    assert store.question_ids() == ["q1", "q2", "q3"]
+    assert store.model_version("q2") == "m" and store.grouping("q3").groups == _grouping().groups
+    (edit,) = store.edits("q2")
+    assert (edit.author, edit.kind, store.state("q2").max_score) == ("prof", "max_score", 4.0)
+    assert store.edits("q3") == [] and store.state("q3").max_score is None
+
+
+@pytest.mark.parametrize("second", ["already stored", "grouping does not fit"])
+def test_an_import_that_fails_part_way_stores_none_of_its_questions(store, second):
+    bad = (_question("q1"), _grouping()) if second == "already stored" else (_question("q3", 9), _grouping())
+    with pytest.raises(StoreError, match="nothing was imported"):
+        store.import_grouped([(_with_max(_question("q2"), 4.0), _grouping()), bad], model_version="m")
+    assert store.question_ids() == ["q1"]
+    # ... so the same file, corrected, imports: no half-stored question is in the way.
+    store.import_grouped([(_with_max(_question("q2"), 4.0), _grouping())], model_version="m")
+    assert store.state("q2").max_score == 4.0 and store.state("q2").version == 1
+
+
+def test_an_import_killed_part_way_leaves_nothing_behind(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "grades.sqlite"
+    Store.open(path).close()
+    # The writer is killed (SIGKILL, no clean-up) while storing the second question's grouping,
+    # after the first question, its grouping and its maximum score were written.
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import test_store as t
+from grouper.store import Store
+calls = []
+real = Store._insert_grouping
+def insert(self, *args):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *args)
+Store._insert_grouping = insert
+with Store.open({str(path)!r}) as store:
+    store.import_grouped([(t._with_max(t._question("q1"), 2.0), t._grouping()), (t._question("q2"), t._grouping())], model_version="m")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    with Store.open(path) as store:
+        assert store.question_ids() == [] and store.integrity_check() == "ok"
+        store.import_grouped([(_question("q1"), _grouping())], model_version="m")
+        assert store.question_ids() == ["q1"]
 
 
 def test_unknown_questions_are_named(store):

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from grouper.answers import Answer, Question
 from grouper.clustering import Group, Grouping
 from grouper.edit_codec import STATE_FORMAT, payload_from_dict, payload_to_dict, state_from_dict, state_to_dict
-from grouper.edits import AddAnswers, Edit, Payload, QuestionState, ReplayError, apply, initial_state, replay
+from grouper.edits import AddAnswers, Edit, Payload, QuestionState, ReplayError, SetMaxScore, apply, initial_state, replay
 from grouper.store import migrate
 from grouper.store.engine import WRITE, is_memory_sqlite, make_engine, run_with_retry
 from grouper.store.schema import answers, courses, edits, exams, groupings, questions, snapshots
@@ -195,44 +195,113 @@ class Store:
         if exam is not None and course is None:
             raise StoreError(f"exam {exam!r} needs a course; give course= too")
 
-        def txn(conn: Connection) -> None:
-            existing = conn.execute(select(questions.c.id).where(questions.c.question_id == question.question_id)).first()
-            if existing is not None:
-                raise StoreError(
-                    f"question {question.question_id!r} is already in {self.where}; nothing was imported. "
-                    "Give the question another id in the file to import it again as a new question"
-                )
-            exam_id = self._exam_id(conn, course, exam) if course is not None else None
-            qpk = conn.execute(
-                questions.insert().values(
-                    question_id=question.question_id,
-                    exam_id=exam_id,
-                    text=question.text,
-                    reference_answers=_dumps(list(question.reference_answers)),
-                    dataset=question.dataset,
-                    split=question.split,
-                    created_at=_now(),
-                )
-            ).inserted_primary_key[0]
-            if question.answers:
-                conn.execute(
-                    answers.insert(),
-                    [
-                        {
-                            "question_pk": qpk,
-                            "answer_id": a.answer_id,
-                            "position": i,
-                            "student_id": a.student_id,
-                            "text": a.text,
-                            "normalized": a.normalized,
-                            "gold": a.gold,
-                            "score": a.score,
-                        }
-                        for i, a in enumerate(question.answers)
-                    ],
-                )
+        self._write(lambda conn: self._insert_question(conn, question, course, exam), f"importing question {question.question_id}")
 
-        self._write(txn, f"importing question {question.question_id}")
+    def import_grouped(
+        self,
+        grouped: Sequence[tuple[Question, Grouping]],
+        *,
+        model_version: str,
+        settings: dict[str, Any] | None = None,
+        course: str | None = None,
+        exam: str | None = None,
+        author: str = "import",
+    ) -> None:
+        """Store questions, their groupings and their maximum scores in one transaction.
+
+        What ``grouper import`` and the UI's import page write: either every question of the
+        file is stored, grouped and given its maximum score (the first edit of its log,
+        ``SetMaxScore``, attributed to ``author``), or, when anything fails or the process is
+        killed, nothing is. Storing them one by one could leave a question without its
+        grouping, which a second import would then refuse as already there.
+
+        Parameters
+        ----------
+        grouped : sequence of (Question, Grouping)
+            Each grouping's indices refer to its question's answers in order.
+        model_version : str
+            The encoder that produced the groupings.
+        settings : dict, optional
+            The grouping settings, kept for the record.
+        course, exam : str, optional
+            File the questions under an exam of a course (both created when new).
+        author : str
+            Who imports.
+
+        Raises
+        ------
+        StoreError
+            When a question is already stored, or a grouping does not label its question's
+            answers (nothing is written).
+        """
+        if exam is not None and course is None:
+            raise StoreError(f"exam {exam!r} needs a course; give course= too")
+
+        def txn(conn: Connection) -> None:
+            for question, grouping in grouped:
+                if len(grouping.labels) != len(question.answers):
+                    raise StoreError(
+                        f"the grouping labels {len(grouping.labels)} answers but question "
+                        f"{question.question_id!r} has {len(question.answers)}; nothing was imported"
+                    )
+                qpk = self._insert_question(conn, question, course, exam)
+                self._insert_grouping(conn, qpk, grouping, model_version, settings)
+                if question.max_score is None:
+                    continue
+                # The state is built from what is being written, not read through the cache:
+                # a cached state of a transaction that rolls back must not outlive it.
+                state = initial_state(question.question_id, [a.answer_id for a in question.answers], grouping)
+                edit = Edit(
+                    edit_id=1,
+                    question_id=question.question_id,
+                    author=author,
+                    at=_now(),
+                    base_version=0,
+                    payload=SetMaxScore(question.max_score),
+                )
+                q = conn.execute(select(questions).where(questions.c.id == qpk)).one()
+                self._log_edit(conn, q, edit, apply(state, edit))
+
+        ids = ", ".join(q.question_id for q, _ in grouped)
+        self._write(txn, f"importing question(s) {ids}")
+
+    def _insert_question(self, conn: Connection, question: Question, course: str | None, exam: str | None) -> int:
+        existing = conn.execute(select(questions.c.id).where(questions.c.question_id == question.question_id)).first()
+        if existing is not None:
+            raise StoreError(
+                f"question {question.question_id!r} is already in {self.where}; nothing was imported. "
+                "Give the question another id in the file to import it again as a new question"
+            )
+        exam_id = self._exam_id(conn, course, exam) if course is not None else None
+        qpk = conn.execute(
+            questions.insert().values(
+                question_id=question.question_id,
+                exam_id=exam_id,
+                text=question.text,
+                reference_answers=_dumps(list(question.reference_answers)),
+                dataset=question.dataset,
+                split=question.split,
+                created_at=_now(),
+            )
+        ).inserted_primary_key[0]
+        if question.answers:
+            conn.execute(
+                answers.insert(),
+                [
+                    {
+                        "question_pk": qpk,
+                        "answer_id": a.answer_id,
+                        "position": i,
+                        "student_id": a.student_id,
+                        "text": a.text,
+                        "normalized": a.normalized,
+                        "gold": a.gold,
+                        "score": a.score,
+                    }
+                    for i, a in enumerate(question.answers)
+                ],
+            )
+        return qpk
 
     def _exam_id(self, conn: Connection, course: str, exam: str | None) -> int | None:
         course_id = conn.execute(select(courses.c.id).where(courses.c.name == course)).scalar()
@@ -361,15 +430,6 @@ class Store:
             When the question already has edits: they were made over its current grouping,
             which therefore stays.
         """
-        data = {
-            "labels": [int(x) for x in grouping.labels],
-            "confidence": [float(x) for x in grouping.confidence],
-            "groups": [
-                {"group_id": g.group_id, "title": g.title, "members": list(map(int, g.members)), "blank": g.blank}
-                for g in grouping.groups
-            ],
-        }
-
         def txn(conn: Connection) -> int:
             q = self._question_row(conn, question_id, lock=True)
             n = conn.execute(select(func.count()).select_from(answers).where(answers.c.question_pk == q.id)).scalar()
@@ -384,16 +444,7 @@ class Store:
                     f"question {question_id!r} has {n_edits} edits made over grouping {q.grouping_id}; "
                     "that grouping stays the base of its log (regrouping an edited question is not supported yet)"
                 )
-            grouping_id = conn.execute(
-                groupings.insert().values(
-                    question_pk=q.id,
-                    model_version=model_version,
-                    settings=_dumps(settings or {}),
-                    data=_dumps(data),
-                    created_at=_now(),
-                )
-            ).inserted_primary_key[0]
-            conn.execute(questions.update().where(questions.c.id == q.id).values(grouping_id=grouping_id))
+            grouping_id = self._insert_grouping(conn, q.id, grouping, model_version, settings)
             # A snapshot of the old grouping (version 0, taken before any edit) must not stand
             # in for the new one: states are folded from the newest snapshot.
             conn.execute(snapshots.delete().where(snapshots.c.question_pk == q.id))
@@ -402,6 +453,30 @@ class Store:
         grouping_id = self._write(txn, f"saving the grouping of question {question_id}")
         with self._states_lock:
             self._states.pop(question_id, None)
+        return grouping_id
+
+    def _insert_grouping(
+        self, conn: Connection, qpk: int, grouping: Grouping, model_version: str, settings: dict[str, Any] | None
+    ) -> int:
+        """Insert a grouping and make it the question's current one; returns its id."""
+        data = {
+            "labels": [int(x) for x in grouping.labels],
+            "confidence": [float(x) for x in grouping.confidence],
+            "groups": [
+                {"group_id": g.group_id, "title": g.title, "members": list(map(int, g.members)), "blank": g.blank}
+                for g in grouping.groups
+            ],
+        }
+        grouping_id = conn.execute(
+            groupings.insert().values(
+                question_pk=qpk,
+                model_version=model_version,
+                settings=_dumps(settings or {}),
+                data=_dumps(data),
+                created_at=_now(),
+            )
+        ).inserted_primary_key[0]
+        conn.execute(questions.update().where(questions.c.id == qpk).values(grouping_id=grouping_id))
         return grouping_id
 
     def grouping(self, question_id: str) -> Grouping:
