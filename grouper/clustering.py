@@ -183,9 +183,12 @@ def group_embeddings(
     if n == 0:
         return Grouping(labels, confidence, ())
 
-    keys = [t.casefold() for t in texts]
     blank = np.fromiter((not t for t in texts), dtype=bool, count=n)
     content = np.flatnonzero(~blank)
+    numeric = settings.quantities and _is_numeric([texts[i] for i in content])
+    # Texts that differ only in case are one text (the encoder is uncased), except where a
+    # question asks for a number: there a unit's case is its meaning ("0.5 M", "0.5 m").
+    keys = list(texts) if numeric else [t.casefold() for t in texts]
     # Cluster each distinct text once; np.unique sorts, which also makes the result
     # independent of the order the answers arrived in.
     unique_keys, first, inverse, counts = np.unique(
@@ -200,7 +203,7 @@ def group_embeddings(
     unique_conf = np.zeros(len(unique_texts), dtype=np.float64)
     titles: dict[int, str] = {}
     rest = np.arange(len(unique_texts))
-    if settings.quantities:
+    if numeric:
         # On a question that asks for a number, the final value and unit decide the grade:
         # answers stating the same quantity (and nothing else) are one group.
         rest = _quantity_groups(unique_texts, counts, settings.min_cluster_size, unique_labels, titles)
@@ -258,14 +261,18 @@ def _quantity_groups(
     """On a numeric question, label the distinct texts that state a quantity at least
     ``min_size`` students wrote (ids 0, 1, ...; ``labels`` and ``titles`` are filled in);
     return the indices of the other texts, for the usual grouping."""
-    from grouper.quantities import is_numeric_question, quantity_classes, quantity_title
+    from grouper.quantities import quantity_classes, quantity_title
 
-    if not is_numeric_question(texts, counts):
-        return np.arange(len(texts))
     for label, (quantity, members) in enumerate(quantity_classes(texts, counts, min_size)):
         labels[members] = label
         titles[label] = quantity_title(quantity)
     return np.flatnonzero(labels == UNGROUPED)
+
+
+def _is_numeric(texts: Sequence[str]) -> bool:
+    from grouper.quantities import is_numeric_question
+
+    return is_numeric_question(texts)
 
 
 def _reference_groups(

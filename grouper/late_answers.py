@@ -61,10 +61,8 @@ def _reviewed(state: QuestionState, group_id: int) -> bool:
 
 
 def _quantity_groups(texts: Sequence[str], labels: np.ndarray) -> dict[Quantity, int]:
-    """On a numeric question, each quantity that at least ``QUANTITY_CLASS_SIZE``
+    """Of a numeric question, each quantity that at least ``QUANTITY_CLASS_SIZE``
     grouped answers state, all of them in one group, and that group."""
-    if not is_numeric_question(texts):
-        return {}
     where: dict[Quantity, set[int]] = {}
     count: dict[Quantity, int] = {}
     parsed: dict[str, Quantity | None] = {}  # each distinct text read once
@@ -118,19 +116,27 @@ def place_late_answers(
     texts = [a.normalized for a in answers]
     late_texts = [a.normalized for a in late]
     placement = PlacementIndex(vectors, texts, labels, settings).place(late_vectors, late_texts)
-    by_quantity = _quantity_groups(texts, labels)
+    numeric = is_numeric_question(texts)
+    by_quantity = _quantity_groups(texts, labels) if numeric else {}
+    written = set(texts) if numeric else set()
     places: list[int | None] = []
     suggestions: list[int | None] = []
     for i, (label, suggestion) in enumerate(zip(placement.labels.tolist(), placement.suggestion.tolist(), strict=True)):
         best = None if suggestion == UNGROUPED else int(suggestion)
         chosen = None if label == UNGROUPED else int(label)
-        if by_quantity and not placement.duplicate[i]:
+        quantity = final_quantity(late_texts[i]) if numeric else None
+        # The placement takes texts equal but for case as repeats; stating a quantity, they
+        # are not ("1 MW" is not "1 mW"): then only the quantity may place the answer.
+        repeat = placement.duplicate[i] and (quantity is None or late_texts[i] in written)
+        if quantity is not None and not repeat:
             # On a numeric question the final quantity says more than the embedding: an
             # answer stating a group's quantity goes there (an exact repeat still follows
             # its copies, which a grader may have moved).
-            same = by_quantity.get(final_quantity(late_texts[i]))
+            same = by_quantity.get(quantity)
             if same is not None:
                 chosen = best = same
+            elif placement.duplicate[i]:
+                chosen = None
         places.append(chosen if chosen is not None and not _reviewed(state, chosen) else None)
         suggestions.append(chosen if chosen is not None else best)
     return places, suggestions

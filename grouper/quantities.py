@@ -107,8 +107,9 @@ class Quantity(NamedTuple):
     value : str
         The final value as a plain decimal, exact ("19.6" for "19.60", "19,6" and "1.96e1").
     unit : str
-        What follows the value (``""`` for nothing): lower case, single spaces, none around
-        ``/ ^ * -``, a power glued to its symbol written with ``^`` ("m/s2" is "m/s^2").
+        What follows the value (``""`` for nothing): symbols in the case written ("M" is
+        not "m"), words in lower case, single spaces, none around ``/ ^ * -``, a power glued
+        to its symbol written with ``^`` ("m/s2" is "m/s^2").
     working : tuple of str
         The values written before the final one ("v = gt = 9.8*2 = 19.6 m/s": 9.8 and 2).
     """
@@ -154,7 +155,9 @@ def _plain(value: Decimal) -> str:
 def _unit(tail: str) -> str:
     # One spelling of what is written: single spaces, none around / ^ * -, a power glued to
     # its symbol written as one ("m/s2", what NFKC makes of "m/s²", is "m/s^2").
+    # Words (four letters or more) are lower case: "Meters" is "meters"; symbols keep theirs.
     joined = _UNIT_JOINS.sub(r"\1", " ".join(tail.split())).strip(" .!")
+    joined = _PROSE.sub(lambda m: m.group().casefold(), joined)
     return _GLUED_POWER.sub(r"\1^\2", joined)
 
 
@@ -182,8 +185,8 @@ def final_quantity(text: str) -> Quantity | None:
     True
     """
     # Raw superscripts (NFKC makes them digits) are powers: "10⁻¹⁹" is "10^-19".
-    folded = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text.casefold())
-    folded = folded.translate(_SIGNS)
+    cased = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), text).translate(_SIGNS)
+    folded = cased.casefold()
     if _FLAT_POWER.search(folded):
         return None
     values = list(_VALUE.finditer(folded))
@@ -201,7 +204,11 @@ def final_quantity(text: str) -> Quantity | None:
     parsed = [_value(v) for v in values]
     if any(v is None for v in parsed):
         return None
-    return Quantity(parsed[-1], _unit(folded[last.end() :]), tuple(parsed[:-1]))  # type: ignore[arg-type]
+    # The unit as written: a symbol's case is its meaning ("0.5 M" is molar, "0.5 m" metres,
+    # "1 MW" a billion times "1 mW"). Casefolding rarely changes a text's length ("ß"); then
+    # the folded tail is all there is.
+    tail = cased[last.end() :] if len(cased) == len(folded) else folded[last.end() :]
+    return Quantity(parsed[-1], _unit(tail), tuple(parsed[:-1]))  # type: ignore[arg-type]
 
 
 def is_quantity_answer(text: str) -> bool:

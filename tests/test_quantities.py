@@ -35,7 +35,7 @@ SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
     [
         ("19.6 m/s", "19.6", "m/s", ()),
         ("19.6m/s", "19.6", "m/s", ()),
-        ("19.60 M/S", "19.6", "m/s", ()),
+        ("19.60 M/S", "19.6", "M/S", ()),  # symbols keep their case: "M" is not "m"
         ("19,6 m/s", "19.6", "m/s", ()),  # a decimal comma
         ("0,125", "0.125", "", ()),
         ("19.6 m/ s.", "19.6", "m/s", ()),
@@ -57,8 +57,9 @@ SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
         ("v = \u201319.6 m/s", "-19.6", "m/s", ()),  # an en dash as minus
         ("3 x 10^8 m/s", "300000000", "m/s", ()),
         ("3×10⁸ m/s", "300000000", "m/s", ()),  # raw superscripts are a power
-        ("1.5e3 J", "1500", "j", ()),
-        ("1,000 N", "1000", "n", ()),  # a comma before three digits: thousands
+        ("1.5e3 J", "1500", "J", ()),
+        ("1.5E3 Joules", "1500", "joules", ()),  # words are lower case
+        ("1,000 N", "1000", "N", ()),  # a comma before three digits: thousands
         ("4294967296", "4294967296", "", ()),  # kept exactly
         ("1e400", "1e+400", "", ()),  # no overflow
         (".5 kg", "0.5", "kg", ()),
@@ -174,6 +175,20 @@ def test_a_numeric_questions_answers_are_grouped_by_the_quantity_they_state(enco
     assert {final_quantity(texts[m]) for m in with_right.members} - {final_quantity(texts[0]), None}
 
 
+def test_units_that_differ_only_in_case_are_different_groups() -> None:
+    # "M" is molar and "m" metres; "1 MW" is a billion times "1 mW". One grade for both would
+    # be wrong for half the students. Elsewhere, answers equal but for case are one text.
+    texts = ["0.5 M"] * 3 + ["0.5 m"] * 3 + ["1 MW"] * 3 + ["1 mW"] * 3
+    vectors = np.tile(np.eye(4)[0], (len(texts), 1))  # what an uncased encoder sees: one point
+    by_title = _members_by_title(group_embeddings(vectors, texts), texts)
+    assert {t: m for t, m in by_title.items() if t.startswith("= ")} == {
+        "= 0.5 M": {"0.5 M"}, "= 0.5 m": {"0.5 m"}, "= 1 MW": {"1 MW"}, "= 1 mW": {"1 mW"},
+    }
+    prose = ["Canberra"] * 2 + ["canberra"] * 2 + ["Sydney"] * 3
+    grouping = group_embeddings(np.tile(np.eye(4)[0], (7, 1)), prose, GroupingSettings(min_cluster_size=3))
+    assert grouping.labels[0] == grouping.labels[2] != -1  # 4 students wrote one text: a group
+
+
 def test_quantity_groups_come_first_with_a_reference_too(encoder: Encoder) -> None:
     texts = BALL_DROP
     vectors = encoder.encode(texts).vectors
@@ -267,6 +282,10 @@ def test_a_late_answer_joins_the_group_of_its_final_quantity_not_of_its_embeddin
         assert places[0] == 1 and suggestions[0] == 1
         assert places[1] == 2  # an exact repeat follows its copies
         assert suggestions[2] == 2  # no quantity: the embedding decides, as before
+        # Equal to a group's texts but for a unit's case is no repeat: "9.8 M/S" states no
+        # quantity any group holds, so it waits ungrouped.
+        places, _ = place_late_answers(store.state("q"), answers, vectors, (Answer("late4", "q", "9.8 M/S"),), late_vectors[:1])
+        assert places == [None]
         # A reviewed group gets no answer nobody has seen: it waits, with the group suggested.
         store.append("q", "ta", None, Confirm(1))
         places, suggestions = place_late_answers(store.state("q"), answers, vectors, late, late_vectors)
