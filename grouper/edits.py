@@ -1945,8 +1945,10 @@ def _rubric_use(state: QuestionState) -> dict[int, int]:
 
 def _rubric_total(items: tuple[int, ...], adjustment: float, points: Mapping[int, float]) -> float:
     """What a rubric grade is worth: its items' points and its adjustment, summed exactly once
-    (fsum), so that the same grade always gets the same score."""
-    return math.fsum([*(points[i] for i in items), adjustment])
+    (fsum), so that the same grade always gets the same score, and rounded to 9 decimals: 0.1
+    and 0.2 points are 0.3, as the grader reads them, not 0.30000000000000004 (which a maximum
+    of 0.3 would refuse as above it)."""
+    return round(math.fsum([*(points[i] for i in items), adjustment]), 9) + 0.0  # -0.0 is 0
 
 
 def _rescored(grade: Grade, points: Mapping[int, float]) -> Grade:

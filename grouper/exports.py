@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "grade_rows",
     "neutralise",
     "read_grades_csv",
+    "resubmissions",
     "student_of",
     "unneutralise",
     "write_edit_log_jsonl",
@@ -143,8 +145,12 @@ def grade_rows(state: QuestionState, answers: Sequence[Answer]) -> list[GradeRow
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return int(value)  # 2.0 is written 2: the same number, and what a grader typed
+    if isinstance(value, float):
+        # Sums of points carry binary noise (0.1 + 0.2 is 0.30000000000000004): 12
+        # significant digits is every digit a grader types and none of the noise.
+        value = float(f"{value:.12g}")
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)  # 2.0 is written 2: the same number, and what a grader typed
     return neutralise(value)
 
 
@@ -206,6 +212,25 @@ def student_of(row: GradeRow) -> str:
     return row.student_id or f"answer:{row.answer_id}"
 
 
+def resubmissions(rows: Iterable[GradeRow]) -> dict[tuple[str, str], list[str]]:
+    """The students with several answers to one question (an import takes them: a
+    resubmission has its own answer id), which a by-student table cannot show.
+
+    Parameters
+    ----------
+    rows : iterable of GradeRow
+
+    Returns
+    -------
+    dict
+        ``(student, question id)`` to the answer ids, for each pair with more than one.
+    """
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        by_pair.setdefault((student_of(row), row.question_id), []).append(row.answer_id)
+    return {pair: ids for pair, ids in by_pair.items() if len(ids) > 1}
+
+
 def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     """Write one row per student: a score column per question and their total.
 
@@ -218,7 +243,25 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     -------
     int
         The number of students.
+
+    Raises
+    ------
+    ValueError
+        When a student has two answers to one question (a resubmission), naming them: the
+        table has one cell for both.
     """
+    rows = list(rows)
+    twice = resubmissions(rows)
+    if twice:
+        # One cell per student and question: which of two answers counts is the instructor's
+        # call, never a silent pick (the other's grade would be lost).
+        (student, question_id), ids = next(iter(twice.items()))
+        more = f" (and {len(twice) - 1} more such)" if len(twice) > 1 else ""
+        raise ValueError(
+            f"student {student} has {len(ids)} answers to question {question_id} ({', '.join(ids)}){more}; "
+            "a by-student table has one score per student and question: export the grades per answer "
+            "instead (`grouper export grades`)"
+        )
     question_ids: list[str] = []
     maxima: dict[str, float | None] = {}
     table: dict[str, dict[str, float | None]] = {}
@@ -231,11 +274,11 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     writer.writerow(["student_id", *(neutralise(q) for q in question_ids), "total"])
     if any(m is not None for m in maxima.values()):
         known = [maxima[q] for q in question_ids]
-        total_possible = float(sum(known)) if all(m is not None for m in known) else None
+        total_possible = math.fsum(known) if all(m is not None for m in known) else None  # type: ignore[arg-type]
         writer.writerow(["points_possible", *(_cell(m) for m in known), _cell(total_possible)])
     for student, scores in table.items():
-        total = sum(s for s in scores.values() if s is not None)
-        writer.writerow([neutralise(student), *(_cell(scores.get(q)) for q in question_ids), _cell(float(total))])
+        total = math.fsum(s for s in scores.values() if s is not None)
+        writer.writerow([neutralise(student), *(_cell(scores.get(q)) for q in question_ids), _cell(total)])
     return len(table)
 
 

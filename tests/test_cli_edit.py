@@ -192,6 +192,49 @@ def test_exporting_grades_warns_of_identical_answers_graded_differently(db, caps
     assert [r["score"] for r in csv.DictReader(grades.open(newline=""))][:2] == ["2", "0"]
 
 
+def test_an_export_never_replaces_a_store_and_says_what_is_not_graded(db, capsys, tmp_path):
+    before = db.read_bytes()
+    status, _, err = run(capsys, "export", "grades", "-o", str(db))
+    assert status == 2 and "is the store itself" in err and db.read_bytes() == before
+    other = tmp_path / "other.sqlite"
+    Store.open(other).close()
+    status, _, err = run(capsys, "export", "grades", "-o", str(other))
+    assert status == 2 and "is a SQLite database" in err
+    status, _, err = run(capsys, "export", "grades", "-o", str(tmp_path))
+    assert status == 2 and "is a folder" in err
+    edit(capsys, "grade", "1", "2")
+    status, _, err = run(capsys, "export", "grades-by-student", "-o", str(tmp_path / "by-student.csv"))
+    assert status == 0
+    assert "question q1: 5 of 8 answer(s) not graded yet (empty score cells; the by-student totals count them as 0)" in err
+
+
+def test_an_export_file_is_as_readable_as_any_other_and_keeps_the_mode_it_replaces(db, capsys, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "grades.csv"
+        assert run(capsys, "export", "grades", "-o", str(fresh))[0] == 0
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # mkstemp's 0600 would lock co-graders out
+        fresh.chmod(0o664)
+        assert run(capsys, "export", "grades", "-o", str(fresh))[0] == 0
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o664
+    finally:
+        os.umask(mask)
+
+
+def test_a_mistyped_store_is_an_error_not_an_empty_export(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GROUPER_DB", raising=False)
+    typo = tmp_path / "grdaes.sqlite"
+    for argv in (["export", "grades"], ["history", "-q", "q1"], ["show"], ["queue", "-q", "q1"]):
+        status, out, err = run(capsys, *argv, "--db", str(typo))
+        assert status == 2 and f"no store at {typo}" in err, argv
+    assert not typo.exists()
+    status, _, err = run(capsys, "import", str(SAMPLE), "--db", str(tmp_path / "no-such-folder" / "g.sqlite"))
+    assert status == 2 and "the folder of the store" in err
+
+
 def test_the_installed_command_runs_as_a_real_process(db):
     with Store.open(db) as store:
         store.append("q1", "ta2", 0, Rename(1, "Canberra!"))

@@ -153,6 +153,38 @@ def test_grades_by_student_say_the_points_possible_when_questions_have_a_maximum
     assert list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))[1] == ["points_possible", "3", "2", "5"]
 
 
+def test_a_student_with_two_answers_to_one_question_has_no_silent_by_student_cell():
+    from grouper.exports import GradeRow, resubmissions
+
+    def row(q, a, student, score):
+        return GradeRow(q, a, student, score, None, "", "", "group", 1, "g", "ta", 1)
+
+    # A resubmission is its own answer: graded 3 and not graded. Keeping either cell would
+    # turn the other into the student's grade.
+    rows = [row("q1", "a1", "s1", 3.0), row("q1", "a2", "s1", None), row("q1", "a3", "s2", 1.0)]
+    assert resubmissions(rows) == {("s1", "q1"): ["a1", "a2"]}
+    with pytest.raises(ValueError, match=r"student s1 has 2 answers to question q1 \(a1, a2\).*grouper export grades"):
+        write_grades_by_student_csv(rows, io.StringIO())
+    assert resubmissions(rows[1:]) == {}
+
+
+def test_sums_of_points_are_written_as_a_grader_reads_them():
+    from grouper.exports import GradeRow
+
+    def row(q, a, score, max_score):
+        return GradeRow(q, a, "s0", score, max_score, "", "", "group", 1, "g", "ta", 1)
+
+    rows = [row("q1", "a0", 0.1, 0.3), row("q2", "b0", 0.2, 0.1), row("q3", "c0", 0.1 + 0.2, 0.2)]
+    buffer = io.StringIO(newline="")
+    write_grades_by_student_csv(rows, buffer)
+    lines = list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))
+    assert lines[1] == ["points_possible", "0.3", "0.1", "0.2", "0.6"]  # not 0.6000000000000001
+    assert lines[2] == ["s0", "0.1", "0.2", "0.3", "0.6"]
+    buffer = io.StringIO(newline="")
+    write_grades_csv(rows, buffer)
+    assert [r["score"] for r in csv.DictReader(io.StringIO(buffer.getvalue(), newline=""))] == ["0.1", "0.2", "0.3"]
+
+
 def test_a_damaged_grades_csv_is_refused_with_its_row(store):
     buffer = io.StringIO(newline="")
     write_grades_csv(_rows(store), buffer)

@@ -243,6 +243,14 @@ def test_a_stated_score_matches_its_items_sum_as_typed(start):
     assert log.do("ben", GradeGroup(1, 0.3, items=(1, 2))).groups[1].grade.items == (1, 2)
 
 
+def test_full_marks_by_items_of_decimal_points_are_the_maximum_not_above_it(start):
+    log = Log(start)
+    log.do("ada", SetMaxScore(0.3))
+    log.do("ada", SetRubric(((1, "a", 0.1), (2, "b", 0.2))))
+    # fsum(0.1, 0.2) is 0.30000000000000004, which the maximum 0.3 refused as above it.
+    assert log.do("ben", GradeGroup(1, None, items=(1, 2))).groups[1].grade.score == 0.3
+
+
 def test_item_use_counts_answers_by_their_effective_grades(graded):
     from grouper.rubric import item_use
 

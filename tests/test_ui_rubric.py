@@ -21,6 +21,7 @@ from test_ui_app import (
     texts,
 )
 
+from grouper.answers import Answer
 from grouper.edits import GradeAnswer, GradeGroup, Move, SetRubric
 from grouper.store import Store
 
@@ -181,6 +182,21 @@ def test_an_adjustment_without_items_is_explained_and_nothing_is_logged(app, db)
     app.button(key="own-grade-q1-1").click().run()
     assert errors(app) == ["A point adjustment goes with rubric items; without items, enter the score itself."]
     assert len(logged(db)) == 1  # the rubric only
+
+
+def test_the_export_page_offers_no_by_student_table_when_a_student_answered_twice(app, db):
+    app.switch_page("views/export.py").run()
+    by_student = [b for b in app.get("download_button") if b.proto.label.startswith("Grades by student")]
+    assert not by_student[0].proto.disabled
+    with Store.open(db) as store:
+        first = next(a for a in store.answers("q1") if a.student_id)
+        late = Answer("resubmitted", "q1", "Canberra, I think", first.student_id)
+        store.add_answers("q1", [late], [None], "Ada")
+    app.run()
+    by_student = [b for b in app.get("download_button") if b.proto.label.startswith("Grades by student")]
+    assert by_student[0].proto.disabled  # either cell kept would lose the other answer's grade
+    assert any("several answers to one question" in w.value for w in app.warning)
+    assert f"{first.student_id} (q1): {first.answer_id}, resubmitted" in texts(app)
 
 
 def test_the_export_page_offers_the_rubric_grading_of_one_question(app, db):

@@ -8,6 +8,7 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable
+from pathlib import Path
 
 from grouper.store import DEFAULT_DB, Store, StoreBusy, default_url
 
@@ -21,8 +22,39 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The store named by ``--db`` (or its default)."""
+def store_file(args: argparse.Namespace) -> Path | None:
+    """The SQLite file ``--db`` (or its default) names; ``None`` for a server URL or memory."""
+    url = default_url(args.db)
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store named by ``--db`` (or its default).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    create : bool
+        Whether a SQLite file that is not there is created (``grouper import``). Otherwise a
+        mistyped ``--db`` is an error: opening it would create an empty store, and an export
+        of it would read as a success.
+
+    Raises
+    ------
+    ValueError
+        When the file is not there (and ``create`` is false), or its folder is not there.
+    """
+    path = store_file(args)
+    if path is not None and not path.is_file():
+        if not create:
+            raise ValueError(
+                f"no store at {path}; check --db (or $GROUPER_DB), or import answers into it first "
+                "with `grouper import FILE --db ...`"
+            )
+        if not path.parent.is_dir():
+            raise ValueError(f"the folder of the store {path} does not exist; create it first, or check --db")
     return Store(default_url(args.db))
 
 

@@ -20,7 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
+from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy, store_file
 from grouper.exports import (
     grade_rows,
     write_edit_log_jsonl,
@@ -57,10 +57,14 @@ def _write(args: argparse.Namespace, render) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     target = Path(args.output)
+    _refuse_to_overwrite_a_store(target, store_file(args))
     buffer = io.StringIO(newline="")
     n = render(buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
+        # mkstemp makes the file private (0600); an export is as readable as any file the
+        # user writes (the umask's mode), or keeps the mode of the file it replaces.
+        os.fchmod(fd, target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(buffer.getvalue())
             handle.flush()
@@ -71,6 +75,38 @@ def _write(args: argparse.Namespace, render) -> int:
         raise
     print(f"wrote {n} {args.what_written} to {target}", file=sys.stderr)
     return n
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _refuse_to_overwrite_a_store(target: Path, store: Path | None) -> None:
+    """An export never replaces a database: ``-o grades.sqlite`` for ``-o grades.csv`` would
+    lose every grade and the whole edit log."""
+    if target.is_dir():
+        raise ValueError(f"-o {target} is a folder; name a file, e.g. -o {target / 'grades.csv'}")
+    if store is not None and target.resolve() in {store.resolve(), *(Path(f"{store.resolve()}{s}") for s in ("-wal", "-shm", "-journal"))}:
+        raise ValueError(f"-o {target} is the store itself (--db); name another file")
+    if target.is_file():
+        with target.open("rb") as handle:
+            if handle.read(16) == b"SQLite format 3\x00":
+                raise ValueError(f"-o {target} is a SQLite database; an export does not replace one: name another file")
+
+
+def _say_what_is_ungraded(question_id: str, rows, by_student: bool) -> None:
+    """Say on standard error how many answers have no grade yet: their cells are empty (and
+    count 0 in a by-student total), which a gradebook would otherwise take as final."""
+    ungraded = sum(1 for r in rows if r.score is None)
+    if ungraded:
+        zero = "; the by-student totals count them as 0" if by_student else ""
+        print(
+            f"grouper: note: question {question_id}: {ungraded} of {len(rows)} answer(s) not graded yet "
+            f"(empty score cells{zero}); see `grouper show -q {question_id}`",
+            file=sys.stderr,
+        )
 
 
 def _warn_of_conflicts(question_id: str, state, answers) -> None:
@@ -99,7 +135,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             rows = []
             for q in qids:
                 state, answers = store.state(q), store.answers(q)
-                rows.extend(grade_rows(state, answers))
+                question_rows = grade_rows(state, answers)
+                rows.extend(question_rows)
+                _say_what_is_ungraded(q, question_rows, by_student=args.kind == "grades-by-student")
                 _warn_of_conflicts(q, state, answers)
             writer = write_grades_csv if args.kind == "grades" else write_grades_by_student_csv
             args.what_written = "rows" if args.kind == "grades" else "students"

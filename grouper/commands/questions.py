@@ -74,7 +74,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             questions.append(question)
     if args.exam is not None and args.course is None:
         return fail("--exam needs --course (an exam is filed under a course); nothing was imported", 2)
-    store = open_store(args)
+    store = open_store(args, create=True)
     known = set(store.question_ids())
     late_ones = [q for q in questions if q.question_id in known] if args.late else []
     if args.late:

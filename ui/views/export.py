@@ -21,6 +21,7 @@ import ui_common
 from grouper.access import Action
 from grouper.exports import (
     grade_rows,
+    resubmissions,
     student_of,
     write_edit_log_jsonl,
     write_grades_by_student_csv,
@@ -75,7 +76,10 @@ students = len({student_of(r) for r in rows})
 log = [e for q in question_ids for e in store.edits(q)]
 
 st.subheader("Grades")
-st.text(f"{len(rows)} answers, {graded} graded, {len(rows) - graded} not graded yet.")
+st.text(
+    f"{len(rows)} answers, {graded} graded, {len(rows) - graded} not graded yet"
+    + (" (empty score cells; a by-student total counts them as 0)." if graded < len(rows) else ".")
+)
 conflicts = {q: found for q in question_ids if (found := grade_conflicts(states[q], answers[q]))}
 if conflicts:
     # Question ids are the instructor's, but may carry Markdown: the details go as plain text.
@@ -93,6 +97,7 @@ cols[0].download_button(
     icon=":material/download:",
     on_click="ignore",
 )
+twice = resubmissions(rows)
 cols[1].download_button(
     f"Grades by student (CSV, {students} students)",
     _deferred(lambda out: write_grades_by_student_csv(rows, out)),
@@ -101,7 +106,15 @@ cols[1].download_button(
     key="download-grades-by-student",
     icon=":material/download:",
     on_click="ignore",
+    disabled=bool(twice),
+    help="Some students have several answers to one question: see below" if twice else None,
 )
+if twice:
+    # A by-student table has one cell per student and question: which answer counts is the
+    # instructor's call. Ids may carry Markdown: plain text.
+    st.warning("Some students have several answers to one question, so there is no by-student table.")
+    shown = [f"{student} ({q}): {', '.join(ids)}" for (student, q), ids in list(twice.items())[:10]]
+    st.text("; ".join(shown) + (" ..." if len(twice) > 10 else ""))
 rubric_question = question_ids[0] if len(question_ids) == 1 else None
 rubric_state = None if rubric_question is None else states[rubric_question]
 if rubric_state is not None and rubric_state.rubric:
