@@ -35,10 +35,13 @@ def fold_text(text: str) -> str:
     -------
     str
         Unicode NFKC, case-folded (then NFKC again, as folding can leave text that NFKC
-        would change), runs of whitespace replaced by one space, stripped.
+        would change), a dotted capital I as a plain i, runs of whitespace replaced by one
+        space, stripped.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return _WHITESPACE.sub(" ", folded).strip()
+    # "İ" (Turkish capital dotted I) folds to "i" and a combining dot, which a typed "i" would
+    # never match: "İstanbul" is found by "istanbul".
+    return _WHITESPACE.sub(" ", folded.replace("i\u0307", "i")).strip()
 
 
 def fold_texts(texts: Mapping[str, str]) -> dict[str, str]:

@@ -86,3 +86,10 @@ def test_a_hundred_thousand_answers_are_searched_right():
     }
     found = search_folded(fold_texts(texts), 'sydney "capital is"')
     assert len(found) == 33_334 and found[:2] == ["s000000", "s000003"]
+
+
+def test_a_dotted_capital_i_is_found_by_a_plain_i():
+    # casefold("İ") is "i" and a combining dot above: "istanbul" would never match "İSTANBUL".
+    texts = {"a": "İSTANBUL", "b": "Istanbul", "c": "Ankara"}
+    assert search_answers(texts, "istanbul") == ["a", "b"]
+    assert search_answers(texts, "İstanbul") == ["a", "b"]

@@ -44,12 +44,37 @@ def test_an_instructor_undoes_another_graders_edit_and_a_refusal_names_the_edit_
     at = _history(app)
     select_rows(at, _key(at), [1])  # Ben's merge, under Cy's rename
     at.button(key="history-undo-q1").click().run()
-    assert errors(at) == ["Your edit was not saved: the group changed since you looked at it."]
+    assert errors(at) == ["Your edit was not saved."]
     assert any("undo edit 2 first" in t for t in texts(at))
     select_rows(at, _key(at), [0])  # Cy's rename
     at.button(key="history-undo-q1").click().run()
     assert successes(at) == ["Undid edit 2."]
     assert logged(db)[-1] == ("Ada", Undo(2))
+
+
+def test_a_tick_never_carries_over_to_another_edit_when_the_filter_changes(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Cy", 0, Confirm(1))
+        store.append("q1", "Ben", 1, Confirm(2))
+    at = _history(app)
+    at.multiselect(key="history-who-q1").set_value(["Ben"]).run()
+    select_rows(at, _key(at), [0])
+    assert at.button(key="history-undo-q1").label == "Undo edit 2"
+    # Same number of rows, same number of authors ticked: the row position means another edit.
+    at.multiselect(key="history-who-q1").set_value(["Cy"]).run()
+    assert "Tick an edit to undo it." in texts(at)
+    assert not [b for b in at.button if b.key == "history-undo-q1"]
+
+
+def test_late_answers_cannot_be_undone_and_the_button_says_so(app, db):
+    from grouper.answers import Answer
+
+    with Store.open(db) as store:
+        store.add_answers("q1", [Answer("late-1", "q1", "Canberra (late)")], [None], "Ada")
+    at = _history(app)
+    select_rows(at, _key(at), [0])
+    button = at.button(key="history-undo-q1")
+    assert button.disabled and "Late answers stay once submitted" in button.help
 
 
 def test_a_ta_undoes_only_their_own_edits(db, tmp_path, monkeypatch):

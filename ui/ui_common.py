@@ -525,7 +525,8 @@ def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
     try:
         return store().append(question_id, identity.author, base, payload)
     except EditRefused as refused:
-        flash("error", "Your edit was not saved: the group changed since you looked at it.", str(refused))
+        # The refusal says why (what changed since, and by whom; or why it never can be).
+        flash("error", "Your edit was not saved.", str(refused))
         return None
 
 

@@ -9,12 +9,14 @@ naming the edit to undo first.
 
 from __future__ import annotations
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.edits import Undo
+from grouper.edits import AddAnswers, Undo
 from grouper.history import history
 
 identity = ui_common.require(Action.REVIEW)
@@ -56,7 +58,9 @@ def page() -> None:
     )
     if not shown:
         return
-    key = f"history-{question_id}-v{state.version}-{len(who)}-{len(what)}"
+    # The filters' contents, not their sizes, are in the key: a tick must never carry over to
+    # another edit at the same row when "Who" changes from one grader to another.
+    key = f"history-{question_id}-v{state.version}-{zlib.crc32(repr((sorted(who), sorted(what))).encode()):08x}"
     st.dataframe(
         pd.DataFrame(
             {
@@ -83,14 +87,16 @@ def page() -> None:
         return
     mine = row.author == identity.author
     allowed = identity.may(Action.EDIT) and (mine or identity.may(Action.UNDO_ANY))
+    late = row.kind == AddAnswers.kind
     st.button(
         f"Undo edit {row.edit_id}",
         key=f"history-undo-{question_id}",
         on_click=_undo,
         args=(row.edit_id,),
-        disabled=not allowed or row.undone_by is not None,
+        disabled=not allowed or row.undone_by is not None or late,
         help=(
-            "Already undone; undo the undo to apply it again" if row.undone_by is not None
+            "Late answers stay once submitted: move or grade them instead" if late
+            else "Already undone; undo the undo to apply it again" if row.undone_by is not None
             else ("Only instructors undo other graders' edits" if not allowed else "Logged as a new edit, by you")
         ),
     )

@@ -23,7 +23,6 @@ st.title("Search")
 question_id = ui_common.choose_question()
 if question_id is None:
     st.stop()
-texts = ui_common.answer_texts(question_id)
 #: At most this many matches are listed (and can be ticked); the count says how many match.
 SHOW_AT_MOST = 500
 
@@ -79,7 +78,12 @@ def _move() -> None:
     if not chosen:
         ui_common.flash("error", "Tick the answers to move first (or use Select all shown).")
         return
-    target = st.session_state.get(MOVE_TO, "ungrouped")
+    target = st.session_state.get(MOVE_TO)
+    if target is None:
+        # No choice yet, or the group chosen is gone (another grader deleted or merged it):
+        # Streamlit then clears the box, and the move must not go anywhere else.
+        ui_common.flash("error", "Choose where to move the selected answers (the group chosen before may be gone).")
+        return
     to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
     where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
     if ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}."):
@@ -95,6 +99,8 @@ def search() -> None:
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
+    # Read here, not once per full run: late answers come in while a grader stays on the page.
+    texts = ui_common.answer_texts(question_id)
 
     # A form: typing never reruns the page; the query counts once submitted.
     with st.form(f"search-form-{question_id}", border=False):
@@ -186,6 +192,8 @@ def search() -> None:
         ["ungrouped", NEW, *order],
         format_func=lambda o: ui_common.move_target_label(state, o),
         key=MOVE_TO,
+        index=None,
+        placeholder="choose a group",
     )
     cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, type="primary", width="stretch")
     st.button(
