@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ _COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 _KNOWN_COLUMNS = frozenset(alias for aliases in _COLUMN_ALIASES.values() for alias in aliases)
 
 _WHITESPACE = re.compile(r"\s+")
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _MAX_PROBLEMS = 20  # enough to fix a file in one go without flooding the terminal
 
 
@@ -441,6 +443,16 @@ def _as_id(value: Any) -> str | None:
     return None if text is None else text.strip()
 
 
+def _as_gold(value: Any) -> str | None:
+    """A gold grade as text; a number is written one way, so that 1, 1.0 and "1.00" are one
+    grade (and 2.5 and "2.50"), as they are to whoever graded."""
+    text = _as_id(value)
+    if text and _PLAIN_DECIMAL.fullmatch(text):
+        number = Decimal(text).normalize()
+        text = format(number, "f") if number != 0 else "0"
+    return text
+
+
 def _as_score(value: Any) -> tuple[float | None, bool]:
     """(score, ok). Empty means no score; anything else must be a finite number."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -478,6 +490,8 @@ class _QuestionDraft:
     max_score_row: int | None = None  # the row that gave it, for the message of a clash
     text_row: int | None = None
     references_row: int | None = None
+    dataset_row: int | None = None
+    split_row: int | None = None
 
 
 def parse_answers(
@@ -486,6 +500,7 @@ def parse_answers(
     *,
     encoding: str | None = None,
     file_format: str | None = None,
+    require_gold: bool = False,
 ) -> list[Question]:
     """Parse the bytes of an answer file; all or nothing.
 
@@ -499,6 +514,8 @@ def parse_answers(
         Decode with this codec instead of detecting UTF-8 / UTF-16.
     file_format : {"csv", "json", "jsonl"}, optional
         Overrides the suffix.
+    require_gold : bool
+        Whether every answer must have a gold grade (the benchmark's files).
 
     Returns
     -------
@@ -530,7 +547,7 @@ def parse_answers(
             columns = _resolve_columns(record.keys())
             if suffix != ".csv" and not _check_required(columns, row, problems):
                 continue
-        answer = _parse_record(record, columns, row, default_question, problems, drafts)
+        answer = _parse_record(record, columns, row, default_question, problems, drafts, require_gold)
         if answer is None:
             continue
         if answer.answer_id in seen_ids:
@@ -569,6 +586,7 @@ def _parse_record(
     default_question: str,
     problems: _Problems,
     drafts: dict[str, _QuestionDraft],
+    require_gold: bool = False,
 ) -> Answer | None:
     ok = True
 
@@ -613,10 +631,19 @@ def _parse_record(
         # No answer id column: the student id identifies the answer within its question.
         answer_id = student_id if "question_id" not in columns else f"{question_id}/{student_id}"
 
-    gold = _as_id(cell("gold")) if "gold" in columns else None
+    gold = _as_gold(cell("gold")) if "gold" in columns else None
     if "gold" in columns and gold is None:
         problems.add(row, columns["gold"], "grade must be text or a number")
         ok = False
+    elif require_gold and not gold:
+        problems.add(row, columns.get("gold", "label"), "no gold grade: every answer needs one here (a label column)")
+        ok = False
+    labels: dict[str, str | None] = {}
+    for fieldname, what in (("dataset", "dataset"), ("split", "split")):
+        labels[fieldname] = _as_id(cell(fieldname)) or None
+        if fieldname in columns and _as_id(cell(fieldname)) is None:
+            problems.add(row, columns[fieldname], f"{what} must be text, found {_kind(cell(fieldname))}")
+            ok = False
     score, score_ok = _as_score(cell("score"))
     if not score_ok:
         problems.add(row, columns["score"], f"score {cell('score')!r} is not a number")
@@ -635,9 +662,7 @@ def _parse_record(
     assert question_id is not None and answer_id is not None and text is not None
     question_text = _as_text(cell("question_text")) or ""
     if question_id not in drafts:
-        drafts[question_id] = _QuestionDraft(
-            text="", reference_answers=(), dataset=_as_id(cell("dataset")) or None, split=_as_id(cell("split")) or None
-        )
+        drafts[question_id] = _QuestionDraft(text="", reference_answers=(), dataset=None, split=None)
     draft = drafts[question_id]
     # The question's text and reference answers may be on any of its rows (often only the
     # first, sometimes only a later one): rows that leave them empty take them, rows that
@@ -645,6 +670,8 @@ def _parse_record(
     for value, attribute, row_attribute, column, what in (
         (question_text, "text", "text_row", "question_text", "question text"),
         (references or (), "reference_answers", "references_row", "reference_answers", "reference answers"),
+        (labels["dataset"], "dataset", "dataset_row", "dataset", "dataset"),
+        (labels["split"], "split", "split_row", "split", "split"),
     ):
         if not value:
             continue
@@ -681,7 +708,7 @@ def _parse_record(
 
 
 def load_answers(
-    path: str | Path, *, encoding: str | None = None, file_format: str | None = None
+    path: str | Path, *, encoding: str | None = None, file_format: str | None = None, require_gold: bool = False
 ) -> list[Question]:
     """Import an answer file (CSV, JSON or JSONL); all or nothing.
 
@@ -694,6 +721,8 @@ def load_answers(
         anything else is refused.
     file_format : {"csv", "json", "jsonl"}, optional
         Overrides the file's suffix.
+    require_gold : bool
+        Whether every answer must have a gold grade (the benchmark's files).
 
     Returns
     -------
@@ -709,7 +738,7 @@ def load_answers(
         data = Path(path).read_bytes()
     except OSError as exc:
         raise AnswerFileError(name, [FileProblem(None, None, f"cannot read file: {exc.strerror}")]) from None
-    return parse_answers(data, name, encoding=encoding, file_format=file_format)
+    return parse_answers(data, name, encoding=encoding, file_format=file_format, require_gold=require_gold)
 
 
 def with_max_score(questions: Sequence[Question], max_score: float, option: str = "--max-score") -> list[Question]:

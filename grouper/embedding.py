@@ -101,12 +101,21 @@ def choose_device(prefer: str | None = None) -> torch.device:
     Returns
     -------
     torch.device
+
+    Raises
+    ------
+    ValueError
+        When the device named is not one, or is CUDA on a machine without it.
     """
     name = prefer or os.environ.get("GROUPER_DEVICE")
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"{name!r} is not a device: use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} was asked for, but no CUDA device is available")
+            # A bad option value (ValueError: the command line reports it in one line).
+            raise ValueError(f"device {name!r} was asked for, but no CUDA device is available; use --device cpu")
         return device
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 

@@ -447,3 +447,33 @@ def test_json_nested_too_deeply_is_refused_naming_the_file() -> None:
     for name in ("deep.json", "deep.jsonl"):
         error = _error(deep, name)
         assert error.path == name and "nested too deeply" in str(error)
+
+
+def _jsonl(*rows: dict) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_numeric_gold_grades_are_one_grade_however_written() -> None:
+    data = _jsonl(*({"question_id": "q", "answer_id": f"a{i}", "answer": "x", "label": g} for i, g in enumerate([1, 1.0, "1.00", 2.5, "2.50", "right"])))
+    (question,) = parse_answers(data, "g.jsonl")
+    assert [a.gold for a in question.answers] == ["1", "1", "1", "2.5", "2.5", "right"]
+
+
+def test_a_questions_dataset_and_split_are_text_and_agree_across_its_rows() -> None:
+    row = {"question_id": "q", "answer": "x", "dataset": "beetle", "split": "train"}
+    err = _error(_jsonl({**row, "answer_id": "a1"}, {**row, "answer_id": "a2", "split": "unseen-questions"}), "s.jsonl")
+    assert "s.jsonl, row 2" in str(err) and "split differ from those given for question 'q' in row 1" in str(err)
+    err = _error(_jsonl({**row, "answer_id": "a1", "split": ["train"]}, {**row, "answer_id": "a2", "dataset": {"x": 1}}), "t.jsonl")
+    assert "row 1" in str(err) and "split must be text, found a list" in str(err)
+    assert "row 2" in str(err) and "dataset must be text, found an object" in str(err)
+    # A row that leaves them out takes the question's.
+    (question,) = parse_answers(_jsonl({**row, "answer_id": "a1"}, {"question_id": "q", "answer_id": "a2", "answer": "y"}), "u.jsonl")
+    assert (question.dataset, question.split) == ("beetle", "train")
+
+
+def test_a_benchmark_file_names_each_answer_without_a_gold_grade() -> None:
+    rows = [{"question_id": "q", "answer_id": f"a{i}", "answer": "x", "label": g} for i, g in enumerate(["right", None, ""])]
+    err = _error(_jsonl(*rows), "gold.jsonl", require_gold=True)
+    for row in (2, 3):
+        assert f'row {row}, column "label": no gold grade' in str(err)
+    assert parse_answers(_jsonl(*rows), "gold.jsonl")[0].answers[1].gold is None  # an import takes them

@@ -247,6 +247,39 @@ def test_flywheel_mode_learns_from_the_train_questions_only(encoder, tmp_path) -
             assert result.actions >= reviews and result.actions <= result.one_group
 
 
+def test_flywheel_mode_learns_per_corpus_and_goes_on_without_pairs(encoder) -> None:
+    from dataclasses import replace
+
+    from grouper.evaluation.runner import FlywheelSettings
+    from grouper.training.finetune import FineTuneSettings
+
+    def question(qid, dataset, split, one_grade=False):
+        q = replace(_capital_question(qid), dataset=dataset, split=split)
+        if one_grade:  # every answer graded alike: nothing to learn from
+            q = replace(q, answers=tuple(replace(a, gold="correct") for a in q.answers))
+        return q
+
+    questions = [
+        question("a-train", "alpha", "train"), question("a-new", "alpha", "unseen-questions"),
+        question("b-new", "beta", "unseen-questions"),  # no train question of its own
+        question("c-train", "gamma", "train", one_grade=True), question("c-new", "gamma", "unseen-questions"),
+    ]
+    tiny = FineTuneSettings(max_steps=2, batch_size=4, validation_fraction=0.0, mixed_precision=False)
+    summaries: list[dict] = []
+    with Store("sqlite://") as store:
+        results = evaluate_questions(
+            questions, encoder, mode="flywheel", store=store,
+            flywheel=FlywheelSettings(fine_tune=tiny), on_retrained=summaries.append,
+        )
+        assert [r.question_id for r in results] == [q.question_id for q in questions]
+        # Alpha's unseen question is grouped by alpha's model; beta's, with no train question,
+        # and gamma's, whose train question gives no pair, by the parent: nothing is mixed.
+        assert store.model_version("a-new") != encoder.model_key
+        assert store.model_version("b-new") == store.model_version("c-new") == encoder.model_key
+    assert [(s["dataset"], s["used"]) for s in summaries] == [("alpha", True), ("gamma", False)]
+    assert "no references pairs" in summaries[1]["reason"]
+
+
 def test_flywheel_mode_without_retraining_trains_nothing(encoder) -> None:
     from grouper.evaluation.runner import FlywheelSettings
 
@@ -269,6 +302,36 @@ def test_the_evaluate_command_refuses_a_bad_pair_cap(tmp_path, capsys) -> None:
     assert "need --mode flywheel" in capsys.readouterr().err
     assert main(["evaluate", str(path), "--pairs", "references"]) == 2  # the default, named: still flywheel-only
     assert "need --mode flywheel" in capsys.readouterr().err
+
+
+def test_the_evaluate_command_checks_files_and_options_before_loading_the_model(tmp_path, capsys, monkeypatch) -> None:
+    import torch
+
+    def no_model(device=None):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr("grouper.embedding.Encoder", no_model)
+    rows = [{"question_id": "q", "answer_id": f"a{i}", "answer": f"answer {i}", "label": "right"} for i in range(25)]
+    rows[6]["label"] = None
+    bad = tmp_path / "gold.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(bad)]) == 2
+    assert f'{bad}, row 7, column "label": no gold grade' in capsys.readouterr().err
+    rows[6]["label"] = "wrong"
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cases = [
+        (["--log-db", f"sqlite:///{tmp_path}/missing/log.sqlite"], "does not exist; create it first"),
+        (["--cache", str(tmp_path)], "is a folder"),
+        (["--min-answers", "0"], "--min-answers (0) must be at least 1"),
+        (["--min-answers", "30"], "no question in the file(s) has 30 or more answers"),
+        (["--device", "tpu"], "'tpu' is not a device"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "no CUDA device is available"))
+    for options, message in cases:
+        assert main(["evaluate", str(good), *options]) == 2, options
+        assert message in capsys.readouterr().err, options
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:

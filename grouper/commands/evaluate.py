@@ -31,12 +31,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from grouper.evaluation.runner import evaluate_questions, summarise
     from grouper.store import Store
 
-    # Read every file before loading the model: a bad file fails in a second, not a minute.
-    files = [(Path(path).stem, load_answers(path, encoding=args.encoding)) for path in args.files]
-    encoder = Encoder(device=choose_device(args.device))
-    settings = GroupingSettings(use_references=not args.no_references)
+    if args.min_answers < 1:
+        print(f"grouper: --min-answers ({args.min_answers}) must be at least 1", file=sys.stderr)
+        return 2
+    # Read every file and check every option before loading the model: a bad file or a
+    # mistyped path fails in a second, not a minute (or after the first file's questions).
+    files = [(Path(path).stem, load_answers(path, encoding=args.encoding, require_gold=True)) for path in args.files]
+    device = choose_device(args.device)
+    _check_store_path(args.log_db, "--log-db", created=False)
     if args.cache and "://" not in args.cache:
         Path(args.cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if args.cache:
+        _check_store_path(args.cache, "--cache", created=True)
+    if not any(len(q.answers) >= args.min_answers for _, questions in files for q in questions):
+        print(f"grouper: no question in the file(s) has {args.min_answers} or more answers: nothing to measure", file=sys.stderr)
+        return 2
+    encoder = Encoder(device=device)
+    settings = GroupingSettings(use_references=not args.no_references)
     cache_store = Store(args.cache) if args.cache else None
     in_memory = args.log_db == "sqlite://"
 
@@ -59,8 +70,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     def on_retrained(summary: dict) -> None:
         # On stderr, so that --json prints exactly the promised object.
+        if "steps" not in summary:
+            print(f"  {summary['dataset']}: not fine-tuned ({summary['reason']}); its other splits use the parent model", file=sys.stderr)
+            return
         print(
-            f"  fine-tuned on {summary['n_train_pairs']} of {summary['pairs']} pairs from the train questions' log: "
+            f"  {summary['dataset']}: fine-tuned on {summary['n_train_pairs']} of {summary['pairs']} pairs from the train questions' log: "
             f"{summary['steps']} steps, {summary['seconds']:.0f} s on {summary['device']} ({summary['precision']}), "
             f"validation loss {summary['val_loss_before']} -> {summary['val_loss_best']}; "
             f"{'used' if summary['used'] else 'NOT used'}: {summary['reason']}",
@@ -105,6 +119,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{len(results)} questions, {sum(r.answers for r in results)} answers, "
               f"{time.perf_counter() - started:.0f} s", file=sys.stdout)
     return 0
+
+
+def _check_store_path(value: str, option: str, *, created: bool) -> None:
+    """A SQLite store named by a path or ``sqlite:///`` URL must be a file in a folder that
+    exists (``created``: the folder was just made); a server URL is taken as is."""
+    from grouper.store import default_url
+
+    url = default_url(value)
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.is_dir():
+        raise ValueError(f"{option} {value} is a folder; name a database file in it, e.g. {path / 'grouper.sqlite'}")
+    if not created and not path.parent.is_dir():
+        raise ValueError(f"{option} {value}: the folder {path.parent} does not exist; create it first")
 
 
 def _as_json(splits: list[SplitResult], results: list[QuestionResult]) -> dict:

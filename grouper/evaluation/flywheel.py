@@ -32,12 +32,16 @@ import numpy as np
 from grouper.embedding import Encoder
 from grouper.training.finetune import FineTuneSettings, fine_tune
 
-__all__ = ["DEFAULT_FINE_TUNE", "corrections_model"]
+__all__ = ["DEFAULT_FINE_TUNE", "NoTrainingPairs", "corrections_model"]
 
 #: The flywheel's fine-tuning run: one epoch over at most 4,000 pairs (a corpus's train questions
 #: give 1,700 to 5,500 reference pairs), which takes minutes on two CPU cores; validation every
 #: 25 steps so that early stopping can act within the epoch.
 DEFAULT_FINE_TUNE = FineTuneSettings(epochs=1, max_pairs=4000, eval_every=25, patience=3)
+
+
+class NoTrainingPairs(ValueError):
+    """The train questions' log gives no pair to fine-tune on (e.g. one grade throughout)."""
 
 
 def corrections_model(
@@ -83,7 +87,7 @@ def corrections_model(
 
     Raises
     ------
-    ValueError
+    NoTrainingPairs
         The questions' log gives no pair to learn from.
     """
     from grouper.feedback import PairFilter, correction_pairs
@@ -92,7 +96,7 @@ def corrections_model(
         store, select=PairFilter(question_ids=frozenset(question_ids)), sources=sources, encoder=encoder
     )
     if not pairs:
-        raise ValueError(
+        raise NoTrainingPairs(
             f"the train questions give no {' or '.join(sources)} pairs to learn from: grade answers "
             "(with at least two different scores per question, for reference pairs) first"
         )

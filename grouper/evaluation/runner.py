@@ -208,25 +208,52 @@ def evaluate_questions(
         for q in train
     }
     rest = [q for q in selected if q.split != TRAIN_SPLIT]
-    model = encoder
-    if rest and train and flywheel.retrain:
-        from grouper.evaluation.flywheel import corrections_model
 
-        folder = None
-        if flywheel.keep_models is not None:
-            folder = Path(flywheel.keep_models) / (train[0].dataset or default_dataset or "model")
+    def dataset(q: Question) -> str:
+        return q.dataset or default_dataset or "model"
+
+    # Each corpus learns from its own train questions only: a file may hold several, and a
+    # model fine-tuned on one course's corrections says nothing of another's questions.
+    for name in dict.fromkeys(dataset(q) for q in rest):
+        its_train = [q for q in train if dataset(q) == name]
+        its_rest = [q for q in rest if dataset(q) == name]
+        model = encoder
+        if its_train and flywheel.retrain:
+            model = _corrections_model(store, its_train, encoder, flywheel, cache, name, on_retrained)
+            if model is not encoder:
+                _embed_all(model, its_rest, cache)
+        for q in its_rest:
+            results[q.question_id] = _report(
+                _evaluate_question(q, model, settings, cache, store, default_dataset, flywheel.adaptation), on_question
+            )
+    return [results[q.question_id] for q in selected]
+
+
+def _corrections_model(
+    store: Store,
+    train: Sequence[Question],
+    encoder: Encoder,
+    flywheel: FlywheelSettings,
+    cache: EmbeddingCache,
+    dataset: str,
+    on_retrained: Callable[[dict], None] | None,
+) -> Encoder:
+    """The encoder fine-tuned on the corrections of one corpus's train questions, or the
+    parent when it loses to it or when those questions give nothing to learn from (the other
+    splits are still measured, with the parent, and the summary says why)."""
+    from grouper.evaluation.flywheel import NoTrainingPairs, corrections_model
+
+    folder = None if flywheel.keep_models is None else Path(flywheel.keep_models) / dataset
+    try:
         model, summary = corrections_model(
             store, [q.question_id for q in train], encoder, flywheel.fine_tune, seed=flywheel.seed, folder=folder,
             sources=flywheel.pair_sources, cache=cache,
         )
-        if on_retrained is not None:
-            on_retrained(summary)
-        _embed_all(model, rest, cache)
-    for q in rest:
-        results[q.question_id] = _report(
-            _evaluate_question(q, model, settings, cache, store, default_dataset, flywheel.adaptation), on_question
-        )
-    return [results[q.question_id] for q in selected]
+    except NoTrainingPairs as exc:
+        model, summary = encoder, {"used": False, "reason": str(exc), "pairs": 0}
+    if on_retrained is not None:
+        on_retrained({**summary, "dataset": dataset})
+    return model
 
 
 def _report(result: QuestionResult, on_question: Callable[[QuestionResult], None] | None) -> QuestionResult:
