@@ -12,6 +12,7 @@ the zero vector and is never similar to anything.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -28,6 +29,7 @@ __all__ = [
     "GraderMoves",
     "QueueItem",
     "centroids",
+    "chosen_preset",
     "confidence_cue",
     "grade_change_summary",
     "grader_moves",
@@ -35,6 +37,7 @@ __all__ = [
     "grades_in_use",
     "least_typical_first",
     "listing_order",
+    "preset_key",
     "no_suggestion_reason",
     "project_2d",
     "question_queue",
@@ -123,6 +126,38 @@ class GradeInUse(NamedTuple):
     uses: int
     items: tuple[int, ...] = ()  # rubric items: given again, it follows their current points
     adjustment: float = 0.0  # with items: the point adjustment on top of them
+
+
+def preset_key(preset: GradeInUse) -> str:
+    """What a "grade as before" box holds for a grade given before: the grade itself (score,
+    comment, rubric items, adjustment), not its place in the list. The list is sorted by use
+    and re-sorted as graders work, so a place chosen would name another grade after a rerun.
+
+    Parameters
+    ----------
+    preset : GradeInUse
+
+    Returns
+    -------
+    str
+    """
+    return json.dumps([preset.score, preset.comment, list(preset.items), preset.adjustment])
+
+
+def chosen_preset(presets: Sequence[GradeInUse], key: str | None) -> GradeInUse | None:
+    """The grade given before that ``key`` (:func:`preset_key`) names, or ``None`` when
+    nothing is chosen or that grade is no longer among ``presets``.
+
+    Parameters
+    ----------
+    presets : sequence of GradeInUse
+    key : str or None
+
+    Returns
+    -------
+    GradeInUse or None
+    """
+    return next((p for p in presets if preset_key(p) == key), None)
 
 
 def grades_in_use(state: QuestionState) -> list[GradeInUse]:

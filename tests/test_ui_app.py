@@ -20,7 +20,7 @@ import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
-from grouper.answers import Question, load_answers, parse_answers
+from grouper.answers import Answer, Question, load_answers, parse_answers
 from grouper.edits import (
     NEW,
     Confirm,
@@ -36,7 +36,7 @@ from grouper.edits import (
     Undo,
 )
 from grouper.intake import import_questions
-from grouper.review import grades_in_use
+from grouper.review import grades_in_use, preset_key
 from grouper.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,6 +171,18 @@ def score_field(at: AppTest, gid: int = 1):
 
 def comment_field(at: AppTest, gid: int = 1):
     return at.text_input(key=f"comment-q1-{gid}-v{version(at)}")
+
+
+def max_score_field(at: AppTest):
+    """The maximum score's field, keyed by the maximum's version."""
+    (key,) = [w.key for w in at.number_input if w.key and w.key.startswith("max-score-q1-v")]
+    return at.number_input(key=key)
+
+
+def references_box(at: AppTest):
+    """The reference answers' box, keyed by the references it shows."""
+    (key,) = [w.key for w in at.text_area if w.key and w.key.startswith("references-q1-")]
+    return at.text_area(key=key)
 
 
 def shown_members(at: AppTest, gid: int) -> list[str]:
@@ -453,6 +465,65 @@ def test_move_selected_members_to_another_group(app, db):
     assert state(db).group_of(chosen[0]) == 2
 
 
+def test_a_move_to_a_group_merged_away_meanwhile_goes_nowhere(app, db):
+    target = max(state(db).groups)
+    app.selectbox(key="move-to-q1-1").set_value(target).run()
+    with Store.open(db) as store:  # Ben merges the chosen group into another
+        store.append("q1", "Ben", 0, Merge(2, (target,)))
+    app.run()  # any click: the box is back at "Ungrouped"
+    select_rows(app, members_key(app, 1), [0, 1])
+    app.button(key="move-q1-1").click().run()
+    assert errors(app) == [f"Group {target}, where you chose to move them, is gone (deleted or merged): choose again."]
+    assert logged(db) == [("Ben", Merge(2, (target,)))]
+
+
+def test_a_grade_as_before_is_the_grade_chosen_when_the_list_is_re_sorted(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, GradeGroup(2, 0.0, "wrong city"))
+        store.append("q1", "Ben", 1, GradeGroup(4, 1.0, "right"))
+    app.run()
+    right = next(g for g in grades_in_use(state(db)) if g.comment == "right")
+    app.selectbox(key="grade-again-choice-q1-1").set_value(preset_key(right)).run()
+    with Store.open(db) as store:  # "wrong city" is now the most used: the list re-sorts
+        store.append("q1", "Ben", 2, GradeGroup(5, 0.0, "wrong city"))
+        store.append("q1", "Ben", 3, GradeGroup(7, 0.0, "wrong city"))
+    select_rows(app, members_key(app, 1), [0])
+    app.button(key="grade-again-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, 1.0, "right"))  # not the list's new first
+
+
+def test_the_maximum_and_the_references_show_another_instructors_change_and_never_put_the_old_back(app, db):
+    from grouper.edits import SetReferences
+
+    max_score_field(app).set_value(10.0)
+    app.button(key="max-score-set-q1").click().run()
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 1, SetMaxScore(20.0))
+        store.append("q1", "Ben", 2, SetReferences(("Canberra", "The capital is Canberra")))
+    app.run()
+    assert max_score_field(app).value == 20.0
+    assert references_box(app).value == "Canberra\nThe capital is Canberra"
+    references_box(app).input("Canberra\nThe capital is Canberra\nCanberra, ACT")
+    app.button(key="references-save-q1").click().run()
+    with Store.open(db) as store:
+        assert store.reference_answers("q1") == ("Canberra", "The capital is Canberra", "Canberra, ACT")
+    assert state(db).max_score == 20.0
+
+
+def test_late_answers_in_the_open_group_are_listed_without_leaving_the_page(app, db, monkeypatch):
+    import streamlit.testing.v1.local_script_runner as runner
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+    with Store.open(db) as store:
+        store.add_answers("q1", [Answer("late-1", "q1", "Canberra (late)")], [1], "Ben")
+    # In a browser a click in the workspace reruns only its fragment (see the Search page's test).
+    fragments = list(app._fragment_storage._fragments)
+    monkeypatch.setattr(runner, "RerunData", lambda **kw: RerunData(**kw, fragment_id_queue=fragments))
+    app.run()
+    assert not app.exception, app.exception
+    assert "late-1" in shown_members(app, 1)
+
+
 def test_a_move_into_a_graded_group_says_which_grades_it_changed(app, db):
     """The moved answer takes the target group's grade: the grader is told, never silently."""
     with Store.open(db) as store:
@@ -573,7 +644,7 @@ def test_own_grade_needs_a_selection_and_a_score(app, db):
 
 
 def test_an_instructor_sets_the_maximum_score_and_grades_above_it_are_refused(app, db):
-    app.number_input(key="max-score-q1").set_value(2.0)
+    max_score_field(app).set_value(2.0)
     app.button(key="max-score-set-q1").click().run()
     assert logged(db) == [("Ada", SetMaxScore(2.0))]
     assert successes(app) == ["Question q1 is now out of 2 points."]
@@ -586,7 +657,7 @@ def test_an_instructor_sets_the_maximum_score_and_grades_above_it_are_refused(ap
     score_field(app).set_value(2.0)
     app.button(key="grade-q1-1").click().run()
     assert logged(db)[-1] == ("Ada", GradeGroup(1, 2.0))
-    app.number_input(key="max-score-q1").set_value(1.0)
+    max_score_field(app).set_value(1.0)
     app.button(key="max-score-set-q1").click().run()
     assert errors(app) == ["Your edit was not saved."]
     assert any("group 1 is graded 2, above the new maximum score 1" in t for t in texts(app))
@@ -610,7 +681,7 @@ def test_a_grade_given_before_is_given_again_in_one_click(app, db):
     open_group(app, 2)
     choice = app.selectbox(key="grade-again-choice-q1-2")
     assert choice.options == ["1 · Canberra is right (1×)"]
-    choice.set_value(0).run()
+    choice.set_value(preset_key(grades_in_use(state(db))[0])).run()
     app.button(key="grade-again-q1-2").click().run()
     assert logged(db) == [("Ada", GradeGroup(1, 1.0, "Canberra is right")), ("Ada", GradeGroup(2, 1.0, "Canberra is right"))]
     assert successes(app) == ["Group 2 graded 1."]
@@ -639,8 +710,8 @@ def test_two_grades_given_before_that_read_alike_are_told_apart(app, db):
     open_group(app, 3)
     choice = app.selectbox(key="grade-again-choice-q1-3")
     assert len(set(choice.options)) == 2 and choice.options[1].endswith("· #2")
-    first = next(i for i, g in enumerate(grades_in_use(state(db))) if g.comment.endswith("(a)"))
-    choice.set_value(first).run()
+    first = next(g for g in grades_in_use(state(db)) if g.comment.endswith("(a)"))
+    choice.set_value(preset_key(first)).run()
     app.button(key="grade-again-q1-3").click().run()
     assert state(db).groups[3].grade.comment == shared + "see part (a)"
 
@@ -854,7 +925,7 @@ def test_queue_gives_an_answer_a_grade_given_before_in_one_choice(app, db):
     app.switch_page("views/queue.py").run()
     choice = app.selectbox(key=f"answer-again-q1-{answer_id}")
     assert choice.options == ["0.5 · half right (1×)", "0 · Sydney is not the capital (1×)"]
-    choice.set_value(0)
+    choice.set_value(preset_key(grades_in_use(state(db))[0]))
     app.button(key=f"grade-answer-q1-{answer_id}").click().run()
     assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, 0.5, "half right"))
     assert successes(app) == [f"Answer {answer_id} graded 0.5."]
@@ -863,7 +934,7 @@ def test_queue_gives_an_answer_a_grade_given_before_in_one_choice(app, db):
     with Store.open(db) as store:
         store.append("q1", "Ben", None, Move((other,), None))
     app.run()
-    app.selectbox(key=f"answer-again-q1-{other}").set_value(1)
+    app.selectbox(key=f"answer-again-q1-{other}").set_value(preset_key(grades_in_use(state(db))[1]))
     app.text_input(key=f"answer-comment-q1-{other}").input("wrote Sydney, then crossed it out")
     app.button(key=f"grade-answer-q1-{other}").click().run()
     assert logged(db)[-1] == ("Ada", GradeAnswer(other, 0.0, "wrote Sydney, then crossed it out"))
@@ -875,7 +946,7 @@ def test_queue_refuses_a_typed_score_and_a_grade_given_before_together(app, db):
         store.append("q1", "Ben", None, Move((answer_id,), None))
         store.append("q1", "Ben", None, GradeGroup(2, 0.0, "Sydney is not the capital"))
     app.switch_page("views/queue.py").run()
-    app.selectbox(key=f"answer-again-q1-{answer_id}").set_value(0)
+    app.selectbox(key=f"answer-again-q1-{answer_id}").set_value(preset_key(grades_in_use(state(db))[0]))
     app.number_input(key=f"answer-score-q1-{answer_id}").set_value(1.0)
     app.button(key=f"grade-answer-q1-{answer_id}").click().run()
     assert errors(app) == ["Enter a score (or tick rubric items), or choose a grade given before: not both."]
@@ -1094,7 +1165,7 @@ def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_gr
 def test_an_instructor_adds_a_reference_answer_and_regroups_what_nobody_reviewed(app, db):
     kept = state(db).groups[1].members
     app.button(key="confirm-q1-1").click().run()
-    app.text_area(key="references-q1").input("Canberra\nCanberra is the capital of Australia.\n\nCanberra")
+    references_box(app).input("Canberra\nCanberra is the capital of Australia.\n\nCanberra")
     app.button(key="references-save-q1").click().run()
     assert successes(app) == ["Question q1 now has 2 reference answer(s)."]
     assert logged(db)[-1] == ("Ada", SetReferences(("Canberra", "Canberra is the capital of Australia.")))

@@ -23,6 +23,7 @@ from test_ui_app import (
 
 from grouper.answers import Answer
 from grouper.edits import GradeAnswer, GradeGroup, Move, SetRubric
+from grouper.review import grades_in_use, preset_key
 from grouper.store import Store
 
 pytest_plugins = ["test_ui_app"]  # its store fixtures (db, app) on a real SQLite copy
@@ -78,7 +79,7 @@ def test_a_grade_given_as_items_is_offered_again_as_the_same_items(app, db):
     open_group(app, 2)
     choice = app.selectbox(key="grade-again-choice-q1-2")
     assert choice.options == ["1 · rubric: names Canberra (+1) (1×)"]
-    choice.set_value(0).run()
+    choice.set_value(preset_key(grades_in_use(state(db))[0])).run()
     app.button(key="grade-again-q1-2").click().run()
     assert logged(db)[-1] == ("Ada", GradeGroup(2, None, "", items=(1,)))
 
@@ -135,7 +136,7 @@ def test_the_queue_offers_a_rubric_grade_given_before_as_the_same_items(app, db)
     app.switch_page("views/queue.py").run()
     choice = app.selectbox(key=f"answer-again-q1-{answer_id}")
     assert choice.options == ["0.5 · rubric: names Canberra (+1); spelling mistake (-0.5) · typo (1×)"]
-    choice.set_value(0)
+    choice.set_value(preset_key(grades_in_use(state(db))[0]))
     app.button(key=f"grade-answer-q1-{answer_id}").click().run()
     assert logged(db)[-1] == ("Ada", GradeAnswer(answer_id, None, "typo", items=(1, 2)))
     assert successes(app) == [f"Answer {answer_id} graded 0.5."]
@@ -182,6 +183,23 @@ def test_an_adjustment_without_items_is_explained_and_nothing_is_logged(app, db)
     app.button(key="own-grade-q1-1").click().run()
     assert errors(app) == ["A point adjustment goes with rubric items; without items, enter the score itself."]
     assert len(logged(db)) == 1  # the rubric only
+
+
+def test_apply_grade_on_a_rubric_grade_with_a_new_comment_keeps_its_items(app, db):
+    from test_ui_app import comment_field, version
+
+    write_rubric(app, "names Canberra=1\nspelling mistake=-0.5")
+    with Store.open(db) as store:
+        store.append("q1", "Ben", None, GradeGroup(1, None, "", items=(1,), adjustment=0.5))
+    app.run()
+    # The button says what the click gives: the item and the adjustment shown.
+    assert app.button(key="rubric-grade-q1-1").label == "Grade 1.5 by the rubric"
+    comment_field(app).input("good")
+    app.button(key="grade-q1-1").click().run()
+    assert logged(db)[-1] == ("Ada", GradeGroup(1, None, "good", items=(1,), adjustment=0.5))
+    write_rubric(app, "1: names Canberra=2\n2: spelling mistake=-0.5")
+    assert state(db).groups[1].grade.score == 2.5  # it follows its item's new points
+    assert version(app) == len(logged(db))
 
 
 def test_the_export_page_offers_no_by_student_table_when_a_student_answered_twice(app, db):

@@ -114,9 +114,8 @@ def test_a_move_to_a_group_deleted_meanwhile_goes_nowhere(app, db):
         store.append("q1", "Ben", None, Delete(target))
     select_rows(app, results_key(app), [0, 1])  # a rerun: the choice is gone from the box
     app.button(key="search-move-q1").click().run()
-    # Streamlit drops a choice that is no longer an option; the move must not fall back to
-    # the box's first option ("ungrouped").
-    assert errors(app) == ["Choose where to move the selected answers (the group chosen before may be gone)."]
+    # Streamlit puts the box back to its first option ("Ungrouped"): the move goes nowhere.
+    assert errors(app) == [f"Group {target}, where you chose to move them, is gone (deleted or merged): choose again."]
     assert logged(db)[-1] == ("Ben", Delete(target))
 
 

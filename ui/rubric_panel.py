@@ -8,6 +8,7 @@ whose grades changed. Item descriptions are shown as plain text (widget labels a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ import streamlit as st
 import ui_common
 from grouper.access import Action
 from grouper.edits import GradeAnswer, GradeGroup, QuestionState
-from grouper.review import GradeInUse, grades_in_use, rubric_suggestion
+from grouper.review import GradeInUse, chosen_preset, grades_in_use, preset_key, rubric_suggestion
 from grouper.rubric import copy_rubric, item_label, item_use, parse_rubric, rubric_lines, rubric_text
 
 
@@ -138,8 +139,13 @@ def group_form(question_id: str, state: QuestionState, gid: int, vectors: Mappin
         st.text(f"Group {suggestion.group_id}, the most like this one, has: {named}")
     st.text("Keys: " + " · ".join(f"{n} {labels[i.item_id]}" for n, i in enumerate(keyed, start=1)) + " · G grade")
     points = {i.item_id: i.points for i in state.rubric}
-    total = sum(points[i] for i in chosen)
     rubric_grade = group.grade if group.grade is not None and group.grade.items else None
+    # The button says what the click gives: the ticked items and the adjustment shown (the
+    # field starts from the current rubric grade's).
+    adjustment = st.session_state.get(
+        f"rubric-adjust-{question_id}-{gid}-v{state.version}", 0.0 if rubric_grade is None else rubric_grade.adjustment
+    )
+    total = math.fsum([*(points[i] for i in chosen), adjustment or 0.0])
     with st.form(f"rubric-grade-form-{question_id}-{gid}", border=False):
         cols = st.columns([3, 1], vertical_alignment="bottom")
         cols[0].text_input(
@@ -249,6 +255,11 @@ def preset_label(state: QuestionState, preset: GradeInUse) -> str:
     return label + f" ({preset.uses}×)"
 
 
+def preset_options(state: QuestionState, presets: list[GradeInUse]) -> dict[str, str]:
+    """The presets as a box's options: :func:`preset_key` to its label (:func:`preset_labels`)."""
+    return dict(zip(map(preset_key, presets), preset_labels(state, presets), strict=True))
+
+
 def preset_labels(state: QuestionState, presets: list[GradeInUse]) -> list[str]:
     """:func:`preset_label` of each preset, told apart when two read alike (a selectbox maps a
     label back to its option: two equal labels would give the second grade for the first).
@@ -292,11 +303,12 @@ def answer_grade_form(
             args=(question_id, answer_id, prefix, presets),
         )
         if presets:
+            options = preset_options(state, presets)
             st.selectbox(
                 "Or a grade given before",
-                range(len(presets)),
+                list(options),
                 index=None,
-                format_func=preset_labels(state, presets).__getitem__,
+                format_func=options.__getitem__,
                 placeholder="a grade given in this question",
                 key=keys["again"],
             )
@@ -317,7 +329,10 @@ def _grade_answer(question_id: str, answer_id: str, prefix: str, presets: list[G
             return
         # Exactly as given (a rubric grade as the same items, worth their points now); a comment
         # typed here is this answer's own.
-        chosen = presets[again]
+        chosen = chosen_preset(presets, again)
+        if chosen is None:
+            ui_common.flash("error", "Choose one of the grades given before again: the list changed.")
+            return
         payload = GradeAnswer(
             answer_id, None if chosen.items else chosen.score, comment or chosen.comment,
             items=chosen.items, adjustment=chosen.adjustment,

@@ -244,6 +244,23 @@ def move_target_label(state: QuestionState, option: object) -> str:
     return group_label(state, int(option))
 
 
+def remember_pick(key: str) -> None:
+    """``on_change`` of a "move to" box: note what the grader picked (see :func:`pick_gone`)."""
+    st.session_state[f"{key}-picked"] = st.session_state.get(key)
+
+
+def pick_gone(key: str) -> object | None:
+    """The group a grader picked in the "move to" box ``key`` when it is no longer the box's
+    value, else ``None``.
+
+    When another grader deletes or merges away the group picked, Streamlit puts the box back
+    to its first option ("Ungrouped") without a word: a move must then go nowhere, rather than
+    to the ungrouped answers.
+    """
+    picked = st.session_state.get(f"{key}-picked")
+    return picked if picked is not None and picked != st.session_state.get(key) else None
+
+
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis, newlines as spaces."""
     flat = " ".join(text.split())

@@ -10,6 +10,9 @@ stale edit is refused with what changed instead of overwriting someone else's wo
 
 from __future__ import annotations
 
+import json
+import zlib
+
 import pandas as pd
 import streamlit as st
 
@@ -22,6 +25,7 @@ from grouper.edits import (
     Confirm,
     Delete,
     EditRefused,
+    Grade,
     GradeAnswer,
     GradeGroup,
     Merge,
@@ -34,7 +38,7 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
-from grouper.review import GradeInUse, grades_in_use, least_typical_first, listing_order
+from grouper.review import GradeInUse, chosen_preset, grades_in_use, least_typical_first, listing_order
 from grouper.rubric import rubric_text
 
 identity = ui_common.require(Action.REVIEW)
@@ -145,9 +149,14 @@ def _split_selected(gid: int, state: QuestionState) -> None:
 
 def _move(gid: int, state: QuestionState) -> None:
     chosen = _selected_members(gid, state.version)
-    target = st.session_state.get(f"move-to-{question_id}-{gid}", "ungrouped")
+    key = f"move-to-{question_id}-{gid}"
+    target = st.session_state.get(key, "ungrouped")
     if not chosen:
         ui_common.flash("error", "Select the answers to move first (tick their rows).")
+        return
+    if (gone := ui_common.pick_gone(key)) is not None:
+        ui_common.remember_pick(key)
+        ui_common.flash("error", f"Group {gone}, where you chose to move them, is gone (deleted or merged): choose again.")
         return
     to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
     where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
@@ -161,26 +170,29 @@ def _delete(gid: int) -> None:
     ui_common.submit(question_id, Delete(gid), f"Group {gid} deleted; its answers are now ungrouped.")
 
 
-def _grade(gid: int, version: int) -> None:
+def _grade(gid: int, version: int, drawn: Grade | None) -> None:
     # The fields of the version the form was drawn at: they start from that version's grade.
     score = st.session_state.get(f"score-{question_id}-{gid}-v{version}")
     comment = st.session_state.get(f"comment-{question_id}-{gid}-v{version}", "")
     if score is None:
         ui_common.flash("error", "Enter a score first.")
         return
-    ui_common.submit(
-        question_id, GradeGroup(gid, float(score), comment), f"Group {gid} graded {float(score):g}."
-    )
+    payload = GradeGroup(gid, float(score), comment)
+    if drawn is not None and drawn.items and float(score) == drawn.score:
+        # The rubric grade's score left as shown (a new comment, say): it stays a rubric grade,
+        # so that it follows its items when their points change.
+        payload = GradeGroup(gid, None, comment, items=drawn.items, adjustment=drawn.adjustment)
+    ui_common.submit(question_id, payload, f"Group {gid} graded {float(score):g}.")
 
 
 def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
     """Give the open group a grade already given in this question, exactly as given (a rubric
     grade as the same items, worth their current points)."""
-    index = st.session_state.get(f"grade-again-choice-{question_id}-{gid}")
-    if index is None:
+    chosen = chosen_preset(presets, st.session_state.get(f"grade-again-choice-{question_id}-{gid}"))
+    if chosen is None:
+        # Nothing chosen, or the grade chosen is no longer one given (the box was cleared).
         ui_common.flash("error", "Choose one of the grades given before.")
         return
-    chosen = presets[index]
     payload = GradeGroup(
         gid, None if chosen.items else chosen.score, chosen.comment, items=chosen.items, adjustment=chosen.adjustment
     )
@@ -226,8 +238,8 @@ def _submit_each(payloads: list, success) -> None:
     ui_common.flash("success", success(len(payloads)))
 
 
-def _set_max_score(clear: bool = False) -> None:
-    points = st.session_state.get(f"max-score-{question_id}")
+def _set_max_score(key: str, clear: bool = False) -> None:
+    points = st.session_state.get(key)
     if not clear and points is None:
         ui_common.flash("error", "Enter the maximum score first.")
         return
@@ -238,8 +250,8 @@ def _set_max_score(clear: bool = False) -> None:
     )
 
 
-def _set_references() -> None:
-    typed = st.session_state.get(f"references-{question_id}", "")
+def _set_references(key: str) -> None:
+    typed = st.session_state.get(key, "")
     texts = tuple(dict.fromkeys(line.strip() for line in typed.splitlines() if line.strip()))
     done = "no reference answers" if not texts else f"{len(texts)} reference answer(s)"
     ui_common.submit(question_id, SetReferences(texts), f"Question {question_id} now has {done}.")
@@ -291,8 +303,12 @@ def _progress_text(done: int, answers: int) -> str:
 @st.fragment
 def workspace() -> None:
     """The group list and the open group; reruns alone on every click inside it."""
+    global texts, vectors
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
+    # Read again here, not only once per full run: late answers come in while a grader stays
+    # on the page, and the members listed must have their texts.
+    texts, vectors = ui_common.answer_texts(question_id), ui_common.answer_vectors(question_id)
     may_edit = identity.may(Action.EDIT)
     may_grade = identity.may(Action.GRADE)
     ui_common.show_flashes()
@@ -470,6 +486,8 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
             ["ungrouped", NEW, *others],
             format_func=lambda o: ui_common.move_target_label(state, o),
             key=f"move-to-{question_id}-{gid}",
+            on_change=ui_common.remember_pick,
+            args=(f"move-to-{question_id}-{gid}",),
         )
         cols[1].button(
             "Move", key=f"move-{question_id}-{gid}", on_click=_move, args=(gid, state), width="stretch"
@@ -539,13 +557,16 @@ def _max_score_line(state: QuestionState) -> None:
         st.text(f"Out of {limit:g} points (set by {mark.author} at version {mark.version})." if mark else f"Out of {limit:g} points.")
     if not identity.may(Action.SET_MAX_SCORE):
         return
+    # Keyed by the maximum's version: a keyed field keeps what it first showed, so after
+    # another instructor's change it would offer the old maximum, and "Set" would put it back.
+    key = f"max-score-{question_id}-v{state.max_score_mark.version if state.max_score_mark else 0}"
     with st.expander("Maximum score" if limit is None else "Change the maximum score"):
         with st.form(f"max-score-form-{question_id}", border=False):
             cols = st.columns([2, 1], vertical_alignment="bottom")
-            cols[0].number_input("Points possible", value=limit, min_value=0.01, step=0.5, key=f"max-score-{question_id}")
-            cols[1].form_submit_button("Set", key=f"max-score-set-{question_id}", on_click=_set_max_score)
+            cols[0].number_input("Points possible", value=limit, min_value=0.01, step=0.5, key=key)
+            cols[1].form_submit_button("Set", key=f"max-score-set-{question_id}", on_click=_set_max_score, args=(key,))
         if limit is not None:
-            st.button("Remove the maximum", key=f"max-score-clear-{question_id}", on_click=_set_max_score, args=(True,))
+            st.button("Remove the maximum", key=f"max-score-clear-{question_id}", on_click=_set_max_score, args=(key, True))
 
 
 def _references_editor(state: QuestionState) -> None:
@@ -553,15 +574,17 @@ def _references_editor(state: QuestionState) -> None:
     if not identity.may(Action.SET_REFERENCES):
         return
     current = ui_common.store().reference_answers(question_id)
+    # Keyed by what it shows, like the maximum: another instructor's references replace the box.
+    key = f"references-{question_id}-{zlib.crc32(json.dumps(current).encode()):08x}"
     with st.expander(f"Reference answers ({len(current)})"):
         with st.form(f"references-form-{question_id}", border=False):
             st.text_area(
                 "One reference answer per line",
                 value="\n".join(current),
-                key=f"references-{question_id}",
+                key=key,
                 help="The instructor's model answers: answers are grouped by how much of one they say",
             )
-            st.form_submit_button("Save", key=f"references-save-{question_id}", on_click=_set_references)
+            st.form_submit_button("Save", key=f"references-save-{question_id}", on_click=_set_references, args=(key,))
         st.button(
             "Regroup the answers nobody has reviewed",
             key=f"references-regroup-{question_id}",
@@ -608,11 +631,12 @@ def _grade_action(state: QuestionState, gid: int) -> None:
     if presets:
         # Option labels are plain text (selectbox does not render Markdown); comments are the graders'.
         cols = st.columns([3, 1], vertical_alignment="bottom")
+        options = rubric_panel.preset_options(state, presets)
         cols[0].selectbox(
             "Grade as before",
-            range(len(presets)),
+            list(options),
             index=None,
-            format_func=rubric_panel.preset_labels(state, presets).__getitem__,
+            format_func=options.__getitem__,
             placeholder="a grade given in this question",
             key=f"grade-again-choice-{question_id}-{gid}",
         )
@@ -647,7 +671,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             if keeping:
                 st.text(f"{len(keeping)} answers keep their own grade: {', '.join(keeping)}")
         st.form_submit_button(
-            "Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid, state.version), type="primary"
+            "Apply grade", key=f"grade-{question_id}-{gid}", on_click=_grade, args=(gid, state.version, group.grade), type="primary"
         )
 
 

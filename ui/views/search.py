@@ -78,11 +78,10 @@ def _move() -> None:
     if not chosen:
         ui_common.flash("error", "Tick the answers to move first (or use Select all shown).")
         return
-    target = st.session_state.get(MOVE_TO)
-    if target is None:
-        # No choice yet, or the group chosen is gone (another grader deleted or merged it):
-        # Streamlit then clears the box, and the move must not go anywhere else.
-        ui_common.flash("error", "Choose where to move the selected answers (the group chosen before may be gone).")
+    target = st.session_state.get(MOVE_TO, "ungrouped")
+    if (gone := ui_common.pick_gone(MOVE_TO)) is not None:
+        ui_common.remember_pick(MOVE_TO)
+        ui_common.flash("error", f"Group {gone}, where you chose to move them, is gone (deleted or merged): choose again.")
         return
     to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
     where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
@@ -192,8 +191,8 @@ def search() -> None:
         ["ungrouped", NEW, *order],
         format_func=lambda o: ui_common.move_target_label(state, o),
         key=MOVE_TO,
-        index=None,
-        placeholder="choose a group",
+        on_change=ui_common.remember_pick,
+        args=(MOVE_TO,),
     )
     cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, type="primary", width="stretch")
     st.button(
