@@ -173,6 +173,18 @@ def comment_field(at: AppTest, gid: int = 1):
     return at.text_input(key=f"comment-q1-{gid}-v{version(at)}")
 
 
+def rerun_fragments_only(at: AppTest, monkeypatch) -> None:
+    """From now on every run of ``at`` reruns only the page's fragments, as a click inside one
+    does in a browser (AppTest reruns the whole script). Streamlit internals: the fake is only
+    of how the rerun is asked for."""
+    import streamlit.testing.v1.local_script_runner as runner
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+    fragments = list(at._fragment_storage._fragments)
+    assert fragments, "the page has no fragment"
+    monkeypatch.setattr(runner, "RerunData", lambda **kw: RerunData(**kw, fragment_id_queue=fragments))
+
+
 def max_score_field(at: AppTest):
     """The maximum score's field, keyed by the maximum's version."""
     (key,) = [w.key for w in at.number_input if w.key and w.key.startswith("max-score-q1-v")]
@@ -511,14 +523,9 @@ def test_the_maximum_and_the_references_show_another_instructors_change_and_neve
 
 
 def test_late_answers_in_the_open_group_are_listed_without_leaving_the_page(app, db, monkeypatch):
-    import streamlit.testing.v1.local_script_runner as runner
-    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-
     with Store.open(db) as store:
         store.add_answers("q1", [Answer("late-1", "q1", "Canberra (late)")], [1], "Ben")
-    # In a browser a click in the workspace reruns only its fragment (see the Search page's test).
-    fragments = list(app._fragment_storage._fragments)
-    monkeypatch.setattr(runner, "RerunData", lambda **kw: RerunData(**kw, fragment_id_queue=fragments))
+    rerun_fragments_only(app, monkeypatch)
     app.run()
     assert not app.exception, app.exception
     assert "late-1" in shown_members(app, 1)
@@ -938,6 +945,16 @@ def test_queue_gives_an_answer_a_grade_given_before_in_one_choice(app, db):
     app.text_input(key=f"answer-comment-q1-{other}").input("wrote Sydney, then crossed it out")
     app.button(key=f"grade-answer-q1-{other}").click().run()
     assert logged(db)[-1] == ("Ada", GradeAnswer(other, 0.0, "wrote Sydney, then crossed it out"))
+
+
+def test_queue_lists_late_answers_without_leaving_the_page(app, db, monkeypatch):
+    app.switch_page("views/queue.py").run()
+    with Store.open(db) as store:
+        store.add_answers("q1", [Answer("late-1", "q1", "Canberra (late)")], [None], "Ben")
+    rerun_fragments_only(app, monkeypatch)
+    app.run()
+    assert not app.exception, app.exception
+    assert "late-1 · ungrouped" in texts(app)
 
 
 def test_queue_refuses_a_typed_score_and_a_grade_given_before_together(app, db):

@@ -270,3 +270,28 @@ def test_a_grade_that_leaves_identical_answers_graded_differently_is_said(app, d
     assert second in texts(app)
     app.button(key=f"check-give-q1-{second}").click().run()
     assert not any("graded unlike most" in i.value for i in app.info)  # all alike again: nothing to say
+
+
+def test_late_answers_are_listed_without_leaving_the_page(checked, db, monkeypatch):
+    from test_ui_app import rerun_fragments_only
+
+    from grouper.answers import Answer
+
+    with Store.open(db) as store:
+        store.add_answers("q1", [Answer("late-1", "q1", "Sydney")], [None], "Ben")
+        store.append("q1", "Ben", None, GradeAnswer("late-1", 1.0, "ok"))
+    rerun_fragments_only(checked, monkeypatch)
+    checked.run()
+    assert not checked.exception, checked.exception  # the late answer is ranked with its text
+
+
+def test_a_doubt_resting_on_identical_answers_is_weighed_again_when_they_are_regraded(checked, db):
+    reason = next((t for t in texts(checked) if "graded otherwise" in t), None)
+    assert reason is not None, "the sample's hurried grading leaves identical answers graded apart"
+    twins = reason.split("identical to ", 1)[1].split(", graded otherwise")[0].rstrip(" …").split(", ")
+    with Store.open(db) as store:
+        grades = {store.state("q1").grade_of(t).score for t in twins}
+        for twin in twins:  # Ben gives the twins the other grade: the evidence changed
+            store.append("q1", "Ben", None, GradeAnswer(twin, 1.0 - min(grades), "regraded"))
+    checked.run()
+    assert reason not in texts(checked)  # not the old evidence, with its old likely grade

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_ui_app import XSS, _oidc_app, errors, logged, new_app, select_rows, sign_in, state, successes, texts
+from test_ui_app import XSS, _oidc_app, errors, logged, new_app, rerun_fragments_only, select_rows, sign_in, state, successes, texts
 
 from grouper.answer_search import search_answers
 from grouper.answers import Answer, Question, load_answers, parse_answers
@@ -120,18 +120,10 @@ def test_a_move_to_a_group_deleted_meanwhile_goes_nowhere(app, db):
 
 
 def test_late_answers_are_found_without_leaving_the_page(app, db, monkeypatch):
-    import streamlit.testing.v1.local_script_runner as runner
-    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-
     search(app, "canberra")
     with Store.open(db) as store:
         store.add_answers("q1", [Answer("late-1", "q1", "Canberra, definitely (late)")], [None], "Ben")
-    # In a browser a click inside the page's fragment reruns only the fragment; AppTest reruns
-    # the whole script, so its rerun request is made a fragment's (Streamlit internals: the
-    # fake is only of how the rerun is asked for).
-    fragments = list(app._fragment_storage._fragments)
-    assert fragments
-    monkeypatch.setattr(runner, "RerunData", lambda **kw: RerunData(**kw, fragment_id_queue=fragments))
+    rerun_fragments_only(app, monkeypatch)
     search(app, "definitely")
     assert count_line(app) == "1 answer matches."
 

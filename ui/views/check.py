@@ -47,7 +47,8 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
     question. When every edit since is an answer's own grade or a grade check (what this
     page's buttons make), the remembered ranking is kept and the answers graded leave it: a
     grade given to one answer changes no other answer's grade, so every grade still listed is
-    the current one (checks are read from the state on every run). An undo of such an edit
+    the current one (checks are read from the state on every run), unless that answer is the
+    identical twin a listed doubt rests on. An undo of such an edit
     (the page's U) keeps it the same way. Any other edit, or "Rank again", ranks afresh.
     """
     references = ui_common.store().reference_answers(question_id)
@@ -58,7 +59,9 @@ def _doubts(state: QuestionState) -> tuple[list[GradeDoubt], set[str]]:
             return found, set()
         since = ui_common.store().edits(question_id, since=version)
         regraded = _regraded_only(since, state)
-        if since and regraded is not None:
+        # An answer's own grade is evidence for its identical answers ("graded otherwise"):
+        # when one listed as such is regraded, their doubts and likely grades are weighed again.
+        if since and regraded is not None and not any(regraded.intersection(d.twins) for d in found):
             return [d for d in found if d.answer_id not in regraded], regraded
     vectors = ui_common.answer_vectors(question_id)
     answers = ui_common.answers_of(question_id)
@@ -175,8 +178,10 @@ def _in_one_group(listed: list[GradeDoubt], state: QuestionState) -> tuple[list[
 @st.fragment
 def check() -> None:
     """The list, most doubtful first; reruns alone on every click."""
+    global texts
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
+    texts = ui_common.answer_texts(question_id)  # late answers come in while a grader stays here
     ui_common.show_flashes()
     doubts, regraded = _doubts(state)
     if not doubts and not regraded:

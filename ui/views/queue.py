@@ -43,8 +43,12 @@ def _accept(answer_id: str, group_id: int) -> None:
 @st.fragment
 def queue() -> None:
     """The queue, one row per answer; reruns alone on every accept."""
+    global texts, vectors
     state: QuestionState = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
+    # Read again here, not only once per full run: late answers come in while a grader stays
+    # on the page, and each one listed needs its text and vector.
+    texts, vectors = ui_common.answer_texts(question_id), ui_common.answer_vectors(question_id)
     ui_common.show_flashes()
     graded_alone = [a for a in state.ungrouped if a in state.overrides]
     moves = grader_moves(state)
