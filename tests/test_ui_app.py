@@ -1102,6 +1102,38 @@ def test_a_damaged_card_of_one_version_leaves_the_models_page_and_the_rollback_w
     assert registry.active() == "base"
 
 
+def test_the_models_page_refuses_what_changed_or_broke_since_it_was_drawn(app, db, tmp_path):
+    import shutil
+
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    first, second = publish_tiny(registry, tmp_path), publish_tiny(registry, tmp_path)
+    registry.set_active(first.version)
+    app.switch_page("views/models.py").run()
+    # Another instructor activates the second version: Regroup does not use it unseen.
+    registry.set_active(second.version)
+    app.button(key="models-regroup").click().run()
+    assert errors(app) == [f"Nothing was regrouped: the active version is now {second.version}, not {first.version}; look again."]
+    assert not [e for e in logged(db) if e[0].startswith("model:")]
+    # The version picked to roll back to is removed meanwhile: refused, said, no traceback.
+    app.selectbox(key="models-activate").set_value(first.version)
+    shutil.rmtree(registry.model_dir(first.version))
+    app.button(key="models-activate-btn").click().run()
+    assert not app.exception, app.exception
+    assert errors(app) == [f"Version {first.version} was not activated."]
+    # The active version's weights fail their check: Regroup says so.
+    weights = registry.model_dir(second.version) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    app.run()
+    app.button(key="models-regroup").click().run()
+    assert not app.exception, app.exception
+    assert errors(app) == ["Nothing was regrouped."]
+
+
 def test_question_pages_use_the_vectors_of_the_model_that_grouped_them(app, db, tmp_path):
     import ui_common
     from grouper.model_versions import ModelRegistry

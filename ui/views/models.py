@@ -77,7 +77,9 @@ def _retrain() -> None:
     with st.status("Retraining on the graders' corrections", expanded=True) as status:
         try:
             outcome = retrain_from_store(ui_common.store(), rng=np.random.default_rng(0), registry=registry)
-        except ValueError as problem:
+        except (ValueError, ModelIntegrityError, OSError) as problem:
+            # Nothing to learn from, weights that fail their check, a folder that cannot be
+            # written: said, not a traceback.
             status.update(label="Nothing was retrained", state="error")
             ui_common.flash("error", "Nothing was retrained.", str(problem))
             return
@@ -102,7 +104,11 @@ def _activate() -> None:
             card.decision,
         )
         return
-    registry.set_active(version, force=anyway)
+    try:
+        registry.set_active(version, force=anyway)
+    except (ValueError, OSError) as problem:  # removed meanwhile, or a folder not writable
+        ui_common.flash("error", f"Version {version} was not activated.", str(problem))
+        return
     ui_common.flash("success", f"Version {version} is now active.")
 
 
@@ -130,12 +136,22 @@ st.checkbox(
 )
 
 
-def _regroup() -> None:
+def _regroup(shown: str) -> None:
     from grouper.regroup import regroup_store
 
     version = registry.active()
+    if version != shown:
+        # Another instructor activated a version since the page was drawn: regroup with what
+        # the page said, or not at all, never with a version nobody chose here.
+        ui_common.flash("error", f"Nothing was regrouped: the active version is now {version}, not {shown}; look again.")
+        return
     with st.status(f"Regrouping the waiting answers with {version}", expanded=False) as status:
-        report = regroup_store(ui_common.store(), registry, version=version)
+        try:
+            report = regroup_store(ui_common.store(), registry, version=version)
+        except (ModelIntegrityError, ValueError, OSError) as problem:
+            status.update(label="Nothing was regrouped", state="error")
+            ui_common.flash("error", "Nothing was regrouped.", str(problem))
+            return
         status.update(label="Regrouped", state="complete")
     edits = sum(done for done, _ in report.values())
     stopped = sorted(qid for qid, (_, refused) in report.items() if refused)
@@ -153,6 +169,10 @@ st.text(
     "question. Confirmed and graded groups, and groups a grader merged, split, renamed or made, keep their members "
     "and ids; answers a grader moved stay where they were put; every move is logged as the model's edit."
 )
+# The version this page showed when the button was pressed: the click's run reads the
+# registry afresh, and another instructor may have activated another version since.
+shown = st.session_state.get("models-shown-active", active)
 if st.button("Regroup waiting answers", key="models-regroup", disabled=active is None):
-    _regroup()
+    _regroup(shown)
     st.rerun()
+st.session_state["models-shown-active"] = active
