@@ -604,7 +604,8 @@ class Move:
         if self.to is not None and not (isinstance(self.to, str) and self.to == NEW):
             object.__setattr__(self, "to", _group_id(self.to, "move: to (a group id, None for ungrouped, or NEW)"))
         if self.title:
-            _check_title(self.title, "move: title")
+            # Trimmed, as a rename's: " Sydney " and "Sydney" are one title.
+            object.__setattr__(self, "title", _check_title(self.title, "move: title"))
             if self.to != NEW:
                 raise ValueError("move: a title is only for a move to a new group (to=NEW)")
 

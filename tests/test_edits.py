@@ -98,7 +98,7 @@ def test_each_edit_does_what_it_says(start):
     assert log.state.groups[2].title == "Sydney (wrong)"
     log.do("ta1", Move(("a6",), 2))
     assert log.state.groups[2].members == ("a4", "a5", "a6") and log.state.ungrouped == ("a7",)
-    log.do("ta1", Move(("a0", "a7"), NEW, title="odd ones"))
+    log.do("ta1", Move(("a0", "a7"), NEW, title=" odd ones "))  # trimmed, as a rename's title
     assert log.state.groups[4].members == ("a0", "a7") and log.state.groups[4].title == "odd ones"
     assert log.state.ungrouped == () and log.state.next_group_id == 5
     log.do("ta1", Split(1, (("a3",), ("a1", "a2"))))

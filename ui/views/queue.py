@@ -67,7 +67,10 @@ def queue() -> None:
         + (f" {_graded_alone(len(graded_alone))}, not listed." if graded_alone else "")
     )
     if not items:
-        st.success("Nothing waiting: every answer is in a group.")
+        st.success(
+            "Nothing waiting: every answer is in a group"
+            + (" or graded on its own." if graded_alone else ".")
+        )
         return
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = (
