@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MODEL_AUTHOR_PREFIX",
     "STAFF_FILE_ENV",
     "AccessDenied",
     "Action",
@@ -45,6 +46,7 @@ __all__ = [
     "local_identity",
     "load_staff_list",
     "oidc_identity",
+    "same_author",
     "staff_list_path",
     "validate_display_name",
 ]
@@ -60,6 +62,11 @@ class Role(enum.StrEnum):
 
     TA = "ta"
     INSTRUCTOR = "instructor"
+
+
+#: Edits made by a model, not a person, are attributed to ``"model:<version>"`` (no person's
+#: name may start so).
+MODEL_AUTHOR_PREFIX = "model:"
 
 
 class Action(enum.StrEnum):
@@ -98,8 +105,10 @@ class AccessDenied(PermissionError):
 
 
 def _canonical_email(email: str) -> str:
-    # Providers disagree on case; addresses are compared case-insensitively in practice.
-    return unicodedata.normalize("NFKC", email).strip().casefold()
+    # Providers disagree on case; addresses are compared case-insensitively in practice. NFC
+    # and lower case only: NFKC and casefolding would make other mailboxes one ("ſam@" is
+    # "sam@", "ａｄａ@" is "ada@" after them).
+    return unicodedata.normalize("NFC", email).strip().lower()
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class StaffList:
     Attributes
     ----------
     roles : mapping of str to Role
-        Keys are canonical (NFKC, stripped, casefolded) addresses.
+        Keys are canonical (NFC, stripped, lower-case) addresses.
     source : str
         Where the list came from, for messages.
     """
@@ -163,7 +172,7 @@ def load_staff_list(path: str | Path) -> StaffList:
         raise StaffListError(f"{path}: cannot read the staff list ({exc.strerror})") from None
     try:
         if path.suffix.lower() == ".json":
-            document = json.loads(raw.decode("utf-8-sig"))
+            document = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_refuse_repeated_keys)
         else:
             document = tomllib.loads(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -175,6 +184,15 @@ def load_staff_list(path: str | Path) -> StaffList:
     else:
         raise StaffListError(f'{path}: expected a "staff" table mapping e-mail addresses to roles')
     return StaffList.from_mapping(entries, str(path))
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys without a word; TOML refuses them: so do we.
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(map(repr, twice))} given twice")
+    return dict(pairs)
 
 
 def staff_list_path(secrets_auth: Mapping[str, Any] | None = None) -> Path | None:
@@ -229,6 +247,10 @@ def validate_display_name(name: str) -> str:
         raise ValueError(f"the name has {len(cleaned)} characters; use at most {_MAX_NAME_CHARS}")
     if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
         raise ValueError("the name contains control characters")
+    if cleaned.casefold().startswith(MODEL_AUTHOR_PREFIX):
+        # "model:..." authors are the models' edits, which regrouping may redo and training
+        # leaves out: a person's must never read as one.
+        raise ValueError(f"a name cannot start with {MODEL_AUTHOR_PREFIX!r}: that is how the models' edits are signed")
     return cleaned
 
 
@@ -256,12 +278,24 @@ def oidc_identity(user: Mapping[str, Any], staff: StaffList) -> Identity:
     email = user.get("email")
     if not isinstance(email, str) or not email.strip():
         raise AccessDenied("the identity provider did not say who you are (no e-mail address)")
-    # A provider that reports the address unverified has not proved it belongs to this user.
-    if user.get("email_verified") is False:
+    # A provider that reports the address unverified has not proved it belongs to this user;
+    # some send the claim as text or a number. (Some send no claim at all: then the provider
+    # vouches for the address it gives, as Microsoft's does.)
+    verified = user.get("email_verified", True)
+    if verified is not True and str(verified).strip().lower() not in ("true", "1"):
         raise AccessDenied(f"{email} is not verified by the identity provider")
     role = staff.role_of(email)
     if role is None:
         raise AccessDenied(f"{email} is not on the staff list of this course")
     name = user.get("name")
     display = name.strip() if isinstance(name, str) and name.strip() else email.strip()
-    return Identity(author=email.strip(), display_name=display, role=role, signed_in_with="oidc")
+    # One author per person, whatever case the provider gives the address in this time.
+    return Identity(author=_canonical_email(email), display_name=display, role=role, signed_in_with="oidc")
+
+
+def same_author(a: str, b: str) -> bool:
+    """Whether two edits' authors are one person: addresses compared as the staff list does
+    (an address logged as "Ben@Example.edu" is "ben@example.edu"), names exactly."""
+    if "@" in a and "@" in b:
+        return _canonical_email(a) == _canonical_email(b)
+    return a == b

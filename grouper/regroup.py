@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from grouper.access import MODEL_AUTHOR_PREFIX
 from grouper.answers import Answer
 from grouper.clustering import GroupingSettings, group_embeddings
 from grouper.edits import CONFIRMED, NEW, Delete, Move, Payload, QuestionState
@@ -40,8 +41,6 @@ __all__ = [
     "shaped_groups",
 ]
 
-#: Edits made by a model, not a person, are attributed to ``"model:<version>"``.
-MODEL_AUTHOR_PREFIX = "model:"
 
 
 def model_author(version: str) -> str:

@@ -16,6 +16,7 @@ from grouper.access import (
     load_staff_list,
     local_identity,
     oidc_identity,
+    same_author,
     staff_list_path,
     validate_display_name,
 )
@@ -96,6 +97,11 @@ def test_oidc_user_on_the_list_gets_their_role_and_is_the_author():
         ({"email": "eve@example.edu"}, "not on the staff list"),
         ({"name": "No Mail"}, "no e-mail address"),
         ({"email": "ben@example.edu", "email_verified": False}, "not verified"),
+        ({"email": "ben@example.edu", "email_verified": "false"}, "not verified"),  # claims as text
+        ({"email": "ben@example.edu", "email_verified": 0}, "not verified"),
+        # NFKC and casefolding would make these other mailboxes "ben@":
+        ({"email": "ｂｅｎ@example.edu"}, "not on the staff list"),
+        ({"email": "ben@example.edu".replace("b", "\u0299")}, "not on the staff list"),
     ],
 )
 def test_oidc_users_not_admitted(user, message):
@@ -104,13 +110,27 @@ def test_oidc_users_not_admitted(user, message):
         oidc_identity(user, staff)
 
 
+def test_one_person_is_one_author_whatever_case_the_provider_gives():
+    staff = StaffList.from_mapping({"Ben@Example.edu": "ta"})
+    assert oidc_identity({"email": "BEN@example.EDU", "email_verified": "true"}, staff).author == "ben@example.edu"
+    assert same_author("Ben@Example.edu", "ben@example.edu") and not same_author("Ben", "ben")
+
+
+def test_a_json_staff_list_naming_one_address_twice_is_refused(tmp_path):
+    path = tmp_path / "staff.json"
+    path.write_text('{"staff": {"ada@example.edu": "ta", "ada@example.edu": "instructor"}}')
+    with pytest.raises(StaffListError, match="'ada@example.edu' given twice"):
+        load_staff_list(path)
+
+
 def test_local_identity_is_an_instructor_named_as_typed():
     who = local_identity("  Ada   Lovelace ")
     assert (who.author, who.role, who.signed_in_with) == ("Ada Lovelace", Role.INSTRUCTOR, "local")
 
 
 @pytest.mark.parametrize(
-    ("name", "message"), [("   ", "type your name"), ("x" * 81, "at most 80"), ("a\x00b", "control")]
+    ("name", "message"),
+    [("   ", "type your name"), ("x" * 81, "at most 80"), ("a\x00b", "control"), ("Model:x", "cannot start with 'model:'")],
 )
 def test_display_names_are_validated(name, message):
     with pytest.raises(ValueError, match=message):

@@ -255,6 +255,31 @@ def test_oidc_user_not_on_the_staff_list_is_refused(db, tmp_path, monkeypatch):
     assert len(at.dataframe) == 0
 
 
+def test_someone_removed_from_the_staff_list_cannot_act_on_the_page_still_open(db, tmp_path, monkeypatch):
+    import ui_common
+
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ada@example.edu", "name": "Ada"})
+    (tmp_path / "staff.toml").write_text('[staff]\n"ben@example.edu" = "ta"\n')
+    ui_common._staff_list.clear()  # as after the list's minute in the cache
+    # A click inside the Groups workspace reruns only it: no sign-in check of the entry script.
+    rerun_fragments_only(at, monkeypatch)
+    at.button(key="confirm-q1-1").click().run()
+    assert errors(at)[0] == "Nothing was saved: you are not signed in (any more). Reload the page."
+    assert logged(db) == []
+
+
+def test_an_instructor_made_a_ta_cannot_set_the_maximum_from_the_page_still_open(db, tmp_path, monkeypatch):
+    import ui_common
+
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ada@example.edu", "name": "Ada"})
+    (tmp_path / "staff.toml").write_text('[staff]\n"ada@example.edu" = "ta"\n')
+    ui_common._staff_list.clear()
+    max_score_field(at).set_value(5.0)
+    at.button(key="max-score-set-q1").click().run()  # the callback runs before the page's checks
+    assert errors(at) == ["Nothing was saved: your role (ta) cannot set max score; ask an instructor."]
+    assert logged(db) == []
+
+
 def test_oidc_ta_edits_as_their_address_but_cannot_import_or_export(db, tmp_path, monkeypatch):
     at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
     assert "Signed in as Ben (ta)" in texts(at)

@@ -33,10 +33,26 @@ from grouper.access import (
     load_staff_list,
     local_identity,
     oidc_identity,
+    same_author,
     staff_list_path,
 )
 from grouper.answers import Answer, Question
-from grouper.edits import NEW, Change, Edit, EditRefused, Payload, QuestionState, Undo
+from grouper.edits import (
+    NEW,
+    AddAnswers,
+    Change,
+    CheckGrades,
+    Edit,
+    EditRefused,
+    GradeAnswer,
+    GradeGroup,
+    Payload,
+    QuestionState,
+    SetMaxScore,
+    SetReferences,
+    SetRubric,
+    Undo,
+)
 from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.grade_check import conflicts_among, identical_answers
 from grouper.model_versions import ModelRegistry
@@ -146,6 +162,67 @@ def signed_in() -> Identity:
         st.session_state[IDENTITY] = identity
         st.rerun()
     return identity
+
+
+def _fresh_identity() -> Identity | None:
+    """Who is signed in now, read again (the staff list is at most a minute old), without
+    drawing anything; ``None`` when nobody is, or the staff list no longer admits them."""
+    if not _auth_configured():
+        return st.session_state.get(IDENTITY)
+    if not st.user.is_logged_in:
+        return None
+    try:
+        path = staff_list_path(dict(st.secrets["auth"]))
+        return None if path is None else oidc_identity(st.user.to_dict(), _staff_list(str(path)))
+    except (AccessDenied, StaffListError):
+        return None
+
+
+def acting_identity(action: Action) -> Identity | None:
+    """The signed-in user, checked again as they act: a click inside a fragment, or a
+    callback, runs without the entry script's check, so someone removed from the staff list
+    (or made a TA) since the page was drawn must not act with the old role. Says why and
+    returns ``None`` when they may not ``action``.
+
+    Parameters
+    ----------
+    action : Action
+
+    Returns
+    -------
+    Identity or None
+    """
+    identity = _fresh_identity()
+    if identity is None:
+        st.session_state.pop(RUN_IDENTITY, None)
+        flash("error", "Nothing was saved: you are not signed in (any more). Reload the page.")
+        return None
+    st.session_state[RUN_IDENTITY] = identity
+    if not identity.may(action):
+        what = action.value.replace("_", " ")
+        flash("error", f"Nothing was saved: your role ({identity.role.value}) cannot {what}; ask an instructor.")
+        return None
+    return identity
+
+
+def _action_of(payload: Payload, state: QuestionState, author: str) -> list[Action]:
+    """What a user must be allowed to log ``payload``: the page's own check, made again."""
+    needs = {
+        SetMaxScore.kind: Action.SET_MAX_SCORE,
+        SetReferences.kind: Action.SET_REFERENCES,
+        SetRubric.kind: Action.SET_RUBRIC,
+        GradeGroup.kind: Action.GRADE,
+        GradeAnswer.kind: Action.GRADE,
+        CheckGrades.kind: Action.GRADE,
+        AddAnswers.kind: Action.IMPORT,
+    }
+    if isinstance(payload, Undo):
+        record = state.records.get(payload.edit_id)
+        if record is None:
+            return [Action.EDIT]  # the store refuses it, naming the edit
+        undone = [needs.get(record.kind, Action.EDIT)]
+        return [Action.EDIT, *undone, *([] if same_author(record.author, author) else [Action.UNDO_ANY])]
+    return [needs.get(payload.kind, Action.EDIT)]
 
 
 def current_identity() -> Identity:
@@ -536,6 +613,10 @@ def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
     """:func:`submit` without the success message, for a click that makes several edits; a
     refusal is still shown. Returns the logged edit, ``None`` when refused."""
     identity = current_identity()
+    for action in _action_of(payload, load_state(question_id), identity.author):
+        identity = acting_identity(action)
+        if identity is None:
+            return None
     base = st.session_state.get(f"seen-{question_id}")
     if base is None:
         base = load_state(question_id).version
@@ -554,7 +635,7 @@ def undo_last(question_id: str) -> bool:
     mine = [
         edit_id
         for edit_id, record in state.records.items()
-        if record.author == identity.author and record.kind != "undo" and edit_id not in state.undone
+        if same_author(record.author, identity.author) and record.kind != "undo" and edit_id not in state.undone
     ]
     if not mine:
         flash("info", "You have no edit of this question to undo.")

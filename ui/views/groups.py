@@ -260,7 +260,10 @@ def _set_references(key: str) -> None:
 def _regroup_by_references() -> None:
     from grouper.regroup import regroup_stored_question
 
-    author = f"model:references:{ui_common.current_identity().author}"
+    identity = ui_common.acting_identity(Action.SET_REFERENCES)
+    if identity is None:
+        return
+    author = f"model:references:{identity.author}"
     done, refused = regroup_stored_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author)
     if refused:
         ui_common.flash("error", f"Regrouping stopped after {done} edit(s): the question was edited meanwhile.", refused)
@@ -276,7 +279,10 @@ def _undo() -> None:
 
 def _adapt() -> None:
     # The edits are the model's (so never trained on), named with who asked for them.
-    author = f"{ADAPTATION_AUTHOR}:{ui_common.current_identity().author}"
+    identity = ui_common.acting_identity(Action.EDIT)
+    if identity is None:
+        return
+    author = f"{ADAPTATION_AUTHOR}:{identity.author}"
     try:
         done = adapt_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author=author)
     except EditRefused as refused:

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import ui_common
-from grouper.access import Action
+from grouper.access import Action, same_author
 from grouper.edits import AddAnswers, Undo
 from grouper.history import history
 
@@ -85,7 +85,7 @@ def page() -> None:
     if row is None:
         st.text("Tick an edit to undo it.")
         return
-    mine = row.author == identity.author
+    mine = same_author(row.author, identity.author)
     allowed = identity.may(Action.EDIT) and (mine or identity.may(Action.UNDO_ANY))
     late = row.kind == AddAnswers.kind
     st.button(

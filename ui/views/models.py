@@ -74,6 +74,9 @@ if not identity.may(Action.RETRAIN):
 def _retrain() -> None:
     from grouper.training import retrain_from_store
 
+    if ui_common.acting_identity(Action.RETRAIN) is None:
+        return
+
     with st.status("Retraining on the graders' corrections", expanded=True) as status:
         try:
             outcome = retrain_from_store(ui_common.store(), rng=np.random.default_rng(0), registry=registry)
@@ -90,6 +93,8 @@ def _retrain() -> None:
 
 
 def _activate() -> None:
+    if ui_common.acting_identity(Action.RETRAIN) is None:  # a callback: the role checked again
+        return
     version = st.session_state.get("models-activate")
     card = readable.get(version)
     if card is None:
@@ -139,6 +144,8 @@ st.checkbox(
 def _regroup(shown: str) -> None:
     from grouper.regroup import regroup_store
 
+    if ui_common.acting_identity(Action.RETRAIN) is None:
+        return
     version = registry.active()
     if version != shown:
         # Another instructor activated a version since the page was drawn: regroup with what
