@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -107,6 +108,7 @@ __all__ = [
     "initial_state",
     "make_edit",
     "replay",
+    "rubric_key",
 ]
 
 SUGGESTED = "suggested"
@@ -796,9 +798,9 @@ class SetRubric:
         if len(set(ids)) != len(ids):
             twice = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"rubric: item id {twice} is given twice; give each item once")
-        descriptions = [i.description.casefold() for i in items]
+        descriptions = [rubric_key(i.description) for i in items]
         if len(set(descriptions)) != len(descriptions):
-            twice = next(i for i in items if descriptions.count(i.description.casefold()) > 1)
+            twice = next(i for i in items if descriptions.count(rubric_key(i.description)) > 1)
             raise ValueError(f"rubric: the description {twice.description!r} is given twice; graders could not tell them apart")
         if len(items) > _MAX_RUBRIC_ITEMS:
             raise ValueError(f"rubric: {len(items)} items; at most {_MAX_RUBRIC_ITEMS}")
@@ -947,6 +949,22 @@ def _check_score(value: object, where: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{where} must be a finite number, found {value!r}")
     return number
+
+
+def rubric_key(description: str) -> str:
+    """What two rubric items' descriptions are compared by: graders could not tell apart
+    texts that differ only in case, in Unicode form ("café" composed or not) or in spaces
+    (two, or a non-breaking one).
+
+    Parameters
+    ----------
+    description : str
+
+    Returns
+    -------
+    str
+    """
+    return " ".join(unicodedata.normalize("NFKC", description).split()).casefold()
 
 
 def _check_title(value: object, where: str) -> str:
@@ -1228,6 +1246,35 @@ class _Builder:
         for a, grade in self.override_changes.items():
             if grade is not None and grade.items:
                 self.override_changes[a] = _rescored(grade, points)
+        if "rubric" in self.attribute_changes:
+            self._rescore_unstaged(points)
+
+    def _rescore_unstaged(self, points: Mapping[int, float]) -> None:
+        """When the edit changes the rubric (an undo of a rubric change, say), the grades it
+        does not touch take their items' points too: a grade an earlier undo brought back
+        under today's points is worth its items again when the old points return, and no
+        grade may be left naming an item the rubric no longer has."""
+        state = self.state
+        graded = [(f"group {gid}", g.grade) for gid, g in state.groups.items() if gid not in self.group_changes and g.grade is not None]
+        graded += [(f"answer {a!r}", g) for a, g in state.overrides.items() if a not in self.override_changes]
+        lost = [(what, i) for what, grade in graded for i in grade.items if i not in points]
+        if lost:
+            what, item = lost[0]
+            self.refuse(
+                f"{what} is graded with rubric item {item}, which this would take out of the rubric; "
+                "give it another grade first"
+            )
+        because = "regraded (its rubric items' points changed)"
+        for gid, g in state.groups.items():
+            if gid not in self.group_changes and g.grade is not None and g.grade.items:
+                rescored = _rescored(g.grade, points)
+                if rescored is not g.grade:
+                    self.set_group(replace(g, grade=rescored), because)
+        for a, grade in state.overrides.items():
+            if a not in self.override_changes and grade.items:
+                rescored = _rescored(grade, points)
+                if rescored is not grade:
+                    self.set_override(a, rescored, because)
 
     def check_score_range(self) -> None:
         """Refuses the edit when it would leave a grade outside [0, maximum]: the grades it
@@ -1709,8 +1756,13 @@ def _undo(b: _Builder, p: Undo) -> None:
     # put that lineage back.
     reversed_ = state.records[record.undoes] if record.undoes is not None else None
     stale: list[tuple[str, int]] = []  # (what changed, the edit that changed it)
+    # An undo restores what its edit changed (lineage: the before-image's) and may rescore
+    # grades its edit never touched (lineage: the undo itself, set like any edit's).
     for gid in record.groups_before:
-        expected = record.edit_id if reversed_ is None else _lineage(reversed_.groups_before[gid])
+        expected = (
+            record.edit_id if reversed_ is None or gid not in reversed_.groups_before
+            else _lineage(reversed_.groups_before[gid])
+        )
         g = state.groups.get(gid)
         if g is not None:
             if g.set_by != expected:
@@ -1725,7 +1777,9 @@ def _undo(b: _Builder, p: Undo) -> None:
                 b.problems.append(f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}")
     touched = record.locations_before.keys() | record.overrides_before.keys() | record.checks_before.keys()
     for a in sorted(touched, key=state.positions.__getitem__):
-        expected = record.edit_id if reversed_ is None else _lineage(reversed_.marks_before[a])
+        expected = (
+            record.edit_id if reversed_ is None or a not in reversed_.marks_before else _lineage(reversed_.marks_before[a])
+        )
         mark = state.answer_marks[a]
         if mark.set_by != expected:
             stale.append((f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
@@ -1844,8 +1898,13 @@ def _set_rubric(b: _Builder, p: SetRubric) -> None:
     if dropped:
         item = state.rubric_item(dropped[0])
         name = repr(item.description) if item is not None else str(dropped[0])
+        # Named: a group emptied by moves, or whose members all have their own grades, still
+        # holds its grade (an answer moved in would get it), though no answer shows it.
+        holders = [f"group {gid}" for gid, g in sorted(state.groups.items()) if g.grade is not None and dropped[0] in g.grade.items]
+        holders += [f"answer {a!r}" for a, g in state.overrides.items() if dropped[0] in g.items]
+        shown = ", ".join(holders[:5]) + (" ..." if len(holders) > 5 else "")
         b.refuse(
-            f"rubric item {name} is part of {_count(used[dropped[0]], 'grade')}; "
+            f"rubric item {name} is part of {_count(used[dropped[0]], 'grade')} ({shown}); "
             "give those groups or answers another grade before removing it"
         )
     old_points = {i.item_id: i.points for i in state.rubric}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from grouper.edits import QuestionState, RubricItem, SetRubric
+from grouper.edits import QuestionState, RubricItem, SetRubric, rubric_key
 
 __all__ = ["copy_rubric", "item_label", "item_use", "parse_rubric", "rubric_lines", "rubric_text"]
 
@@ -42,9 +42,8 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
     ValueError
         Naming the line (1-based, counting only non-blank lines) that is not an item.
     """
-    by_text = {i.description.casefold(): i.item_id for i in state.rubric}
-    next_id = state.next_rubric_item_id()
-    items = []
+    by_text = {rubric_key(i.description): i.item_id for i in state.rubric}
+    parsed: list[tuple[int | None, str, float]] = []
     for n, line in enumerate((raw.strip() for raw in lines if raw.strip()), start=1):
         text, sep, points = line.rpartition("=")
         if not sep or not text.strip():
@@ -55,12 +54,21 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
             raise ValueError(f"rubric line {n} {line!r}: {points.strip()!r} is not a number of points") from None
         head, colon, rest = text.partition(":")
         if colon and head.strip().isdigit() and rest.strip():
-            item_id, description = int(head), rest.strip()
+            parsed.append((int(head), rest.strip(), value))
         else:
-            description = text.strip()
-            item_id = by_text.get(description.casefold())
-            if item_id is None:
+            parsed.append((None, text.strip(), value))
+    # Ids written in the text are the instructor's; a line without one keeps the id of the
+    # current item it names (unless another line took that id), else gets a new one that no
+    # line uses ("4: new=1" and "another=1" are items 4 and 5, not 4 twice).
+    written = {item_id for item_id, _, _ in parsed if item_id is not None}
+    next_id = max([state.next_rubric_item_id(), *(i + 1 for i in written)])
+    items = []
+    for item_id, description, value in parsed:
+        if item_id is None:
+            item_id = by_text.get(rubric_key(description))
+            if item_id is None or item_id in written:
                 item_id, next_id = next_id, next_id + 1
+            written.add(item_id)
         items.append((item_id, description, value))
     return SetRubric(tuple(items))
 
@@ -93,13 +101,13 @@ def copy_rubric(source: QuestionState, target: QuestionState) -> SetRubric:
     """
     if not source.rubric:
         raise ValueError(f"question {source.question_id} has no rubric to copy")
-    have = {i.description.casefold() for i in target.rubric}
+    have = {rubric_key(i.description) for i in target.rubric}
     next_id = target.next_rubric_item_id()
     added = []
     for item in source.rubric:
-        if item.description.casefold() not in have:
+        if rubric_key(item.description) not in have:
             added.append((next_id, item.description, item.points))
-            have.add(item.description.casefold())
+            have.add(rubric_key(item.description))
             next_id += 1
     if not added:
         raise ValueError(f"question {target.question_id} already has every item of question {source.question_id}'s rubric")
@@ -108,7 +116,14 @@ def copy_rubric(source: QuestionState, target: QuestionState) -> SetRubric:
 
 def rubric_lines(state: QuestionState) -> list[str]:
     """The current rubric in the form :func:`parse_rubric` reads, ids included."""
-    return [f"{i.item_id}: {i.description}={i.points:g}" for i in state.rubric]
+    return [f"{i.item_id}: {i.description}={_points_text(i.points)}" for i in state.rubric]
+
+
+def _points_text(points: float) -> str:
+    # Every digit: the editor shows these lines and saving them must not reprice an item
+    # (":g" wrote 0.3333333 as 0.333333 and 1234567 as 1.23457e+06).
+    text = repr(float(points))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def item_use(state: QuestionState) -> dict[int, int]:

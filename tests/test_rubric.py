@@ -121,7 +121,7 @@ def test_rewording_an_item_regrades_nobody(graded):
 
 
 def test_an_item_in_use_cannot_be_removed(graded):
-    with pytest.raises(EditRefused, match=r"rubric item 'wrong units' is part of 1 grade; give those groups"):
+    with pytest.raises(EditRefused, match=r"rubric item .wrong units. is part of 1 grade \(group 2\); give those groups"):
         graded.do("ada", SetRubric(RUBRIC[:2]))
     graded.do("ben", GradeGroup(2, 1.0))  # group 2 no longer uses item 3
     assert [i.item_id for i in graded.do("ada", SetRubric(RUBRIC[:2])).rubric] == [1, 2]
@@ -186,6 +186,26 @@ def test_undo_never_puts_back_an_item_removed_from_the_rubric(graded):
     graded.do("ada", SetRubric(RUBRIC[:2]))  # 6: item 3 removed
     with pytest.raises(EditRefused, match=r"rubric item\(s\) 3, no longer in the rubric \(ada changed the rubric at version 6"):
         graded.do("ben", Undo(5))
+
+
+def test_undoing_a_repricing_reprices_grades_an_undo_brought_back_in_between(graded):
+    graded.do("ben", GradeGroup(1, 7.0))  # 5: group 1 off the rubric
+    graded.do("ada", SetRubric(((1, "names the closed path", 5.0), *RUBRIC[1:])))  # 6: item 1 worth 5
+    assert graded.do("ben", Undo(5)).grade_of("a0").score == 6.0  # 7: items (1, 2) back, at today's points
+    state = graded.do("ada", Undo(6))  # 8: item 1 worth 2 again
+    # The grade is its items' worth under the rubric the undo leaves (it was 6, silently).
+    assert state.grade_of("a0").score == 3.0 and state.grade_of("a0").items == (1, 2)
+    assert replay(graded.initial, graded.edits) == state
+    assert graded.do("ada", Undo(8)).grade_of("a0").score == 6.0  # and redone, back at 5 points
+
+
+def test_an_undo_never_leaves_a_grade_naming_an_item_out_of_the_rubric(graded):
+    graded.do("ben", GradeGroup(2, 1.0))  # 5: group 2 off items (2, 3)
+    graded.do("ada", SetRubric(RUBRIC[:2]))  # 6: item 3, unused now, removed
+    graded.do("ada", Undo(6))  # 7: item 3 back
+    graded.do("ben", Undo(5))  # 8: group 2 back to items (2, 3)
+    with pytest.raises(EditRefused, match="group 2 is graded with rubric item 3, which this would take out of the rubric"):
+        graded.do("ada", Undo(7))
 
 
 def test_moves_and_merges_carry_the_groups_rubric_grade(graded):
@@ -380,3 +400,36 @@ def test_a_group_is_offered_the_items_of_the_most_similar_rubric_graded_group(gr
     vectors["a5"] = np.array([1.0, 0.0, 0.0])
     assert rubric_suggestion(state, vectors, 3) is None  # group 2, the only one left, is far
     assert rubric_suggestion(state, {**vectors, "a5": np.zeros(3)}, 3) is None  # a blank group
+
+
+def test_the_editor_shows_every_digit_of_an_items_points_so_saving_reprices_nothing(start):
+    from grouper.rubric import parse_rubric, rubric_lines
+
+    log = Log(start)
+    log.do("ada", SetRubric(((1, "a third", 0.3333333), (2, "a lot", 1234567.0))))
+    lines = rubric_lines(log.state)
+    assert lines == ["1: a third=0.3333333", "2: a lot=1234567"]
+    edit = parse_rubric(log.state, [*lines, "new=1"])
+    assert edit.items[:2] == log.state.rubric
+
+
+def test_lines_without_an_id_get_ids_no_other_line_uses(start):
+    from grouper.rubric import parse_rubric
+
+    log = Log(start)
+    assert [i.item_id for i in parse_rubric(log.state, ["1: a=2", "b=1"]).items] == [1, 2]
+    log.do("ada", SetRubric(RUBRIC))
+    added = parse_rubric(log.state, [f"{i}: {d}={p}" for i, d, p in RUBRIC] + ["4: draws the circuit=1", "labels the battery=0.5"])
+    assert [i.item_id for i in added.items] == [1, 2, 3, 4, 5]
+    # Item 3 reworded by id, and its old wording added again as a new item.
+    reworded = parse_rubric(log.state, ["1: names the closed path=2", "2: says the bulb lights=1", "3: wrong sign=-0.5", "wrong units=-0.5"])
+    assert [(i.item_id, i.description) for i in reworded.items][2:] == [(3, "wrong sign"), (4, "wrong units")]
+
+
+@pytest.mark.parametrize("twin", ["Wrong units", "wrong  units", "wrong\u00a0units", "wrong units "])
+def test_descriptions_that_read_alike_are_one_item(start, twin):
+    with pytest.raises(ValueError, match="is given twice; graders could not tell them apart"):
+        SetRubric(((1, "wrong units", -0.5), (2, twin, -1.0)))
+    assert SetRubric(((1, "caf\u00e9", 1.0),)).items[0].description == "caf\u00e9"
+    with pytest.raises(ValueError, match="given twice"):
+        SetRubric(((1, "caf\u00e9", 1.0), (2, "cafe\u0301", 1.0)))  # composed and decomposed
