@@ -199,6 +199,7 @@ class AnswerFileError(ValueError):
     def __init__(self, path: str, problems: Sequence[FileProblem], truncated: bool = False):
         self.path = path
         self.problems = list(problems)
+        self.truncated = truncated  # more problems than these: the reading stopped
         lines = [p.describe(path) for p in self.problems]
         if truncated:
             lines.append(f"{path}: further problems not shown; fix these first")
@@ -272,7 +273,8 @@ def _decode(data: bytes, path: str, encoding: str | None) -> str:
                     row,
                     None,
                     f"bytes {bad} at byte {offset} are not valid {codec.upper()}; save the file "
-                    "as UTF-8, or name its encoding explicitly (--encoding cp1252, for example)",
+                    "as UTF-8, or name its encoding (--encoding cp1252 on the command line, "
+                    "'File encoding' on the import page)",
                 )
             ],
         ) from None
@@ -314,7 +316,13 @@ def _records_csv(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str
             problems.add(1, name, "the header names this column twice")
             ok = False
         seen.add(name.lower())
-    if not _check_required(_resolve_columns(header), 1, problems) or not ok:
+    columns = _resolve_columns(header)
+    if len(header) == 1 and ";" in header[0] and ("text" not in columns or len(columns) == 1):
+        # A spreadsheet saved "CSV" with semicolons (the comma is a decimal mark there): the
+        # header reads as one column, and "missing column answer" would say nothing useful.
+        problems.add(1, None, "the header is one column separated by semicolons; save the file as comma-separated CSV")
+        return
+    if not _check_required(columns, 1, problems) or not ok:
         return  # every row would repeat the header's problem
     row = 1
     while True:
@@ -439,8 +447,9 @@ def _id_problem(what: str, raw: Any, parsed: str | None) -> str:
 
 
 def _as_id(value: Any) -> str | None:
+    # NFC: "Übung-1" typed on one machine and another is one id, composed or not.
     text = _as_text(value)
-    return None if text is None else text.strip()
+    return None if text is None else unicodedata.normalize("NFC", text.strip())
 
 
 def _as_gold(value: Any) -> str | None:
@@ -536,7 +545,7 @@ def parse_answers(
         )
     problems = _Problems(name)
     text = _decode(data, name, encoding)
-    default_question = Path(name).stem or "question"
+    default_question = unicodedata.normalize("NFC", Path(name).stem) or "question"
 
     drafts: dict[str, _QuestionDraft] = {}
     seen_ids: dict[str, int] = {}

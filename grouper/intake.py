@@ -18,7 +18,7 @@ from grouper.embedding import Encoder
 from grouper.pipeline import group_question
 from grouper.store import Store
 
-__all__ = ["import_questions"]
+__all__ = ["import_questions", "truncated_answers"]
 
 
 def import_questions(
@@ -80,3 +80,22 @@ def import_questions(
         grouped, model_version=encoder.model_key, settings=asdict(settings), course=course, exam=exam, author=author
     )
     return [q.question_id for q in questions]
+
+
+def truncated_answers(question: Question, encoder: Encoder) -> list[str]:
+    """The ids of the question's answers longer than the encoder reads: only their beginning
+    was embedded, so their group says nothing of the rest (a "no" at the end of a long
+    explanation, say), and a grader should read them whole.
+
+    Parameters
+    ----------
+    question : Question
+    encoder : Encoder
+
+    Returns
+    -------
+    list of str
+        In answer order.
+    """
+    counts = encoder.token_counts([a.normalized for a in question.answers])
+    return [a.answer_id for a, n in zip(question.answers, counts.tolist(), strict=True) if n > encoder.max_tokens]

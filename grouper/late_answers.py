@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from grouper.embedding import Encoder
     from grouper.store import Store
 
-__all__ = ["LateAnswers", "add_late_answers", "late_answers_of", "place_late_answers"]
+__all__ = ["LateAnswers", "add_late_answers", "late_answers_of", "place_late_answers", "resubmissions"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,31 @@ def late_answers_of(stored: Sequence[Answer], question: Question) -> list[Answer
             "late answers need ids of their own, and stored answers are never replaced"
         )
     return [a for a in question.answers if a.answer_id not in known]
+
+
+def resubmissions(stored: Sequence[Answer], late: Sequence[Answer]) -> dict[str, list[str]]:
+    """The late answers of students who already have an answer to the question (stored, or
+    another late one): a resubmission under a new answer id, which the instructor should
+    know of before adding it (both would be graded, and a by-student table has one cell).
+
+    Parameters
+    ----------
+    stored : sequence of Answer
+        The question's stored answers.
+    late : sequence of Answer
+        Its late answers (:func:`late_answers_of`).
+
+    Returns
+    -------
+    dict of str to list of str
+        Student id to all their answer ids (stored first), for each such student.
+    """
+    by_student: dict[str, list[str]] = {}
+    for answer in [*stored, *late]:
+        if answer.student_id:
+            by_student.setdefault(answer.student_id, []).append(answer.answer_id)
+    late_students = {a.student_id for a in late if a.student_id}
+    return {s: ids for s, ids in by_student.items() if s in late_students and len(ids) > 1}
 
 
 def add_late_answers(

@@ -477,3 +477,24 @@ def test_a_benchmark_file_names_each_answer_without_a_gold_grade() -> None:
     for row in (2, 3):
         assert f'row {row}, column "label": no gold grade' in str(err)
     assert parse_answers(_jsonl(*rows), "gold.jsonl")[0].answers[1].gold is None  # an import takes them
+
+
+def test_ids_are_one_whether_composed_or_not() -> None:
+    composed, decomposed = "\u00dcbung-1", "U\u0308bung-1"
+    (a,) = parse_answers(f"question_id,answer_id,answer\n{composed},x1,yes\n".encode(), "a.csv")
+    (b,) = parse_answers(f"question_id,answer_id,answer\n{decomposed},x1,yes\n".encode(), "b.csv")
+    assert a.question_id == b.question_id == composed
+    (c,) = parse_answers(b"answer_id,answer\nx1,yes\n", f"{decomposed}.csv")
+    assert c.question_id == composed
+
+
+def test_a_semicolon_separated_csv_is_named_as_such() -> None:
+    err = _error(b"answer_id;answer\na1;Canberra\n", "semi.csv")
+    assert "separated by semicolons; save the file as comma-separated CSV" in str(err)
+
+
+def test_an_error_says_when_reading_stopped_before_the_end() -> None:
+    bad = "answer_id,answer,score\n" + "".join(f"a{i},x,lots\n" for i in range(30))
+    err = _error(bad.encode(), "many.csv")
+    assert err.truncated and len(err.problems) == 20
+    assert not _error(b"answer_id,answer,score\na1,x,lots\n", "one.csv").truncated

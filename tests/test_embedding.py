@@ -213,3 +213,12 @@ def test_the_pipeline_reports_truncated_answers(encoder: Encoder) -> None:
 def test_the_pipeline_handles_a_question_without_answers(encoder: Encoder) -> None:
     result = group_question(Question("q", "", ()), encoder)
     assert result.vectors.shape == (0, 384) and result.group_of() == {}
+
+
+def test_an_import_names_the_answers_longer_than_the_encoder_reads(encoder):
+    from grouper.answers import Answer, Question
+    from grouper.intake import truncated_answers
+
+    long = "the bulb lights because the circuit is closed " * 60
+    question = Question("q", "", (Answer("a1", "q", "short"), Answer("a2", "q", long), Answer("a3", "q", "")))
+    assert truncated_answers(question, encoder) == ["a2"]

@@ -161,3 +161,13 @@ def test_import_late_refuses_without_an_author_or_with_a_changed_text(tmp_path, 
     assert "are stored with another text" in capsys.readouterr().err
     with Store.open(stored) as store:
         assert "q1-900" not in store.state("q1").positions and store.edits("q1") == []
+
+
+def test_late_answers_of_students_who_already_answered_are_named():
+    from grouper.answers import Answer
+    from grouper.late_answers import resubmissions
+
+    stored = [Answer("a1", "q", "Canberra", "s1"), Answer("a2", "q", "Sydney", "s2"), Answer("a3", "q", "Perth")]
+    late = [Answer("l1", "q", "Canberra, I mean", "s1"), Answer("l2", "q", "Hobart", "s3"), Answer("l3", "q", "x", "s3")]
+    assert resubmissions(stored, late) == {"s1": ["a1", "l1"], "s3": ["l2", "l3"]}
+    assert resubmissions(stored, late[1:2]) == {}

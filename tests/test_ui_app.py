@@ -434,6 +434,35 @@ def test_late_answers_to_a_stored_question_are_added_from_the_import_page(app, d
     assert ui_common.answer_texts("q1")["q1-late-2"] == "<b>Perth</b>"
 
 
+def test_the_import_page_says_which_late_answers_are_from_students_who_already_answered(app, db):
+    with Store.open(db) as store:
+        first = next(a for a in store.answers("q1") if a.student_id)
+    content = f"question_id,answer_id,student_id,answer\nq1,late-1,{first.student_id},Canberra again\nq1,late-2,new-student,Perth\n"
+    _upload(app, "q1-late.csv", content.encode())
+    assert any("1 of these students already have an answer to the question" in w.value for w in app.warning)
+    assert f"Question q1: {first.student_id}: {first.answer_id}, late-1" in texts(app)
+
+
+def test_the_import_page_says_answers_were_longer_than_the_model_reads(app, db):
+    long = "The current flows because the circuit is closed. " * 40  # far past 256 tokens
+    rows = "".join(f"s{i},{long if i < 2 else 'Canberra'}\n" for i in range(6))
+    _upload(app, "longq.csv", ("student_id,answer\n" + rows).encode())
+    app.button(key="import-go").click().run()
+    assert any(w.value.startswith("Question longq: 2 answer(s) are longer than the model reads") for w in app.warning)
+    assert "s0, s1" in texts(app)
+
+
+def test_the_import_page_reads_a_named_encoding_and_says_when_problems_were_cut_short(app, db):
+    _upload(app, "win.csv", "answer_id,answer\na1,Caf\u00e9\n".encode("cp1252"))
+    (problem,) = table(app, "File", "Row", "Column", "Problem")["Problem"]
+    assert "not valid UTF-8" in problem and "'File encoding' on the import page" in problem
+    app.selectbox(key="import-encoding").set_value("cp1252").run()
+    assert table(app, *PREVIEW)["Answers"].tolist() == [1]
+    bad = "answer_id,answer,score\n" + "".join(f"a{i},x,lots\n" for i in range(30))
+    _upload(app, "bad.csv", bad.encode())
+    assert "Reading stopped after these: the file may have more problems of the same kind." in texts(app)
+
+
 def test_sample_data_can_be_picked(app):
     app.switch_page("views/import_answers.py").run()
     app.segmented_control(key="import-source").set_value("Sample data").run()

@@ -287,6 +287,8 @@ def show_flashes() -> None:
             st.error(literal_markdown(headline))
         elif kind == "success":
             st.success(literal_markdown(headline))
+        elif kind == "warning":
+            st.warning(literal_markdown(headline))
         else:
             st.info(literal_markdown(headline))
         if detail:

@@ -23,7 +23,7 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
 
     Returns an exit status when it must stop the command (bad input), else ``None``.
     """
-    from grouper.late_answers import add_late_answers, late_answers_of
+    from grouper.late_answers import add_late_answers, late_answers_of, resubmissions
 
     plans = []
     for question in stored:
@@ -41,6 +41,7 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
         if not late:
             print(f"question {qid}: no new answers")
             continue
+        again = resubmissions(store.answers(qid), late)
         try:
             done = add_late_answers(store, qid, late, question_encoder(args, store.model_version(qid)), author)
         except EditRefused as refused:  # a grader changed a chosen group meanwhile: nothing of it was written
@@ -49,6 +50,9 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
             f"question {qid}: {len(late)} late answer(s) added (edit {done.edit.edit_id}): "
             f"{len(done.placed)} in groups nobody has reviewed, {len(done.waiting)} waiting ungrouped"
         )
+        if again:
+            shown = "; ".join(f"{plain(s, 30)}: {', '.join(plain(i, 30) for i in ids)}" for s, ids in list(again.items())[:5])
+            print(f"  note: {len(again)} student(s) now have two answers or more (a resubmission?): {shown}")
         for answer_id, group in done.waiting.items():
             hint = f" (closest: group {group})" if group is not None else ""
             print(f"  {plain(answer_id, 40)} waits for review{hint}")
@@ -58,7 +62,7 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
 @reports_busy
 def _cmd_import(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers, with_max_score
-    from grouper.intake import import_questions
+    from grouper.intake import import_questions, truncated_answers
 
     questions = []
     first_file: dict[str, str] = {}
@@ -110,11 +114,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
         imported = import_questions(
             store, questions, encoder, settings, course=args.course, exam=args.exam, author=author
         )
+        by_id = {q.question_id: q for q in questions}
         for qid in imported:
             state = store.state(qid)
+            long = truncated_answers(by_id[qid], encoder)
             print(
                 f"question {plain(qid, 40)}: {len(state.positions)} answers in {len(state.groups)} groups, "
                 f"{len(state.ungrouped)} ungrouped"
+                + (f", {len(long)} longer than the encoder reads (grouped by their beginning: read them whole)" if long else "")
             )
     store.close()
     return 0

@@ -19,7 +19,8 @@ import ui_common
 from grouper.access import Action
 from grouper.answers import AnswerFileError, Question, parse_answers, with_max_score
 from grouper.edits import EditRefused
-from grouper.late_answers import add_late_answers, late_answers_of
+from grouper.intake import truncated_answers
+from grouper.late_answers import add_late_answers, late_answers_of, resubmissions
 
 identity = ui_common.require(Action.IMPORT)
 st.title("Import answers")
@@ -29,6 +30,7 @@ source = st.segmented_control(
     "Answers from", ["Upload a file", "Sample data"], default="Upload a file", key="import-source"
 )
 files: list[tuple[str, bytes]]
+encoding: str | None = None
 if source == "Sample data":
     samples = ui_common.sample_files()
     chosen = st.multiselect(
@@ -44,6 +46,13 @@ else:
         "Answer file (CSV, JSON or JSONL)", type=["csv", "json", "jsonl"], key="import-file"
     )
     files = [] if upload is None else [(upload.name, upload.getvalue())]
+    encoding = st.selectbox(
+        "File encoding",
+        [None, "cp1252", "latin-1", "mac-roman"],
+        format_func=lambda e: "detect (UTF-8 or UTF-16)" if e is None else e,
+        key="import-encoding",
+        help="Files saved by older spreadsheets on Windows are often cp1252",
+    )
 
 if not files:
     st.text(
@@ -56,7 +65,7 @@ questions: list[Question] = []
 errors: list[AnswerFileError] = []
 for file_name, content in files:
     try:
-        questions.extend(parse_answers(content, file_name))
+        questions.extend(parse_answers(content, file_name, encoding=encoding))
     except AnswerFileError as error:
         errors.append(error)
 
@@ -73,6 +82,8 @@ if errors:
         hide_index=True,
         key="import-problems",
     )
+    if any(e.truncated for e in errors):
+        st.text("Reading stopped after these: the file may have more problems of the same kind.")
     st.stop()
 
 existing = set(ui_common.question_ids())
@@ -141,19 +152,24 @@ def _add_late() -> None:
     """Add the new answers of stored questions, each placed by the model that grouped it."""
     author = ui_common.current_identity().author
     placed = waiting = 0
+    refused_in: list[str] = []
     for qid, late in late_plans.items():
         try:
             done = add_late_answers(ui_common.store(), qid, late, ui_common.question_encoder(qid), author)
         except EditRefused as refused:
-            ui_common.flash("error", "Late answers were not added: a group changed meanwhile. Try again.", str(refused))
-            return
+            # Each question's late answers are one edit: this one's are not added, the others' are.
+            refused_in.append(qid)
+            ui_common.flash("error", f"Question {qid}'s late answers were not added: a group changed meanwhile. Try again.", str(refused))
+            continue
         placed += len(done.placed)
         waiting += len(done.waiting)
-    ui_common.flash(
-        "success",
-        f"Added {placed + waiting} late answer(s): {placed} in groups nobody has reviewed, "
-        f"{waiting} waiting in the ungrouped queue for review.",
-    )
+    if placed + waiting:
+        ui_common.flash(
+            "success",
+            f"Added {placed + waiting} late answer(s)"
+            + (f" to {len(late_plans) - len(refused_in)} of {len(late_plans)} questions" if refused_in else "")
+            + f": {placed} in groups nobody has reviewed, {waiting} waiting in the ungrouped queue for review.",
+        )
 
 
 def _import() -> None:
@@ -180,6 +196,17 @@ def _import() -> None:
         return
     bar.progress(1.0, text="Done")
     ui_common.flash("success", f"Imported and grouped {len(imported)} question(s).")
+    for question in chosen:
+        long = truncated_answers(question, ui_common.encoder())
+        if long:
+            # Only their beginning was read: a "no" at the end of a long explanation is not
+            # in its group's reasons. Ids only (student text is shown as plain text elsewhere).
+            ui_common.flash(
+                "warning",
+                f"Question {question.question_id}: {len(long)} answer(s) are longer than the model reads "
+                f"({ui_common.encoder().max_tokens} tokens); they were grouped by their beginning. Read them whole.",
+                ", ".join(long[:20]) + (" ..." if len(long) > 20 else ""),
+            )
     if imported:
         st.session_state[ui_common.QUESTION] = imported[0]
 
@@ -203,6 +230,14 @@ if n_late:
         "each joins a group nobody has reviewed yet, or waits in the ungrouped queue: none is graded without a "
         "grader seeing it."
     )
+    again = {qid: found for qid, late in late_plans.items() if (found := resubmissions(ui_common.answers_of(qid), late))}
+    if again:
+        # Both answers would be graded; which one counts is the instructor's call.
+        n_students = sum(len(found) for found in again.values())
+        st.warning(f"{n_students} of these students already have an answer to the question: each would have two.")
+        for qid, found in again.items():
+            shown = "; ".join(f"{student}: {', '.join(ids)}" for student, ids in list(found.items())[:10])
+            st.text(f"Question {qid}: {shown}" + (" ..." if len(found) > 10 else ""))
     if st.button(f"Add {n_late} late answer(s)", key="import-late"):
         _add_late()
         st.rerun()
