@@ -34,7 +34,7 @@ import numpy as np
 
 from grouper.answers import Answer
 from grouper.clustering import UNGROUPED
-from grouper.edits import Payload, QuestionState
+from grouper.edits import EditRefused, Payload, QuestionState
 from grouper.quantities import QUANTITY_CLASS_SIZE, is_numeric_question, quantity_classes, quantity_title
 from grouper.references import References, reference_signals
 
@@ -240,12 +240,19 @@ def adapt_question(
         Another edit came in while the plan was being made; nothing after it was applied.
     """
     from grouper.references import question_references
+    from grouper.regroup import STALE_PLAN
 
     question = store.question(question_id)
     state = store.state(question_id)
     vectors = encoder.encode([a.normalized for a in question.answers], cache=store.embeddings).vectors
     references = question_references(question, encoder, cache=store.embeddings)
     payloads = adapt_to_grades(state, question.answers, vectors, references, settings)
-    for done, payload in enumerate(payloads):
-        store.append(question_id, author, state.version + done, payload)
+    base = state.version
+    for payload in payloads:
+        # As a regroup's plan (grouper.regroup.regroup_stored_question): against the version
+        # the plan reached; an edit by anyone else in between stops it after this edit.
+        edit = store.append(question_id, author, base, payload)
+        if edit.edit_id != base + 1:
+            raise EditRefused(question_id, [STALE_PLAN], edit.edit_id)
+        base = edit.edit_id
     return len(payloads)

@@ -19,6 +19,7 @@ differences move), so a grader in the middle of a question does not see every id
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,6 +44,13 @@ __all__ = [
 
 
 
+#: The author of a regroup by a model version (not by references or grades: "model:references:ada").
+_VERSION_AUTHOR = re.compile(re.escape(MODEL_AUTHOR_PREFIX) + r"[^:]+")
+
+#: Why a model's plan stopped when an edit by someone else came in between its edits.
+STALE_PLAN = "another edit came in while the question was being regrouped; the rest of the plan is left (run it again)"
+
+
 def model_author(version: str) -> str:
     """The author of the edits a model version makes: ``"model:<version>"``."""
     return f"{MODEL_AUTHOR_PREFIX}{version}"
@@ -61,8 +69,9 @@ def shaped_groups(state: QuestionState) -> frozenset[int]:
     """Groups a person shaped, though nobody confirmed or graded them yet.
 
     A grader's merge (the group merged into), split (every part), rename, or move of answers
-    to a new group says how those answers go together. Edits by a model (``model:`` authors),
-    undone edits and undos say nothing; a move into an existing group shapes no group (the
+    to a new group says how those answers go together, and so does a person's undo of a
+    model's delete (the group it brings back). Edits by a model (``model:`` authors), undone
+    edits and other undos say nothing; a move into an existing group shapes no group (the
     answers moved are a grader's choice on their own, see :func:`fixed_answers`).
 
     Parameters
@@ -76,7 +85,16 @@ def shaped_groups(state: QuestionState) -> frozenset[int]:
     """
     shaped: set[int] = set()
     for edit_id, record in state.records.items():
-        if record.kind not in _SHAPING_KINDS or edit_id in state.undone or record.undoes is not None:
+        if edit_id in state.undone:
+            continue
+        if record.undoes is not None:
+            # A person's undo of a model's delete rejects it: the group it brings back (empty,
+            # perhaps) is theirs now, and the next regroup must not delete it again.
+            undone = state.records[record.undoes]
+            if not is_model_author(record.author) and is_model_author(undone.author) and undone.kind == "delete":
+                shaped.update(undone.groups_before)
+            continue
+        if record.kind not in _SHAPING_KINDS:
             continue
         if is_model_author(record.author):
             continue
@@ -151,6 +169,8 @@ def plan_regroup(
     ValueError
         A cluster names a fixed or unknown answer, or an answer twice.
     """
+    from grouper.review import grader_moves  # grouper.review reads is_model_author from here
+
     fixed = fixed_answers(state)
     if titles is not None and len(titles) != len(clusters):
         raise ValueError(f"{len(titles)} titles for {len(clusters)} clusters; give one per cluster or none")
@@ -167,6 +187,15 @@ def plan_regroup(
             if a in seen:
                 raise ValueError(f"answer {a!r} is in more than one cluster")
             seen.add(a)
+
+    # An answer a grader took out of a group never goes back with the answers it was taken
+    # from, even when it is free again (the grader then deleted the group they had moved it
+    # to, say): it stays where it is.
+    away = grader_moves(state).moved_away_from
+    clusters = [
+        [a for a in cluster if not (away.get(a) and any(state.location[b] in away[a] for b in cluster))]
+        for cluster in clusters
+    ]
 
     # Match each cluster to the suggested group most of it comes from, biggest overlaps
     # first, each group at most once.
@@ -194,7 +223,7 @@ def plan_regroup(
         if not cluster:
             continue
         if k in match:
-            incoming = tuple(a for a in cluster if state.location[a] != match[k])
+            incoming = tuple(a for a in cluster if state.location[a] != match[k] and match[k] not in away.get(a, ()))
             if incoming:
                 payloads.append(Move(incoming, to=match[k]))
         else:
@@ -296,12 +325,40 @@ def regroup_store(
     -------
     dict of str to (int, str or None)
         Per question: edits appended, and the reason it stopped early (a grader's edit came
-        in between and made the rest of the plan stale: it is refused, never forced).
+        in between and made the rest of the plan stale: it is refused, never forced). A
+        question grouped, or last regrouped, by this version is left as it is: ``(0, None)``.
+
+    Raises
+    ------
+    StoreError
+        When a question named is not in the store; nothing is written then.
     """
     version = version or registry.active()
+    chosen = list(questions) if questions is not None else store.question_ids()
+    for qid in chosen:
+        store.question(qid)  # every question named is known before anything is written
     encoder = registry.load(version, device=device)
     author = model_author(version)
-    return {qid: regroup_stored_question(store, qid, encoder, author, settings) for qid in questions or store.question_ids()}
+    report = {}
+    for qid in chosen:
+        if _grouped_by(store, qid) in (author, encoder.model_key):
+            # Grouped (or last regrouped) by this very version: a regroup would only re-cut
+            # the answers nobody reviewed differently, for no new reason.
+            report[qid] = (0, None)
+            continue
+        report[qid] = regroup_stored_question(store, qid, encoder, author, settings)
+    return report
+
+
+def _grouped_by(store, question_id: str) -> str:
+    """Who last grouped the question's free answers: the author of its latest regroup by a
+    model version still in effect (``model:<version>``), else the model key of its grouping."""
+    state = store.state(question_id)
+    for edit_id in sorted(state.records, reverse=True):
+        record = state.records[edit_id]
+        if edit_id not in state.undone and record.undoes is None and _VERSION_AUTHOR.fullmatch(record.author):
+            return record.author
+    return store.model_version(question_id)
 
 
 def regroup_stored_question(
@@ -338,12 +395,17 @@ def regroup_stored_question(
     vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
     references = question_references(question, encoder, cache=store.embeddings)
     done = 0
+    base = state.version
     try:
         for payload in regroup_question(state, answers, vectors, settings, references):
-            # Against the version the plan was made from, so that a grader's edit in
-            # between makes the rest of the plan refused rather than applied blindly.
-            store.append(question_id, author, state.version + done, payload)
+            # Against the version the plan reached (its own edits only): an edit by anyone
+            # else in between is one the plan never saw, so this edit is checked against it
+            # (refused where it conflicts) and the plan stops after it.
+            edit = store.append(question_id, author, base, payload)
             done += 1
+            if edit.edit_id != base + 1:
+                return done, STALE_PLAN
+            base = edit.edit_id
     except EditRefused as exc:
         return done, str(exc)
     return done, None

@@ -83,6 +83,25 @@ def test_answers_a_grader_moved_stay_where_the_grader_put_them():
     assert after.location["a2"] is None and after.location["a5"] == 1
 
 
+def test_answers_a_grader_took_out_of_a_group_never_go_back_when_free_again():
+    state = state_with({1: [0, 1, 2, 3], 2: [4, 5]}, 6)
+    # Ada moves a2 and a3 out to a group of their own, then deletes it: they are ungrouped, free.
+    state = run(state, [Move(("a2", "a3"), NEW, title="not like these"), Delete(3)], author="ada")
+    assert not {"a2", "a3"} & fixed_answers(state)
+    after = run(state, plan_regroup(state, [["a0", "a1", "a2", "a3"], ["a4", "a5"]]))
+    assert after.location["a2"] is None and after.location["a3"] is None  # not back in group 1
+    assert set(after.groups[1].members) == {"a0", "a1"}
+
+
+def test_a_group_a_person_brought_back_by_undoing_a_models_delete_stays():
+    state = state_with({1: [0, 1, 2], 2: [3]}, 4)
+    state = run(state, [Move(("a3",), 1), Delete(2)])  # a model empties and deletes group 2
+    state = run(state, [Undo(state.version)], author="ada")  # Ada wants it back
+    assert 2 in state.groups and not state.groups[2].members
+    payloads = plan_regroup(state, [["a0", "a1", "a2", "a3"]])
+    assert Delete(2) not in payloads
+
+
 def test_groups_a_grader_merged_split_renamed_or_made_keep_their_members():
     """A grader's merge, split, rename or new group says how those answers go together; a
     model regrouping the unreviewed answers must not re-cut it, though nothing is confirmed."""
@@ -238,6 +257,72 @@ def test_a_graders_confirm_during_a_regroup_stops_the_plan_and_nothing_confirmed
     assert refused is not None  # the plan went on to touch groups ben had confirmed
     for gid, members in confirmed.items():
         assert after.groups[gid].members == members and after.groups[gid].status == CONFIRMED
+
+
+def test_a_graders_edit_between_a_models_edits_stops_the_plan_after_the_next(tmp_path):
+    """Each of a regroup's edits is made against the version its plan reached: a grade given
+    in between is checked by the next model edit, and the plan stops there (before, the edit
+    after that took the grader's edit for one the plan had seen)."""
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.model_versions import ModelRegistry
+    from grouper.store import Store
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
+    n = len(question.answers)
+    labels = np.arange(n) % 4 + 1
+    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
+    with Store.open(tmp_path / "grades.sqlite") as store:
+        store.import_question(question)
+        store.save_grouping("q1", grouping, model_version="test")
+        original_append = store.append
+        model_edits: list[int] = []
+
+        def append_then_a_grader_renames(question_id, author, base, payload):
+            edit = original_append(question_id, author, base, payload)
+            if author.startswith("model:"):
+                model_edits.append(edit.edit_id)
+                if len(model_edits) == 1:  # a change nobody's plan conflicts with
+                    state = store.state(question_id)
+                    original_append(question_id, "ben", state.version, Rename(min(state.groups), "seen by ben"))
+            return edit
+
+        store.append = append_then_a_grader_renames
+        done, stopped = regroup_store(store, registry, device=torch.device("cpu"))["q1"]
+    # The model's edit after ben's was checked against it (refused if it touched his group),
+    # and the plan stopped there: no third model edit took ben's change for seen.
+    assert stopped is not None and len(model_edits) == done <= 2
+
+
+def test_a_question_grouped_by_the_version_is_not_regrouped_again_and_unknown_questions_write_nothing(tmp_path):
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.model_versions import ModelRegistry
+    from grouper.store import Store, StoreError
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
+    n = len(question.answers)
+    labels = np.arange(n) % 4 + 1
+    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
+    with Store.open(tmp_path / "grades.sqlite") as store:
+        store.import_question(question)
+        store.save_grouping("q1", grouping, model_version="test")
+        with pytest.raises(StoreError, match="'nosuch' is not in"):
+            regroup_store(store, registry, questions=["q1", "nosuch"], device=torch.device("cpu"))
+        assert store.edits("q1") == []
+        done, _ = regroup_store(store, registry, device=torch.device("cpu"))["q1"]
+        assert done >= 1
+        store.append("q1", "ada", None, Confirm(min(store.state("q1").groups)))
+        # Regrouped by this version already: a second run re-cuts nothing.
+        assert regroup_store(store, registry, device=torch.device("cpu"))["q1"] == (0, None)
 
 
 def test_answers_a_grader_put_back_by_undoing_a_models_move_stay():
