@@ -205,7 +205,7 @@ def acting_identity(action: Action) -> Identity | None:
     return identity
 
 
-def _action_of(payload: Payload, state: QuestionState, author: str) -> list[Action]:
+def _actions_needed(payload: Payload, state: QuestionState, author: str) -> list[Action]:
     """What a user must be allowed to log ``payload``: the page's own check, made again."""
     needs = {
         SetMaxScore.kind: Action.SET_MAX_SCORE,
@@ -615,7 +615,7 @@ def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
     """:func:`submit` without the success message, for a click that makes several edits; a
     refusal is still shown. Returns the logged edit, ``None`` when refused."""
     identity = current_identity()
-    for action in _action_of(payload, load_state(question_id), identity.author):
+    for action in _actions_needed(payload, load_state(question_id), identity.author):
         identity = acting_identity(action)
         if identity is None:
             return None
