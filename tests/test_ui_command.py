@@ -10,6 +10,7 @@ import pytest
 from grouper.cli import build_parser
 from grouper.commands import ui as ui_command
 from grouper.store import Store
+from test_ui_app import db, errors, new_app, template_db  # noqa: F401
 
 
 def test_ui_command_is_registered_with_localhost_defaults():
@@ -47,6 +48,50 @@ def test_refusing_to_bind_publicly_starts_nothing(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
     assert main(["ui", "--db", str(tmp_path / "x.sqlite"), "--host", "0.0.0.0"]) == 2
     assert started == [] and "--host 0.0.0.0" in capsys.readouterr().err
+
+
+def test_everything_wrong_is_said_before_the_server_starts(tmp_path, monkeypatch, capsys):
+    from grouper.cli import main
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    monkeypatch.setenv("HOME", str(tmp_path))
+    staff = tmp_path / "staff.toml"
+    staff.write_text('[staff]\n"ada@example.edu" = "instructor"\n')
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    cases = [
+        # A staff list but no [auth]: the app would fall back to its name form, for everyone.
+        (["--db", str(tmp_path / "a.sqlite"), "--host", "0.0.0.0", "--staff-file", str(staff)], "needs OpenID Connect"),
+        (["--db", str(tmp_path / "a.sqlite"), "--staff-file", str(tmp_path / "missing.toml")], "missing.toml"),
+        (["--db", str(junk)], "is not a SQLite database"),
+        (["--db", str(tmp_path)], "is a folder"),
+        (["--db", f"sqlite:///{tmp_path}/u.sqlite"], "give its path, not the URL"),
+        (["--db", str(tmp_path / "a.sqlite"), "--port", "70000"], "--port 70000 is not a port"),
+        (["--db", str(tmp_path / "a.sqlite"), "--device", "bogus"], "'bogus' is not a device"),
+    ]
+    for argv, message in cases:
+        assert main(["ui", *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert started == [] and not (tmp_path / "sqlite:").exists()
+    monkeypatch.setenv("GROUPER_DB", str(junk))
+    assert main(["ui"]) == 2 and "is not a SQLite database" in capsys.readouterr().err
+
+
+def test_the_app_refuses_its_name_form_when_served_to_the_network(db, monkeypatch):
+    import streamlit as st
+
+    at = new_app()
+    at.run()
+    assert not errors(at)  # on this machine: the name form
+    # server.address is fixed once the server starts (AppTest starts none): read as if the
+    # server had been started with --server.address 0.0.0.0.
+    real = st.get_option
+    monkeypatch.setattr(st, "get_option", lambda key: "0.0.0.0" if key == "server.address" else real(key))
+    at = new_app()
+    at.run()
+    assert errors(at) == ["This server is reachable from the network, but no sign-in is configured ([auth] secrets)."]
 
 
 def test_ui_passes_the_store_to_the_app_and_imports_samples_once(tmp_path, monkeypatch):

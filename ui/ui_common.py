@@ -14,6 +14,7 @@ Rules kept here so that each page script stays short:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import threading
@@ -150,10 +151,24 @@ def _staff_list(path: str) -> StaffList:
     return load_staff_list(path)
 
 
+def _served_beyond_this_machine() -> bool:
+    address = st.get_option("server.address") or "127.0.0.1"
+    if address == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True  # a host name: reachable by others, as far as this app can tell
+
+
 def signed_in() -> Identity:
     """Who is using this session; stops the script until someone has signed in."""
     if _auth_configured():
         return _oidc_identity()
+    if _served_beyond_this_machine():
+        # The name form makes whoever types a name an instructor: only for this machine.
+        st.error("This server is reachable from the network, but no sign-in is configured ([auth] secrets).")
+        st.stop()
     identity = st.session_state.get(IDENTITY)
     if identity is None:
         identity = _local_sign_in()

@@ -42,13 +42,7 @@ def check_bind_address(host: str, staff_file: str | None) -> None:
     ValueError
         When ``host`` is not a loopback address and no staff list is given.
     """
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not staff_file:
+    if not _is_loopback(host) and not staff_file:
         raise ValueError(
             f"--host {host} would let anyone who reaches this machine edit grades under any name; "
             "configure OpenID Connect ([auth] in .streamlit/secrets.toml) and pass --staff-file, "
@@ -111,18 +105,84 @@ def _import_samples(db: Path, args: argparse.Namespace) -> list[str]:
     return imported
 
 
-def _cmd_ui(args: argparse.Namespace) -> int:
+def _store_path(value: str | None) -> Path:
+    """The SQLite file the UI serves (``--db``, else ``$GROUPER_DB``), checked to be one."""
+    value = value or os.environ.get(DB_ENV)
+    if not value:
+        raise ValueError("name the store: --db FILE (or set GROUPER_DB)")
+    if "://" in value:
+        raise ValueError(f"grouper ui serves a SQLite file; give its path, not the URL {value}")
+    db = Path(value).expanduser().resolve()
+    if db.is_dir():
+        raise ValueError(f"--db {value} is a folder; name a database file, e.g. {db / 'grades.sqlite'}")
+    if db.is_file() and db.stat().st_size:
+        with db.open("rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise ValueError(f"--db {value} is not a SQLite database; name another file (a new one is created)")
+    return db
+
+
+def _secrets_with_auth() -> list[Path]:
+    """The Streamlit secrets files (the project's, then the user's) with an [auth] section."""
+    import tomllib
+
+    found = []
+    for path in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
+        try:
+            if "auth" in tomllib.loads(path.read_text(encoding="utf-8")):
+                found.append(path)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _preflight(args: argparse.Namespace) -> Path:
+    """Everything that can be wrong before the server starts, said in one line each."""
+    from grouper.access import load_staff_list
+    from grouper.embedding import choose_device
+
     check_bind_address(args.host, args.staff_file)
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is not a port (1 to 65535)")
+    if args.staff_file:
+        load_staff_list(args.staff_file)  # StaffListError names the file and the entry
+    if not _is_loopback(args.host) and not _secrets_with_auth():
+        # Without [auth] the app falls back to its name form: whoever reaches it would be an
+        # instructor.
+        raise ValueError(
+            f"--host {args.host} needs OpenID Connect: no .streamlit/secrets.toml with an [auth] section "
+            f"(in {Path.cwd()} or {Path.home()}); see README.md"
+        )
+    if args.device:
+        choose_device(args.device)
+    return _store_path(args.db)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    db = _preflight(args)
     if not APP_SCRIPT.is_file():
         print(
             f"grouper: the UI app is not at {APP_SCRIPT}; install grouper from its repository",
             file=sys.stderr,
         )
         return 1
-    db = Path(args.db).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
     if args.import_samples:
-        _import_samples(db, args)
+        try:
+            _import_samples(db, args)
+        except KeyboardInterrupt:
+            # One transaction: nothing of the interrupted import is in the store.
+            print("grouper: interrupted; nothing was imported", file=sys.stderr)
+            return 130
     env = dict(os.environ)
     env[DB_ENV] = str(db)
     if args.models:
@@ -130,8 +190,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         env[MODELS_ENV] = str(Path(args.models).resolve())
     if args.staff_file:
         env[STAFF_FILE_ENV] = str(Path(args.staff_file).resolve())
+    if args.device:
+        env["GROUPER_DEVICE"] = args.device  # read by grouper.embedding.choose_device in the app
     command = streamlit_command(APP_SCRIPT, args.host, args.port)
-    print(f"grouper: serving {db} at http://{args.host}:{args.port}", file=sys.stderr)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"grouper: serving {db} at http://{shown}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     return _run_forwarding_signals(command, env)
 
 
@@ -144,8 +207,18 @@ def _run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
     previous = signal.signal(signal.SIGTERM, lambda signum, _frame: process.send_signal(signum))
     try:
         code = process.wait()
-    except KeyboardInterrupt:  # the child got the same Ctrl-C from the terminal
-        code = process.wait()
+    except KeyboardInterrupt:
+        # From a terminal the server got the same Ctrl-C; a SIGINT sent to this process
+        # alone did not reach it: pass it on when it has not stopped within a few seconds.
+        try:
+            code = process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            try:
+                code = process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                code = process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 128 - code if code < 0 else code
@@ -153,8 +226,8 @@ def _run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``ui`` command."""
-    ui = sub.add_parser("ui", help="open the grading UI in the browser")
-    ui.add_argument("--db", required=True, help="the store: an SQLite file (created when absent)")
+    ui = sub.add_parser("ui", help="serve the grading UI (open the address it prints in a browser)")
+    ui.add_argument("--db", help="the store: a SQLite file, created when absent (default: $GROUPER_DB)")
     ui.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     ui.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
