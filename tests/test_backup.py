@@ -108,3 +108,15 @@ def test_a_backup_of_a_store_that_is_not_there_is_refused(tmp_path, capsys):
     _store(tmp_path / "a.sqlite")
     assert main(["backup", "--db", str(tmp_path / "a.sqlite"), str(tmp_path / "missing" / "b.sqlite")]) == 2
     assert "does not exist; create it first" in capsys.readouterr().err
+
+
+def test_a_backup_onto_the_store_itself_is_refused_even_when_overwriting(tmp_path, capsys):
+    source = tmp_path / "live.sqlite"
+    _store(source)
+    with Store.open(source) as store:
+        for target in (source, tmp_path / "live.sqlite-wal"):
+            with pytest.raises(ValueError, match="is the store itself"):
+                store.backup(target, overwrite=True)
+        assert len(store.edits("q1")) == 2 and store.integrity_check() == "ok"
+    assert main(["backup", "--db", str(source), str(source), "--force"]) == 2
+    assert "is the store itself" in capsys.readouterr().err

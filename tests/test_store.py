@@ -215,6 +215,20 @@ with Store.open({str(path)!r}) as store:
         assert store.question_ids() == ["q1"]
 
 
+def test_a_grouping_whose_groups_and_labels_disagree_is_refused(store):
+    bad = [
+        Grouping(np.array([1, 1, 1, 1, 2, 2, UNGROUPED, UNGROUPED]), np.ones(8), (Group(1, "a", (0, 1, 2)), Group(2, "b", (4, 5)))),
+        Grouping(np.array([1, 1, 1, 1, 2, 2, UNGROUPED, UNGROUPED]), np.ones(8), (Group(1, "a", (0, 1, 2, 3, 4)), Group(2, "b", (4, 5)))),
+        Grouping(np.array([1] * 8), np.ones(8), (Group(1, "a", (0, 1, 2, 3, 4, 5, 6, -1)),)),
+    ]
+    for grouping in bad:
+        with pytest.raises(StoreError, match="nothing was stored"):
+            store.import_grouped([(_question("q9"), grouping)], model_version="m")
+        with pytest.raises(StoreError, match="nothing was stored"):
+            store.save_grouping("q1", grouping, model_version="m")
+    assert store.question_ids() == ["q1"] and store.grouping("q1").groups == _grouping().groups
+
+
 def test_unknown_questions_are_named(store):
     with pytest.raises(StoreError, match="question 'nope' is not in .*known: q1"):
         store.state("nope")

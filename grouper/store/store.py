@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from grouper.answers import Answer, Question
-from grouper.clustering import Group, Grouping
+from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import STATE_FORMAT, payload_from_dict, payload_to_dict, state_from_dict, state_to_dict
 from grouper.edits import AddAnswers, Edit, Payload, QuestionState, ReplayError, SetMaxScore, apply, initial_state, replay
 from grouper.store import migrate
@@ -87,6 +87,27 @@ def _utc(value: datetime) -> datetime:
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _check_grouping(grouping: Grouping) -> None:
+    """A grouping whose groups and labels disagree would be stored and then fail every read
+    of the question (and block its import again): refuse it, saying what is wrong."""
+    n = len(grouping.labels)
+    labels = [int(x) for x in grouping.labels]
+    seen: set[int] = set()
+    for group in grouping.groups:
+        for m in group.members:
+            if not 0 <= int(m) < n:
+                raise StoreError(f"group {group.group_id} names answer {m}, but there are {n}; nothing was stored")
+            if int(m) in seen or labels[int(m)] != group.group_id:
+                raise StoreError(
+                    f"group {group.group_id} and the labels disagree about answer {m}; nothing was stored"
+                )
+            seen.add(int(m))
+    grouped = {i for i, label in enumerate(labels) if label != UNGROUPED}
+    if grouped != seen:
+        missing = sorted(grouped - seen)[:5]
+        raise StoreError(f"answers {missing} are labelled with a group that does not list them; nothing was stored")
 
 
 def _lost_append_race(exc: Exception) -> bool:
@@ -174,7 +195,16 @@ class Store:
                 with conn.begin():
                     return fn(conn)  # committed when the block ends; acknowledged after
 
-        return run_with_retry(action, limit_s=self.retry_limit_s, what=what, retry_on=_lost_append_race)
+        try:
+            return run_with_retry(action, limit_s=self.retry_limit_s, what=what, retry_on=_lost_append_race)
+        except OperationalError as exc:
+            if "readonly" not in str(exc.orig).replace("read-only", "readonly"):
+                raise
+            # The file (or its -wal/-shm beside it) cannot be written by this user.
+            raise StoreError(
+                f"{self.where} is read-only for this user ({exc.orig}); nothing was written. Check the "
+                "permissions of the database file and of its -wal and -shm files beside it"
+            ) from None
 
     # ------------------------------------------------------------------ questions and answers
 
@@ -370,8 +400,12 @@ class Store:
                 q.split,
             )
 
-        question = self._read(txn, f"reading question {question_id}")
-        state = self.state(question_id)
+        def both(conn: Connection) -> tuple[Question, QuestionState]:
+            # One transaction: the answers and the state (references, maximum) of one moment,
+            # not a late answer missing beside references set after it.
+            return txn(conn), self._state_in(conn, self._question_row(conn, question_id))
+
+        question, state = self._read(both, f"reading question {question_id}")
         references = question.reference_answers if state.reference_answers is None else state.reference_answers
         return replace(question, reference_answers=references, max_score=state.max_score)
 
@@ -459,6 +493,7 @@ class Store:
         self, conn: Connection, qpk: int, grouping: Grouping, model_version: str, settings: dict[str, Any] | None
     ) -> int:
         """Insert a grouping and make it the question's current one; returns its id."""
+        _check_grouping(grouping)
         data = {
             "labels": [int(x) for x in grouping.labels],
             "confidence": [float(x) for x in grouping.confidence],
@@ -797,7 +832,7 @@ class Store:
         ------
         ValueError
             For a store that is not a SQLite file (in memory, or another database: use its
-            own backup tool).
+            own backup tool), or a target that is the store itself.
         FileExistsError
             When ``target`` exists and ``overwrite`` is false.
         """
@@ -808,8 +843,13 @@ class Store:
             where = "in memory" if is_memory_sqlite(self.url) else f"a {parsed.get_backend_name()} database"
             raise ValueError(f"{self.where} is {where}; only a SQLite file store is backed up here (use the database's own tools)")
         target = Path(target).expanduser().resolve()
+        live = Path(parsed.database).expanduser().resolve()
+        if target in {live, *(Path(f"{live}{s}") for s in ("-wal", "-shm", "-journal"))}:
+            # Replaced under the writers' open connections, the live store is corrupted and
+            # their edits lost: never, whatever overwrite says.
+            raise ValueError(f"{target} is the store itself; back it up to another file")
         if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} already exists; choose another name or overwrite it")
+            raise FileExistsError(f"{target} already exists; choose another name (or overwrite it, when it is an old backup)")
         partial = target.with_name(f".{target.name}.partial")
         partial.unlink(missing_ok=True)
         try:
