@@ -43,6 +43,7 @@ __all__ = [
     "StaffList",
     "StaffListError",
     "allowed",
+    "canonical_author",
     "local_identity",
     "load_staff_list",
     "oidc_identity",
@@ -293,9 +294,12 @@ def oidc_identity(user: Mapping[str, Any], staff: StaffList) -> Identity:
     return Identity(author=_canonical_email(email), display_name=display, role=role, signed_in_with="oidc")
 
 
+def canonical_author(author: str) -> str:
+    """An edit's author as one spelling per person: an address as the staff list compares it
+    ("Ben@Example.edu", logged before sign-ins were, is "ben@example.edu"), a name as is."""
+    return _canonical_email(author) if "@" in author else author
+
+
 def same_author(a: str, b: str) -> bool:
-    """Whether two edits' authors are one person: addresses compared as the staff list does
-    (an address logged as "Ben@Example.edu" is "ben@example.edu"), names exactly."""
-    if "@" in a and "@" in b:
-        return _canonical_email(a) == _canonical_email(b)
-    return a == b
+    """Whether two edits' authors are one person (:func:`canonical_author`)."""
+    return canonical_author(a) == canonical_author(b)

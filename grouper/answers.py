@@ -447,9 +447,10 @@ def _id_problem(what: str, raw: Any, parsed: str | None) -> str:
 
 
 def _as_id(value: Any) -> str | None:
-    # NFC: "Übung-1" typed on one machine and another is one id, composed or not.
+    # As written (stored ids are matched by their NFC form on import: see
+    # grouper.intake.with_stored_ids), so that ids already stored keep matching.
     text = _as_text(value)
-    return None if text is None else unicodedata.normalize("NFC", text.strip())
+    return None if text is None else text.strip()
 
 
 def _as_gold(value: Any) -> str | None:
@@ -501,6 +502,7 @@ class _QuestionDraft:
     references_row: int | None = None
     dataset_row: int | None = None
     split_row: int | None = None
+    missing_gold: list[tuple[int, str]] = field(default_factory=list)  # (row, column) without a grade
 
 
 def parse_answers(
@@ -509,7 +511,7 @@ def parse_answers(
     *,
     encoding: str | None = None,
     file_format: str | None = None,
-    require_gold: bool = False,
+    require_gold: int = 0,
 ) -> list[Question]:
     """Parse the bytes of an answer file; all or nothing.
 
@@ -523,8 +525,9 @@ def parse_answers(
         Decode with this codec instead of detecting UTF-8 / UTF-16.
     file_format : {"csv", "json", "jsonl"}, optional
         Overrides the suffix.
-    require_gold : bool
-        Whether every answer must have a gold grade (the benchmark's files).
+    require_gold : int
+        Every answer of a question with at least this many answers must have a gold grade
+        (the benchmark's files, which measure those questions); 0: none must.
 
     Returns
     -------
@@ -545,7 +548,7 @@ def parse_answers(
         )
     problems = _Problems(name)
     text = _decode(data, name, encoding)
-    default_question = unicodedata.normalize("NFC", Path(name).stem) or "question"
+    default_question = Path(name).stem or "question"
 
     drafts: dict[str, _QuestionDraft] = {}
     seen_ids: dict[str, int] = {}
@@ -569,6 +572,9 @@ def parse_answers(
         seen_ids[answer.answer_id] = row
         drafts[answer.question_id].answers.append(answer)
     for qid, d in drafts.items():
+        if require_gold and len(d.answers) >= require_gold:
+            for row, column in d.missing_gold:
+                problems.add(row, column, "no gold grade: every answer needs one here (a label column)")
         # A maximum given on a later row also bounds the scores of the rows before it.
         for answer in d.answers:
             if d.max_score is not None and answer.score is not None and not 0 <= answer.score <= d.max_score:
@@ -595,7 +601,7 @@ def _parse_record(
     default_question: str,
     problems: _Problems,
     drafts: dict[str, _QuestionDraft],
-    require_gold: bool = False,
+    require_gold: int = 0,
 ) -> Answer | None:
     ok = True
 
@@ -644,9 +650,7 @@ def _parse_record(
     if "gold" in columns and gold is None:
         problems.add(row, columns["gold"], "grade must be text or a number")
         ok = False
-    elif require_gold and not gold:
-        problems.add(row, columns.get("gold", "label"), "no gold grade: every answer needs one here (a label column)")
-        ok = False
+    missing_gold = bool(require_gold) and not gold
     labels: dict[str, str | None] = {}
     for fieldname, what in (("dataset", "dataset"), ("split", "split")):
         labels[fieldname] = _as_id(cell(fieldname)) or None
@@ -673,6 +677,8 @@ def _parse_record(
     if question_id not in drafts:
         drafts[question_id] = _QuestionDraft(text="", reference_answers=(), dataset=None, split=None)
     draft = drafts[question_id]
+    if missing_gold:
+        draft.missing_gold.append((row, columns.get("gold", "label")))
     # The question's text and reference answers may be on any of its rows (often only the
     # first, sometimes only a later one): rows that leave them empty take them, rows that
     # give other ones are wrong, as for the maximum score below.
@@ -717,7 +723,7 @@ def _parse_record(
 
 
 def load_answers(
-    path: str | Path, *, encoding: str | None = None, file_format: str | None = None, require_gold: bool = False
+    path: str | Path, *, encoding: str | None = None, file_format: str | None = None, require_gold: int = 0
 ) -> list[Question]:
     """Import an answer file (CSV, JSON or JSONL); all or nothing.
 
@@ -730,8 +736,9 @@ def load_answers(
         anything else is refused.
     file_format : {"csv", "json", "jsonl"}, optional
         Overrides the file's suffix.
-    require_gold : bool
-        Whether every answer must have a gold grade (the benchmark's files).
+    require_gold : int
+        Every answer of a question with at least this many answers must have a gold grade
+        (the benchmark's files, which measure those questions); 0: none must.
 
     Returns
     -------

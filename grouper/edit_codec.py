@@ -45,7 +45,9 @@ __all__ = [
 #: 3: the rubric attribute, and the rubric items of grades.
 #: 4: the point adjustment of rubric grades.
 #: 5: grade checks (``CheckGrades``) and their undo records.
-STATE_FORMAT = 5
+#: 6: the fold changed (rubric totals rounded, a rubric change rescoring every rubric grade,
+#:    trimmed move titles): snapshots of 5 may hold what a replay no longer gives.
+STATE_FORMAT = 6
 
 #: Every payload class by its kind: the members of the ``Payload`` union, so a new edit kind
 #: needs no second list here.

@@ -798,9 +798,11 @@ class SetRubric:
         if len(set(ids)) != len(ids):
             twice = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"rubric: item id {twice} is given twice; give each item once")
-        descriptions = [rubric_key(i.description) for i in items]
+        # Case only: logged rubrics were accepted so, and must replay. Texts that read alike
+        # otherwise (spaces, Unicode form) are refused where rubrics are typed (parse_rubric).
+        descriptions = [i.description.casefold() for i in items]
         if len(set(descriptions)) != len(descriptions):
-            twice = next(i for i in items if descriptions.count(rubric_key(i.description)) > 1)
+            twice = next(i for i in items if descriptions.count(i.description.casefold()) > 1)
             raise ValueError(f"rubric: the description {twice.description!r} is given twice; graders could not tell them apart")
         if len(items) > _MAX_RUBRIC_ITEMS:
             raise ValueError(f"rubric: {len(items)} items; at most {_MAX_RUBRIC_ITEMS}")
@@ -964,7 +966,8 @@ def rubric_key(description: str) -> str:
     -------
     str
     """
-    return " ".join(unicodedata.normalize("NFKC", description).split()).casefold()
+    # NFC, not NFKC: "10³ J" and "103 J", "kg" and "㎏" are different items.
+    return " ".join(unicodedata.normalize("NFC", description).split()).casefold()
 
 
 def _check_title(value: object, where: str) -> str:

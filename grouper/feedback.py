@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from grouper.access import canonical_author
 from grouper.answers import Answer
 from grouper.edits import (
     CheckGrades,
@@ -108,6 +109,9 @@ class PairFilter:
     kinds: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.authors is not None:
+            # One spelling per person: an address logged as "Ben@Example.edu" is "ben@...".
+            object.__setattr__(self, "authors", frozenset(map(canonical_author, self.authors)))
         # A filter that can match nothing by construction is a typo, not an empty answer.
         if self.kinds is not None:
             unknown = sorted(set(self.kinds) - set(PAIR_KINDS))
@@ -122,7 +126,7 @@ class PairFilter:
         """True when ``edit`` may give pairs."""
         return (
             (self.question_ids is None or edit.question_id in self.question_ids)
-            and (self.authors is None or edit.author in self.authors)
+            and (self.authors is None or canonical_author(edit.author) in self.authors)
             and (self.since is None or edit.at >= self.since)
             and (self.until is None or edit.at < self.until)
             and (self.kinds is None or edit.kind in self.kinds)

@@ -34,7 +34,7 @@ import numpy as np
 
 from grouper.answers import Answer
 from grouper.clustering import UNGROUPED
-from grouper.edits import EditRefused, Payload, QuestionState
+from grouper.edits import Payload, QuestionState
 from grouper.quantities import QUANTITY_CLASS_SIZE, is_numeric_question, quantity_classes, quantity_title
 from grouper.references import References, reference_signals
 
@@ -237,10 +237,14 @@ def adapt_question(
     Raises
     ------
     EditRefused
-        Another edit came in while the plan was being made; nothing after it was applied.
+        An edit of the plan conflicts with one that came in since the plan was made;
+        nothing after it was applied.
+    grouper.regroup.StalePlan
+        Someone else's edit came in between the plan's edits: the plan stopped after the
+        next one (its ``done`` says how many were made).
     """
     from grouper.references import question_references
-    from grouper.regroup import STALE_PLAN
+    from grouper.regroup import StalePlan
 
     question = store.question(question_id)
     state = store.state(question_id)
@@ -248,11 +252,11 @@ def adapt_question(
     references = question_references(question, encoder, cache=store.embeddings)
     payloads = adapt_to_grades(state, question.answers, vectors, references, settings)
     base = state.version
-    for payload in payloads:
+    for done, payload in enumerate(payloads, start=1):
         # As a regroup's plan (grouper.regroup.regroup_stored_question): against the version
         # the plan reached; an edit by anyone else in between stops it after this edit.
         edit = store.append(question_id, author, base, payload)
         if edit.edit_id != base + 1:
-            raise EditRefused(question_id, [STALE_PLAN], edit.edit_id)
+            raise StalePlan(question_id, done)
         base = edit.edit_id
     return len(payloads)

@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from grouper.access import canonical_author
 from grouper.edits import (
     NEW,
     AddAnswers,
@@ -155,15 +156,17 @@ def history(
     current : QuestionState
         The question's state now (``Store.state``): it says which edits are undone.
     authors, kinds : collection of str, optional
-        Keep only the edits of these authors / of these kinds (``"merge"``, ``"grade"``...).
+        Keep only the edits of these authors (an address in any case) / of these kinds
+        (``"merge"``, ``"grade"``...).
 
     Returns
     -------
     list of HistoryRow
     """
+    wanted = None if authors is None else {canonical_author(a) for a in authors}
     rows = [
         HistoryRow(e.edit_id, e.at, e.author, e.kind, describe(e.payload), current.undone.get(e.edit_id))
         for e in edits
-        if (authors is None or e.author in authors) and (kinds is None or e.kind in kinds)
+        if (wanted is None or canonical_author(e.author) in wanted) and (kinds is None or e.kind in kinds)
     ]
     return rows[::-1]

@@ -9,8 +9,9 @@ first edit of its log (``SetMaxScore``), attributed to whoever imported it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from grouper.answers import Question
 from grouper.clustering import GroupingSettings
@@ -18,7 +19,7 @@ from grouper.embedding import Encoder
 from grouper.pipeline import group_question
 from grouper.store import Store
 
-__all__ = ["import_questions", "truncated_answers"]
+__all__ = ["import_questions", "truncated_answers", "with_stored_ids"]
 
 
 def import_questions(
@@ -99,3 +100,31 @@ def truncated_answers(question: Question, encoder: Encoder) -> list[str]:
     """
     counts = encoder.token_counts([a.normalized for a in question.answers])
     return [a.answer_id for a, n in zip(question.answers, counts.tolist(), strict=True) if n > encoder.max_tokens]
+
+
+def with_stored_ids(questions: Sequence[Question], stored_ids: Sequence[str]) -> list[Question]:
+    """The questions, each under the id the store already has for it when the two differ
+    only in Unicode form: "Übung-1" composed on one machine and decomposed on another (macOS
+    file names) is one question, so its new answers are late answers, not a second copy.
+
+    Parameters
+    ----------
+    questions : sequence of Question
+        As parsed from a file.
+    stored_ids : sequence of str
+        The store's question ids.
+
+    Returns
+    -------
+    list of Question
+    """
+    by_form = {unicodedata.normalize("NFC", q): q for q in stored_ids}
+    out = []
+    for question in questions:
+        stored = by_form.get(unicodedata.normalize("NFC", question.question_id))
+        if stored is None or stored == question.question_id:
+            out.append(question)
+            continue
+        answers = tuple(replace(a, question_id=stored) for a in question.answers)
+        out.append(replace(question, question_id=stored, answers=answers))
+    return out

@@ -51,6 +51,15 @@ _VERSION_AUTHOR = re.compile(re.escape(MODEL_AUTHOR_PREFIX) + r"[^:]+")
 STALE_PLAN = "another edit came in while the question was being regrouped; the rest of the plan is left (run it again)"
 
 
+class StalePlan(ValueError):
+    """A model's plan stopped because someone else's edit came in between its edits; the
+    first ``done`` edits of the plan were applied (each checked against what came in)."""
+
+    def __init__(self, question_id: str, done: int):
+        super().__init__(f"question {question_id}: {STALE_PLAN} ({done} edit(s) of the plan were made)")
+        self.done = done
+
+
 def model_author(version: str) -> str:
     """The author of the edits a model version makes: ``"model:<version>"``."""
     return f"{MODEL_AUTHOR_PREFIX}{version}"
@@ -341,7 +350,7 @@ def regroup_store(
     author = model_author(version)
     report = {}
     for qid in chosen:
-        if _grouped_by(store, qid) in (author, encoder.model_key):
+        if _grouped_by(store, qid) in (author, encoder.model_key):  # None (late answers) never is
             # Grouped (or last regrouped) by this very version: a regroup would only re-cut
             # the answers nobody reviewed differently, for no new reason.
             report[qid] = (0, None)
@@ -350,12 +359,15 @@ def regroup_store(
     return report
 
 
-def _grouped_by(store, question_id: str) -> str:
+def _grouped_by(store, question_id: str) -> str | None:
     """Who last grouped the question's free answers: the author of its latest regroup by a
-    model version still in effect (``model:<version>``), else the model key of its grouping."""
+    model version still in effect (``model:<version>``), else the model key of its grouping;
+    ``None`` when late answers came in since (they wait to be grouped)."""
     state = store.state(question_id)
     for edit_id in sorted(state.records, reverse=True):
         record = state.records[edit_id]
+        if record.kind == "add_answers":
+            return None
         if edit_id not in state.undone and record.undoes is None and _VERSION_AUTHOR.fullmatch(record.author):
             return record.author
     return store.model_version(question_id)

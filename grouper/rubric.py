@@ -60,6 +60,13 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
     # Ids written in the text are the instructor's; a line without one keeps the id of the
     # current item it names (unless another line took that id), else gets a new one that no
     # line uses ("4: new=1" and "another=1" are items 4 and 5, not 4 twice).
+    keys = [rubric_key(description) for _, description, _ in parsed]
+    for n, key in enumerate(keys, start=1):
+        if keys.index(key) + 1 != n:
+            raise ValueError(
+                f"rubric lines {keys.index(key) + 1} and {n} read alike ({parsed[n - 1][1]!r}): graders could "
+                "not tell the items apart; word them differently"
+            )
     written = {item_id for item_id, _, _ in parsed if item_id is not None}
     next_id = max([state.next_rubric_item_id(), *(i + 1 for i in written)])
     items = []

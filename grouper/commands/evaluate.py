@@ -36,7 +36,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     # Read every file and check every option before loading the model: a bad file or a
     # mistyped path fails in a second, not a minute (or after the first file's questions).
-    files = [(Path(path).stem, load_answers(path, encoding=args.encoding, require_gold=True)) for path in args.files]
+    files = [(Path(path).stem, load_answers(path, encoding=args.encoding, require_gold=max(args.min_answers, 1))) for path in args.files]
     device = choose_device(args.device)
     _check_store_path(args.log_db, "--log-db", created=False)
     if args.cache and "://" not in args.cache:

@@ -62,7 +62,7 @@ def _add_late(store: Store, args: argparse.Namespace, stored: list[Question]) ->
 @reports_busy
 def _cmd_import(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers, with_max_score
-    from grouper.intake import import_questions, truncated_answers
+    from grouper.intake import import_questions, truncated_answers, with_stored_ids
 
     questions = []
     first_file: dict[str, str] = {}
@@ -80,6 +80,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         return fail("--exam needs --course (an exam is filed under a course); nothing was imported", 2)
     store = open_store(args, create=True)
     known = set(store.question_ids())
+    questions = with_stored_ids(questions, sorted(known))  # "Übung-1" composed or not is one question
     late_ones = [q for q in questions if q.question_id in known] if args.late else []
     if args.late:
         questions = [q for q in questions if q.question_id not in known]

@@ -38,6 +38,7 @@ from grouper.edits import (
     auto_split_parts,
 )
 from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
+from grouper.regroup import StalePlan
 from grouper.review import GradeInUse, chosen_preset, grades_in_use, least_typical_first, listing_order
 from grouper.rubric import rubric_text
 
@@ -285,6 +286,9 @@ def _adapt() -> None:
     author = f"{ADAPTATION_AUTHOR}:{identity.author}"
     try:
         done = adapt_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author=author)
+    except StalePlan as stale:
+        ui_common.flash("error", f"Regrouping stopped after {stale.done} edit(s): the question was edited meanwhile.")
+        return
     except EditRefused as refused:
         ui_common.flash("error", "Regrouping stopped: the question was edited meanwhile.", str(refused))
         return

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import ui_common
-from grouper.access import Action, same_author
+from grouper.access import Action, canonical_author, same_author
 from grouper.edits import AddAnswers, Undo
 from grouper.history import history
 
@@ -45,7 +45,7 @@ def page() -> None:
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
     edits = store.edits(question_id)
-    authors = sorted({e.author for e in edits})
+    authors = sorted({canonical_author(e.author) for e in edits})  # one entry per person
     kinds = sorted({e.kind for e in edits})
     cols = st.columns(2)
     who = cols[0].multiselect("Who", authors, key=f"history-who-{question_id}", placeholder="everyone")

@@ -19,7 +19,7 @@ import ui_common
 from grouper.access import Action
 from grouper.answers import AnswerFileError, Question, parse_answers, with_max_score
 from grouper.edits import EditRefused
-from grouper.intake import truncated_answers
+from grouper.intake import truncated_answers, with_stored_ids
 from grouper.late_answers import add_late_answers, late_answers_of, resubmissions
 
 identity = ui_common.require(Action.IMPORT)
@@ -87,6 +87,7 @@ if errors:
     st.stop()
 
 existing = set(ui_common.question_ids())
+questions = with_stored_ids(questions, sorted(existing))  # "Übung-1" composed or not is one question
 st.subheader("Preview")
 st.dataframe(
     pd.DataFrame(

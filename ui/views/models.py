@@ -161,10 +161,12 @@ def _regroup(shown: str) -> None:
             return
         status.update(label="Regrouped", state="complete")
     edits = sum(done for done, _ in report.values())
+    changed = sum(1 for done, _ in report.values() if done)
     stopped = sorted(qid for qid, (_, refused) in report.items() if refused)
     ui_common.flash(
         "success",
-        f"Regrouped {len(report)} question(s) with {version}: {edits} edit(s) by model:{version}.",
+        f"Regrouped with {version}: {edits} edit(s) by model:{version} in {changed} of {len(report)} question(s) "
+        "(a question already grouped by it, with nothing new, is left as it is).",
         # A grader's edit that came in meanwhile stops that question's plan; nothing is forced.
         ("Stopped early because a grader edited meanwhile: " + ", ".join(stopped)) if stopped else None,
     )
