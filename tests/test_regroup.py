@@ -218,23 +218,8 @@ def test_regroup_store_logs_model_edits_and_leaves_confirmed_groups(tmp_path):
 def test_a_graders_confirm_during_a_regroup_stops_the_plan_and_nothing_confirmed_moves(tmp_path):
     """Regrouping appends its plan edit by edit against the version it planned from; when a
     grader confirms groups in between, the rest of the plan is refused, never forced."""
-    from pathlib import Path
-
-    from grouper.answers import load_answers
-    from grouper.model_versions import ModelRegistry
-    from grouper.store import Store
-    from test_model_versions import publish_tiny
-
-    registry = ModelRegistry(tmp_path / "models")
-    publish_tiny(registry, tmp_path)
-    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
-    n = len(question.answers)
-    # Four suggested groups of interleaved answers: any regrouping has several edits to make.
-    labels = np.arange(n) % 4 + 1
-    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
-    with Store.open(tmp_path / "grades.sqlite") as store:
-        store.import_question(question)
-        store.save_grouping("q1", grouping, model_version="test")
+    registry, store = _interleaved_q1(tmp_path)
+    with store:
         confirmed: dict[int, tuple[str, ...]] = {}
         original_append = store.append
 
@@ -263,22 +248,8 @@ def test_a_graders_edit_between_a_models_edits_stops_the_plan_after_the_next(tmp
     """Each of a regroup's edits is made against the version its plan reached: a grade given
     in between is checked by the next model edit, and the plan stops there (before, the edit
     after that took the grader's edit for one the plan had seen)."""
-    from pathlib import Path
-
-    from grouper.answers import load_answers
-    from grouper.model_versions import ModelRegistry
-    from grouper.store import Store
-    from test_model_versions import publish_tiny
-
-    registry = ModelRegistry(tmp_path / "models")
-    publish_tiny(registry, tmp_path)
-    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
-    n = len(question.answers)
-    labels = np.arange(n) % 4 + 1
-    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
-    with Store.open(tmp_path / "grades.sqlite") as store:
-        store.import_question(question)
-        store.save_grouping("q1", grouping, model_version="test")
+    registry, store = _interleaved_q1(tmp_path)
+    with store:
         original_append = store.append
         model_edits: list[int] = []
 
@@ -299,22 +270,10 @@ def test_a_graders_edit_between_a_models_edits_stops_the_plan_after_the_next(tmp
 
 
 def test_a_question_grouped_by_the_version_is_not_regrouped_again_and_unknown_questions_write_nothing(tmp_path):
-    from pathlib import Path
+    from grouper.store import StoreError
 
-    from grouper.answers import load_answers
-    from grouper.model_versions import ModelRegistry
-    from grouper.store import Store, StoreError
-    from test_model_versions import publish_tiny
-
-    registry = ModelRegistry(tmp_path / "models")
-    publish_tiny(registry, tmp_path)
-    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
-    n = len(question.answers)
-    labels = np.arange(n) % 4 + 1
-    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
-    with Store.open(tmp_path / "grades.sqlite") as store:
-        store.import_question(question)
-        store.save_grouping("q1", grouping, model_version="test")
+    registry, store = _interleaved_q1(tmp_path)
+    with store:
         with pytest.raises(StoreError, match="'nosuch' is not in"):
             regroup_store(store, registry, questions=["q1", "nosuch"], device=torch.device("cpu"))
         assert store.edits("q1") == []
@@ -338,3 +297,25 @@ def test_answers_a_grader_put_back_by_undoing_a_models_move_stay():
         plan_regroup(state, [["a0", "a1"], ["a2", "a3"]])
     state = run(state, [Undo(state.version)], author="ada")  # redo the model's move
     assert fixed_answers(state) == set()
+
+
+def _interleaved_q1(tmp_path):
+    """A registry with a published version, and a store holding the sample q1 in four
+    suggested groups of interleaved answers: any regrouping has several edits to make."""
+    from pathlib import Path
+
+    from grouper.answers import load_answers
+    from grouper.model_versions import ModelRegistry
+    from grouper.store import Store
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    (question,) = load_answers(Path(__file__).resolve().parents[1] / "sample_data" / "q1_capital_australia.csv")
+    n = len(question.answers)
+    labels = np.arange(n) % 4 + 1
+    grouping = Grouping(labels, np.ones(n), tuple(Group(g, f"g{g}", tuple(np.flatnonzero(labels == g))) for g in range(1, 5)))
+    store = Store.open(tmp_path / "grades.sqlite")
+    store.import_question(question)
+    store.save_grouping("q1", grouping, model_version="test")
+    return registry, store
