@@ -1087,7 +1087,7 @@ def test_instructors_regroup_waiting_answers_with_the_active_version(app, db, tm
     app.button(key="models-regroup").click().run()
     assert not app.exception, app.exception
     (message,) = successes(app)
-    assert message.startswith("Regrouped 2 question(s) with v0001:")
+    assert message.startswith("Regrouped with v0001:") and " of 2 question(s)" in message
     authors = {author for author, _ in logged(db)}
     assert authors == {"Ada", "model:v0001"}  # the model's moves are its own, not Ada's
     with Store.open(db) as store:
