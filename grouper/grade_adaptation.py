@@ -236,27 +236,20 @@ def adapt_question(
 
     Raises
     ------
-    EditRefused
-        An edit of the plan conflicts with one that came in since the plan was made;
-        nothing after it was applied.
     grouper.regroup.StalePlan
-        Someone else's edit came in between the plan's edits: the plan stopped after the
-        next one (its ``done`` says how many were made).
+        Someone else's edit came in since the plan was made: the plan stopped at the first
+        edit that conflicted with it, or after the next one (``done`` says how many were
+        made, ``reason`` why).
     """
     from grouper.references import question_references
-    from grouper.regroup import StalePlan
+    from grouper.regroup import StalePlan, append_plan
 
     question = store.question(question_id)
     state = store.state(question_id)
     vectors = encoder.encode([a.normalized for a in question.answers], cache=store.embeddings).vectors
     references = question_references(question, encoder, cache=store.embeddings)
     payloads = adapt_to_grades(state, question.answers, vectors, references, settings)
-    base = state.version
-    for done, payload in enumerate(payloads, start=1):
-        # As a regroup's plan (grouper.regroup.regroup_stored_question): against the version
-        # the plan reached; an edit by anyone else in between stops it after this edit.
-        edit = store.append(question_id, author, base, payload)
-        if edit.edit_id != base + 1:
-            raise StalePlan(question_id, done)
-        base = edit.edit_id
-    return len(payloads)
+    done, stopped = append_plan(store, question_id, author, state.version, payloads)
+    if stopped is not None:
+        raise StalePlan(question_id, done, stopped)
+    return done

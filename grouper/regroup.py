@@ -32,6 +32,9 @@ from grouper.references import References, question_references
 
 __all__ = [
     "MODEL_AUTHOR_PREFIX",
+    "STALE_PLAN",
+    "StalePlan",
+    "append_plan",
     "fixed_answers",
     "is_model_author",
     "model_author",
@@ -52,12 +55,13 @@ STALE_PLAN = "another edit came in while the question was being regrouped; the r
 
 
 class StalePlan(ValueError):
-    """A model's plan stopped because someone else's edit came in between its edits; the
-    first ``done`` edits of the plan were applied (each checked against what came in)."""
+    """A model's plan stopped early (:func:`append_plan`): someone else's edit came in
+    between its edits, or conflicted with one; its first ``done`` edits were applied."""
 
-    def __init__(self, question_id: str, done: int):
-        super().__init__(f"question {question_id}: {STALE_PLAN} ({done} edit(s) of the plan were made)")
+    def __init__(self, question_id: str, done: int, reason: str):
+        super().__init__(f"question {question_id}: {reason} ({done} edit(s) of the plan were made)")
         self.done = done
+        self.reason = reason
 
 
 def model_author(version: str) -> str:
@@ -397,8 +401,6 @@ def regroup_stored_question(
         Edits appended, and why the plan stopped early when a grader's edit came in between
         (the rest is refused, never forced).
     """
-    from grouper.edits import EditRefused
-
     if not is_model_author(author):
         raise ValueError(f"regrouping edits are a model's; author {author!r} must start with {MODEL_AUTHOR_PREFIX!r}")
     state = store.state(question_id)
@@ -406,13 +408,28 @@ def regroup_stored_question(
     answers = question.answers
     vectors = encoder.encode([a.normalized for a in answers], cache=store.embeddings).vectors
     references = question_references(question, encoder, cache=store.embeddings)
+    return append_plan(store, question_id, author, state.version, regroup_question(state, answers, vectors, settings, references))
+
+
+def append_plan(
+    store, question_id: str, author: str, base: int, payloads: Sequence[Payload]
+) -> tuple[int, str | None]:
+    """Append a model's plan, made from version ``base``, edit by edit.
+
+    Each edit is made against the version the plan reached (its own edits only): an edit by
+    anyone else in between is one the plan never saw, so the next edit is checked against it
+    (refused where it conflicts) and the plan stops after it. The rest is never forced.
+
+    Returns
+    -------
+    (int, str or None)
+        Edits appended, and why the plan stopped early (``STALE_PLAN``, or the refusal).
+    """
+    from grouper.edits import EditRefused
+
     done = 0
-    base = state.version
     try:
-        for payload in regroup_question(state, answers, vectors, settings, references):
-            # Against the version the plan reached (its own edits only): an edit by anyone
-            # else in between is one the plan never saw, so this edit is checked against it
-            # (refused where it conflicts) and the plan stops after it.
+        for payload in payloads:
             edit = store.append(question_id, author, base, payload)
             done += 1
             if edit.edit_id != base + 1:

@@ -8,9 +8,8 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable
-from pathlib import Path
 
-from grouper.store import DEFAULT_DB, Store, StoreBusy, default_url
+from grouper.store import DEFAULT_DB, Store, StoreBusy, default_url, sqlite_file
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -20,14 +19,6 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"store: a SQLite file or a SQLAlchemy URL (default: $GROUPER_DB, else ./{DEFAULT_DB})",
     )
-
-
-def store_file(args: argparse.Namespace) -> Path | None:
-    """The SQLite file ``--db`` (or its default) names; ``None`` for a server URL or memory."""
-    url = default_url(args.db)
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return None
-    return Path(url.removeprefix("sqlite:///"))
 
 
 def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
@@ -46,7 +37,7 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
     ValueError
         When the file is not there (and ``create`` is false), or its folder is not there.
     """
-    path = store_file(args)
+    path = sqlite_file(args.db)
     if path is not None and not path.is_file():
         if not create:
             raise ValueError(

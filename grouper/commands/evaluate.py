@@ -36,7 +36,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     # Read every file and check every option before loading the model: a bad file or a
     # mistyped path fails in a second, not a minute (or after the first file's questions).
-    files = [(Path(path).stem, load_answers(path, encoding=args.encoding, require_gold=max(args.min_answers, 1))) for path in args.files]
+    files = [(Path(path).stem, load_answers(path, encoding=args.encoding, require_gold=args.min_answers)) for path in args.files]
     device = choose_device(args.device)
     _check_store_path(args.log_db, "--log-db", created=False)
     if args.cache and "://" not in args.cache:
@@ -124,12 +124,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _check_store_path(value: str, option: str, *, created: bool) -> None:
     """A SQLite store named by a path or ``sqlite:///`` URL must be a file in a folder that
     exists (``created``: the folder was just made); a server URL is taken as is."""
-    from grouper.store import default_url
+    from grouper.store import sqlite_file
 
-    url = default_url(value)
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+    path = sqlite_file(value)
+    if path is None:
         return
-    path = Path(url.removeprefix("sqlite:///"))
     if path.is_dir():
         raise ValueError(f"{option} {value} is a folder; name a database file in it, e.g. {path / 'grouper.sqlite'}")
     if not created and not path.parent.is_dir():

@@ -20,7 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy, store_file
+from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
 from grouper.exports import (
     grade_rows,
     write_edit_log_jsonl,
@@ -30,7 +30,7 @@ from grouper.exports import (
     write_rubric_csv,
 )
 from grouper.feedback import PairFilter, PairSettings, course_questions, training_pairs
-from grouper.store import Store
+from grouper.store import Store, database_files, is_sqlite_database, sqlite_file
 
 
 def _when(text: str) -> datetime:
@@ -57,7 +57,7 @@ def _write(args: argparse.Namespace, render) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     target = Path(args.output)
-    _refuse_to_overwrite_a_store(target, store_file(args))
+    _refuse_to_overwrite_a_store(target, sqlite_file(args.db))
     buffer = io.StringIO(newline="")
     n = render(buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
@@ -88,12 +88,10 @@ def _refuse_to_overwrite_a_store(target: Path, store: Path | None) -> None:
     lose every grade and the whole edit log."""
     if target.is_dir():
         raise ValueError(f"-o {target} is a folder; name a file, e.g. -o {target / 'grades.csv'}")
-    if store is not None and target.resolve() in {store.resolve(), *(Path(f"{store.resolve()}{s}") for s in ("-wal", "-shm", "-journal"))}:
+    if store is not None and target.resolve() in database_files(store):
         raise ValueError(f"-o {target} is the store itself (--db); name another file")
-    if target.is_file():
-        with target.open("rb") as handle:
-            if handle.read(16) == b"SQLite format 3\x00":
-                raise ValueError(f"-o {target} is a SQLite database; an export does not replace one: name another file")
+    if is_sqlite_database(target):
+        raise ValueError(f"-o {target} is a SQLite database; an export does not replace one: name another file")
 
 
 def _say_what_is_ungraded(question_id: str, rows, by_student: bool) -> None:

@@ -261,15 +261,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grouper.store.store import default_url
-
-    url = default_url(args.db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        # Opening would create an empty store, and its "backup" would read as a success.
-        return fail(f"no store at {url.removeprefix('sqlite:///')}; check --db (or $GROUPER_DB)", 2)
     if not Path(args.target).expanduser().resolve().parent.is_dir():
         return fail(f"the folder of {args.target} does not exist; create it first", 2)
-    store = open_store(args)
+    store = open_store(args)  # a store that is not there is an error, not an empty "backup"
     try:
         summary = store.backup(args.target, overwrite=args.force)
     except (ValueError, FileExistsError) as problem:

@@ -107,6 +107,8 @@ def _import_samples(db: Path, args: argparse.Namespace) -> list[str]:
 
 def _store_path(value: str | None) -> Path:
     """The SQLite file the UI serves (``--db``, else ``$GROUPER_DB``), checked to be one."""
+    from grouper.store import is_sqlite_database
+
     value = value or os.environ.get(DB_ENV)
     if not value:
         raise ValueError("name the store: --db FILE (or set GROUPER_DB)")
@@ -115,10 +117,8 @@ def _store_path(value: str | None) -> Path:
     db = Path(value).expanduser().resolve()
     if db.is_dir():
         raise ValueError(f"--db {value} is a folder; name a database file, e.g. {db / 'grades.sqlite'}")
-    if db.is_file() and db.stat().st_size:
-        with db.open("rb") as handle:
-            if handle.read(16) != b"SQLite format 3\x00":
-                raise ValueError(f"--db {value} is not a SQLite database; name another file (a new one is created)")
+    if db.is_file() and db.stat().st_size and not is_sqlite_database(db):
+        raise ValueError(f"--db {value} is not a SQLite database; name another file (a new one is created)")
     return db
 
 

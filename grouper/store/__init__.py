@@ -6,7 +6,16 @@ append-only edit log, folded by :mod:`grouper.edits` into the state graders see.
 
 from grouper.store.embedding_cache import EmbeddingCache, text_key
 from grouper.store.engine import StoreBusy
-from grouper.store.store import DEFAULT_DB, QuestionInfo, Store, StoreError, default_url
+from grouper.store.store import (
+    DEFAULT_DB,
+    QuestionInfo,
+    Store,
+    StoreError,
+    database_files,
+    default_url,
+    is_sqlite_database,
+    sqlite_file,
+)
 
 __all__ = [
     "DEFAULT_DB",
@@ -15,6 +24,9 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "database_files",
     "default_url",
+    "is_sqlite_database",
+    "sqlite_file",
     "text_key",
 ]

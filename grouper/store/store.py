@@ -36,7 +36,7 @@ from grouper.store import migrate
 from grouper.store.engine import WRITE, is_memory_sqlite, make_engine, run_with_retry
 from grouper.store.schema import answers, courses, edits, exams, groupings, questions, snapshots
 
-__all__ = ["DEFAULT_DB", "QuestionInfo", "Store", "StoreError", "default_url"]
+__all__ = ["DEFAULT_DB", "QuestionInfo", "Store", "StoreError", "database_files", "default_url", "is_sqlite_database", "sqlite_file"]
 
 T = TypeVar("T")
 
@@ -61,6 +61,31 @@ def default_url(db: str | os.PathLike[str] | None = None) -> str:
     if "://" in value:
         return value
     return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def sqlite_file(db: str | os.PathLike[str] | None = None) -> Path | None:
+    """The SQLite file a ``--db`` value (path or URL, default as :func:`default_url`) names;
+    ``None`` for another database or an in-memory one."""
+    url = default_url(db)
+    if not url.startswith("sqlite:///") or is_memory_sqlite(url):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def database_files(path: Path) -> set[Path]:
+    """The file of a SQLite database and the ones SQLite keeps beside it (``-wal``, ``-shm``,
+    ``-journal``): replacing any of them under its writers corrupts the database."""
+    live = Path(path).expanduser().resolve()
+    return {live, *(Path(f"{live}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+
+
+def is_sqlite_database(path: Path) -> bool:
+    """Whether ``path`` is a file that starts as a SQLite database does."""
+    try:
+        with Path(path).open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -843,8 +868,7 @@ class Store:
             where = "in memory" if is_memory_sqlite(self.url) else f"a {parsed.get_backend_name()} database"
             raise ValueError(f"{self.where} is {where}; only a SQLite file store is backed up here (use the database's own tools)")
         target = Path(target).expanduser().resolve()
-        live = Path(parsed.database).expanduser().resolve()
-        if target in {live, *(Path(f"{live}{s}") for s in ("-wal", "-shm", "-journal"))}:
+        if target in database_files(Path(parsed.database)):
             # Replaced under the writers' open connections, the live store is corrupted and
             # their edits lost: never, whatever overwrite says.
             raise ValueError(f"{target} is the store itself; back it up to another file")

@@ -24,7 +24,6 @@ from grouper.edits import (
     NEW,
     Confirm,
     Delete,
-    EditRefused,
     Grade,
     GradeAnswer,
     GradeGroup,
@@ -287,10 +286,9 @@ def _adapt() -> None:
     try:
         done = adapt_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author=author)
     except StalePlan as stale:
-        ui_common.flash("error", f"Regrouping stopped after {stale.done} edit(s): the question was edited meanwhile.")
-        return
-    except EditRefused as refused:
-        ui_common.flash("error", "Regrouping stopped: the question was edited meanwhile.", str(refused))
+        ui_common.flash(
+            "error", f"Regrouping stopped after {stale.done} edit(s): the question was edited meanwhile.", stale.reason
+        )
         return
     if done:
         ui_common.flash("success", f"Regrouped the answers not reviewed yet from the grades given ({done} edits).")
