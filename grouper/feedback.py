@@ -64,6 +64,7 @@ from grouper.edits import (
     grade_kind,
 )
 from grouper.pairs import TrainingPair
+from grouper.store import filing_key
 
 __all__ = [
     "CANNOT_LINK",
@@ -439,13 +440,15 @@ def course_questions(store: Any, courses: Iterable[str], within: Iterable[str] |
     infos = store.questions()
     known = sorted({i.course for i in infos if i.course is not None})
     wanted = list(dict.fromkeys(courses))
-    unknown = [c for c in wanted if c not in known]
+    # "--course geography" is the stored "Geography": courses are filed under one spelling.
+    keys = {filing_key(c) for c in wanted}
+    unknown = [c for c in wanted if filing_key(c) not in {filing_key(k) for k in known}]
     if unknown:
         raise ValueError(
             f"no course {', '.join(map(repr, unknown))} in the store (courses: {', '.join(known) or 'none'}); "
             "file questions under one with `grouper import --course`"
         )
-    ids = [i.question_id for i in infos if i.course in wanted]
+    ids = [i.question_id for i in infos if i.course is not None and filing_key(i.course) in keys]
     in_courses = set(ids)
     chosen = ids if within is None else [q for q in within if q in in_courses]
     if not chosen:  # an empty choice must never widen to every question

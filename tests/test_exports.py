@@ -355,6 +355,7 @@ def test_pairs_are_chosen_by_course(tmp_path):
             store.save_grouping(qid, Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "a", (0, 1)), Group(2, "b", (2, 3)))), model_version="m")
             store.append(qid, "ta1", None, Confirm(1))
         assert course_questions(store, ["Geography"]) == ["g1", "g2"]
+        assert course_questions(store, [" geography"]) == ["g1", "g2"]  # the course as filed
         assert course_questions(store, ["Geography"], within=["g2", "p1"]) == ["g2"]
         pairs = training_pairs(store, select=PairFilter(question_ids=frozenset(course_questions(store, ["Physics"]))))
         assert {p.question_id for p in pairs} == {"p1"}

@@ -146,6 +146,25 @@ def test_questions_come_back_as_imported(store):
     assert grouping.groups == _grouping().groups and list(grouping.labels) == list(_grouping().labels)
 
 
+def test_courses_and_exams_are_filed_under_one_spelling(store):
+    # A course typed "geography " or "GEOGRAPHY" on the next import is the course already
+    # stored, not a second one that course filters would miss.
+    store.import_question(_question("q2"), course="  geography ", exam="MIDTERM")
+    store.import_question(_question("q3"), course="Ge\u0301ology  101", exam=None)
+    store.import_question(_question("q4"), course="Géology 101", exam="Final   exam")
+    filed = {i.question_id: (i.course, i.exam) for i in store.questions()}
+    assert filed == {
+        "q1": ("Geography", "Midterm"),
+        "q2": ("Geography", "Midterm"),
+        "q3": ("Géology 101", "(no exam)"),
+        "q4": ("Géology 101", "Final exam"),
+    }
+    for course, exam in (("   ", None), ("Geography", "  ")):
+        with pytest.raises(StoreError, match="is empty"):
+            store.import_question(_question("q5"), course=course, exam=exam)
+    assert "q5" not in store.question_ids()
+
+
 def test_a_duplicate_import_is_refused_and_writes_nothing(store):
     with pytest.raises(StoreError, match="question 'q1' is already in"):
         store.import_question(_question(n=3))

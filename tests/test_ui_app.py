@@ -376,6 +376,43 @@ def test_import_gives_the_maximum_typed_to_questions_whose_file_gives_none(app, 
     assert logged(db, "r") == [("Ada", SetMaxScore(2.0))]
 
 
+def test_import_files_the_questions_under_a_course_and_exam(app, db):
+    _upload(app, "geo.csv", b"student_id,answer\ns1,Canberra\ns2,Sydney\ns3,Canberra\n")
+    app.text_input(key="import-exam").input("Midterm")
+    app.button(key="import-go").click().run()
+    assert errors(app) == ["Nothing was imported."]
+    assert any("an exam is filed under a course" in t for t in texts(app)), texts(app)
+    assert "geo" not in ui_question_ids(db)
+    app.text_input(key="import-course").input("Geography  ")
+    app.button(key="import-go").click().run()
+    assert successes(app) == ["Imported and grouped 1 question(s)."]
+    with Store.open(db) as store:
+        filed = {i.question_id: (i.course, i.exam) for i in store.questions()}
+    assert filed == {"q1": (None, None), "xss": (None, None), "geo": ("Geography", "Midterm")}
+    # The picker says where each question is filed; the export page offers the course's grades.
+    app.switch_page("views/groups.py").run()
+    picker = app.selectbox(key="question-picker")
+    assert picker.options == ["q1", "xss", "geo (Geography, Midterm)"] and picker.value == "geo"
+    _upload(app, "geo2.csv", b"student_id,answer\ns1,Perth\ns2,Canberra\n")
+    assert "Courses in the store: Geography" in texts(app)
+    app.text_input(key="import-course").input("geography")
+    app.button(key="import-go").click().run()
+    with Store.open(db) as store:
+        assert {i.question_id: i.course for i in store.questions()}["geo2"] == "Geography"
+    app.switch_page("views/export.py").run()
+    scope = app.button_group(key="export-scope")
+    assert scope.options == ["This question", "This course", "All questions"]
+    scope.set_value("This course").run()
+    assert "5 answers, 0 graded, 5 not graded yet (empty score cells; a by-student total counts them as 0)." in texts(app)
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert "Grades by student (CSV, 3 students)" in labels
+
+
+def test_the_export_page_offers_no_course_scope_for_a_question_without_one(app, db):
+    app.switch_page("views/export.py").run()
+    assert app.button_group(key="export-scope").options == ["This question", "All questions"]
+
+
 def ui_question_ids(db: Path) -> list[str]:
     with Store.open(db) as store:
         return store.question_ids()

@@ -58,7 +58,7 @@ from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.grade_check import conflicts_among, identical_answers
 from grouper.model_versions import ModelRegistry
 from grouper.review import ConfidenceCue, confidence_cue, grade_change_summary, least_typical_first, project_2d
-from grouper.store import Store
+from grouper.store import NO_EXAM, QuestionInfo, Store
 
 #: The store the app opens; ``grouper ui --db`` sets it.
 DB_ENV = "GROUPER_DB"
@@ -381,16 +381,38 @@ def question_ids() -> list[str]:
     return list(store().question_ids())
 
 
+def courses() -> list[str]:
+    """The courses questions are filed under, sorted."""
+    return sorted({i.course for i in store().questions() if i.course is not None})
+
+
+def course_of(question_id: str) -> str | None:
+    """The course the question is filed under, if any."""
+    return next((i.course for i in store().questions() if i.question_id == question_id), None)
+
+
+def _filed_label(info: QuestionInfo) -> str:
+    """A question as the picker lists it: its id, and where it is filed."""
+    if info.course is None:
+        return info.question_id
+    where = info.course if info.exam in (None, NO_EXAM) else f"{info.course}, {info.exam}"
+    return f"{info.question_id} ({where})"
+
+
 def choose_question() -> str | None:
     """The sidebar's question picker; the choice is kept per session across pages."""
-    ids = question_ids()
+    infos = store().questions()
+    ids = [i.question_id for i in infos]
     if not ids:
         st.info("No answers imported yet. An instructor imports them on the Import page.")
         return None
+    labels = {i.question_id: _filed_label(i) for i in infos}
     current = st.session_state.get(QUESTION)
     if current not in ids:
         current = ids[0]
-    picked = st.sidebar.selectbox("Question", ids, index=ids.index(current), key="question-picker")
+    picked = st.sidebar.selectbox(
+        "Question", ids, index=ids.index(current), key="question-picker", format_func=labels.get
+    )
     st.session_state[QUESTION] = picked
     text = _question_text(str(db_path()), picked)
     if text:
@@ -668,7 +690,12 @@ def sample_files() -> list[Path]:
 
 
 def import_and_group(
-    questions: Sequence[Question], progress: Callable[[float, str], None], author: str = "import"
+    questions: Sequence[Question],
+    progress: Callable[[float, str], None],
+    author: str = "import",
+    *,
+    course: str | None = None,
+    exam: str | None = None,
 ) -> list[str]:
     """Import questions into the store, grouped: ``grouper.intake.import_questions``, the
     function behind ``grouper import``, with progress reported along the way.
@@ -677,7 +704,7 @@ def import_and_group(
     so that progress can be shown; ``import_questions`` then finds every vector cached, groups
     every question and saves them. Nothing of a question is stored before all are grouped
     (the cache holds only vectors, keyed by text hash). ``author`` sets the maximum scores the
-    file gives (the signed-in user).
+    file gives (the signed-in user); ``course`` and ``exam`` file the questions.
     """
     from grouper.intake import import_questions
 
@@ -695,7 +722,7 @@ def import_and_group(
             model.encode(texts[start : start + _EMBED_CHUNK], cache=target.embeddings)
             done += len(texts[start : start + _EMBED_CHUNK])
     progress(0.9, f"Grouping and saving {len(questions)} question(s)")
-    imported = import_questions(target, questions, model, author=author)
+    imported = import_questions(target, questions, model, author=author, course=course, exam=exam)
     progress(1.0, "Done")
     return imported
 

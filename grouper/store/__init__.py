@@ -8,17 +8,20 @@ from grouper.store.embedding_cache import EmbeddingCache, text_key
 from grouper.store.engine import StoreBusy
 from grouper.store.store import (
     DEFAULT_DB,
+    NO_EXAM,
     QuestionInfo,
     Store,
     StoreError,
     database_files,
     default_url,
+    filing_key,
     is_sqlite_database,
     sqlite_file,
 )
 
 __all__ = [
     "DEFAULT_DB",
+    "NO_EXAM",
     "EmbeddingCache",
     "QuestionInfo",
     "Store",
@@ -26,6 +29,7 @@ __all__ = [
     "StoreError",
     "database_files",
     "default_url",
+    "filing_key",
     "is_sqlite_database",
     "sqlite_file",
     "text_key",

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -99,6 +100,40 @@ class QuestionInfo:
     has_grouping: bool
     course: str | None
     exam: str | None
+
+
+#: The exam of questions filed under a course but no exam.
+NO_EXAM = "(no exam)"
+
+
+def _filing_name(name: str, what: str) -> str:
+    """A course's or exam's name as filed: NFC, runs of white space as one space."""
+    filed = " ".join(unicodedata.normalize("NFC", name).split())
+    if not filed:
+        raise StoreError(f"the {what} name {name!r} is empty; give a name or no {what}")
+    return filed
+
+
+def filing_key(name: str) -> str:
+    """What makes two course (or exam) names one: their letters, in any case, Unicode form
+    or spacing.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        Equal for "Geography" and " geography", and for "Géology" composed or not.
+    """
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+def _same_name(name: str, known: dict[str, int]) -> int | None:
+    """The id of the known name that ``name`` spells in other case, if any."""
+    key = filing_key(name)
+    return next((pk for other, pk in known.items() if filing_key(other) == key), None)
 
 
 def _now() -> datetime:
@@ -359,12 +394,16 @@ class Store:
         return qpk
 
     def _exam_id(self, conn: Connection, course: str, exam: str | None) -> int | None:
-        course_id = conn.execute(select(courses.c.id).where(courses.c.name == course)).scalar()
+        course = _filing_name(course, "course")
+        exam = NO_EXAM if exam is None else _filing_name(exam, "exam")
+        # One spelling per course and per exam of it: "geography " typed at the next import is
+        # the stored "Geography", not a second course that filters by course would miss.
+        known = dict(conn.execute(select(courses.c.name, courses.c.id)).all())
+        course_id = _same_name(course, known)
         if course_id is None:
             course_id = conn.execute(courses.insert().values(name=course, created_at=_now())).inserted_primary_key[0]
-        if exam is None:
-            exam = "(no exam)"
-        exam_id = conn.execute(select(exams.c.id).where(exams.c.course_id == course_id, exams.c.name == exam)).scalar()
+        known = dict(conn.execute(select(exams.c.name, exams.c.id).where(exams.c.course_id == course_id)).all())
+        exam_id = _same_name(exam, known)
         if exam_id is None:
             exam_id = conn.execute(
                 exams.insert().values(course_id=course_id, name=exam, created_at=_now())

@@ -38,12 +38,18 @@ question_id = ui_common.choose_question()
 if question_id is None:
     st.stop()
 
-scope = st.segmented_control(
-    "Export", ["This question", "All questions"], default="This question", key="export-scope"
-)
+course = ui_common.course_of(question_id)
+# A course's questions export together: one by-student table for the whole exam or term.
+scopes = ["This question"] + (["This course"] if course is not None else []) + ["All questions"]
+scope = st.segmented_control("Export", scopes, default="This question", key="export-scope")
 store = ui_common.store()
-question_ids = [question_id] if scope != "All questions" else store.question_ids()
-suffix = question_id if len(question_ids) == 1 else "all"
+if scope == "All questions":
+    question_ids, suffix = store.question_ids(), "all"
+elif scope == "This course" and course is not None:
+    question_ids = [i.question_id for i in store.questions() if i.course == course]
+    suffix = "course-" + "".join(c if c.isalnum() else "-" for c in course)
+else:
+    question_ids, suffix = [question_id], question_id
 
 
 def _deferred(write: Callable[[IO[str]], object]) -> Callable[[], bytes]:

@@ -173,6 +173,12 @@ def _add_late() -> None:
         )
 
 
+def _typed(key: str) -> str | None:
+    """A name typed in a text field, or None when it was left blank."""
+    value = (st.session_state.get(key) or "").strip()
+    return value or None
+
+
 def _import() -> None:
     """Group every new question (progress bar), then save them all."""
     chosen = new
@@ -183,12 +189,19 @@ def _import() -> None:
         except ValueError as problem:
             ui_common.flash("error", "Nothing was imported.", str(problem))
             return
+    course = _typed("import-course")
+    exam = _typed("import-exam")
+    if exam is not None and course is None:
+        ui_common.flash("error", "Nothing was imported.", "an exam is filed under a course: give the course too.")
+        return
     bar = st.progress(0.0, text="Loading the model")
     try:
         imported = ui_common.import_and_group(
             chosen,
             progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what),
             author=ui_common.current_identity().author,
+            course=course,
+            exam=exam,
         )
     except Exception as exc:  # noqa: BLE001 - shown to the instructor
         # Grouping runs before anything is written, so a failure there saved nothing.
@@ -220,6 +233,16 @@ if new and any(q.max_score is None for q in new):
         step=0.5,
         key="import-max-score",
     )
+if new:
+    # Filed under a course, the questions' grades export together and their corrections can
+    # be chosen by course for retraining. A course typed in other case or spacing is the one
+    # stored (grouper.store.filing_key).
+    cols = st.columns(2)
+    cols[0].text_input("Course (optional)", key="import-course", max_chars=200)
+    cols[1].text_input("Exam (optional, needs a course)", key="import-exam", max_chars=200)
+    known = ui_common.courses()
+    if known:
+        st.text("Courses in the store: " + ", ".join(known))
 if st.button(f"Import and group {len(new)} question(s)", key="import-go", type="primary", disabled=not new):
     _import()
     st.rerun()
