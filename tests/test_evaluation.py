@@ -201,6 +201,13 @@ def test_evaluate_runs_the_protocol_through_the_edit_log(encoder) -> None:
     assert split.ratio == pytest.approx(split.apa / min(split.one_group, split.exact))
 
 
+def test_evaluate_takes_a_file_with_maximum_scores(encoder) -> None:
+    from dataclasses import replace
+
+    (result,) = evaluate_questions([replace(_capital_question(), max_score=2.0)], encoder)
+    assert result.answers == len(CAPITAL)
+
+
 def test_evaluate_refuses_answers_without_gold(encoder) -> None:
     q = _capital_question()
     bare = Question("bare", "", tuple(Answer(a.answer_id, "bare", a.text) for a in q.answers))

@@ -146,6 +146,12 @@ def test_questions_come_back_as_imported(store):
     assert grouping.groups == _grouping().groups and list(grouping.labels) == list(_grouping().labels)
 
 
+def test_a_question_with_a_maximum_score_is_not_stored_without_its_grouping(store):
+    with pytest.raises(StoreError, match="has a maximum score, which is logged over its grouping"):
+        store.import_question(_with_max(_question("q2"), 4.0))
+    assert store.question_ids() == ["q1"]
+
+
 def test_courses_and_exams_are_filed_under_one_spelling(store):
     # A course typed "geography " or "GEOGRAPHY" on the next import is the course already
     # stored, not a second one that course filters would miss.

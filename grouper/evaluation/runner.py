@@ -11,7 +11,7 @@ arithmetic of :mod:`grouper.evaluation.apa`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -296,7 +296,8 @@ def _evaluate_question(
     """Group, store and grade one question; with ``adaptation``, the answers not reviewed yet
     are re-cut after every reviewed group (flywheel mode)."""
     grouped = group_question(question, encoder, settings, cache=cache)
-    store.import_question(question)
+    # The oracle grades with the gold labels: a file's maximum score plays no part in APA.
+    store.import_question(replace(question, max_score=None))
     store.save_grouping(question.question_id, grouped.grouping, model_version=encoder.model_key)
     gold = {a.answer_id: str(a.gold) for a in question.answers}
     references = grouped.references

@@ -280,11 +280,18 @@ class Store:
         Raises
         ------
         StoreError
-            When a question with this id is already stored (nothing is written).
+            When a question with this id is already stored, or it has a maximum score
+            (nothing is written).
         """
         if exam is not None and course is None:
             raise StoreError(f"exam {exam!r} needs a course; give course= too")
-
+        if question.max_score is not None:
+            # The maximum is the first edit of the log, which is folded over a grouping: stored
+            # without one, it would be dropped without a word.
+            raise StoreError(
+                f"question {question.question_id!r} has a maximum score, which is logged over its grouping; "
+                "store it with import_grouped (nothing was imported)"
+            )
         self._write(lambda conn: self._insert_question(conn, question, course, exam), f"importing question {question.question_id}")
 
     def import_grouped(
