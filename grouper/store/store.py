@@ -512,7 +512,7 @@ class Store:
     def save_grouping(
         self, question_id: str, grouping: Grouping, *, model_version: str, settings: dict[str, Any] | None = None
     ) -> int:
-        """Store a grouping of the question's answers and make it the base of its edit log.
+        """Store the grouping of a question imported without one: the base of its edit log.
 
         Parameters
         ----------
@@ -532,8 +532,10 @@ class Store:
         Raises
         ------
         StoreError
-            When the question already has edits: they were made over its current grouping,
-            which therefore stays.
+            When the question already has a grouping. Its version 0 may be on a grader's
+            screen, and an edit made there would land on the new grouping's groups of the same
+            ids; a regroup (``grouper.regroup``) is logged as edits instead, which such an
+            edit is checked against.
         """
         def txn(conn: Connection) -> int:
             q = self._question_row(conn, question_id, lock=True)
@@ -543,17 +545,12 @@ class Store:
                     f"the grouping labels {len(grouping.labels)} answers but question {question_id!r} has {n}; "
                     "group the stored answers"
                 )
-            n_edits = self._latest_edit_id(conn, q.id)
-            if n_edits:
+            if q.grouping_id is not None:
                 raise StoreError(
-                    f"question {question_id!r} has {n_edits} edits made over grouping {q.grouping_id}; "
-                    "that grouping stays the base of its log (regrouping an edited question is not supported yet)"
+                    f"question {question_id!r} is already grouped (grouping {q.grouping_id}); regroup it with "
+                    "`grouper regroup`, which logs the new groups as edits; nothing was stored"
                 )
-            grouping_id = self._insert_grouping(conn, q.id, grouping, model_version, settings)
-            # A snapshot of the old grouping (version 0, taken before any edit) must not stand
-            # in for the new one: states are folded from the newest snapshot.
-            conn.execute(snapshots.delete().where(snapshots.c.question_pk == q.id))
-            return grouping_id
+            return self._insert_grouping(conn, q.id, grouping, model_version, settings)
 
         grouping_id = self._write(txn, f"saving the grouping of question {question_id}")
         with self._states_lock:
