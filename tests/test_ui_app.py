@@ -376,6 +376,34 @@ def test_import_gives_the_maximum_typed_to_questions_whose_file_gives_none(app, 
     assert logged(db, "r") == [("Ada", SetMaxScore(2.0))]
 
 
+def test_import_takes_several_files_at_once(app, db):
+    app.switch_page("views/import_answers.py").run()
+    app.file_uploader(key="import-file").set_value(
+        [("geo.csv", b"student_id,answer\ns1,Canberra\ns2,Sydney\n", "text/csv"),
+         ("phys.csv", b"student_id,answer\ns1,9.8 m/s2\ns2,10\ns3,9.8\n", "text/csv")]
+    )
+    app.run()
+    assert list(table(app, *PREVIEW)["Question"]) == ["geo", "phys"]
+    app.button(key="import-go").click().run()
+    assert successes(app) == ["Imported and grouped 2 question(s)."]
+    assert ui_question_ids(db) == ["q1", "xss", "geo", "phys"]
+
+
+def test_a_question_in_two_uploaded_files_is_refused(app, db):
+    app.switch_page("views/import_answers.py").run()
+    app.file_uploader(key="import-file").set_value(
+        [("a.csv", b"question_id,answer_id,answer\ngeo,1,Canberra\n", "text/csv"),
+         ("b.csv", b"question_id,answer_id,answer\ngeo,2,Sydney\n", "text/csv")]
+    )
+    app.run()
+    assert errors(app) == ["Nothing was imported: fix these problems in the file and upload it again."]
+    problems = table(app, "File", "Row", "Column", "Problem")
+    assert problems.to_dict("records") == [
+        {"File": "b.csv", "Row": "", "Column": "question_id", "Problem": "question 'geo' is also in a.csv; give each question one file"}
+    ]
+    assert [b.key for b in app.button if b.key == "import-go"] == []
+
+
 def test_import_files_the_questions_under_a_course_and_exam(app, db):
     _upload(app, "geo.csv", b"student_id,answer\ns1,Canberra\ns2,Sydney\ns3,Canberra\n")
     app.text_input(key="import-exam").input("Midterm")

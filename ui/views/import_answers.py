@@ -1,4 +1,4 @@
-"""Import page: upload an answer file (or pick the sample data), preview it, import and group.
+"""Import page: upload answer files (or pick the sample data), preview them, import and group.
 
 The file is parsed by ``grouper.answers.parse_answers`` with the same rules as the command
 line: every problem is listed with the file, row and column, and nothing is imported unless
@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action
-from grouper.answers import AnswerFileError, Question, parse_answers, with_max_score
+from grouper.answers import AnswerFileError, FileProblem, Question, parse_answers, with_max_score
 from grouper.edits import EditRefused
 from grouper.intake import truncated_answers, with_stored_ids
 from grouper.late_answers import add_late_answers, late_answers_of, resubmissions
@@ -42,10 +42,13 @@ if source == "Sample data":
     else:
         files = []
 else:
-    upload = st.file_uploader(
-        "Answer file (CSV, JSON or JSONL)", type=["csv", "json", "jsonl"], key="import-file"
+    uploads = st.file_uploader(
+        "Answer files (CSV, JSON or JSONL; one or more)",
+        type=["csv", "json", "jsonl"],
+        key="import-file",
+        accept_multiple_files=True,
     )
-    files = [] if upload is None else [(upload.name, upload.getvalue())]
+    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
     encoding = st.selectbox(
         "File encoding",
         [None, "cp1252", "latin-1", "mac-roman"],
@@ -63,18 +66,33 @@ if not files:
 
 questions: list[Question] = []
 errors: list[AnswerFileError] = []
+file_of: dict[str, str] = {}  # question id -> the file that gave it
 for file_name, content in files:
     try:
-        questions.extend(parse_answers(content, file_name, encoding=encoding))
+        parsed = parse_answers(content, file_name, encoding=encoding)
     except AnswerFileError as error:
         errors.append(error)
+        continue
+    # Two files giving one question would be imported as two copies or refused half way:
+    # the question is named with both files before anything is done.
+    twice = [q.question_id for q in parsed if q.question_id in file_of]
+    if twice:
+        errors.append(
+            AnswerFileError(
+                file_name,
+                [FileProblem(None, "question_id", f"question {q!r} is also in {file_of[q]}; give each question one file") for q in twice],
+            )
+        )
+        continue
+    file_of.update((q.question_id, file_name) for q in parsed)
+    questions.extend(parsed)
 
 if errors:
     st.error("Nothing was imported: fix these problems in the file and upload it again.")
     st.dataframe(
         pd.DataFrame(
             [
-                {"File": e.path, "Row": p.row, "Column": p.column or "", "Problem": p.message}
+                {"File": e.path, "Row": "" if p.row is None else p.row, "Column": p.column or "", "Problem": p.message}
                 for e in errors
                 for p in e.problems
             ]
