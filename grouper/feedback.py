@@ -6,10 +6,10 @@ Each edit says something about which answers belong together:
 edit               pairs
 =================  ==========================================================================
 confirm            must-link every pair of the group's members
-grade (a group)    must-link every pair of its members; cannot-link each member with each
-                   member of another group graded with a different score
-grade_answer       cannot-link the answer with its group's members when the override differs
-                   from the group's grade
+grade (a group)    must-link its members graded alike; cannot-link each member with each
+                   answer, in the group or another, graded otherwise (each answer by the
+                   grade it has: its own where it has one, else its group's)
+grade_answer       cannot-link the answer with its group's members graded otherwise
 merge              must-link across the merged groups
 split              cannot-link across the parts
 move               cannot-link each moved answer with the group it left; must-link it with
@@ -24,13 +24,20 @@ undo               removes what the undone edit gave (undoing an undo gives it b
 A grade that is corrected takes back what the old one said: grading a group as another graded
 group is, clearing a group's grade, or an answer's own grade cleared or set to its group's,
 withdraws the cannot-links an earlier *grade* gave between those answers (not a split's or a
-move's, which are about grouping). Edits by a model (``model:`` authors: regrouping,
-adaptation) give no pairs and withdraw none: a model must neither learn from its own guesses
-nor overwrite what a person said.
+move's, which are about grouping: one that a grade's cannot-link had repeated stands again).
+A pair a grade gave also stands only while the grades at the end of the log agree with it, so
+an undone grade takes back what later grades said against it. Edits by a model (``model:``
+authors: regrouping, adaptation) give no pairs and withdraw none: a model must neither learn
+from its own guesses nor overwrite what a person said.
 
-When edits disagree about a pair, the latest edit wins. Each pair (a :class:`grouper.pairs.TrainingPair`,
-with both answers' normalised texts) carries the edit and the author it came from. A big group gives quadratically many pairs: ``max_pairs_per_edit`` caps
-each edit's share by uniform sampling with a seeded generator, so the output is reproducible.
+When edits disagree about a pair, the latest edit wins, among every person's edits: a filter
+chooses among the pairs so decided, so a pair that a later edit reversed never comes back
+because that edit is filtered out. A blank answer gives no pairs (it has no text to learn
+from; it is embedded as zeros, not by the encoder). Each pair (a
+:class:`grouper.pairs.TrainingPair`, with both answers' normalised texts) carries the edit and
+the author it came from. A big group gives quadratically many pairs: ``max_pairs_per_edit``
+caps each edit's share by uniform sampling with a seeded generator, so the output is
+reproducible.
 
 :func:`question_pairs` works on a log in memory; :func:`training_pairs` reads a store. Both
 take a :class:`PairFilter` (questions, authors, time window, kinds) so that fine-tuning can
@@ -200,34 +207,56 @@ def _graded_apart(a: Grade, b: Grade) -> bool:
     return grade_kind(a) != grade_kind(b)
 
 
+def _by_grade(state: QuestionState, members: Iterable[str]) -> dict[Any, tuple[str, ...]]:
+    """Members by the grade each has (:func:`grouper.edits.grade_kind` of its own grade, else
+    its group's); ``None`` for the ungraded. A member with partial credit is graded apart from
+    its group."""
+    parts: dict[Any, list[str]] = {}
+    for m in members:
+        grade = state.grade_of(m)
+        parts.setdefault(None if grade is None else grade_kind(grade), []).append(m)
+    return {kind: tuple(ms) for kind, ms in parts.items()}
+
+
+def _between_grades(
+    mine: Mapping[Any, Sequence[str]], theirs: Mapping[Any, Sequence[str]]
+) -> list[_Block]:
+    """Cannot-link the answers of ``mine`` with those of ``theirs`` graded otherwise; withdraw
+    the grade-given cannot-links of those graded alike or not graded."""
+    blocks = []
+    for kind, first in mine.items():
+        for other, second in theirs.items():
+            apart = kind is not None and other is not None and kind != other
+            blocks.append(_Block(CANNOT_LINK if apart else _WITHDRAW, first, second))
+    return blocks
+
+
 def _edit_blocks(before: QuestionState, after: QuestionState, edit: Edit) -> list[_Block]:
     p = edit.payload
     kind = edit.kind
     if kind == "confirm":
         return [_Block(MUST_LINK, after.groups[p.group_id].members)]
     if isinstance(p, GradeGroup):
+        # Each member is linked by the grade it has, which is its own where it has one.
         group = after.groups[p.group_id]
-        others = [o for o in after.groups.values() if o.group_id != group.group_id]
-        if p.clears:
-            return [_Block(_WITHDRAW, group.members, o.members) for o in others]
-        given = group.grade  # a rubric grade's score comes from its items, not the payload
-        blocks = [_Block(MUST_LINK, group.members)]
-        for other in others:
-            if other.grade is not None and _graded_apart(other.grade, given):
-                blocks.append(_Block(CANNOT_LINK, group.members, other.members))
-            else:
-                blocks.append(_Block(_WITHDRAW, group.members, other.members))
+        mine = _by_grade(after, group.members)
+        blocks = [_Block(MUST_LINK, ms) for k, ms in mine.items() if k is not None]
+        kinds = list(mine)
+        for i, k in enumerate(kinds):  # within the group: graded apart, or no longer
+            blocks += _between_grades({k: mine[k]}, {j: mine[j] for j in kinds[i + 1 :]})
+        for other in after.groups.values():
+            if other.group_id != group.group_id:
+                blocks += _between_grades(mine, _by_grade(after, other.members))
+        if p.clears:  # a clear takes back; it says nothing new about the members with grades of their own
+            blocks = [b for b in blocks if b.label == _WITHDRAW]
         return blocks
     if isinstance(p, GradeAnswer):
         group_id = after.location[p.answer_id]
         if group_id is None:
             return []
-        group = after.groups[group_id]
-        mates = tuple(m for m in group.members if m != p.answer_id)
-        own = after.overrides.get(p.answer_id)
-        if own is None or group.grade is None or not _graded_apart(group.grade, own):
-            return [_Block(_WITHDRAW, (p.answer_id,), mates)]  # it has its group's grade again
-        return [_Block(CANNOT_LINK, (p.answer_id,), mates)]
+        mates = (m for m in after.groups[group_id].members if m != p.answer_id)
+        # Its own grade cleared or set to its group's: no longer apart from its mates.
+        return _between_grades(_by_grade(after, (p.answer_id,)), _by_grade(after, mates))
     if isinstance(p, Merge):
         parts = [before.groups[p.into].members, *(before.groups[g].members for g in p.others)]
         return [_Block(MUST_LINK, parts[i], parts[j]) for i in range(len(parts)) for j in range(i + 1, len(parts))]
@@ -323,10 +352,12 @@ def question_pairs(
     select = select or PairFilter()
     settings = settings or PairSettings()
     state = initial
+    # Every person's edit is resolved, whatever ``select`` says: a pair that a later edit
+    # reversed must not come back because the later edit is filtered out.
     given: list[tuple[Edit, list[tuple[str, str, str]], list[_Block]]] = []
     for edit in edits:
         after = apply(state, edit)
-        if edit.kind != "undo" and not is_model_author(edit.author) and select.admits(edit):
+        if edit.kind != "undo" and not is_model_author(edit.author):
             rng = random.Random(f"{settings.seed}:{edit.question_id}:{edit.edit_id}")
             blocks = _edit_blocks(state, after, edit)
             pairs: dict[tuple[str, str], str] = {}
@@ -337,39 +368,91 @@ def question_pairs(
             withdrawn = [b for b in blocks if b.label == _WITHDRAW and b.size]
             given.append((edit, [(a, b, label) for (a, b), label in pairs.items()], withdrawn))
         state = after
-    latest: dict[tuple[str, str], TrainingPair] = {}
-    by_answer: dict[str, set[tuple[str, str]]] = {}  # the grade-given cannot-links of each answer
+    decided = _Decisions()
     for edit, pairs, withdrawn in given:
         if edit.edit_id in state.undone:
             continue  # undo removes what its edit gave
+        decided.edits[edit.edit_id] = edit
         for block in withdrawn:
-            _withdraw(block, latest, by_answer)
+            decided.withdraw(block)
         for a, b, label in pairs:
-            latest[(a, b)] = TrainingPair(
-                edit.question_id, a, b, texts[a], texts[b], label == MUST_LINK, edit.edit_id, edit.author
+            decided.set(
+                TrainingPair(edit.question_id, a, b, texts[a], texts[b], label == MUST_LINK, edit.edit_id, edit.author),
+                from_grade=edit.kind in _GRADE_KINDS,
             )
-            for x in (a, b):  # indexed while it is a grade's cannot-link
-                if label == CANNOT_LINK and edit.kind in _GRADE_KINDS:
-                    by_answer.setdefault(x, set()).add((a, b))
-                elif x in by_answer:
-                    by_answer[x].discard((a, b))
-    return sorted(latest.values(), key=lambda p: (p.edit_id, p.answer_id_a, p.answer_id_b))
+    kept = [
+        pair
+        for pair in decided.latest.values()
+        # A blank answer has no text to learn from (it is embedded as zeros, not encoded).
+        if pair.text_a and pair.text_b
+        and select.admits(decided.edits[pair.edit_id])
+        and decided.agrees_with_grades(pair, state)
+    ]
+    return sorted(kept, key=lambda p: (p.edit_id, p.answer_id_a, p.answer_id_b))
 
 
-def _withdraw(
-    block: _Block, latest: dict[tuple[str, str], TrainingPair], by_answer: dict[str, set[tuple[str, str]]]
-) -> None:
-    """Drop the grade-given cannot-links between the block's two sides (those still latest):
-    walking the smaller side's own pairs, not every pair of the block."""
-    first, second = set(block.first), set(block.first if block.second is None else block.second)
-    small, other = (first, second) if len(first) <= len(second) else (second, first)
-    for a in small:
-        for key in list(by_answer.get(a, ())):
-            mate = key[1] if key[0] == a else key[0]
-            if mate in other and key in latest:
-                del latest[key]
-                by_answer[key[0]].discard(key)
-                by_answer[key[1]].discard(key)
+class _Decisions:
+    """The latest word on each pair, and what a grade's cannot-link overwrote.
+
+    A grade-given cannot-link can be taken back (a corrected grade); what it had overwritten,
+    a split's cannot-link or a grade's must-link, then stands again.
+    """
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str], TrainingPair] = {}
+        self.edits: dict[int, Edit] = {}
+        self._from_grade: set[tuple[str, str]] = set()  # pairs a grade decided
+        self._shadowed: dict[tuple[str, str], tuple[TrainingPair, bool]] = {}  # and whether a grade gave it
+        self._grade_apart: dict[str, set[tuple[str, str]]] = {}  # each answer's grade cannot-links
+
+    def set(self, pair: TrainingPair, *, from_grade: bool) -> None:
+        key = (pair.answer_id_a, pair.answer_id_b)
+        earlier = self.latest.get(key)
+        grade_apart = from_grade and not pair.together
+        if grade_apart:
+            if earlier is not None and not self._is_grade_apart(key):
+                self._shadowed[key] = (earlier, key in self._from_grade)
+        else:
+            self._shadowed.pop(key, None)
+        self.latest[key] = pair
+        (self._from_grade.add if from_grade else self._from_grade.discard)(key)
+        for x in key:
+            if grade_apart:
+                self._grade_apart.setdefault(x, set()).add(key)
+            elif x in self._grade_apart:
+                self._grade_apart[x].discard(key)
+
+    def _is_grade_apart(self, key: tuple[str, str]) -> bool:
+        return key in self._grade_apart.get(key[0], ())
+
+    def withdraw(self, block: _Block) -> None:
+        """Take back the grade-given cannot-links between the block's two sides (those still
+        latest), walking the smaller side's own pairs, not every pair of the block."""
+        first, second = set(block.first), set(block.first if block.second is None else block.second)
+        small, other = (first, second) if len(first) <= len(second) else (second, first)
+        for a in small:
+            for key in list(self._grade_apart.get(a, ())):
+                mate = key[1] if key[0] == a else key[0]
+                if mate in other:
+                    self._grade_apart[key[0]].discard(key)
+                    self._grade_apart[key[1]].discard(key)
+                    self._from_grade.discard(key)
+                    earlier = self._shadowed.pop(key, None)
+                    if earlier is None:
+                        del self.latest[key]
+                    else:
+                        self.latest[key] = earlier[0]
+                        if earlier[1]:
+                            self._from_grade.add(key)
+
+    def agrees_with_grades(self, pair: TrainingPair, final: QuestionState) -> bool:
+        """A pair a grade gave stands only while the grades at the end of the log agree: an
+        undo or correction of one grade can change what another grade's pairs meant."""
+        if (pair.answer_id_a, pair.answer_id_b) not in self._from_grade:
+            return True
+        a, b = final.grade_of(pair.answer_id_a), final.grade_of(pair.answer_id_b)
+        apart = a is not None and b is not None and grade_kind(a) != grade_kind(b)
+        return not apart if pair.together else apart
 
 
 class _LogSource(Protocol):

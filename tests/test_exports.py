@@ -274,6 +274,67 @@ def test_a_corrected_grade_takes_back_the_cannot_links_of_the_wrong_one():
     assert ("a0", "a3") not in labels  # group 1's wrong grade said this; it is cleared
 
 
+def test_an_undone_grade_takes_back_the_cannot_links_later_grades_drew_against_it():
+    """Group 2 was graded apart from group 1's grade; that grade is undone, so nothing says
+    the groups are graded apart any more (as when it is cleared)."""
+    for take_back in (Undo(1), GradeGroup(1, None)):
+        edits = _log(("ta1", GradeGroup(1, 2.0)), ("ta1", GradeGroup(2, 0.0)), ("ta1", take_back))
+        labels = _labels(question_pairs(_start(), edits, TEXTS))
+        assert ("a0", "a3") not in labels, take_back
+        assert labels[("a3", "a4")] is True  # group 2's own grade still links its members
+
+
+def test_a_group_grade_links_each_member_by_the_grade_it_has():
+    """A member with its own grade is not must-linked with mates graded otherwise, and an
+    answer of another group whose own grade equals this group's is not cannot-linked."""
+    edits = _log(
+        ("ta1", GradeGroup(1, 2.0)),
+        ("ta1", GradeAnswer("a0", 0.5)),  # partial credit, stays in group 1
+        ("ta1", GradeGroup(2, 0.0)),
+        ("ta1", GradeAnswer("a3", 3.0)),  # a3's own grade is 3
+        ("ta1", GradeGroup(1, 3.0)),  # group 1 regraded to 3
+    )
+    labels = _labels(question_pairs(_start(), edits, TEXTS))
+    assert labels[("a0", "a1")] is False  # 0.5 against 3
+    assert labels[("a1", "a2")] is True
+    assert ("a1", "a3") not in labels  # both 3 now: graded alike, in different groups
+    assert labels[("a1", "a4")] is False  # 3 against 0
+    assert labels[("a0", "a4")] is False  # 0.5 against 0
+
+
+def test_blank_answers_give_no_pairs():
+    """A blank answer has no text to learn from: it is embedded as a zero vector, never by
+    the encoder, so its pairs would only crowd the balanced sample."""
+    texts = {**TEXTS, "a1": "", "a4": ""}
+    edits = _log(("ta1", GradeGroup(1, 2.0)), ("ta1", GradeGroup(2, 0.0)), ("ta1", Confirm(1)))
+    pairs = question_pairs(_start(), edits, texts)
+    assert pairs and all(p.text_a and p.text_b for p in pairs)
+    assert ("a0", "a2") in _labels(pairs)
+
+
+def test_a_filter_never_brings_back_a_pair_a_later_edit_reversed():
+    """ta1 moved a6 into group 1; ta2 moved it out again. Asking for ta1's pairs (or those
+    before ta2's edit) must not give the must-link ta2 took back."""
+    edits = _log(("ta1", Move(("a6",), 1)), ("ta2", Move(("a6",), None)))
+    assert _labels(question_pairs(_start(), edits, TEXTS))[("a0", "a6")] is False
+    for select in (PairFilter(authors=frozenset({"ta1"})), PairFilter(until=edits[1].at)):
+        assert ("a0", "a6") not in _labels(question_pairs(_start(), edits, TEXTS, select=select))
+    only_ta2 = _labels(question_pairs(_start(), edits, TEXTS, select=PairFilter(authors=frozenset({"ta2"}))))
+    assert only_ta2[("a0", "a6")] is False
+
+
+def test_a_corrected_grade_gives_back_the_split_it_had_repeated():
+    """A split said a0 and a1 are apart; a wrong grade said so too and was then corrected.
+    Taking back the grade's cannot-link leaves the split's."""
+    split = ("ta1", Split(1, (("a0",), ("a1", "a2"))))
+    state = _start()
+    edit = make_edit(state, "ta1", split[1])
+    new = apply(state, edit).last_change.groups_created[0]
+    edits = _log(split, ("ta1", GradeGroup(new, 2.0)), ("ta1", GradeGroup(1, 0.0)), ("ta1", GradeGroup(1, 2.0)))
+    pairs = {(p.answer_id_a, p.answer_id_b): p for p in question_pairs(_start(), edits, TEXTS)}
+    assert pairs[("a0", "a1")].together is False and pairs[("a0", "a1")].edit_id == 1
+
+
 def test_a_models_edits_give_no_pairs_and_never_overwrite_a_persons():
     """A grader merged groups 1 and 2; a model's regroup later moved a3 out. The grader's
     must-link stays, and no pair carries the model's name."""
