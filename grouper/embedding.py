@@ -27,7 +27,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +50,9 @@ __all__ = [
     "ModelIntegrityError",
     "base_model_dir",
     "choose_device",
+    "check_folder",
     "file_sha256",
+    "folder_manifest",
     "text_sha256",
 ]
 
@@ -127,6 +129,52 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def folder_manifest(folder: Path, *, skip: Collection[str] = ()) -> dict[str, str]:
+    """The sha256 of every file in a model folder, by path relative to it.
+
+    Parameters
+    ----------
+    folder : Path
+    skip : collection of str
+        Relative paths left out (a version's own card, written after the manifest).
+
+    Returns
+    -------
+    dict of str to str
+        ``{"config.json": "<hex sha256>", "1_Pooling/config.json": ..., ...}``, sorted.
+    """
+    folder = Path(folder)
+    files = (p for p in folder.rglob("*") if p.is_file())
+    manifest = {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
+    return {name: manifest[name] for name in sorted(manifest) if name not in skip}
+
+
+def check_folder(folder: Path, expected: Mapping[str, str], *, skip: Collection[str] = ()) -> None:
+    """Refuse a model folder whose files are not exactly ``expected``'s.
+
+    The weights alone do not decide a vector: the config (layers, sizes) and the tokenizer
+    (lower-casing, vocabulary) do too, so a changed one must not load under the same name.
+
+    Raises
+    ------
+    ModelIntegrityError
+        Naming each file that changed, is missing or is not in the manifest.
+    """
+    actual = folder_manifest(folder, skip=skip)
+    changed = sorted(n for n in expected if n in actual and actual[n] != expected[n])
+    missing = sorted(n for n in expected if n not in actual)
+    extra = sorted(n for n in actual if n not in expected)
+    problems = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (("changed", changed), ("missing", missing), ("not on the card", extra))
+        if names
+    ]
+    if problems:
+        raise ModelIntegrityError(
+            f"{folder}: the model's files differ from its card ({'; '.join(problems)}); refusing to load it"
+        )
 
 
 def text_sha256(text: str) -> str:
@@ -390,9 +438,17 @@ class Encoder:
         state = load_file(weights)
         state = {k.removeprefix("bert.") if not hasattr(model, "bert") else k: v for k, v in state.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
+        # position_ids is a buffer some exports carry and others do not; anything else that
+        # does not fit is weights for another architecture than the config says.
         missing = [k for k in missing if not k.endswith("position_ids")]
+        unexpected = [k for k in unexpected if not k.endswith("position_ids")]
         if missing:
             raise ModelIntegrityError(f"{weights}: weights lack {len(missing)} tensors, e.g. {missing[:3]}")
+        if unexpected:
+            raise ModelIntegrityError(
+                f"{weights}: {len(unexpected)} tensors fit no part of the model its config describes, "
+                f"e.g. {unexpected[:3]}"
+            )
         self.model = model.to(self.device).eval()
         self._cast_weights: dict = {}  # see _LowPrecisionLinears
         self.max_tokens = max_tokens or self._model_max_tokens()

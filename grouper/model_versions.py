@@ -14,8 +14,15 @@ into place with its card as the last file, so a crash never leaves a half-writte
 looks complete. A new version becomes active only when it beats its parent on held-out
 questions (:func:`compare_to_parent`); otherwise it is kept, inactive, and its card says why.
 
-Loading (:func:`load_version`) refuses weights whose sha256 differs from the card's, reads only
-safetensors and JSON, and never unpickles anything.
+Loading (:func:`load_version`) refuses weights whose sha256 differs from the card's, and a
+version whose other files (config, tokenizer) are not the ones its card lists with their
+sha256 (``files``: every file but the card, recorded when it is published; cards written
+before that list only the weights); it reads only safetensors and JSON, and never unpickles
+anything. The base model's weights are checked against the package's known hash.
+
+Activation is one compare-and-set under a lock file (``.lock``): a retrain activates its
+candidate only while its parent is still the active version, so a rollback made while it
+trained is never silently undone; the candidate is then kept, inactive, and its card says so.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +43,12 @@ from typing import Any
 
 import torch
 
-from grouper.embedding import BASE_MODEL_SHA256, Encoder, ModelIntegrityError, base_model_dir
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+from grouper.embedding import BASE_MODEL_SHA256, Encoder, ModelIntegrityError, base_model_dir, check_folder
 
 __all__ = [
     "BASE_VERSION",
@@ -53,6 +66,7 @@ BASE_VERSION = "base"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 _ACTIVE_FILE = "ACTIVE"
+_LOCK_FILE = ".lock"
 _VERSION_NAME = re.compile(r"^(base|v\d{4,})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CARD_FORMAT = 1
@@ -172,6 +186,10 @@ class VersionCard:
         Why it was or was not activated.
     tracking : dict
         Where the training run is recorded (MLflow URI, experiment, run id).
+    files : dict
+        The sha256 of every file of the version's folder but the card, by relative path,
+        written when it is published; loading refuses any other folder. Empty for the base
+        and for cards published before files were listed (their weights alone are checked).
     """
 
     version: str
@@ -185,6 +203,7 @@ class VersionCard:
     beats_parent: bool | None = None
     decision: str = ""
     tracking: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The card file's text."""
@@ -215,6 +234,12 @@ class VersionCard:
             )
         if not _SHA256.match(str(card.weights_sha256)):
             raise ModelIntegrityError(f"{where}: weights_sha256 {card.weights_sha256!r} is not a hex sha256")
+        if not isinstance(card.files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in card.files.items()
+        ):
+            raise ModelIntegrityError(f"{where}: files must map each file's path to its hex sha256")
+        if card.files and card.files.get(WEIGHTS_FILE) != card.weights_sha256:
+            raise ModelIntegrityError(f"{where}: files lists other weights than weights_sha256")
         return card
 
 
@@ -368,7 +393,8 @@ class ModelRegistry:
             the staged weights.
         activate : bool, optional
             Make it the active version; by default when ``card.beats_parent`` is true. A
-            version that did not beat its parent is never activated here.
+            version that did not beat its parent is never activated here, nor one whose
+            parent is no longer the active version (its card's decision then says so).
 
         Returns
         -------
@@ -376,7 +402,7 @@ class ModelRegistry:
             The card as published.
         """
         staging = Path(staging)
-        from grouper.embedding import file_sha256
+        from grouper.embedding import file_sha256, folder_manifest
 
         actual = file_sha256(staging / WEIGHTS_FILE)
         if actual != card.weights_sha256:
@@ -386,23 +412,39 @@ class ModelRegistry:
         activate = bool(card.beats_parent) if activate is None else activate
         if activate and not card.beats_parent:
             raise ValueError("a version that does not beat its parent is kept but never activated")
-        existing = [int(p.name[1:]) for p in self.root.iterdir() if p.is_dir() and _VERSION_NAME.match(p.name) and p.name != BASE_VERSION]
-        number = max(existing, default=0) + 1
-        while True:
-            name = f"v{number:04d}"
-            final = replace(card, version=name)
-            _write_atomic(staging / CARD_FILE, final.to_json())
-            try:
-                # Fails when another process took the name in the meantime: take the next.
-                os.rename(staging, self.root / name)
-            except OSError:
-                if not (self.root / name).exists():
-                    raise
-                number += 1
-                continue
-            break
-        if activate:
-            self.set_active(name)
+        files = folder_manifest(staging, skip={CARD_FILE})
+        with self._lock():
+            # Activation is a compare-and-set: a version made active while this one trained
+            # (a rollback, another retrain) was chosen by a person or a later decision, and
+            # replacing it silently would undo that choice.
+            active = self.active()
+            if activate and card.parent is not None and active != card.parent:
+                activate = False
+                card = replace(
+                    card,
+                    decision=f"{card.decision}; not activated: {active} was made active while it trained from {card.parent}",
+                )
+            existing = [
+                int(p.name[1:])
+                for p in self.root.iterdir()
+                if p.is_dir() and _VERSION_NAME.match(p.name) and p.name != BASE_VERSION
+            ]
+            number = max(existing, default=0) + 1
+            while True:
+                name = f"v{number:04d}"
+                final = replace(card, version=name, files=files)
+                _write_atomic(staging / CARD_FILE, final.to_json())
+                try:
+                    # Fails when another process took the name in the meantime: take the next.
+                    os.rename(staging, self.root / name)
+                except OSError:
+                    if not (self.root / name).exists():
+                        raise
+                    number += 1
+                    continue
+                break
+            if activate:
+                self._write_active(name)
         return final
 
     def set_active(self, version: str, *, force: bool = False) -> None:
@@ -416,7 +458,24 @@ class ModelRegistry:
             raise ValueError(
                 f"version {version} did not beat its parent ({card.decision}); pass force=True to activate it anyway"
             )
+        with self._lock():
+            self._write_active(version)
+
+    def _write_active(self, version: str) -> None:
         _write_atomic(self.root / _ACTIVE_FILE, version + "\n")
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the registry's lock file: activations and publications, one at a time."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / _LOCK_FILE, "a+b") as handle:
+            if fcntl is not None:  # not on Windows: there a rename-based race stays possible
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def discard_staging(self, staging: Path) -> None:
         """Remove a staging folder (a run that failed before publishing)."""
@@ -452,14 +511,18 @@ def load_version(
     Raises
     ------
     ModelIntegrityError
-        The card is missing or malformed, or the weights' sha256 is not the card's. Only
-        ``model.safetensors`` is ever read; a pickled checkpoint is never opened.
+        The card is missing or malformed, the weights' sha256 is not the card's, or a file
+        the card lists (config, tokenizer) changed, is missing, or a file it does not list
+        was added. Only ``model.safetensors`` is ever read; a pickled checkpoint is never
+        opened.
     """
     registry = ModelRegistry(root)
     try:
         card = registry.card(version)
     except KeyError as exc:
         raise ModelIntegrityError(str(exc)) from exc
+    if card.files:
+        check_folder(registry.model_dir(version), card.files, skip={CARD_FILE})
     encoder = Encoder(registry.model_dir(version), device=device, expected_sha256=card.weights_sha256, **encoder_options)
     encoder.version = version  # type: ignore[attr-defined]
     return encoder

@@ -87,7 +87,7 @@ def test_a_tampered_active_version_stops_the_import_and_stores_nothing(tmp_path,
     weights.write_bytes(bytes(data))
     db = tmp_path / "grades.sqlite"
     assert main(["import", str(SAMPLE), "--db", str(db)]) == 2  # said, not traced
-    assert "sha256" in capsys.readouterr().err
+    assert "changed: model.safetensors" in capsys.readouterr().err
     with Store.open(db) as store:
         assert store.question_ids() == []
 

@@ -119,8 +119,74 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of one weight
     weights.write_bytes(bytes(data))
-    with pytest.raises(ModelIntegrityError, match="does not match"):
+    with pytest.raises(ModelIntegrityError, match=r"changed: model\.safetensors"):
         load_version(card.version, root=registry.root, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "vocab.txt"])
+def test_a_version_whose_config_or_tokenizer_changed_is_refused(tmp_path, name):
+    # The weights alone do not decide a vector: a changed config or tokenizer must not load
+    # under the version's name (its groupings would not be the ones its card measured).
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    assert set(card.files) >= {"model.safetensors", "config.json", "tokenizer.json"}
+    assert "card.json" not in card.files and card.files["model.safetensors"] == card.weights_sha256
+    path = registry.root / card.version / name
+    path.write_bytes(path.read_bytes().replace(b"1", b"2", 1))
+    with pytest.raises(ModelIntegrityError, match=rf"changed: {name}"):
+        load_version(card.version, root=registry.root, device=torch.device("cpu"))
+
+
+def test_a_version_with_a_file_added_or_removed_is_refused(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    folder = registry.root / card.version
+    (folder / "added_tokens.json").write_text('{"zap": 30522}')
+    with pytest.raises(ModelIntegrityError, match="not on the card: added_tokens.json"):
+        load_version(card.version, root=registry.root, device=torch.device("cpu"))
+    (folder / "added_tokens.json").unlink()
+    (folder / "vocab.txt").unlink()
+    with pytest.raises(ModelIntegrityError, match="missing: vocab.txt"):
+        load_version(card.version, root=registry.root, device=torch.device("cpu"))
+
+
+def test_a_card_written_before_files_were_listed_still_loads(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    path = registry.root / card.version / "card.json"
+    data = json.loads(path.read_text())
+    del data["files"]
+    path.write_text(json.dumps(data))
+    assert load_version(card.version, root=registry.root, device=torch.device("cpu")).version == card.version
+
+
+def test_a_card_whose_files_name_other_weights_is_refused(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    path = registry.root / card.version / "card.json"
+    data = json.loads(path.read_text())
+    data["files"]["model.safetensors"] = "0" * 64
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelIntegrityError, match="other weights"):
+        registry.card(card.version)
+    data["files"]["model.safetensors"] = "not a hash"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelIntegrityError, match="hex sha256"):
+        registry.card(card.version)
+
+
+def test_weights_with_tensors_the_config_has_no_place_for_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = make_tiny_model(tmp_path / "model")
+    weights = folder / "model.safetensors"
+    state = load_file(str(weights))
+    state["encoder.layer.1.output.dense.weight"] = torch.zeros(32, 64)  # a second layer
+    save_file(state, str(weights))
+    from grouper.embedding import Encoder
+
+    with pytest.raises(ModelIntegrityError, match="fit no part of the model"):
+        Encoder(folder, device=torch.device("cpu"))
 
 
 def test_a_card_naming_a_pickled_checkpoint_is_refused(tmp_path):
@@ -191,6 +257,43 @@ def test_retrain_activates_a_version_that_wins_and_records_the_run(tmp_path, tra
     assert run.data.tags["grouper.version"] == outcome.card.version
     assert [a.path for a in client.list_artifacts(outcome.run_id)] == ["card.json"]
     assert outcome.card.tracking["run_id"] == outcome.run_id
+
+
+def test_a_rollback_made_while_a_retrain_runs_is_not_undone_by_it(tmp_path, tracking):
+    from mlflow.tracking import MlflowClient
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    calls = []
+
+    def evaluate(encoder) -> dict[str, float]:
+        calls.append(encoder)
+        if len(calls) == 2:  # the candidate is being measured: a person rolls back meanwhile
+            registry.set_active(BASE_VERSION)
+        return {"overall": 0.40 if len(calls) == 1 else 0.30}
+
+    outcome = retrain(
+        sample_pairs(3), evaluate, rng=np.random.default_rng(0), registry=registry,
+        settings=SETTINGS, device=torch.device("cpu"), tracking=tracking, progress=False,
+    )
+    assert registry.active() == BASE_VERSION
+    assert not outcome.activated
+    card = registry.card(outcome.card.version)
+    assert card.beats_parent is True and card.parent == "v0001"
+    assert "not activated: base was made active while it trained from v0001" in card.decision
+    run = MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(outcome.run_id)
+    assert run.data.metrics["activated"] == 0.0
+
+
+def test_publish_activates_only_while_its_parent_is_active(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    first = publish_tiny(registry, tmp_path)
+    assert registry.active() == first.version
+    second = publish_tiny(registry, tmp_path)  # trained from the base, which is no longer active
+    assert registry.active() == first.version
+    assert "not activated: v0001 was made active while it trained from base" in second.decision
+    registry.set_active(second.version)  # it did beat its parent: a person may still choose it
+    assert registry.active() == second.version
 
 
 def test_retrain_refuses_a_parent_encoder_that_is_not_the_active_version(tmp_path, tracking):

@@ -167,7 +167,8 @@ def retrain(
     Returns
     -------
     RetrainOutcome
-        The candidate is published in every case; it is active only when it beats its parent.
+        The candidate is published in every case; it is active only when it beats its parent
+        and its parent is still the active version when it is published.
     """
     registry = registry or ModelRegistry()
     settings = settings or FineTuneSettings()
@@ -204,6 +205,8 @@ def retrain(
         except BaseException:
             registry.discard_staging(staging)
             raise
+        # Not beats_parent: a rollback made while it trained keeps the candidate inactive.
+        activated = registry.active() == published.version
         card_path = registry.root / published.version / "card.json"
         run.log(
             metrics={
@@ -212,7 +215,7 @@ def retrain(
                 "training_seconds": result.seconds,
                 "steps": result.steps,
                 "best_step": result.best_step,
-                "activated": float(bool(published.beats_parent)),
+                "activated": float(activated),
             },
             curves={
                 "train_loss": [(r.step, r.train_loss) for r in result.history],
@@ -221,7 +224,7 @@ def retrain(
             artifacts=[card_path],
             tags={"grouper.version": published.version, "grouper.decision": published.decision[:250]},
         )
-        return RetrainOutcome(published, bool(published.beats_parent), run.run_id)
+        return RetrainOutcome(published, activated, run.run_id)
 
 
 #: Questions with fewer answers are not held out: their APA is too noisy to decide on.
