@@ -1315,10 +1315,16 @@ class _Builder:
             self.refuse(f"{shown}{more}, {where}; change those grades first")
         mark = state.max_score_mark
         by = "" if mark is None else f" (set by {_who(mark.author)} at version {mark.version})"
-        score = bad[0][1]
+        what, score = bad[0]
+        # A grade the grader typed needs no name; one an edit gives back or rescores (an undo,
+        # a rubric repricing) does, or the grader cannot tell which grade is at fault.
+        named = isinstance(self.edit.payload, (GradeGroup, GradeAnswer))
+        which = "" if named else f": {what} {_score(score)}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
         if score < 0:
-            self.refuse(f"score {_score(score)} is below 0; grades lie between 0 and the maximum score {_score(limit)}")
-        self.refuse(f"score {_score(score)} is above the question's maximum score {_score(limit)}{by}")
+            self.refuse(
+                f"score {_score(score)} is below 0; grades lie between 0 and the maximum score {_score(limit)}{which}"
+            )
+        self.refuse(f"score {_score(score)} is above the question's maximum score {_score(limit)}{by}{which}")
 
     def refuse_if_problems(self) -> None:
         if self.problems:
@@ -1726,6 +1732,9 @@ def _check_grades(b: _Builder, p: CheckGrades) -> None:
             b.group(state.location[a])  # type: ignore[arg-type]
         if grade.items:
             b.attribute_seen("rubric")
+    # A score checked against one maximum is not checked against another ("4" of 10 is not
+    # "4" of 20), as for grading.
+    b.max_score_seen()
     if ungraded:
         b.problems.append(f"answer(s) {_some(ungraded)} have no grade to check; grade them first")
     b.refuse_if_problems()
@@ -1982,11 +1991,15 @@ def _max_score_dependents(state: QuestionState, record: UndoRecord) -> list[tupl
         (f"answer {a!r}", grade) for a, grade in record.overrides_before.items() if grade != state.overrides.get(a)
     ]
     changed = "removed" if now is None else f"changed to {_score(now)}"
+    # A grade stood, just before the edit, under the maximum of that moment (a maximum changed
+    # after it was given and before the edit kept it standing, out of the new maximum); the
+    # undo gives it back under today's, or under the one it restores when it changed it.
+    then = _max_score_at(state, record.edit_id - 1)
+    after = record.attributes_before["max_score"][0] if "max_score" in record.attributes_before else now
     for what, grade in brought_back:
         if grade is None:
             continue
-        then = _max_score_at(state, grade.version)
-        if then != now:
+        if then != after:
             said = f"{what}'s earlier grade {_score(grade.score)} was given out of {_maximum(then)}"
             found.append((f"{said}, and the maximum was {changed} by {_who(mark.author)} at version {mark.version}", mark.version))
     return found

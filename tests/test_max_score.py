@@ -172,3 +172,30 @@ def test_undoing_what_leaves_a_grade_as_it_is_needs_no_look_at_the_maximum(start
 
     log.do("ben", Rename(1, "Canberra!"))
     assert log.do("ben", Undo(4)).groups[1].grade.score == 4.0
+
+
+def test_an_undo_gives_back_a_grade_as_it_stood_under_a_later_maximum(start):
+    """4 given out of 10, the maximum raised to 20 while it stood, then cleared: the grade stood
+    as 4 out of 20 just before the clear, so undoing the clear gives back just that."""
+    log = Log(start)
+    log.do("ada", SetMaxScore(10))  # v1
+    log.do("ben", GradeGroup(1, 4.0))  # v2: 4 of 10
+    log.do("ada", SetMaxScore(20))  # v3: the grade stands, now out of 20
+    log.do("ben", GradeGroup(1, None))  # v4
+    state = log.do("ben", Undo(4))
+    assert state.groups[1].grade.score == 4.0 and state.max_score == 20.0
+    assert replay(log.initial, log.edits) == log.state
+
+
+def test_a_check_of_grades_seen_under_another_maximum_is_refused(start):
+    from grouper.edits import CheckGrades
+
+    log = Log(start)
+    log.do("ada", SetMaxScore(10))  # v1
+    log.do("ben", GradeAnswer("a5", 4.0))  # v2: 4 of 10
+    log.do("ada", SetMaxScore(5))  # v3
+    # ben looked at "4 of 10" at version 2; "4 of 5" is another grade he has not looked at
+    with pytest.raises(EditRefused, match="the question's maximum score was changed to 5 by ada at version 3"):
+        log.do("ben", CheckGrades(("a5",)), base=2)
+    assert log.state.grade_check("a5") is None
+    assert log.do("ben", CheckGrades(("a5",))).grade_check("a5") is not None  # seen as it is now

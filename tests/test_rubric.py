@@ -443,3 +443,12 @@ def test_a_logged_rubric_of_look_alike_descriptions_still_replays(start):
     log = Log(start)
     log.do("ada", SetRubric(((1, "mass in kg", 1.0), (2, "mass in \u338f", 1.0), (3, "wrong  units", -0.5), (4, "wrong units", -1.0))))
     assert replay(log.initial, log.edits) == log.state
+
+
+def test_a_repricing_that_lifts_a_grade_above_the_maximum_names_the_grade(graded):
+    graded.do("ada", SetMaxScore(3.0))  # 5
+    # the grader typed no score: the refusal must say which grade the new points push out
+    with pytest.raises(EditRefused, match=r"score 3.5 is above the question's maximum score 3 "
+                                          r"\(set by ada at version 5\): group 1 is graded 3.5$"):
+        graded.do("ada", SetRubric(((1, "names the closed path", 2.5), *RUBRIC[1:])))
+    assert graded.state.grade_of("a0").score == 3.0
