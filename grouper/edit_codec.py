@@ -26,7 +26,6 @@ from grouper.edits import (
     Payload,
     QuestionState,
     RubricItem,
-    Split,
     UndoRecord,
 )
 
@@ -92,9 +91,9 @@ def payload_from_dict(data: Mapping[str, Any]) -> Payload:
     extra = set(data) - names - {"kind"}
     if extra:
         raise ValueError(f"{kind} edit has unknown field(s) {sorted(extra)}")
+    # Each payload checks its own fields (a part given as a string is refused there, not read
+    # as its characters).
     values = {k: v for k, v in data.items() if k != "kind"}
-    if cls is Split and "parts" in values:
-        values["parts"] = tuple(tuple(p) for p in values["parts"])
     try:
         return cls(**values)
     except TypeError as exc:  # a missing required field
@@ -114,18 +113,43 @@ def edit_to_dict(edit: Edit) -> dict[str, Any]:
 
 
 def edit_from_dict(data: Mapping[str, Any]) -> Edit:
-    """Inverse of :func:`edit_to_dict`."""
+    """Inverse of :func:`edit_to_dict`.
+
+    Raises
+    ------
+    ValueError
+        Naming the field that is missing or invalid: numbers are taken as they were written
+        (3.9 is not edit 3), never coerced.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"an edit record must be a JSON object, found {type(data).__name__}")
+    missing = [name for name in ("question_id", "edit_id", "author", "at", "base_version", "payload") if name not in data]
+    if missing:
+        raise ValueError(f"edit record lacks the field {missing[0]!r}")
+    for name in ("edit_id", "base_version"):
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"edit record: {name} must be a whole number, found {value!r}")
+    if data["edit_id"] < 1:
+        raise ValueError(f"edit record: edit_id must be 1 or more, found {data['edit_id']!r}")
+    if not isinstance(data["question_id"], str) or not data["question_id"]:
+        raise ValueError(f"edit record: question_id must be a non-empty string, found {data['question_id']!r}")
     try:
-        return Edit(
-            edit_id=int(data["edit_id"]),
-            question_id=str(data["question_id"]),
-            author=data["author"],
-            at=datetime.fromisoformat(data["at"]),
-            base_version=int(data["base_version"]),
-            payload=payload_from_dict(data["payload"]),
-        )
-    except KeyError as exc:
-        raise ValueError(f"edit record lacks the field {exc.args[0]!r}") from None
+        at = datetime.fromisoformat(data["at"])
+    except (TypeError, ValueError):
+        raise ValueError(f"edit record: at must be an ISO 8601 time, found {data['at']!r}") from None
+    try:
+        payload = payload_from_dict(data["payload"])
+    except ValueError as exc:
+        raise ValueError(f"edit record {data['edit_id']}: {exc}") from None
+    return Edit(
+        edit_id=data["edit_id"],
+        question_id=data["question_id"],
+        author=data["author"],
+        at=at,
+        base_version=data["base_version"],
+        payload=payload,
+    )
 
 
 # --------------------------------------------------------------------------- states

@@ -605,7 +605,7 @@ class Move:
         object.__setattr__(self, "answer_ids", _answer_ids(self.answer_ids, "move: answer_ids"))
         if self.to is not None and not (isinstance(self.to, str) and self.to == NEW):
             object.__setattr__(self, "to", _group_id(self.to, "move: to (a group id, None for ungrouped, or NEW)"))
-        if self.title:
+        if self.title != "":  # (None or [] from a damaged record is refused, not taken as none)
             # Trimmed, as a rename's: " Sydney " and "Sydney" are one title.
             object.__setattr__(self, "title", _check_title(self.title, "move: title"))
             if self.to != NEW:
@@ -679,6 +679,7 @@ class GradeAnswer:
     def __post_init__(self) -> None:
         if not isinstance(self.answer_id, str) or not self.answer_id:
             raise ValueError(f"grade_answer: answer_id must be a non-empty string, found {self.answer_id!r}")
+        _check_text(self.answer_id, "grade_answer: answer_id")
         _check_grade_payload(self, "grade_answer")
 
     @property
@@ -696,6 +697,7 @@ def _check_grade_payload(p: GradeGroup | GradeAnswer, where: str) -> None:
         raise ValueError(f"{where}: a comment needs a score or rubric items; clear a grade with score=None and no comment")
     if not isinstance(p.comment, str):
         raise ValueError(f"{where}: comment must be text, found {type(p.comment).__name__}")
+    _check_text(p.comment, f"{where}: comment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -758,6 +760,7 @@ class SetReferences:
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"references: each reference answer must be non-empty text, found {t!r}")
+            _check_text(t, "references: a reference answer")
             if len(t) > _MAX_REFERENCE:
                 raise ValueError(f"references: a reference answer is {len(t)} characters; at most {_MAX_REFERENCE}")
             clean.append(t.strip())
@@ -790,6 +793,7 @@ class SetRubric:
             description = parts[1]
             if not isinstance(description, str) or not description.strip():
                 raise ValueError(f"rubric: item {item_id} needs a description (non-empty text), found {description!r}")
+            _check_text(description, f"rubric: item {item_id}'s description")
             if len(description) > _MAX_TITLE:
                 raise ValueError(f"rubric: item {item_id}'s description is {len(description)} characters; at most {_MAX_TITLE}")
             points = _check_score(parts[2], f"rubric: item {item_id}'s points")
@@ -883,6 +887,7 @@ class Edit:
     def __post_init__(self) -> None:
         if not isinstance(self.author, str) or not self.author.strip():
             raise ValueError(f"edit author must be a non-empty name, found {self.author!r}")
+        _check_text(self.author, "edit author")
         if isinstance(self.base_version, bool) or not isinstance(self.base_version, int) or self.base_version < 0:
             raise ValueError(f"base_version must be a version number >= 0, found {self.base_version!r}")
         if self.at.tzinfo is None:
@@ -970,9 +975,31 @@ def rubric_key(description: str) -> str:
     return " ".join(unicodedata.normalize("NFC", description).split()).casefold()
 
 
+def _check_text(value: str, where: str) -> str:
+    """Refuses text that cannot be stored: a lone surrogate (what Python makes of bytes that
+    are not UTF-8 on a command line) would otherwise fail deep in the store, unnamed."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} is not valid text: character {exc.start + 1} is a lone surrogate "
+            f"(U+{ord(value[exc.start]):04X}), as bytes that are not UTF-8 become; retype it"
+        ) from None
+    return value
+
+
+def _part_title(title: str, number: int) -> str:
+    """The default title of a split's part: the group's, numbered, shortened to stay a title
+    a rename would take (a long title plus " (part 2)" would not be)."""
+    suffix = f" (part {number})"
+    base = title.strip()[: _MAX_TITLE - len(suffix)].rstrip()
+    return f"{base}{suffix}" if base else f"part {number}"
+
+
 def _check_title(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where} must be non-empty text, found {value!r}")
+    _check_text(value, where)
     if len(value) > _MAX_TITLE:
         raise ValueError(f"{where} is {len(value)} characters; at most {_MAX_TITLE} are allowed")
     return value.strip()
@@ -996,7 +1023,8 @@ def _check_adjustment(value: object, items: tuple[int, ...], where: str) -> floa
 
 
 def _as_tuple(value: object, where: str) -> tuple:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    # (a mapping iterates its keys: from a damaged record, that is not a list it meant)
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ValueError(f"{where} must be a sequence, found {value!r}")
     return tuple(value)
 
@@ -1008,6 +1036,7 @@ def _answer_ids(value: object, where: str) -> tuple[str, ...]:
     for a in ids:
         if not isinstance(a, str) or not a:
             raise ValueError(f"{where}: answer ids must be non-empty strings, found {a!r}")
+        _check_text(a, f"{where}: answer id {a!r}")
     if len(set(ids)) != len(ids):
         twice = next(a for a in ids if ids.count(a) > 1)
         raise ValueError(f"{where} names answer {twice!r} more than once")
@@ -1614,7 +1643,7 @@ def _split(b: _Builder, p: Split) -> None:
     for a in g.members:  # members keep the group's most-typical-first order
         ordered[part_of[a]].append(a)
     new_ids = [b.new_group_id() for _ in p.parts[1:]]
-    titles = p.titles or (g.title, *(f"{g.title} (part {i + 2})" for i in range(len(new_ids))))
+    titles = p.titles or (g.title, *(_part_title(g.title, i + 2) for i in range(len(new_ids))))
     b.set_group(
         replace(g, members=tuple(ordered[0]), title=titles[0]),
         "split into groups " + ", ".join(str(x) for x in [g.group_id, *new_ids]),

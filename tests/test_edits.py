@@ -191,6 +191,16 @@ def test_a_split_must_partition_the_group(start):
         apply(start, make_edit(start, "ta1", Split(1, (("a0", "a4"), ("a1", "a2", "a3")))))
 
 
+def test_a_split_without_titles_numbers_the_parts_within_the_title_limit(start):
+    state = apply(start, make_edit(start, "ta1", Split(1, (("a0", "a1"), ("a2",), ("a3",)))))
+    assert [g.title for g in state.groups.values() if g.group_id in (1, 4, 5)] == ["Canberra", "Canberra (part 2)", "Canberra (part 3)"]
+    long = apply(start, make_edit(start, "ta1", Rename(1, "x" * 200)))
+    long = apply(long, make_edit(long, "ta1", Split(1, (("a0", "a1"), ("a2", "a3")))))
+    title = long.groups[4].title
+    assert len(title) == 200 and title.endswith("x (part 2)")
+    Rename(4, title)  # a title a grader could have typed, so a rename back to it is taken
+
+
 def test_payloads_refuse_bad_values_naming_the_field():
     with pytest.raises(ValueError, match="merge: others is empty"):
         Merge(1, ())
@@ -343,6 +353,43 @@ def test_decoding_a_bad_payload_names_the_problem():
         payload_from_dict({"kind": "rename", "group_id": 1, "title": "x", "colour": "red"})
     with pytest.raises(ValueError, match="rename edit"):
         payload_from_dict({"kind": "rename", "group_id": 1})
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        # a part written as a string is not read as its characters ("a0" is not "a", "0")
+        ({"kind": "split", "group_id": 1, "parts": ["a0a1", ["a2"]]}, "split: part must be a sequence"),
+        ({"kind": "split", "group_id": 1, "parts": [None, ["a2"]]}, "split: part must be a sequence"),
+        ({"kind": "split", "group_id": 1, "parts": 3.9}, "split: parts must be a sequence"),
+        ({"kind": "merge", "into": 1, "others": {"2": 1}}, "merge: others must be a sequence"),
+        ({"kind": "move", "answer_ids": ["a0"], "to": 2, "title": None}, "move: title must be non-empty text"),
+        ({"kind": "rename", "group_id": 1, "title": "Syd\udcffney"}, "rename: title is not valid text: character 4"),
+        ({"kind": "grade", "group_id": 1, "score": 1.0, "comment": "\ud800"}, "grade: comment is not valid text"),
+        ({"kind": "references", "texts": ["\udcff"]}, "references: a reference answer is not valid text"),
+    ],
+)
+def test_a_damaged_payload_is_refused_naming_the_field(data, said):
+    with pytest.raises(ValueError, match=said):
+        payload_from_dict(data)
+
+
+def test_a_damaged_edit_record_is_refused_naming_the_field(start):
+    good = edit_to_dict(make_edit(start, "ada", Rename(1, "Capital")))
+    assert edit_from_dict(good).payload == Rename(1, "Capital")
+    for field, value, said in [
+        ("edit_id", 3.9, "edit_id must be a whole number, found 3.9"),  # not edit 3
+        ("edit_id", "1", "edit_id must be a whole number"),
+        ("base_version", True, "base_version must be a whole number"),
+        ("at", 5, "at must be an ISO 8601 time, found 5"),
+        ("author", "\udcffada", "edit author is not valid text"),
+        ("question_id", None, "question_id must be a non-empty string"),
+        ("payload", {"kind": "rename", "group_id": 1, "title": ""}, "edit record 1: rename: title must be non-empty"),
+    ]:
+        with pytest.raises(ValueError, match=said):
+            edit_from_dict({**good, field: value})
+    with pytest.raises(ValueError, match="lacks the field 'payload'"):
+        edit_from_dict({k: v for k, v in good.items() if k != "payload"})
 
 
 # --------------------------------------------------------------------------- automatic split

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
-from grouper.edits import Confirm, EditRefused, GradeGroup, Merge, Move, Rename, Undo
+from grouper.edits import Confirm, EditRefused, GradeGroup, Merge, Move, Rename, ReplayError, Undo
 from grouper.store import Store, StoreBusy, StoreError
 from grouper.store import migrate
 from grouper.store.engine import make_engine
@@ -73,6 +73,25 @@ def test_the_edit_log_refuses_update_and_delete(store, tmp_path):
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         raw.execute("delete from edits")
     assert raw.execute("select author from edits").fetchall() == [("ta1",)]
+
+
+@pytest.mark.parametrize("payload", ['{"kind": "split", "group_id": 1, "parts": [1, 2]}', '{"kind": "rename"', "[3]"])
+def test_a_damaged_logged_edit_is_named_not_traced(tmp_path, payload):
+    path = tmp_path / "grades.sqlite"
+    with Store.open(path) as store:
+        store.import_question(_question())
+        store.save_grouping("q1", _grouping(), model_version="test-model")
+        store.append("q1", "ta1", 0, Rename(1, "Capital"))
+    # damage the row as a disk or a careless hand might (the triggers refuse it otherwise)
+    raw = sqlite3.connect(path)
+    for (name,) in raw.execute("select name from sqlite_master where type = 'trigger'").fetchall():
+        raw.execute(f"drop trigger {name}")
+    raw.execute("update edits set payload = ?", (payload,))
+    raw.commit()
+    raw.close()
+    with Store.open(path) as store:
+        with pytest.raises(ReplayError, match="question q1, edit 1: the logged payload is unreadable"):
+            store.state("q1")
 
 
 # --------------------------------------------------------------------------- migrations
@@ -168,6 +187,9 @@ def test_courses_and_exams_are_filed_under_one_spelling(store):
     for course, exam in (("   ", None), ("Geography", "  ")):
         with pytest.raises(StoreError, match="is empty"):
             store.import_question(_question("q5"), course=course, exam=exam)
+    # bytes that are not UTF-8 on a command line: named here, not failed inside SQLite
+    with pytest.raises(StoreError, match=r"the course name 'Geo.{6}graphy' is not valid text"):
+        store.import_question(_question("q5"), course="Geo\udcffgraphy")
     assert "q5" not in store.question_ids()
 
 

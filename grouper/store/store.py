@@ -111,6 +111,10 @@ def _filing_name(name: str, what: str) -> str:
     filed = " ".join(unicodedata.normalize("NFC", name).split())
     if not filed:
         raise StoreError(f"the {what} name {name!r} is empty; give a name or no {what}")
+    try:
+        filed.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, as a command line passes them on
+        raise StoreError(f"the {what} name {name!r} is not valid text; retype it") from None
     return filed
 
 
