@@ -192,12 +192,13 @@ class Model:
         }
         if not self.all_grades_fit(after):
             return False
-        # A grade means its score out of the maximum it was given under: an undo that would
-        # change the maximum under grades given since, or bring back a grade given under
-        # another maximum than today's, is refused.
+        # A grade means its score out of the maximum it stood under: an undo that would
+        # change the maximum under grades given since, or bring back a grade that stood (just
+        # before the undone edit) under another maximum than the one it comes back to, is refused.
         now = self.value(MAX)
         if MAX in tops and after[MAX] != now and any(g[2] > target for g in self.grades()):
             return False
+        then, back_under = self.max_history[target - 1], after[MAX] if MAX in tops else now
         for item in tops:
             current = self.value(item)
             if item[0] == "g" and after[item] is not ABSENT:
@@ -206,7 +207,7 @@ class Model:
                 restored, today = after[item][1], current[1]
             else:
                 continue
-            if restored is not None and restored != today and self.max_history[restored[2]] != now:
+            if restored is not None and restored != today and then != back_under:
                 return False
         self.version += 1
         u = self.version
@@ -493,7 +494,8 @@ class GradingSession(RuleBasedStateMachine):
             ok = ok and (own is not None or not self.model.stale(("g", loc), base))
             if check != grade:
                 values[("a", a)] = (loc, own, grade)
-        ok = ok and bool(values)
+        # and so must the maximum: "4" checked out of 10 is not "4" out of 5
+        ok = ok and bool(values) and not self.model.stale(MAX, base)
         if ok:
             self.model.commit(values)
         self.submit(user, CheckGrades(tuple(answers)), ok)

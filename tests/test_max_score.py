@@ -199,3 +199,20 @@ def test_a_check_of_grades_seen_under_another_maximum_is_refused(start):
         log.do("ben", CheckGrades(("a5",)), base=2)
     assert log.state.grade_check("a5") is None
     assert log.do("ben", CheckGrades(("a5",))).grade_check("a5") is not None  # seen as it is now
+
+
+def test_the_advice_of_a_refused_undo_never_goes_round_in_a_circle(start):
+    """Undoing the maximum's change waits on the grade given under it; undoing that grade gives
+    back the one it replaced, which stood under the same maximum, so it goes through and the
+    advice leads somewhere (it used to answer "undo edit 3 first", and edit 3 "undo edit 4")."""
+    log = Log(start)
+    log.do("ada", SetMaxScore(10))  # v1
+    log.do("ben", GradeGroup(1, 4.0))  # v2: 4 of 10
+    log.do("ada", SetMaxScore(5))  # v3: 4 still fits
+    log.do("ben", GradeGroup(1, 3.0))  # v4: 3 of 5
+    with pytest.raises(EditRefused, match="group 1 was graded 3 out of 5 by ben at version 4; undo edit 4 first"):
+        log.do("ada", Undo(3))
+    assert log.do("ben", Undo(4)).groups[1].grade.score == 4.0  # 4, as it stood out of 5
+    state = log.do("ada", Undo(3))  # and now the maximum can go back
+    assert state.max_score == 10.0 and state.groups[1].grade.score == 4.0
+    assert replay(log.initial, log.edits) == log.state
