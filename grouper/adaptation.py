@@ -346,7 +346,8 @@ def reviewed_labels(state, answer_ids: Sequence[str]) -> np.ndarray:
     """A label per answer from a question's state: the grade of every reviewed answer.
 
     An answer counts as reviewed when it is in a confirmed group that has a grade, or has a
-    grade of its own; answers with the same (score, comment) share a label.
+    grade of its own; answers with the same grade (:func:`grouper.edits.grade_kind`: score and
+    rubric items, not the comment, which graders word freely) share a label.
 
     Parameters
     ----------
@@ -359,9 +360,9 @@ def reviewed_labels(state, answer_ids: Sequence[str]) -> np.ndarray:
     ndarray of shape (n_answers,), int
         ``UNGROUPED`` for answers not reviewed.
     """
-    from grouper.edits import CONFIRMED
+    from grouper.edits import CONFIRMED, grade_kind
 
-    keys: dict[tuple[float, str], int] = {}
+    keys: dict[tuple, int] = {}
     labels = np.full(len(answer_ids), UNGROUPED, dtype=np.int64)
     for i, answer_id in enumerate(answer_ids):
         group_id = state.location[answer_id]
@@ -369,7 +370,7 @@ def reviewed_labels(state, answer_ids: Sequence[str]) -> np.ndarray:
         if answer_id in state.overrides or confirmed:
             grade = state.grade_of(answer_id)
             if grade is not None:
-                labels[i] = keys.setdefault((grade.score, grade.comment), len(keys))
+                labels[i] = keys.setdefault(grade_kind(grade), len(keys))
     return labels
 
 

@@ -163,3 +163,24 @@ def test_adapt_regroup_after_a_review_moves_only_unreviewed_answers(photosynthes
         assert state.location[a] == before.location[a]
     placed = [a for g in state.groups.values() for a in g.members] + list(state.ungrouped)
     assert sorted(placed) == sorted(ids)
+
+
+def test_reviewed_labels_tell_grades_apart_by_score_and_items_not_by_comment():
+    from grouper.adaptation import reviewed_labels
+    from grouper.clustering import Group, Grouping
+    from grouper.edits import GradeAnswer, SetRubric, apply, initial_state, make_edit
+
+    ids = ["a0", "a1", "a2", "a3", "a4"]
+    state = initial_state("q", ids, Grouping(np.array([1] * 5), np.ones(5), (Group(1, "all", tuple(range(5))),)))
+    for payload in (
+        SetRubric(((1, "names the path", 1.0), (2, "says it lights", 1.0))),
+        GradeAnswer("a0", 1.0, "good"),
+        GradeAnswer("a1", 1.0, "Good!"),  # the same grade, worded otherwise
+        GradeAnswer("a2", None, items=(1,)),  # 1 point, but as a rubric item: another grade
+        GradeAnswer("a3", 0.0, "no"),
+    ):
+        state = apply(state, make_edit(state, "ada", payload))
+    labels = reviewed_labels(state, ids)
+    assert labels[0] == labels[1]
+    assert len({labels[0], labels[2], labels[3]}) == 3
+    assert labels[4] == UNGROUPED  # in an unconfirmed group, ungraded
