@@ -105,6 +105,7 @@ __all__ = [
     "apply",
     "grade_kind",
     "auto_split_parts",
+    "check_text",
     "initial_state",
     "make_edit",
     "replay",
@@ -679,7 +680,7 @@ class GradeAnswer:
     def __post_init__(self) -> None:
         if not isinstance(self.answer_id, str) or not self.answer_id:
             raise ValueError(f"grade_answer: answer_id must be a non-empty string, found {self.answer_id!r}")
-        _check_text(self.answer_id, "grade_answer: answer_id")
+        check_text(self.answer_id, "grade_answer: answer_id")
         _check_grade_payload(self, "grade_answer")
 
     @property
@@ -697,7 +698,7 @@ def _check_grade_payload(p: GradeGroup | GradeAnswer, where: str) -> None:
         raise ValueError(f"{where}: a comment needs a score or rubric items; clear a grade with score=None and no comment")
     if not isinstance(p.comment, str):
         raise ValueError(f"{where}: comment must be text, found {type(p.comment).__name__}")
-    _check_text(p.comment, f"{where}: comment")
+    check_text(p.comment, f"{where}: comment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -760,7 +761,7 @@ class SetReferences:
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"references: each reference answer must be non-empty text, found {t!r}")
-            _check_text(t, "references: a reference answer")
+            check_text(t, "references: a reference answer")
             if len(t) > _MAX_REFERENCE:
                 raise ValueError(f"references: a reference answer is {len(t)} characters; at most {_MAX_REFERENCE}")
             clean.append(t.strip())
@@ -793,7 +794,7 @@ class SetRubric:
             description = parts[1]
             if not isinstance(description, str) or not description.strip():
                 raise ValueError(f"rubric: item {item_id} needs a description (non-empty text), found {description!r}")
-            _check_text(description, f"rubric: item {item_id}'s description")
+            check_text(description, f"rubric: item {item_id}'s description")
             if len(description) > _MAX_TITLE:
                 raise ValueError(f"rubric: item {item_id}'s description is {len(description)} characters; at most {_MAX_TITLE}")
             points = _check_score(parts[2], f"rubric: item {item_id}'s points")
@@ -887,7 +888,7 @@ class Edit:
     def __post_init__(self) -> None:
         if not isinstance(self.author, str) or not self.author.strip():
             raise ValueError(f"edit author must be a non-empty name, found {self.author!r}")
-        _check_text(self.author, "edit author")
+        check_text(self.author, "edit author")
         if isinstance(self.base_version, bool) or not isinstance(self.base_version, int) or self.base_version < 0:
             raise ValueError(f"base_version must be a version number >= 0, found {self.base_version!r}")
         if self.at.tzinfo is None:
@@ -975,9 +976,30 @@ def rubric_key(description: str) -> str:
     return " ".join(unicodedata.normalize("NFC", description).split()).casefold()
 
 
-def _check_text(value: str, where: str) -> str:
-    """Refuses text that cannot be stored: a lone surrogate (what Python makes of bytes that
-    are not UTF-8 on a command line) would otherwise fail deep in the store, unnamed."""
+def check_text(value: str, where: str) -> str:
+    """Refuse text that cannot be stored.
+
+    A lone surrogate (what Python makes of bytes that are not UTF-8 on a command line) would
+    otherwise fail deep in the store, unnamed. Every piece of text a person types goes
+    through this one rule: edit payloads here, course and exam names in the store.
+
+    Parameters
+    ----------
+    value : str
+        The text.
+    where : str
+        What the text is, for the message ("rename: title").
+
+    Returns
+    -------
+    str
+        ``value`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where``, the character's position and its code point.
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -999,7 +1021,7 @@ def _part_title(title: str, number: int) -> str:
 def _check_title(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where} must be non-empty text, found {value!r}")
-    _check_text(value, where)
+    check_text(value, where)
     if len(value) > _MAX_TITLE:
         raise ValueError(f"{where} is {len(value)} characters; at most {_MAX_TITLE} are allowed")
     return value.strip()
@@ -1036,7 +1058,7 @@ def _answer_ids(value: object, where: str) -> tuple[str, ...]:
     for a in ids:
         if not isinstance(a, str) or not a:
             raise ValueError(f"{where}: answer ids must be non-empty strings, found {a!r}")
-        _check_text(a, f"{where}: answer id {a!r}")
+        check_text(a, f"{where}: answer id {a!r}")
     if len(set(ids)) != len(ids):
         twice = next(a for a in ids if ids.count(a) > 1)
         raise ValueError(f"{where} names answer {twice!r} more than once")

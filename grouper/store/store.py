@@ -32,7 +32,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import STATE_FORMAT, payload_from_dict, payload_to_dict, state_from_dict, state_to_dict
-from grouper.edits import AddAnswers, Edit, Payload, QuestionState, ReplayError, SetMaxScore, apply, initial_state, replay
+from grouper.edits import (
+    AddAnswers,
+    Edit,
+    Payload,
+    QuestionState,
+    ReplayError,
+    SetMaxScore,
+    apply,
+    check_text,
+    initial_state,
+    replay,
+)
 from grouper.store import migrate
 from grouper.store.engine import WRITE, is_memory_sqlite, make_engine, run_with_retry
 from grouper.store.schema import answers, courses, edits, exams, groupings, questions, snapshots
@@ -112,9 +123,9 @@ def _filing_name(name: str, what: str) -> str:
     if not filed:
         raise StoreError(f"the {what} name {name!r} is empty; give a name or no {what}")
     try:
-        filed.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8, as a command line passes them on
-        raise StoreError(f"the {what} name {name!r} is not valid text; retype it") from None
+        check_text(filed, f"the {what} name {name!r}")  # the edit log's rule for typed text
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
     return filed
 
 
