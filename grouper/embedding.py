@@ -146,9 +146,8 @@ def folder_manifest(folder: Path, *, skip: Collection[str] = ()) -> dict[str, st
         ``{"config.json": "<hex sha256>", "1_Pooling/config.json": ..., ...}``, sorted.
     """
     folder = Path(folder)
-    files = (p for p in folder.rglob("*") if p.is_file())
-    manifest = {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
-    return {name: manifest[name] for name in sorted(manifest) if name not in skip}
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    return {name: file_sha256(files[name]) for name in sorted(files) if name not in skip}
 
 
 def check_folder(folder: Path, expected: Mapping[str, str], *, skip: Collection[str] = ()) -> None:

@@ -48,7 +48,15 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from grouper.embedding import BASE_MODEL_SHA256, Encoder, ModelIntegrityError, base_model_dir, check_folder
+from grouper.embedding import (
+    BASE_MODEL_SHA256,
+    Encoder,
+    ModelIntegrityError,
+    base_model_dir,
+    check_folder,
+    file_sha256,
+    folder_manifest,
+)
 
 __all__ = [
     "BASE_VERSION",
@@ -402,8 +410,6 @@ class ModelRegistry:
             The card as published.
         """
         staging = Path(staging)
-        from grouper.embedding import file_sha256, folder_manifest
-
         actual = file_sha256(staging / WEIGHTS_FILE)
         if actual != card.weights_sha256:
             raise ModelIntegrityError(
