@@ -20,7 +20,8 @@ bucket shows as ungraded. Nothing changes a grade without the state saying so.
 
 Every edit keeps the before-images of what it changed (its undo record), so ``Undo`` restores
 exactly those groups and answers, provided nothing else changed them since; otherwise it is
-refused, naming the later edit to undo first. Undoing an undo re-applies the original edit.
+refused, naming every later edit to undo first, in order (tried on the state before it is
+said), or why no chain of undos gets there. Undoing an undo re-applies the original edit.
 
 Group ids are never reused: new groups take ``state.next_group_id``, which only grows. A group
 emptied by moves stays (empty) until deleted, so that ids and grades stay where graders put them.
@@ -131,13 +132,25 @@ class EditRefused(ValueError):
         Each conflict or problem, e.g. ``"group 7 was merged into group 3 by ta2 at version 12"``.
     version : int
         The question's current version: reload it and decide again.
+    undo_plan : tuple of int
+        For a refused undo: the edits to undo first, in that order, after which it goes
+        through (found by trying them on the state, which is pure); empty otherwise.
     """
 
-    def __init__(self, question_id: str, reasons: Sequence[str], version: int, base_version: int | None = None):
+    def __init__(
+        self,
+        question_id: str,
+        reasons: Sequence[str],
+        version: int,
+        base_version: int | None = None,
+        *,
+        undo_plan: Sequence[int] = (),
+    ):
         self.question_id = question_id
         self.reasons = tuple(reasons)
         self.version = version
         self.base_version = base_version
+        self.undo_plan = tuple(undo_plan)
         text = "; ".join(self.reasons)
         if base_version is not None and base_version != version:
             text += f" (you saw version {base_version}, question {question_id} is now at version {version}; reload)"
@@ -1141,6 +1154,9 @@ def replay(initial: QuestionState, edits: Iterable[Edit]) -> QuestionState:
 def apply(state: QuestionState, edit: Edit) -> QuestionState:
     """Apply one edit; pure.
 
+    A refused undo names the edits to undo first, in order, when undoing them would let it
+    through (its :attr:`EditRefused.undo_plan`).
+
     Parameters
     ----------
     state : QuestionState
@@ -1173,12 +1189,73 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
             [f"base version {edit.base_version} is ahead of the question (version {state.version})"],
             state.version,
         )
-    builder = _Builder(state, edit)
+    return _apply(state, edit, plan_undos=True)
+
+
+def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionState:
+    builder = _Builder(state, edit, plan_undos=plan_undos)
     handler = _HANDLERS[type(edit.payload)]
     handler(builder, edit.payload)
     builder.rescore_staged()
     builder.check_score_range()
     return builder.finish()
+
+
+#: The longest chain of undos a refused undo's advice is worked out for.
+_MAX_UNDO_PLAN = 20
+
+
+def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int, ...], str]:
+    """The undos that let ``edit`` (a refused undo) through, in order, starting from ``first``.
+
+    Each undo the advice names may itself wait on a later edit, so the chain is tried on the
+    state (``apply`` is pure) rather than handed to the grader one refusal at a time.
+
+    Returns
+    -------
+    plan : tuple of int
+        The undos to make first, in order; empty when the chain leads nowhere.
+    blocked : str
+        Why it leads nowhere (a step refused for another reason, such as late answers; a
+        circle; more than ``_MAX_UNDO_PLAN`` steps); empty with a plan.
+    """
+    target = edit.payload.edit_id  # type: ignore[union-attr]
+    waiting = [target, first]  # undos still to make, the next one last
+    done: list[int] = []
+    current = state
+    while len(done) + len(waiting) <= _MAX_UNDO_PLAN + 1:
+        step = waiting[-1]
+        trial = Edit(
+            edit_id=current.version + 1,
+            question_id=current.question_id,
+            author=edit.author,
+            at=edit.at,
+            base_version=current.version,
+            payload=Undo(step),
+        )
+        try:
+            current = _apply(current, trial, plan_undos=False)
+        except EditRefused as refused:
+            needed = f"it needs {_listed([*done, step])} undone first"
+            after = refused.undo_plan[0] if refused.undo_plan else None
+            if after is None:
+                return (), f"{needed}, and {'; '.join(refused.reasons).removeprefix('edit refused: ')}"
+            if after in waiting or after in done:
+                return (), f"{needed}, and those undos wait on each other; make the change by hand instead"
+            waiting.append(after)
+            continue
+        waiting.pop()
+        if not waiting:
+            return tuple(done), ""
+        done.append(step)
+    return (), f"it waits on more than {_MAX_UNDO_PLAN} other undos; make the change by hand instead"
+
+
+def _listed(edit_ids: Sequence[int]) -> str:
+    """``"edit 7"``, ``"edits 7, 5 and 2"``."""
+    if len(edit_ids) == 1:
+        return f"edit {edit_ids[0]}"
+    return "edits " + ", ".join(str(e) for e in edit_ids[:-1]) + f" and {edit_ids[-1]}"
 
 
 class _Builder:
@@ -1188,9 +1265,10 @@ class _Builder:
     Before-images are taken from the untouched old state, so a refusal leaves nothing behind.
     """
 
-    def __init__(self, state: QuestionState, edit: Edit):
+    def __init__(self, state: QuestionState, edit: Edit, *, plan_undos: bool = True):
         self.state = state
         self.edit = edit
+        self.plan_undos = plan_undos  # off while a refused undo's plan is being tried
         self.version = edit.edit_id
         self.author = edit.author
         self.problems: list[str] = []
@@ -1381,8 +1459,8 @@ class _Builder:
         if self.problems:
             raise EditRefused(self.state.question_id, self.problems, self.state.version, self.edit.base_version)
 
-    def refuse(self, reason: str) -> None:
-        raise EditRefused(self.state.question_id, [reason], self.state.version)
+    def refuse(self, reason: str, *, undo_plan: Sequence[int] = ()) -> None:
+        raise EditRefused(self.state.question_id, [reason], self.state.version, undo_plan=undo_plan)
 
     # ----- staging
 
@@ -1829,13 +1907,15 @@ def _undo(b: _Builder, p: Undo) -> None:
         g = state.groups.get(gid)
         if g is not None:
             if g.set_by != expected:
-                stale.append((f"group {gid} was {g.change} by {_who(g.changed_by)} at version {g.changed_at_version}", g.changed_at_version))
+                said = f"group {gid} was {g.change} by {_who(g.changed_by)} at version {g.changed_at_version}"
+                stale.append(_standing(said, g.set_by, g.changed_at_version))
             else:
                 b.group(gid)  # the author must have seen it as it is
         else:
             mark = state.removed[gid]
             if mark.set_by != expected:
-                stale.append((f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
+                said = f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}"
+                stale.append(_standing(said, mark.set_by, mark.version))
             elif mark.version > b.edit.base_version:
                 b.problems.append(f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}")
     touched = record.locations_before.keys() | record.overrides_before.keys() | record.checks_before.keys()
@@ -1845,7 +1925,8 @@ def _undo(b: _Builder, p: Undo) -> None:
         )
         mark = state.answer_marks[a]
         if mark.set_by != expected:
-            stale.append((f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}", mark.version))
+            said = f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}"
+            stale.append(_standing(said, mark.set_by, mark.version))
         else:
             b.answer(a)
     for name in record.attributes_before:
@@ -1853,7 +1934,7 @@ def _undo(b: _Builder, p: Undo) -> None:
         mark = getattr(state, _ATTRIBUTE_MARKS[name])
         if _lineage(mark) != expected:
             assert mark is not None
-            stale.append((_attribute_change(name, mark), mark.version))
+            stale.append(_standing(_attribute_change(name, mark), mark.set_by, mark.version))
         else:
             b.attribute_seen(name)
     stale += _rubric_dependents(state, record)
@@ -1874,7 +1955,14 @@ def _undo(b: _Builder, p: Undo) -> None:
                 f"edit {p.edit_id} cannot be undone: {shown}; late answers (edit {late[-1]}) stay once "
                 "submitted, so make the change by hand instead (move, merge, split or rename)"
             )
-        b.refuse(f"edit {p.edit_id} cannot be undone: {shown}; undo edit {latest} first")
+        head = f"edit {p.edit_id} cannot be undone: {shown}"
+        if not b.plan_undos:  # a step of a plan being tried: the plan needs only the next edit
+            b.refuse(f"{head}; undo edit {latest} first", undo_plan=(latest,))
+        plan, blocked = _undo_plan(state, b.edit, latest)
+        if plan:
+            order = "" if len(plan) == 1 else ", in that order"
+            b.refuse(f"{head}; undo {_listed(plan)} first{order}", undo_plan=plan)
+        b.refuse(f"{head}; {blocked}")
     b.refuse_if_problems()
     what = f"restored by undoing edit {p.edit_id}"
     for gid, before in record.groups_before.items():
@@ -1893,6 +1981,18 @@ def _undo(b: _Builder, p: Undo) -> None:
     for name, (before_value, before_mark) in record.attributes_before.items():
         b.set_attribute(name, before_value, f"set back by undoing edit {p.edit_id}", _lineage(before_mark))
     b.undoes = p.edit_id
+
+
+def _standing(said: str, set_by: int, version: int) -> tuple[str, int]:
+    """A change that keeps an undo from going through, with the edit to undo for it.
+
+    That edit is the one whose result stands (``set_by``), not the last to touch the item:
+    after an undo, the item shows an earlier edit's result, and undoing the undo would only
+    bring back what it took away, so the advice would go round for ever.
+    """
+    if set_by in (0, version):
+        return said, version
+    return f"{said} (it shows edit {set_by}'s result)", set_by
 
 
 def _add_answers(b: _Builder, p: AddAnswers) -> None:

@@ -486,6 +486,51 @@ def test_an_undo_blocked_by_late_answers_says_what_to_do_not_which_edit_to_undo(
     assert log.state.groups[1].title == "Canberra (capital)"
 
 
+def test_a_refused_undo_names_every_undo_it_waits_on_in_order(start):
+    """The advice is tried on the state before it is given: one message, not one per step."""
+    log = Log(start)
+    for score in (4.0, 3.0, 2.5, 2.0):  # v1..v4: group 1 regraded three times
+        log.do("ben", GradeGroup(1, score))
+    with pytest.raises(EditRefused, match=r"graded 2 by ben at version 4; undo edits 4, 3 and 2 first, in that order") as refused:
+        log.do("ada", Undo(1))
+    assert refused.value.undo_plan == (4, 3, 2)
+    for step in refused.value.undo_plan:
+        log.do("ada", Undo(step))
+    assert log.do("ada", Undo(1)).groups[1].grade is None
+    assert replay(log.initial, log.edits) == log.state
+
+
+def test_after_an_undo_the_advice_names_the_edit_whose_result_stands(start):
+    """Undoing edit 3 puts back edit 2's grade; the advice for edit 1 is then to undo edit 2.
+    It used to name the undo (edit 4), whose undo only brought edit 3 back, and so on for ever."""
+    log = Log(start)
+    for score in (4.0, 3.0, 2.0):
+        log.do("ben", GradeGroup(1, score))
+    log.do("ada", Undo(3))  # v4
+    with pytest.raises(EditRefused) as refused:
+        log.do("ada", Undo(1))
+    message = str(refused.value)
+    assert "group 1 was restored by undoing edit 3 by ada at version 4 (it shows edit 2's result); undo edit 2 first" in message
+    assert refused.value.undo_plan == (2,)
+    log.do("ada", Undo(2))
+    assert log.do("ada", Undo(1)).groups[1].grade is None
+
+
+def test_an_undo_that_waits_on_an_undo_late_answers_block_says_so_at_once(start):
+    """Undoing the grade waits on undoing the move, which late answers block: the grader hears
+    both at once, instead of advice to undo edit 2 that is then refused."""
+    log = Log(start)
+    log.do("ben", GradeGroup(1, 4.0))  # v1
+    log.do("cy", Move(("a4",), 1))  # v2: group 1 changed after the grade
+    log.do("system", AddAnswers(("l1",), (2,)))  # v3: a late answer joins group 2, which the move also changed
+    with pytest.raises(EditRefused) as refused:
+        log.do("ada", Undo(1))
+    message = str(refused.value)
+    assert "group 1 was changed (1 answer moved in) by cy at version 2; it needs edit 2 undone first, and edit 2 cannot be undone" in message
+    assert message.endswith("late answers (edit 3) stay once submitted, so make the change by hand instead (move, merge, split or rename)")
+    assert "undo edit 2 first" not in message and refused.value.undo_plan == ()
+
+
 def test_add_answers_payload_checks_its_fields():
     with pytest.raises(ValueError, match="1 places for 2 answers"):
         AddAnswers(("l1", "l2"), (None,))
