@@ -110,6 +110,7 @@ __all__ = [
     "initial_state",
     "make_edit",
     "replay",
+    "undo_plan",
     "rubric_key",
 ]
 
@@ -1199,6 +1200,31 @@ def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionSta
     builder.rescore_staged()
     builder.check_score_range()
     return builder.finish()
+
+
+def undo_plan(state: QuestionState, edit_id: int, author: str) -> tuple[int, ...] | None:
+    """The undos to make before ``Undo(edit_id)`` goes through, in order.
+
+    Parameters
+    ----------
+    state : QuestionState
+    edit_id : int
+        The edit to undo.
+    author : str
+        Who would undo it.
+
+    Returns
+    -------
+    tuple of int or None
+        Empty when it goes through now; ``None`` when no chain of undos gets there (late
+        answers stay, the edit does not exist, was undone already); else the edits to undo
+        first, the same as a refusal's :attr:`EditRefused.undo_plan`.
+    """
+    try:
+        apply(state, make_edit(state, author, Undo(edit_id)))
+    except EditRefused as refused:
+        return refused.undo_plan or None
+    return ()
 
 
 #: The longest chain of undos a refused undo's advice is worked out for.

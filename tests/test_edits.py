@@ -29,6 +29,7 @@ from grouper.edits import (
     initial_state,
     make_edit,
     replay,
+    undo_plan,
 )
 
 IDS = [f"a{i}" for i in range(10)]
@@ -529,6 +530,18 @@ def test_an_undo_that_waits_on_an_undo_late_answers_block_says_so_at_once(start)
     assert "group 1 was changed (1 answer moved in) by cy at version 2; it needs edit 2 undone first, and edit 2 cannot be undone" in message
     assert message.endswith("late answers (edit 3) stay once submitted, so make the change by hand instead (move, merge, split or rename)")
     assert "undo edit 2 first" not in message and refused.value.undo_plan == ()
+
+
+def test_undo_plan_says_what_an_undo_waits_on_without_making_it(start):
+    log = Log(start)
+    log.do("ben", GradeGroup(1, 4.0))  # v1
+    log.do("cy", Move(("a4",), 1))  # v2
+    assert undo_plan(log.state, 2, "ada") == ()  # goes through now
+    assert undo_plan(log.state, 1, "ada") == (2,)
+    assert log.state.version == 2  # nothing was applied
+    log.do("system", AddAnswers(("l1",), (2,)))  # v3: into group 2, which the move changed
+    assert undo_plan(log.state, 1, "ada") is None  # late answers stay: no chain gets there
+    assert undo_plan(log.state, 9, "ada") is None  # no such edit
 
 
 def test_add_answers_payload_checks_its_fields():

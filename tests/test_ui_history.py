@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grouper.edits import Confirm, Merge, Rename, Undo
+from grouper.edits import Confirm, GradeGroup, Merge, Rename, Undo
 from grouper.store import Store
 from test_ui_app import _oidc_app, app, db, errors, logged, new_app, select_rows, sign_in, successes, template_db, texts  # noqa: F401
 
@@ -50,6 +50,51 @@ def test_an_instructor_undoes_another_graders_edit_and_a_refusal_names_the_edit_
     at.button(key="history-undo-q1").click().run()
     assert successes(at) == ["Undid edit 2."]
     assert logged(db)[-1] == ("Ada", Undo(2))
+
+
+def test_a_refused_undo_offers_the_undos_it_waits_on_in_order_with_one_click(app, db):
+    with Store.open(db) as store:
+        for version, score in enumerate((4.0, 3.0, 2.0)):  # Ben grades group 1 three times
+            store.append("q1", "Ben", version, GradeGroup(1, score))
+    at = _history(app)
+    assert not [b for b in at.button if b.key == "history-undo-chain-q1"]
+    select_rows(at, _key(at), [2])  # edit 1, under two regrades
+    at.button(key="history-undo-q1").click().run()
+    assert errors(at) == ["Your edit was not saved."]
+    assert any("undo edits 3 and 2 first, in that order" in t for t in texts(at))
+    chain = at.button(key="history-undo-chain-q1")
+    assert chain.label == "Undo edits 3 and 2, then edit 1" and not chain.disabled
+    chain.click().run()
+    assert successes(at) == ["Undid edit 3.", "Undid edit 2.", "Undid edit 1."]
+    assert logged(db)[-3:] == [("Ada", Undo(3)), ("Ada", Undo(2)), ("Ada", Undo(1))]
+    with Store.open(db) as store:
+        assert store.state("q1").groups[1].grade is None
+    assert not [b for b in at.button if b.key == "history-undo-chain-q1"]  # done: no second click
+
+
+def test_the_chain_of_undos_stops_when_someone_else_edits_in_between(app, db, monkeypatch):
+    import ui_common
+
+    with Store.open(db) as store:
+        for version, score in enumerate((4.0, 3.0, 2.0)):
+            store.append("q1", "Ben", version, GradeGroup(1, score))
+    at = _history(app)
+    select_rows(at, _key(at), [2])
+    at.button(key="history-undo-q1").click().run()
+    real_submit = ui_common.submit
+
+    def submit_then_cy_renames(question_id, payload, success):
+        ok = real_submit(question_id, payload, success)
+        with Store.open(db) as store:  # Cy's edit lands right after the first undo
+            if len(store.edits("q1")) == 4:
+                store.append("q1", "Cy", 4, Rename(2, "Sydney (wrong)"))
+        return ok
+
+    monkeypatch.setattr(ui_common, "submit", submit_then_cy_renames)
+    at.button(key="history-undo-chain-q1").click().run()
+    assert successes(at) == ["Undid edit 3."]
+    assert any("Another edit came in while undoing: 1 of the 3 undos were saved" in i.value for i in at.info)
+    assert [a for a, _ in logged(db)] == ["Ben", "Ben", "Ben", "Ada", "Cy"]
 
 
 def test_a_tick_never_carries_over_to_another_edit_when_the_filter_changes(app, db):

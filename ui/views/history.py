@@ -4,7 +4,8 @@ still stands; filter by who and what, and undo one edit.
 The rows come from ``grouper.history`` (the log in words). Anyone may undo their own edits;
 instructors may undo anyone's. An undo is an edit like any other (``Undo(edit_id)``, logged
 and attributed), and the fold refuses it when later edits depend on what it would take back,
-naming the edit to undo first.
+naming the edits to undo first; the page then offers to make those undos, in that order, and
+the one asked for, with one click (each still an edit of its own, checked as any other).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action, canonical_author, same_author
-from grouper.edits import AddAnswers, Undo
+from grouper.edits import AddAnswers, Undo, undo_plan
 from grouper.history import history
 
 identity = ui_common.require(Action.REVIEW)
@@ -33,8 +34,44 @@ def _selected_edit(key: str, rows: list) -> object | None:
     return rows[picked[0]] if picked and picked[0] < len(rows) else None
 
 
+_PLAN = f"history-plan-{question_id}"  # (version, edit, the undos it waits on) after a refusal
+
+
+def _listed(edit_ids) -> str:
+    ids = [str(e) for e in edit_ids]
+    return f"edit {ids[0]}" if len(ids) == 1 else "edits " + ", ".join(ids[:-1]) + f" and {ids[-1]}"
+
+
 def _undo(edit_id: int) -> None:
-    ui_common.submit(question_id, Undo(edit_id), f"Undid edit {edit_id}.")
+    st.session_state.pop(_PLAN, None)
+    if ui_common.submit(question_id, Undo(edit_id), f"Undid edit {edit_id}."):
+        return
+    state = ui_common.load_state(question_id)
+    plan = undo_plan(state, edit_id, identity.author)
+    if plan:
+        st.session_state[_PLAN] = (state.version, edit_id, plan)
+
+
+def _undo_in_order(edit_id: int, plan: tuple[int, ...]) -> None:
+    """The undos an undo waits on, then it: one edit each, stopping at the first refusal or
+    when someone else's edit comes in between (the rest was worked out without it)."""
+    st.session_state.pop(_PLAN, None)
+    steps = (*plan, edit_id)
+    for done, step in enumerate(steps):
+        before = ui_common.load_state(question_id).version
+        if not ui_common.submit(question_id, Undo(step), f"Undid edit {step}."):
+            if done:
+                ui_common.flash("info", f"{done} of the {len(steps)} undos were saved before the refusal above.")
+            return
+        if done + 1 < len(steps):
+            if ui_common.load_state(question_id).version != before + 1:
+                ui_common.flash(
+                    "info",
+                    f"Another edit came in while undoing: {done + 1} of the {len(steps)} undos were saved; "
+                    "look at the history again before undoing more.",
+                )
+                return
+            ui_common.remember_version(question_id, before + 1)  # this session made it, and saw it
 
 
 @st.fragment
@@ -100,6 +137,23 @@ def page() -> None:
             else ("Only instructors undo other graders' edits" if not allowed else "Logged as a new edit, by you")
         ),
     )
+    planned = st.session_state.get(_PLAN)
+    if planned is not None and planned[0] == state.version and planned[1] == row.edit_id:
+        _, edit_id, plan = planned
+        others = [e for e in plan if not same_author(state.records[e].author, identity.author)]
+        may = identity.may(Action.EDIT) and (not others or identity.may(Action.UNDO_ANY))
+        st.button(
+            f"Undo {_listed(plan)}, then edit {edit_id}",
+            key=f"history-undo-chain-{question_id}",
+            on_click=_undo_in_order,
+            args=(edit_id, plan),
+            disabled=not may,
+            help=(
+                "Each is logged as a new edit, by you, in this order; grades they change are named"
+                if may
+                else f"Only instructors undo other graders' edits ({_listed(others)})"
+            ),
+        )
 
 
 page()
