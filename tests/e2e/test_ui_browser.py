@@ -297,3 +297,32 @@ def test_two_users_on_one_question_never_lose_an_edit(server, open_page, screens
         assert (
             store.state("q3").groups[first].title == initial.groups[first].title
         )  # Ben's rename never landed
+
+
+def test_a_refused_undo_is_made_in_one_click_with_the_undos_it_waits_on(server, open_page, screenshots, encoder):
+    """On q2: Ben graded a group three times; Ada undoes his first grade from the history
+    page, is told which undos it waits on, and makes them all with one click."""
+    db = server.db
+    with Store.open(db) as store:
+        import_questions(store, load_answers(REPO / "sample_data" / "q2_photosynthesis.csv"), encoder)
+        group = listing_order(store.state("q2"))[0]
+        for version, score in enumerate((2.0, 1.0, 0.5)):
+            store.append("q2", "Ben", version, GradeGroup(group, score))
+    page, guard = open_page()
+    sign_in(page, server.url, "Ada")
+    pick_question(page, "q2")
+    go_to(page, "History")
+    click_table_row(page, 0, 2)  # newest first: edit 1 is the third row
+    settle(page)
+    page.get_by_role("button", name="Undo edit 1", exact=True).click()
+    message(page, "Your edit was not saved")
+    page.get_by_text("undo edits 3 and 2 first, in that order").first.wait_for()
+    settle(page)
+    page.get_by_role("button", name="Undo edits 3 and 2, then edit 1").click()
+    message(page, "Undid edit 1.")
+    settle(page)
+    screenshots(page, "history-undo-chain")
+    assert guard.outside == []
+    assert _edits(db, "q2")[-3:] == [("Ada", Undo(3)), ("Ada", Undo(2)), ("Ada", Undo(1))]
+    with Store.open(db) as store:
+        assert store.state("q2").groups[group].grade is None
