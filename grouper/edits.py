@@ -1194,11 +1194,25 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
 
 
 def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionState:
-    builder = _Builder(state, edit, plan_undos=plan_undos)
+    """:func:`apply`; with ``plan_undos`` false (a step of a plan being tried), a refused undo
+    names only the next edit to undo, in its ``undo_plan``, and its message no advice."""
+    builder = _Builder(state, edit)
     handler = _HANDLERS[type(edit.payload)]
-    handler(builder, edit.payload)
-    builder.rescore_staged()
-    builder.check_score_range()
+    try:
+        handler(builder, edit.payload)
+        builder.rescore_staged()
+        builder.check_score_range()
+    except EditRefused as refused:
+        if not (plan_undos and isinstance(edit.payload, Undo) and refused.undo_plan):
+            raise
+        head = "; ".join(refused.reasons)
+        plan, blocked = _undo_plan(state, edit, refused.undo_plan[0])
+        if not plan:
+            raise EditRefused(state.question_id, [f"{head}; {blocked}"], state.version) from None
+        order = "" if len(plan) == 1 else ", in that order"
+        raise EditRefused(
+            state.question_id, [f"{head}; undo {_listed(plan)} first{order}"], state.version, undo_plan=plan
+        ) from None
     return builder.finish()
 
 
@@ -1262,12 +1276,16 @@ def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int,
         try:
             current = _apply(current, trial, plan_undos=False)
         except EditRefused as refused:
-            needed = f"it needs {_listed([*done, step])} undone first"
+            if step == target:  # the undos made so far were not enough
+                needed = f"after undoing {_listed(done)} it would still be refused" if done else "it is refused"
+            else:
+                needed = f"it needs {_listed([*done, step])} undone first"
             after = refused.undo_plan[0] if refused.undo_plan else None
             if after is None:
-                return (), f"{needed}, and {'; '.join(refused.reasons).removeprefix('edit refused: ')}"
-            if after in waiting or after in done:
-                return (), f"{needed}, and those undos wait on each other; make the change by hand instead"
+                return (), f"{needed}, and {'; '.join(refused.reasons)}"
+            # (an edit the plan itself made: undoing it would take back a step of the plan)
+            if after in waiting or after in done or after > state.version:
+                return (), f"{needed}, and then no further undo gets there; make the change by hand instead"
             waiting.append(after)
             continue
         waiting.pop()
@@ -1291,10 +1309,9 @@ class _Builder:
     Before-images are taken from the untouched old state, so a refusal leaves nothing behind.
     """
 
-    def __init__(self, state: QuestionState, edit: Edit, *, plan_undos: bool = True):
+    def __init__(self, state: QuestionState, edit: Edit):
         self.state = state
         self.edit = edit
-        self.plan_undos = plan_undos  # off while a refused undo's plan is being tried
         self.version = edit.edit_id
         self.author = edit.author
         self.problems: list[str] = []
@@ -1394,8 +1411,12 @@ class _Builder:
         missing = sorted({i for grade in staged for i in grade.items if i not in points})
         if missing:
             mark = self.state.rubric_mark
-            since = "" if mark is None else f" ({_who(mark.author)} changed the rubric at version {mark.version}; undo that first)"
-            self.refuse(f"the grade to put back has rubric item(s) {', '.join(map(str, missing))}, no longer in the rubric{since}")
+            since = "" if mark is None else f" ({_who(mark.author)} changed the rubric at version {mark.version})"
+            first = () if mark is None else (mark.set_by or mark.version,)  # the rubric change that stands
+            self.refuse(
+                f"the grade to put back has rubric item(s) {', '.join(map(str, missing))}, no longer in the rubric{since}",
+                undo_plan=first,
+            )
         for gid, g in self.group_changes.items():
             if g is not None and g.grade is not None and g.grade.items:
                 rescored = _rescored(g.grade, points)
@@ -1934,14 +1955,14 @@ def _undo(b: _Builder, p: Undo) -> None:
         if g is not None:
             if g.set_by != expected:
                 said = f"group {gid} was {g.change} by {_who(g.changed_by)} at version {g.changed_at_version}"
-                stale.append(_standing(said, g.set_by, g.changed_at_version))
+                stale.append(_standing(state, said, g.set_by, g.changed_at_version, expected))
             else:
                 b.group(gid)  # the author must have seen it as it is
         else:
             mark = state.removed[gid]
             if mark.set_by != expected:
                 said = f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}"
-                stale.append(_standing(said, mark.set_by, mark.version))
+                stale.append(_standing(state, said, mark.set_by, mark.version, expected))
             elif mark.version > b.edit.base_version:
                 b.problems.append(f"group {gid} was {mark.what} by {_who(mark.author)} at version {mark.version}")
     touched = record.locations_before.keys() | record.overrides_before.keys() | record.checks_before.keys()
@@ -1952,7 +1973,7 @@ def _undo(b: _Builder, p: Undo) -> None:
         mark = state.answer_marks[a]
         if mark.set_by != expected:
             said = f"answer {a!r} was {mark.what} by {_who(mark.author)} at version {mark.version}"
-            stale.append(_standing(said, mark.set_by, mark.version))
+            stale.append(_standing(state, said, mark.set_by, mark.version, expected))
         else:
             b.answer(a)
     for name in record.attributes_before:
@@ -1960,7 +1981,7 @@ def _undo(b: _Builder, p: Undo) -> None:
         mark = getattr(state, _ATTRIBUTE_MARKS[name])
         if _lineage(mark) != expected:
             assert mark is not None
-            stale.append(_standing(_attribute_change(name, mark), mark.set_by, mark.version))
+            stale.append(_standing(state, _attribute_change(name, mark), mark.set_by, mark.version, expected))
         else:
             b.attribute_seen(name)
     stale += _rubric_dependents(state, record)
@@ -1981,14 +2002,8 @@ def _undo(b: _Builder, p: Undo) -> None:
                 f"edit {p.edit_id} cannot be undone: {shown}; late answers (edit {late[-1]}) stay once "
                 "submitted, so make the change by hand instead (move, merge, split or rename)"
             )
-        head = f"edit {p.edit_id} cannot be undone: {shown}"
-        if not b.plan_undos:  # a step of a plan being tried: the plan needs only the next edit
-            b.refuse(f"{head}; undo edit {latest} first", undo_plan=(latest,))
-        plan, blocked = _undo_plan(state, b.edit, latest)
-        if plan:
-            order = "" if len(plan) == 1 else ", in that order"
-            b.refuse(f"{head}; undo {_listed(plan)} first{order}", undo_plan=plan)
-        b.refuse(f"{head}; {blocked}")
+        # The next undo to try; ``_apply`` works out the whole chain and says it.
+        b.refuse(f"edit {p.edit_id} cannot be undone: {shown}", undo_plan=(latest,))
     b.refuse_if_problems()
     what = f"restored by undoing edit {p.edit_id}"
     for gid, before in record.groups_before.items():
@@ -2009,16 +2024,21 @@ def _undo(b: _Builder, p: Undo) -> None:
     b.undoes = p.edit_id
 
 
-def _standing(said: str, set_by: int, version: int) -> tuple[str, int]:
+def _standing(state: QuestionState, said: str, set_by: int, version: int, expected: int) -> tuple[str, int]:
     """A change that keeps an undo from going through, with the edit to undo for it.
 
-    That edit is the one whose result stands (``set_by``), not the last to touch the item:
-    after an undo, the item shows an earlier edit's result, and undoing the undo would only
-    bring back what it took away, so the advice would go round for ever.
+    The item should show edit ``expected``'s result and shows ``set_by``'s. When that is a
+    later edit's, undo it: the one whose result stands, not the last to touch the item
+    (after an undo, the item shows an earlier edit's result, and undoing the undo would only
+    bring back what it took away, so the advice would go round for ever). When it is an
+    earlier one's (the import's, 0), ``expected`` itself was undone since: undo that undo.
     """
-    if set_by in (0, version):
-        return said, version
-    return f"{said} (it shows edit {set_by}'s result)", set_by
+    if set_by > expected:
+        return (said, version) if set_by == version else (f"{said} (it shows edit {set_by}'s result)", set_by)
+    undo = state.undone.get(expected)
+    if undo is not None and undo != version:
+        return f"{said} (edit {expected} was undone by edit {undo})", undo
+    return said, version
 
 
 def _add_answers(b: _Builder, p: AddAnswers) -> None:
@@ -2178,7 +2198,8 @@ def _max_score_dependents(state: QuestionState, record: UndoRecord) -> list[tupl
             continue
         if then != after:
             said = f"{what}'s earlier grade {_score(grade.score)} was given out of {_maximum(then)}"
-            found.append((f"{said}, and the maximum was {changed} by {_who(mark.author)} at version {mark.version}", mark.version))
+            # The change of the maximum that stands (after an undo, an earlier one's).
+            found.append((f"{said}, and the maximum was {changed} by {_who(mark.author)} at version {mark.version}", mark.set_by or mark.version))
     return found
 
 

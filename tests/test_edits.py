@@ -544,6 +544,47 @@ def test_undo_plan_says_what_an_undo_waits_on_without_making_it(start):
     assert undo_plan(log.state, 9, "ada") is None  # no such edit
 
 
+def test_the_undo_plan_goes_through_rubric_and_maximum_changes_and_back_to_the_import(start):
+    """Each of these once gave no plan though one exists: a grade whose rubric item a later
+    rubric removed, a maximum changed twice (the check named the trial undo, round and round),
+    and an item put back to the import by an undo (lineage 0)."""
+    from grouper.edits import RubricItem, SetMaxScore, SetRubric
+
+    def planned(log, target, expected):
+        with pytest.raises(EditRefused) as refused:
+            log.do("ada", Undo(target))
+        assert refused.value.undo_plan == expected, str(refused.value)
+        for step in expected:
+            log.do("ada", Undo(step))
+        log.do("ada", Undo(target))
+        assert replay(log.initial, log.edits) == log.state
+        return str(refused.value)
+
+    log = Log(start)
+    log.do("ada", SetRubric((RubricItem(1, "names Canberra", 1.0), RubricItem(2, "spelling", 0.5))))  # v1
+    log.do("ben", GradeGroup(1, None, items=(1,)))  # v2
+    log.do("ben", GradeGroup(1, 3.0))  # v3
+    log.do("ada", SetRubric((RubricItem(2, "spelling", 0.5),)))  # v4: item 1 gone
+    message = planned(log, 3, (4,))
+    assert "no longer in the rubric (ada changed the rubric at version 4); undo edit 4 first" in message
+
+    log = Log(start)
+    log.do("ben", GradeGroup(1, 1.0))  # v1
+    log.do("ben", GradeGroup(1, None))  # v2
+    log.do("ada", SetMaxScore(5.0))  # v3
+    log.do("ada", SetMaxScore(2.0))  # v4
+    planned(log, 2, (4, 3))
+
+    log = Log(start)
+    log.do("ben", Rename(1, "a"))  # v1
+    log.do("ben", Rename(1, "b"))  # v2
+    log.do("ada", Undo(2))  # v3
+    log.do("ada", Undo(1))  # v4: the import's title again
+    log.do("cy", Rename(1, "c"))  # v5
+    message = planned(log, 3, (5, 4))  # undoing 3 re-applies edit 2 ("b") over edit 1 ("a")
+    assert log.state.groups[1].title == "b"
+
+
 def test_add_answers_payload_checks_its_fields():
     with pytest.raises(ValueError, match="1 places for 2 answers"):
         AddAnswers(("l1", "l2"), (None,))

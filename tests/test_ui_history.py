@@ -93,8 +93,23 @@ def test_the_chain_of_undos_stops_when_someone_else_edits_in_between(app, db, mo
     monkeypatch.setattr(ui_common, "submit", submit_then_cy_renames)
     at.button(key="history-undo-chain-q1").click().run()
     assert successes(at) == ["Undid edit 3."]
-    assert any("Another edit came in while undoing: 1 of the 3 undos were saved" in i.value for i in at.info)
+    assert any("Another edit came in since the undos were worked out: 1 of the 3 undos were saved" in i.value for i in at.info)
     assert [a for a, _ in logged(db)] == ["Ben", "Ben", "Ben", "Ada", "Cy"]
+
+
+def test_the_chain_of_undos_makes_none_when_someone_else_edited_before_the_click(app, db):
+    with Store.open(db) as store:
+        for version, score in enumerate((4.0, 3.0)):
+            store.append("q1", "Ben", version, GradeGroup(1, score))
+    at = _history(app)
+    select_rows(at, _key(at), [1])
+    at.button(key="history-undo-q1").click().run()
+    assert at.button(key="history-undo-chain-q1").label == "Undo edit 2, then edit 1"
+    with Store.open(db) as store:  # Cy renames group 2 while Ada reads the message
+        store.append("q1", "Cy", 2, Rename(2, "Sydney (wrong)"))
+    at.button(key="history-undo-chain-q1").click().run()
+    assert any("Another edit came in since the undos were worked out: nothing was undone" in i.value for i in at.info)
+    assert [a for a, _ in logged(db)] == ["Ben", "Ben", "Cy"]
 
 
 def test_a_tick_never_carries_over_to_another_edit_when_the_filter_changes(app, db):

@@ -52,26 +52,22 @@ def _undo(edit_id: int) -> None:
         st.session_state[_PLAN] = (state.version, edit_id, plan)
 
 
-def _undo_in_order(edit_id: int, plan: tuple[int, ...]) -> None:
+def _undo_in_order(edit_id: int, plan: tuple[int, ...], version: int) -> None:
     """The undos an undo waits on, then it: one edit each, stopping at the first refusal or
-    when someone else's edit comes in between (the rest was worked out without it)."""
+    as soon as the question is not at the version the plan expects (someone else's edit came
+    in, before the first step or between two: the plan was worked out without it)."""
     st.session_state.pop(_PLAN, None)
     steps = (*plan, edit_id)
     for done, step in enumerate(steps):
-        before = ui_common.load_state(question_id).version
+        if ui_common.load_state(question_id).version != version + done:
+            saved = f"{done} of the {len(steps)} undos were saved; " if done else "nothing was undone; "
+            ui_common.flash("info", f"Another edit came in since the undos were worked out: {saved}look at the history again.")
+            return
+        ui_common.remember_version(question_id, version + done)  # the plan's, or this session's last undo
         if not ui_common.submit(question_id, Undo(step), f"Undid edit {step}."):
             if done:
                 ui_common.flash("info", f"{done} of the {len(steps)} undos were saved before the refusal above.")
             return
-        if done + 1 < len(steps):
-            if ui_common.load_state(question_id).version != before + 1:
-                ui_common.flash(
-                    "info",
-                    f"Another edit came in while undoing: {done + 1} of the {len(steps)} undos were saved; "
-                    "look at the history again before undoing more.",
-                )
-                return
-            ui_common.remember_version(question_id, before + 1)  # this session made it, and saw it
 
 
 @st.fragment
@@ -139,14 +135,14 @@ def page() -> None:
     )
     planned = st.session_state.get(_PLAN)
     if planned is not None and planned[0] == state.version and planned[1] == row.edit_id:
-        _, edit_id, plan = planned
+        version, edit_id, plan = planned
         others = [e for e in plan if not same_author(state.records[e].author, identity.author)]
         may = identity.may(Action.EDIT) and (not others or identity.may(Action.UNDO_ANY))
         st.button(
             f"Undo {_listed(plan)}, then edit {edit_id}",
             key=f"history-undo-chain-{question_id}",
             on_click=_undo_in_order,
-            args=(edit_id, plan),
+            args=(edit_id, plan, version),
             disabled=not may,
             help=(
                 "Each is logged as a new edit, by you, in this order; grades they change are named"
