@@ -500,7 +500,7 @@ class GradingSession(RuleBasedStateMachine):
             # the answer, and the group whose grade it has, must be as the grader saw them
             ok = ok and grade is not None and not self.model.stale(("a", a), base)
             ok = ok and (own is not None or not self.model.stale(("g", loc), base))
-            if check != grade:
+            if _shown(check) != _shown(grade):  # a check holds for the grade's value, not its event
                 values[("a", a)] = (loc, own, grade)
         # and so must the maximum: "4" checked out of 10 is not "4" out of 5
         ok = ok and bool(values) and not self.model.stale(MAX, base)
@@ -542,7 +542,8 @@ class GradingSession(RuleBasedStateMachine):
         for a in self.answer_ids:  # a check holds while the answer has the grade checked
             loc, own, check = self.model.value(("a", a))
             grade = own if own is not None else (None if loc is None else self.model.group(loc)[3])
-            assert (self.state.grade_check(a) is not None) == (check is not None and check == grade)
+            # (by value: cleared and given again alike, a grade is the one checked)
+            assert (self.state.grade_check(a) is not None) == (check is not None and _shown(check) == _shown(grade))
 
     @invariant()
     def every_answer_is_in_exactly_one_place(self):
