@@ -208,8 +208,9 @@ def write_rubric_csv(state: QuestionState, answers: Sequence[Answer], out: IO[st
 
 def student_of(row: GradeRow) -> str:
     """Whose answer a grade row is, as the grades-by-student file keys it: the student id, or
-    ``answer:<id>`` for an answer without one (it stands for itself)."""
-    return row.student_id or f"answer:{row.answer_id}"
+    ``answer:<question>/<id>`` for an answer without one (it stands for itself: answer ids are
+    unique within a question only, so answer 1 of q1 and answer 1 of q2 are not one student)."""
+    return row.student_id or f"answer:{row.question_id}/{row.answer_id}"
 
 
 def resubmissions(rows: Iterable[GradeRow]) -> dict[tuple[str, str], list[str]]:
@@ -234,7 +235,7 @@ def resubmissions(rows: Iterable[GradeRow]) -> dict[tuple[str, str], list[str]]:
 def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
     """Write one row per student: a score column per question and their total.
 
-    Answers without a student id stand for themselves (``answer:<id>``). A missing or
+    Answers without a student id stand for themselves (``answer:<question>/<id>``). A missing or
     ungraded answer is an empty cell and counts 0 in the total. When any question has a
     maximum score, a ``points_possible`` row comes first, as gradebooks (Canvas) expect: each
     question's maximum, and their sum when every question has one.

@@ -536,6 +536,12 @@ def course_questions(store: Any, courses: Iterable[str], within: Iterable[str] |
     chosen = ids if within is None else [q for q in within if q in in_courses]
     if not chosen:  # an empty choice must never widen to every question
         raise ValueError(f"none of the questions named is in course(s) {', '.join(map(repr, wanted))}")
+    outside = [] if within is None else [q for q in within if q not in in_courses]
+    if outside:  # a question asked for by name is never left out without a word
+        raise ValueError(
+            f"question(s) {', '.join(map(repr, outside))} are not in course(s) {', '.join(map(repr, wanted))}; "
+            "name only questions of the course, or drop --course"
+        )
     return chosen
 
 

@@ -177,6 +177,10 @@ def test_exports_from_the_command_line(db, capsys, tmp_path):
     assert {(p["answer_id_a"], p["answer_id_b"]): p["together"] for p in pairs}[("a0", "a1")] is False
     status, _, err = run(capsys, "export", "grades", "-q", "nope")
     assert status == 2 and "question 'nope' is not in" in err
+    missing = tmp_path / "no-such-folder" / "grades.csv"
+    status, _, err = run(capsys, "export", "grades", "-o", str(missing))
+    assert status == 2 and f"the folder {missing.parent} does not exist; create it first" in err
+    assert not missing.parent.exists()
 
 
 def test_exporting_grades_warns_of_identical_answers_graded_differently(db, capsys, tmp_path):

@@ -168,6 +168,21 @@ def test_a_student_with_two_answers_to_one_question_has_no_silent_by_student_cel
     assert resubmissions(rows[1:]) == {}
 
 
+def test_answers_without_a_student_id_are_one_row_each_across_questions():
+    from grouper.exports import GradeRow, student_of
+
+    def row(q, a, score):
+        return GradeRow(q, a, None, score, None, "", "", "group", 1, "g", "ta", 1)
+
+    # Answer ids are unique within a question only: answer 1 of q1 is not answer 1 of q2.
+    rows = [row("q1", "1", 2.0), row("q1", "2", 1.0), row("q2", "1", 3.0)]
+    assert student_of(rows[0]) == "answer:q1/1" != student_of(rows[2])
+    buffer = io.StringIO(newline="")
+    assert write_grades_by_student_csv(rows, buffer) == 3
+    table = {r[0]: r[1:] for r in csv.reader(io.StringIO(buffer.getvalue(), newline=""))}
+    assert table["answer:q1/1"] == ["2", "", "2"] and table["answer:q2/1"] == ["", "3", "3"]
+
+
 def test_sums_of_points_are_written_as_a_grader_reads_them():
     from grouper.exports import GradeRow
 
@@ -417,7 +432,10 @@ def test_pairs_are_chosen_by_course(tmp_path):
             store.append(qid, "ta1", None, Confirm(1))
         assert course_questions(store, ["Geography"]) == ["g1", "g2"]
         assert course_questions(store, [" geography"]) == ["g1", "g2"]  # the course as filed
-        assert course_questions(store, ["Geography"], within=["g2", "p1"]) == ["g2"]
+        assert course_questions(store, ["Geography"], within=["g2"]) == ["g2"]
+        # a question named outside the course is refused by name, never dropped without a word
+        with pytest.raises(ValueError, match=r"question\(s\) 'p1' are not in course\(s\) 'Geography'"):
+            course_questions(store, ["Geography"], within=["g2", "p1"])
         pairs = training_pairs(store, select=PairFilter(question_ids=frozenset(course_questions(store, ["Physics"]))))
         assert {p.question_id for p in pairs} == {"p1"}
         with pytest.raises(ValueError, match=r"no course 'Maths' in the store \(courses: Geography, Physics\)"):

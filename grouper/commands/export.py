@@ -51,11 +51,9 @@ def _question_ids(store: Store, wanted: list[str] | None) -> list[str]:
 
 def _write(args: argparse.Namespace, render) -> int:
     if args.output is None or args.output == "-":
-        try:
-            return render(sys.stdout)
-        except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
+        # A reader that stops early (| head) ends in cli.main's exit 141, as for every
+        # command: a pipeline can tell that the export was cut short.
+        return render(sys.stdout)
     target = Path(args.output)
     _refuse_to_overwrite_a_store(target, sqlite_file(args.db))
     buffer = io.StringIO(newline="")
@@ -88,6 +86,8 @@ def _refuse_to_overwrite_a_store(target: Path, store: Path | None) -> None:
     lose every grade and the whole edit log."""
     if target.is_dir():
         raise ValueError(f"-o {target} is a folder; name a file, e.g. -o {target / 'grades.csv'}")
+    if not target.parent.is_dir():  # said before the export is built, in the words the user typed
+        raise ValueError(f"-o {target}: the folder {target.parent} does not exist; create it first")
     if store is not None and target.resolve() in database_files(store):
         raise ValueError(f"-o {target} is the store itself (--db); name another file")
     if is_sqlite_database(target):
