@@ -108,6 +108,7 @@ __all__ = [
     "auto_split_parts",
     "check_text",
     "initial_state",
+    "listed_edits",
     "make_edit",
     "replay",
     "undo_plan",
@@ -1211,7 +1212,7 @@ def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionSta
             raise EditRefused(state.question_id, [f"{head}; {blocked}"], state.version) from None
         order = "" if len(plan) == 1 else ", in that order"
         raise EditRefused(
-            state.question_id, [f"{head}; undo {_listed(plan)} first{order}"], state.version, undo_plan=plan
+            state.question_id, [f"{head}; undo {listed_edits(plan)} first{order}"], state.version, undo_plan=plan
         ) from None
     return builder.finish()
 
@@ -1277,9 +1278,9 @@ def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int,
             current = _apply(current, trial, plan_undos=False)
         except EditRefused as refused:
             if step == target:  # the undos made so far were not enough
-                needed = f"after undoing {_listed(done)} it would still be refused" if done else "it is refused"
+                needed = f"after undoing {listed_edits(done)} it would still be refused" if done else "it is refused"
             else:
-                needed = f"it needs {_listed([*done, step])} undone first"
+                needed = f"it needs {listed_edits([*done, step])} undone first"
             after = refused.undo_plan[0] if refused.undo_plan else None
             if after is None:
                 return (), f"{needed}, and {'; '.join(refused.reasons)}"
@@ -1295,8 +1296,18 @@ def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int,
     return (), f"it waits on more than {_MAX_UNDO_PLAN} other undos; make the change by hand instead"
 
 
-def _listed(edit_ids: Sequence[int]) -> str:
-    """``"edit 7"``, ``"edits 7, 5 and 2"``."""
+def listed_edits(edit_ids: Sequence[int]) -> str:
+    """Edit ids in words, as refusals name them: ``"edit 7"``, ``"edits 7, 5 and 2"``.
+
+    Parameters
+    ----------
+    edit_ids : sequence of int
+        At least one.
+
+    Returns
+    -------
+    str
+    """
     if len(edit_ids) == 1:
         return f"edit {edit_ids[0]}"
     return "edits " + ", ".join(str(e) for e in edit_ids[:-1]) + f" and {edit_ids[-1]}"

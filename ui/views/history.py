@@ -17,7 +17,7 @@ import streamlit as st
 
 import ui_common
 from grouper.access import Action, canonical_author, same_author
-from grouper.edits import AddAnswers, Undo, undo_plan
+from grouper.edits import AddAnswers, Undo, listed_edits, undo_plan
 from grouper.history import history
 
 identity = ui_common.require(Action.REVIEW)
@@ -35,11 +35,6 @@ def _selected_edit(key: str, rows: list) -> object | None:
 
 
 _PLAN = f"history-plan-{question_id}"  # (version, edit, the undos it waits on) after a refusal
-
-
-def _listed(edit_ids) -> str:
-    ids = [str(e) for e in edit_ids]
-    return f"edit {ids[0]}" if len(ids) == 1 else "edits " + ", ".join(ids[:-1]) + f" and {ids[-1]}"
 
 
 def _undo(edit_id: int) -> None:
@@ -136,10 +131,11 @@ def page() -> None:
     planned = st.session_state.get(_PLAN)
     if planned is not None and planned[0] == state.version and planned[1] == row.edit_id:
         version, edit_id, plan = planned
-        others = [e for e in plan if not same_author(state.records[e].author, identity.author)]
+        # every step, the asked-for undo too: the rights are those of each undo on its own
+        others = [e for e in (*plan, edit_id) if not same_author(state.records[e].author, identity.author)]
         may = identity.may(Action.EDIT) and (not others or identity.may(Action.UNDO_ANY))
         st.button(
-            f"Undo {_listed(plan)}, then edit {edit_id}",
+            f"Undo {listed_edits(plan)}, then edit {edit_id}",
             key=f"history-undo-chain-{question_id}",
             on_click=_undo_in_order,
             args=(edit_id, plan, version),
@@ -147,7 +143,7 @@ def page() -> None:
             help=(
                 "Each is logged as a new edit, by you, in this order; grades they change are named"
                 if may
-                else f"Only instructors undo other graders' edits ({_listed(others)})"
+                else f"Only instructors undo other graders' edits ({listed_edits(others)})"
             ),
         )
 
