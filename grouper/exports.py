@@ -8,11 +8,18 @@ forms of those signs) is written with a leading single quote, which spreadsheets
 A leading quote of the text itself is doubled, so :func:`read_grades_csv` gives back exactly
 what was written. Numbers are written as numbers, and so is text that is just a number
 (``-1.5``): a number cannot carry a formula.
+
+Excel reads a CSV as UTF-8 only when it begins with a byte-order mark (:data:`EXCEL_BOM`);
+without one an accented name ("Zoë") shows as "ZoÃ«". Other readers (Python's ``csv`` with
+``utf-8``, some gradebooks) take the mark for part of the first column's name, so it is added
+only when asked for (``grouper export --excel``, the export page's "For Excel"), and
+:func:`read_grades_csv` reads files with or without it.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -27,6 +34,7 @@ from grouper.pairs import TrainingPair
 from grouper.rubric import item_label, rubric_text
 
 __all__ = [
+    "EXCEL_BOM",
     "GRADE_COLUMNS",
     "GradeRow",
     "grade_rows",
@@ -45,6 +53,8 @@ __all__ = [
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _NUMERIC_COLUMNS = ("score", "max_score", "group_id", "graded_at_version")
+#: Written first in a CSV meant for Excel, so that it reads the file as UTF-8.
+EXCEL_BOM = "\ufeff"
 
 
 def neutralise(value: Any) -> Any:
@@ -284,14 +294,15 @@ def write_grades_by_student_csv(rows: Iterable[GradeRow], out: IO[str]) -> int:
 
 
 def read_grades_csv(source: IO[str]) -> list[GradeRow]:
-    """Read back a file written by :func:`write_grades_csv`.
+    """Read back a file written by :func:`write_grades_csv`, with or without :data:`EXCEL_BOM`.
 
     Raises
     ------
     ValueError
         Naming the row and column of a cell that is not what the column holds.
     """
-    reader = csv.DictReader(source)
+    text = source.read()
+    reader = csv.DictReader(io.StringIO(text.removeprefix(EXCEL_BOM), newline=""))
     header = tuple(reader.fieldnames or ())
     if header not in (GRADE_COLUMNS, _GRADE_COLUMNS_BEFORE_CHECKS):
         raise ValueError(f"grades CSV header is {reader.fieldnames}; expected {list(GRADE_COLUMNS)}")

@@ -183,6 +183,27 @@ def test_exports_from_the_command_line(db, capsys, tmp_path):
     assert not missing.parent.exists()
 
 
+def test_an_export_for_excel_begins_with_a_byte_order_mark(db, capsys, tmp_path):
+    # Without one, Excel reads UTF-8 in the machine's code page: "Zoë" shows as "ZoÃ«".
+    with Store.open(db) as store:
+        store.append("q1", "ta1", 0, Rename(1, "Zoë's group"))
+    edit(capsys, "grade", "1", "2", "--comment", "très bien")
+    for kind in ("grades", "grades-by-student"):
+        plain_file, excel_file = tmp_path / f"{kind}.csv", tmp_path / f"{kind}-excel.csv"
+        assert run(capsys, "export", kind, "-o", str(plain_file))[0] == 0
+        assert run(capsys, "export", kind, "--excel", "-o", str(excel_file))[0] == 0
+        assert not plain_file.read_bytes().startswith(b"\xef\xbb\xbf")
+        assert excel_file.read_bytes() == b"\xef\xbb\xbf" + plain_file.read_bytes()
+    rows = list(csv.DictReader((tmp_path / "grades-excel.csv").open(encoding="utf-8-sig", newline="")))
+    assert rows[0]["answer_id"] == "a0" and rows[0]["group_title"] == "Zoë's group" and rows[0]["comment"] == "très bien"
+    status, out, _ = run(capsys, "export", "grades", "--excel")
+    assert status == 0 and out.startswith("\ufeffquestion_id,answer_id,")
+    # JSON Lines are UTF-8 without a mark; asking for one there is refused, not ignored.
+    for kind in ("log", "pairs"):
+        status, out, err = run(capsys, "export", kind, "--excel")
+        assert status == 2 and out == "" and "--excel is for the CSV exports" in err, kind
+
+
 def test_exporting_grades_warns_of_identical_answers_graded_differently(db, capsys, tmp_path):
     edit(capsys, "grade", "1", "2")
     grades = tmp_path / "grades.csv"

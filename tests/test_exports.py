@@ -14,6 +14,7 @@ from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edit_codec import edit_from_dict
 from grouper.edits import NEW, CheckGrades, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, SetRubric, Split, Undo, initial_state, make_edit, apply
 from grouper.exports import (
+    EXCEL_BOM,
     grade_rows,
     neutralise,
     read_grades_csv,
@@ -105,6 +106,15 @@ def test_the_grades_csv_says_who_checked_a_grade_while_it_holds_and_reads_older_
     lines = buffer.getvalue().splitlines()
     older = "\r\n".join(line.rsplit(",", 1)[0] for line in lines) + "\r\n"
     assert {r.answer_id: r.checked_by for r in read_grades_csv(io.StringIO(older, newline=""))}["a0"] == ""
+
+
+def test_a_grades_csv_saved_for_excel_reads_back(store):
+    # Excel reads UTF-8 only after a byte-order mark; a file saved with one reads back the same.
+    rows = _rows(store)
+    buffer = io.StringIO(newline="")
+    buffer.write(EXCEL_BOM)
+    write_grades_csv(rows, buffer)
+    assert read_grades_csv(io.StringIO(buffer.getvalue(), newline="")) == rows
 
 
 def test_the_grades_csv_has_no_live_formula_and_numbers_stay_numbers(store):

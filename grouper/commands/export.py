@@ -5,6 +5,7 @@ Output goes to standard output, or with ``-o FILE`` to a file that appears only 
 
     grouper export grades --db grades.sqlite -o grades.csv
     grouper export grades-by-student -o totals.csv
+    grouper export grades --excel -o grades.csv    # begins with a byte-order mark, for Excel
     grouper export rubric -q q1 -o q1-rubric.csv
     grouper export log -q q1
     grouper export pairs --author ta1 --since 2026-05-01 -o pairs.jsonl
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from grouper.commands._store_options import add_db_option, open_store, plain, reports_busy
 from grouper.exports import (
+    EXCEL_BOM,
     grade_rows,
     write_edit_log_jsonl,
     write_grades_by_student_csv,
@@ -49,14 +51,20 @@ def _question_ids(store: Store, wanted: list[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))  # a question named twice is exported once
 
 
+_CSV_KINDS = ("grades", "grades-by-student", "rubric")
+
+
 def _write(args: argparse.Namespace, render) -> int:
+    mark = EXCEL_BOM if args.excel else ""
     if args.output is None or args.output == "-":
         # A reader that stops early (| head) ends in cli.main's exit 141, as for every
         # command: a pipeline can tell that the export was cut short.
+        sys.stdout.write(mark)
         return render(sys.stdout)
     target = Path(args.output)
     _refuse_to_overwrite_a_store(target, sqlite_file(args.db))
     buffer = io.StringIO(newline="")
+    buffer.write(mark)
     n = render(buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
@@ -124,6 +132,9 @@ def _warn_of_conflicts(question_id: str, state, answers) -> None:
 
 @reports_busy
 def _cmd_export(args: argparse.Namespace) -> int:
+    if args.excel and args.kind not in _CSV_KINDS:
+        # JSON Lines are UTF-8 without a mark; a reader would take one for broken JSON.
+        raise ValueError(f"--excel is for the CSV exports ({', '.join(_CSV_KINDS)}); {args.kind} is JSON Lines, always plain UTF-8")
     store = open_store(args)
     try:
         qids = _question_ids(store, args.question)
@@ -188,6 +199,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--question", "-q", action="append", help="only this question (repeatable; default: all)")
     exp.add_argument("--course", action="append", help="only the questions of this course (repeatable)")
     exp.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    exp.add_argument(
+        "--excel",
+        action="store_true",
+        help="begin a CSV with a UTF-8 byte-order mark, so that Excel shows accented text right",
+    )
     pairs = exp.add_argument_group("pairs")
     pairs.add_argument("--author", action="append", help="only edits by this author (repeatable)")
     pairs.add_argument("--since", type=_when, help="only edits at or after this time (ISO 8601, UTC unless given)")

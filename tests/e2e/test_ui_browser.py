@@ -157,7 +157,14 @@ def test_instructor_imports_reviews_grades_undoes_and_exports(server, open_page,
     go_to(page, "Export")
     with page.expect_download() as download:
         page.get_by_role("button", name="Grades (CSV, one row per answer)").click()
-    grades = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    plain_bytes = Path(download.value.path()).read_bytes()
+    grades = list(csv.DictReader(io.StringIO(plain_bytes.decode("utf-8"))))
+    # "For Excel" puts a UTF-8 byte-order mark before the same file, so Excel reads it as UTF-8.
+    page.locator(".st-key-export-excel label").click()
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Grades (CSV, one row per answer)").click()
+    assert Path(download.value.path()).read_bytes() == b"\xef\xbb\xbf" + plain_bytes
     # The files are built on the click (deferred): the pairs file is the CLI's, byte for byte.
     with page.expect_download() as download:
         page.get_by_role("button", name="Training pairs (JSONL)").click()

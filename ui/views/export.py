@@ -20,6 +20,7 @@ import streamlit as st
 import ui_common
 from grouper.access import Action
 from grouper.exports import (
+    EXCEL_BOM,
     grade_rows,
     resubmissions,
     student_of,
@@ -52,14 +53,16 @@ else:
     question_ids, suffix = [question_id], question_id
 
 
-def _deferred(write: Callable[[IO[str]], object]) -> Callable[[], bytes]:
-    """The file ``write`` makes, as Streamlit's deferred download data: run on the click.
+def _deferred(write: Callable[[IO[str]], object], mark: str = "") -> Callable[[], bytes]:
+    """The file ``write`` makes, after ``mark``, as Streamlit's deferred download data: run on
+    the click.
 
     Its buttons are ``on_click="ignore"``: a rerun on the click would register the files again
     under new ids while the browser is still fetching the old one (a download lost in CI)."""
 
     def render() -> bytes:
         buffer = io.StringIO(newline="")
+        buffer.write(mark)
         write(buffer)
         return buffer.getvalue().encode("utf-8")
 
@@ -93,10 +96,19 @@ if conflicts:
     for q, found in conflicts.items():
         st.text(f"Question {q}: {len(found)} answer(s): " + ", ".join(list(found)[:10]) + (" ..." if len(found) > 10 else ""))
     st.page_link("views/check.py", label="Check grades")
+# Excel reads a CSV as UTF-8 only after a byte-order mark; other readers take the mark for part
+# of the first column's name, so it is the instructor's choice (as grouper export --excel).
+for_excel = st.checkbox(
+    "For Excel",
+    key="export-excel",
+    help="Begin the CSV files with a UTF-8 byte-order mark, so that Excel shows accented names "
+    "and comments right (without it, Zoë reads ZoÃ«). Leave it off for other gradebooks and scripts.",
+)
+csv_mark = EXCEL_BOM if for_excel else ""
 cols = st.columns(2)
 cols[0].download_button(
     "Grades (CSV, one row per answer)",
-    _deferred(lambda out: write_grades_csv(rows, out)),
+    _deferred(lambda out: write_grades_csv(rows, out), csv_mark),
     file_name=f"grades-{suffix}.csv",
     mime="text/csv",
     key="download-grades",
@@ -106,7 +118,7 @@ cols[0].download_button(
 twice = resubmissions(rows)
 cols[1].download_button(
     f"Grades by student (CSV, {students} students)",
-    _deferred(lambda out: write_grades_by_student_csv(rows, out)),
+    _deferred(lambda out: write_grades_by_student_csv(rows, out), csv_mark),
     file_name=f"grades-by-student-{suffix}.csv",
     mime="text/csv",
     key="download-grades-by-student",
@@ -126,7 +138,7 @@ rubric_state = None if rubric_question is None else states[rubric_question]
 if rubric_state is not None and rubric_state.rubric:
     st.download_button(
         f"Rubric grading (CSV, a column per item: {len(rubric_state.rubric)} items)",
-        _deferred(lambda out: write_rubric_csv(rubric_state, answers[rubric_question], out)),
+        _deferred(lambda out: write_rubric_csv(rubric_state, answers[rubric_question], out), csv_mark),
         file_name=f"rubric-{suffix}.csv",
         mime="text/csv",
         key="download-rubric",
