@@ -88,7 +88,9 @@ class GradeRow:
     """One answer's grade, as exported.
 
     ``source`` is ``"override"``, ``"group"`` or ``""`` (ungraded); ``graded_by`` and
-    ``graded_at_version`` name the edit that gave the grade; ``max_score`` is the question's
+    ``graded_at_version`` name the edit that gave the grade (a rubric item given other points
+    later changes the score, not who chose the items: the repricing is in the edit log, by its
+    author); ``max_score`` is the question's
     maximum score (empty when it has none), so that a score reads "out of" something;
     ``rubric_items`` lists the rubric items the grade was given as, each with its points
     (``"names the closed path (+2); wrong units (-0.5)"``) and the point adjustment when there

@@ -246,6 +246,17 @@ def test_the_grades_csv_names_each_grades_rubric_items(graded):
     assert back["a3"].rubric_items == rows["a3"].rubric_items and back["a3"].score == 0.5
 
 
+def test_a_repriced_grade_is_still_its_graders_in_the_grades_csv(graded):
+    # The grader chose the items; the instructor's repricing changed their points, not who graded.
+    from grouper.answers import Answer
+    from grouper.exports import grade_rows
+
+    graded.do("ada", SetRubric(((1, "names the closed path", 3.0), *RUBRIC[1:])))
+    rows = {r.answer_id: r for r in grade_rows(graded.state, [Answer(a, "q", f"text {a}", f"s{a}") for a in IDS])}
+    assert rows["a0"].score == 4.0 and rows["a0"].graded_by == "ben" and rows["a5"].score == 3.0
+    assert rows["a5"].graded_by == "ben" and rows["a3"].score == 0.5
+
+
 def test_an_items_id_is_never_given_to_another_item(graded):
     """An undo may bring back a grade naming a removed item: its id must still mean it."""
     graded.do("ben", GradeGroup(2, 1.0))
