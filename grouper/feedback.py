@@ -354,25 +354,30 @@ def question_pairs(
     state = initial
     # Every person's edit is resolved, whatever ``select`` says: a pair that a later edit
     # reversed must not come back because the later edit is filtered out.
-    given: list[tuple[Edit, list[tuple[str, str, str]], list[_Block]]] = []
+    given: list[tuple[Edit, list[tuple[str, str, str]], list[_Block], list[_Block]]] = []
     for edit in edits:
         after = apply(state, edit)
         if edit.kind != "undo" and not is_model_author(edit.author):
             rng = random.Random(f"{settings.seed}:{edit.question_id}:{edit.edit_id}")
             blocks = _edit_blocks(state, after, edit)
             pairs: dict[tuple[str, str], str] = {}
-            links = [b for b in blocks if b.label != _WITHDRAW]
+            links = [b for b in blocks if b.label != _WITHDRAW and b.size]
             for a, b, label in _sample(links, settings.max_pairs_per_edit, rng):
                 if a != b:
                     pairs[(a, b) if a < b else (b, a)] = label
+            # A capped edit still has the latest word on every pair it speaks about, sampled
+            # or not: what earlier edits said about the ones it leaves out must not stand.
+            capped = settings.max_pairs_per_edit is not None and sum(b.size for b in links) > settings.max_pairs_per_edit
             withdrawn = [b for b in blocks if b.label == _WITHDRAW and b.size]
-            given.append((edit, [(a, b, label) for (a, b), label in pairs.items()], withdrawn))
+            given.append((edit, [(a, b, label) for (a, b), label in pairs.items()], withdrawn, links if capped else []))
         state = after
     decided = _Decisions()
-    for edit, pairs, withdrawn in given:
+    for edit, pairs, withdrawn, spoken_for in given:
         if edit.edit_id in state.undone:
             continue  # undo removes what its edit gave
         decided.edits[edit.edit_id] = edit
+        for block in spoken_for:
+            decided.forget(block)
         for block in withdrawn:
             decided.withdraw(block)
         for a, b, label in pairs:
@@ -395,11 +400,14 @@ class _Decisions:
     """The latest word on each pair, and what a grade's cannot-link overwrote.
 
     A grade-given cannot-link can be taken back (a corrected grade); what it had overwritten,
-    a split's cannot-link or a grade's must-link, then stands again.
+    a split's cannot-link or a grade's must-link, then stands again. A capped edit's pairs left
+    out of its sample are forgotten, earlier words and all: no pair is given then, which costs
+    a pair to learn from but never gives a wrong one.
     """
 
     def __init__(self) -> None:
         self.latest: dict[tuple[str, str], TrainingPair] = {}
+        self._keys_of: dict[str, set[tuple[str, str]]] = {}  # each answer's pairs in ``latest``
         self.edits: dict[int, Edit] = {}
         self._from_grade: set[tuple[str, str]] = set()  # pairs a grade decided
         self._shadowed: dict[tuple[str, str], tuple[TrainingPair, bool]] = {}  # and whether a grade gave it
@@ -414,6 +422,9 @@ class _Decisions:
                 self._shadowed[key] = (earlier, key in self._from_grade)
         else:
             self._shadowed.pop(key, None)
+        if earlier is None:
+            for x in key:
+                self._keys_of.setdefault(x, set()).add(key)
         self.latest[key] = pair
         (self._from_grade.add if from_grade else self._from_grade.discard)(key)
         for x in key:
@@ -439,11 +450,31 @@ class _Decisions:
                     self._from_grade.discard(key)
                     earlier = self._shadowed.pop(key, None)
                     if earlier is None:
-                        del self.latest[key]
+                        self._drop(key)
                     else:
                         self.latest[key] = earlier[0]
                         if earlier[1]:
                             self._from_grade.add(key)
+
+    def forget(self, block: _Block) -> None:
+        """Drop every decision on the block's pairs (a capped edit spoke about them all)."""
+        first = set(block.first)
+        second = first if block.second is None else set(block.second)
+        small, other = (first, second) if len(first) <= len(second) else (second, first)
+        for a in small:
+            for key in list(self._keys_of.get(a, ())):
+                mate = key[1] if key[0] == a else key[0]
+                if mate in other:
+                    self._shadowed.pop(key, None)
+                    self._from_grade.discard(key)
+                    for x in key:
+                        self._grade_apart.get(x, set()).discard(key)
+                    self._drop(key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        del self.latest[key]
+        for x in key:
+            self._keys_of[x].discard(key)
 
     def agrees_with_grades(self, pair: TrainingPair, final: QuestionState) -> bool:
         """A pair a grade gave stands only while the grades at the end of the log agree: an

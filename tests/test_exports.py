@@ -421,6 +421,33 @@ def test_a_big_group_is_sampled_reproducibly():
     assert len(every) == n * (n - 1) // 2 and len({(p.answer_id_a, p.answer_id_b) for p in every}) == len(every)
 
 
+def test_a_capped_edit_has_the_latest_word_on_the_pairs_it_leaves_out():
+    # A grader confirms a big group, then splits it: with the cap, the confirm's sampled
+    # must-links across the two parts used to survive wherever the split's sample missed them.
+    n = 60
+    ids = [f"x{i:02d}" for i in range(n)]
+    start = initial_state("q", ids, Grouping(np.ones(n, dtype=int), np.ones(n), (Group(1, "all", tuple(range(n))),)))
+    state, edits = start, []
+    for author, payload in [
+        ("ta1", Confirm(1)),
+        ("ta1", Split(1, (tuple(ids[:30]), tuple(ids[30:])))),
+        ("ta2", GradeGroup(1, 1.0)),
+        ("ta2", Move(tuple(ids[25:30]), NEW)),
+        ("ta2", Merge(1, (2,))),
+        ("ta1", GradeAnswer("x03", 0.5)),
+        ("ta1", GradeGroup(1, 2.0)),
+        ("ta2", GradeAnswer("x03", None)),
+    ]:
+        edit = make_edit(state, author, payload)
+        state = apply(state, edit)
+        edits.append(edit)
+    texts = {a: a for a in ids}
+    truth = _labels(question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=None)))
+    for seed in range(5):
+        capped = _labels(question_pairs(start, edits, texts, settings=PairSettings(max_pairs_per_edit=40, seed=seed)))
+        assert capped and {k: truth.get(k) for k in capped} == capped  # every pair given is the latest word
+
+
 def test_pairs_of_a_store_export_as_jsonl(store):
     pairs = training_pairs(store)
     assert {p.question_id for p in pairs} == {"q1", "q2"}
