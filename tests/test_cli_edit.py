@@ -249,6 +249,33 @@ def test_an_export_file_is_as_readable_as_any_other_and_keeps_the_mode_it_replac
         os.umask(mask)
 
 
+def test_a_store_that_cannot_be_opened_is_one_line_and_a_url_with_options_opens(db, tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    monkeypatch.delenv("GROUPER_DB", raising=False)
+    not_sqlite = tmp_path / "answers.sqlite"
+    not_sqlite.write_text("answer_id,answer\na1,Canberra\n")
+    foreign = tmp_path / "notes.sqlite"
+    raw = sqlite3.connect(foreign)
+    raw.execute("create table notes (body text)")
+    raw.commit()
+    raw.close()
+    for where, why in [
+        (str(not_sqlite), f"{not_sqlite} is not a SQLite database"),
+        (str(foreign), f"{foreign} is a database but not a grouper store (its tables: notes)"),
+        ("foo://bar", "--db foo://bar: no database driver for 'foo'"),
+    ]:
+        for argv in (["show"], ["history", "-q", "q1"], ["export", "grades"]):
+            status, out, err = run(capsys, *argv, "--db", where)
+            assert status == 2 and out == "" and err.startswith(f"grouper: {why}") and err.count("\n") == 1, (argv, err)
+    # SQLAlchemy URLs with SQLite's options name the same file (they were "no store at ...?timeout=5").
+    for url in (f"sqlite:///{db}?timeout=5", f"sqlite:///file:{db}?mode=ro&uri=true"):
+        status, out, err = run(capsys, "show", "--db", url)
+        assert status == 0 and "q1" in out, (url, err)
+    status, _, err = run(capsys, "edit", "--db", f"sqlite:///file:{db}?mode=ro&uri=true", "-q", "q1", "--author", "ta1", "confirm", "1")
+    assert status == 2 and f"{db} is read-only for this user" in err
+
+
 def test_a_mistyped_store_is_an_error_not_an_empty_export(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("GROUPER_DB", raising=False)
     typo = tmp_path / "grdaes.sqlite"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 import threading
@@ -150,8 +151,53 @@ def test_a_database_from_a_newer_grouper_is_left_alone(tmp_path):
     raw = sqlite3.connect(path)
     raw.execute("update alembic_version set version_num = '9999'")
     raw.commit()
-    with pytest.raises(RuntimeError, match="schema revision '9999', which this version of grouper does not know"):
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=rf"{path} is at schema revision '9999', which this version of grouper does not know"):
         Store.open(path)
+    assert path.read_bytes() == before
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(tmp_path):
+    # Opening it (grouper show --db notes.sqlite) used to add grouper's tables and switch it to WAL.
+    path = tmp_path / "notes.sqlite"
+    raw = sqlite3.connect(path)
+    raw.execute("create table notes (id integer primary key, body text)")
+    raw.execute("create table questions (id integer primary key, q text)")
+    raw.commit()
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"notes.sqlite is a database but not a grouper store \(its tables: notes, questions\); nothing was changed"):
+        Store.open(path)
+    assert path.read_bytes() == before
+    raw = sqlite3.connect(path)
+    assert raw.execute("pragma journal_mode").fetchone()[0] == "delete"
+    raw.close()
+
+
+def test_a_store_that_cannot_be_opened_is_said_in_one_line(tmp_path):
+    not_sqlite = tmp_path / "answers.sqlite"
+    not_sqlite.write_text("answer_id,answer\na1,Canberra\n")  # an answers file given as --db
+    with pytest.raises(StoreError, match=rf"{not_sqlite} is not a SQLite database \(file is not a database\)"):
+        Store.open(not_sqlite)
+    assert not_sqlite.read_text() == "answer_id,answer\na1,Canberra\n"
+    with pytest.raises(StoreError, match=rf"{tmp_path} cannot be opened \(unable to open database file\)"):
+        Store.open(tmp_path)  # a folder
+    for url, why in [("foo://bar", "no database driver for 'foo'"), ("postgresql+nosuchdriver://h/db", "no database driver for 'postgresql+nosuchdriver'")]:
+        with pytest.raises(StoreError, match=re.escape(f"--db {url}: {why}")):
+            Store(url)
+
+
+def test_an_old_store_opened_read_only_says_it_needs_an_upgrade(tmp_path):
+    path = tmp_path / "old.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine, "0002")
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"old.sqlite is at schema revision '0002' and needs an upgrade to '0003', but it is read-only"):
+        Store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert migrate.current_revision(make_engine(f"sqlite:///{path}")) == "0002"
+    Store.open(path).close()  # writable, it is upgraded
+    with Store(f"sqlite:///file:{path}?mode=ro&uri=true") as store:  # and then opens read-only
+        assert store.question_ids() == []
 
 
 # --------------------------------------------------------------------------- questions, groupings, states

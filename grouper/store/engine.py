@@ -81,7 +81,9 @@ def make_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            if not memory:
+            if not memory and _empty_or_versioned(cursor):
+                # Not another program's database: WAL is a lasting change to its file, and
+                # migrate refuses that database anyway.
                 cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -94,6 +96,13 @@ def make_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _empty_or_versioned(cursor: sqlite3.Cursor) -> bool:
+    """Whether a SQLite database has no tables yet, or has Alembic's version table."""
+    cursor.execute("SELECT count(*), coalesce(sum(name = 'alembic_version'), 0) FROM sqlite_master WHERE type = 'table'")
+    tables, versioned = cursor.fetchone()
+    return tables == 0 or versioned > 0
 
 
 def _is_busy(exc: DBAPIError) -> bool:

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from grouper.store.engine import WRITE
 
-__all__ = ["HEAD", "MIGRATIONS_DIR", "current_revision", "head_revision", "upgrade"]
+__all__ = ["HEAD", "MIGRATIONS_DIR", "SchemaRefused", "current_revision", "head_revision", "upgrade"]
+
+
+class SchemaRefused(RuntimeError):
+    """A database this code does not migrate, left untouched; the message reads after its name
+    ("<database> is at schema revision ...")."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -43,13 +48,19 @@ def head_revision() -> str:
     return head
 
 
+def _revision_and_tables(engine: Engine) -> tuple[str | None, list[str]]:
+    """The schema revision (``None`` without ``alembic_version``) and the database's tables,
+    read in one transaction: a store another process is creating is seen whole or not at all."""
+    with engine.connect() as connection, connection.begin():
+        tables = sorted(inspect(connection).get_table_names())
+        if "alembic_version" not in tables:
+            return None, tables
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar(), tables
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision; ``None`` for an empty database."""
-    with engine.connect() as connection:
-        try:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except (OperationalError, ProgrammingError):  # no such table: an empty database
-            return None
+    return _revision_and_tables(engine)[0]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -57,25 +68,41 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     Raises
     ------
-    RuntimeError
+    SchemaRefused
         When the database is at a revision this code does not know (written by a newer
-        grouper): it is left untouched.
+        grouper), holds tables but is not a grouper store (another program's database), or
+        needs an upgrade but cannot be written: it is left untouched.
     """
-    current = current_revision(engine)
-    if current == (HEAD if revision == "head" else revision):
+    target = HEAD if revision == "head" else revision
+    current, tables = _revision_and_tables(engine)
+    if current == target:
         return
+    if current is None and tables:
+        # Creating grouper's tables among another program's would change its file for a
+        # command that only meant to read (grouper show --db notes.sqlite).
+        raise SchemaRefused(f"is a database but not a grouper store (its tables: {', '.join(tables)}); nothing was changed")
     from alembic import command
     from alembic.script import ScriptDirectory
 
     config = _config()
     known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
     if current is not None and current not in known:
-        raise RuntimeError(
-            f"the database is at schema revision {current!r}, which this version of grouper does not know "
-            f"(it knows up to {HEAD!r}); upgrade grouper to open it"
+        raise SchemaRefused(
+            f"is at schema revision {current!r}, which this version of grouper does not know "
+            f"(it knows up to {HEAD!r}): a store written by a newer grouper (upgrade grouper to open it), "
+            "or not a grouper store"
         )
-    with engine.connect() as connection:
-        connection.execution_options(**{WRITE: True})
-        with connection.begin():
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{WRITE: True})
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+    except OperationalError as exc:
+        if current is None or "readonly" not in str(exc.orig).replace("read-only", "readonly"):
+            raise
+        raise SchemaRefused(
+            f"is at schema revision {current!r} and needs an upgrade to {target!r}, but it is read-only for "
+            f"this user ({exc.orig}); nothing was changed. Make it writable (the file, its folder and its "
+            "-wal and -shm files), or open a writable copy"
+        ) from None

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from grouper.answers import Answer, Question
 from grouper.clustering import UNGROUPED, Group, Grouping
@@ -60,6 +60,30 @@ class StoreError(ValueError):
     """A request the store cannot serve: an unknown question, a duplicate import, ..."""
 
 
+def _no_driver(url: str, exc: Exception) -> str:
+    """Why SQLAlchemy has no engine for ``url``, in the user's terms."""
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError:
+        return f"not a database URL ({exc}); give a SQLite file or a SQLAlchemy URL such as sqlite:///grades.sqlite"
+    if isinstance(exc, ImportError):
+        return f"the driver for {driver!r} is not installed ({exc}); install it into grouper's environment"
+    return f"no database driver for {driver!r}; give a SQLite file or a SQLAlchemy URL such as sqlite:///grades.sqlite"
+
+
+def _not_openable(where: str, exc: Exception) -> str:
+    """Why the database at ``where`` cannot be opened as a store, in one line."""
+    if isinstance(exc, migrate.SchemaRefused):
+        return f"{where} {exc}"
+    assert isinstance(exc, DBAPIError)
+    if "file is not a database" in str(exc.orig):
+        return f"{where} is not a SQLite database ({exc.orig}); check --db"
+    return (
+        f"{where} cannot be opened ({exc.orig}); check that it is there and that this user can read and write "
+        "it and its folder (SQLite keeps -wal and -shm files beside it)"
+    )
+
+
 def default_url(db: str | os.PathLike[str] | None = None) -> str:
     """The SQLAlchemy URL for ``db``: a URL as is, a path as a SQLite file.
 
@@ -79,9 +103,18 @@ def sqlite_file(db: str | os.PathLike[str] | None = None) -> Path | None:
     """The SQLite file a ``--db`` value (path or URL, default as :func:`default_url`) names;
     ``None`` for another database or an in-memory one."""
     url = default_url(db)
-    if not url.startswith("sqlite:///") or is_memory_sqlite(url):
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # not a URL at all: Store says so
+    if parsed.get_backend_name() != "sqlite" or is_memory_sqlite(url):
         return None
-    return Path(url.removeprefix("sqlite:///"))
+    database = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        # SQLite's URI form (sqlite:///file:grades.sqlite?mode=ro&uri=true): the file is the
+        # URI's path; the query (mode=ro, ...) is SQLite's, not part of the name.
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
 
 
 def database_files(path: Path) -> set[Path]:
@@ -221,12 +254,19 @@ class Store:
             raise ValueError(f"snapshot_every ({snapshot_every}) must be >= 0 (0 turns snapshots off)")
         self.snapshot_every = snapshot_every
         self.retry_limit_s = retry_limit_s
-        self._engine = make_engine(self.url, busy_timeout_s=busy_timeout_s)
+        try:
+            self._engine = make_engine(self.url, busy_timeout_s=busy_timeout_s)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"--db {self.url}: {_no_driver(self.url, exc)}") from None
         # An in-memory database is one connection: its users take turns.
         self._lock: threading.RLock | None = threading.RLock() if is_memory_sqlite(self.url) else None
         self._states: dict[str, tuple[int | None, QuestionState]] = {}
         self._states_lock = threading.Lock()
-        migrate.upgrade(self._engine)
+        try:
+            migrate.upgrade(self._engine)
+        except (migrate.SchemaRefused, DBAPIError) as exc:
+            self._engine.dispose()
+            raise StoreError(_not_openable(self.where, exc)) from None
         from grouper.store.embedding_cache import EmbeddingCache
 
         self.embeddings = EmbeddingCache(self)
@@ -238,8 +278,14 @@ class Store:
 
     @property
     def where(self) -> str:
-        """The database, for messages (password hidden)."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        """The database, for messages: a SQLite store's file, else its URL (password hidden)."""
+        path = sqlite_file(self.url)
+        if path is not None:
+            return str(path)
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return self.url
 
     def close(self) -> None:
         """Release the database connections."""
