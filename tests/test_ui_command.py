@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -61,7 +62,13 @@ def test_everything_wrong_is_said_before_the_server_starts(tmp_path, monkeypatch
     staff.write_text('[staff]\n"ada@example.edu" = "instructor"\n')
     junk = tmp_path / "junk.sqlite"
     junk.write_text("not a database")
+    foreign = tmp_path / "notes.sqlite"
+    raw = sqlite3.connect(foreign)
+    raw.execute("create table notes (body text)")
+    raw.commit()
+    raw.close()
     cases = [
+        (["--db", str(foreign)], "is a database but not a grouper store (its tables: notes)"),
         # A staff list but no [auth]: the app would fall back to its name form, for everyone.
         (["--db", str(tmp_path / "a.sqlite"), "--host", "0.0.0.0", "--staff-file", str(staff)], "needs OpenID Connect"),
         (["--db", str(tmp_path / "a.sqlite"), "--staff-file", str(tmp_path / "missing.toml")], "missing.toml"),

@@ -119,6 +119,11 @@ def _store_path(value: str | None) -> Path:
         raise ValueError(f"--db {value} is a folder; name a database file, e.g. {db / 'grades.sqlite'}")
     if db.is_file() and db.stat().st_size and not is_sqlite_database(db):
         raise ValueError(f"--db {value} is not a SQLite database; name another file (a new one is created)")
+    if db.is_file() and db.stat().st_size:
+        from grouper.store import Store
+
+        # Another program's database, or a newer grouper's, is said now, not by the first page.
+        Store.open(db).close()
     return db
 
 
