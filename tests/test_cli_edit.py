@@ -276,6 +276,30 @@ def test_a_store_that_cannot_be_opened_is_one_line_and_a_url_with_options_opens(
     assert status == 2 and f"{db} is read-only for this user" in err
 
 
+def test_stored_text_never_reaches_the_terminal_raw_and_ids_match_in_either_unicode_form(tmp_path, capsys, monkeypatch):
+    import unicodedata
+
+    path = tmp_path / "hostile.sqlite"
+    evil = "q1\x1b]0;PWNED\x07\x1b[2J"
+    decomposed = unicodedata.normalize("NFD", "Übung-1")
+    with Store.open(path) as store:
+        store.import_question(Question(evil, "Q?", (Answer("a0", evil, "right \u202e\u009b31m"),)))
+        store.import_question(Question(decomposed, "Q?", (Answer("b0", decomposed, "ja"),)))
+        store.save_grouping(evil, Grouping(np.array([1]), np.ones(1), (Group(1, "right \u202e", (0,)),)), model_version="m")
+        store.save_grouping(decomposed, Grouping(np.array([1]), np.ones(1), (Group(1, "ja", (0,)),)), model_version="m")
+    monkeypatch.setenv("GROUPER_DB", str(path))
+    status, _, err = run(capsys, "show", "-q", "nope")
+    assert status == 2 and "\x1b" not in err and "\x07" not in err and "'q1\\x1b]0;PWNED" in err
+    status, out, _ = run(capsys, "show", "-q", evil, "--json", "--members", "5")
+    assert status == 0 and out.isascii() and json.loads(out)["groups"][0]["title"] == "right \u202e"
+    status, out, _ = run(capsys, "show", "--json")
+    assert status == 0 and out.isascii() and json.loads(out)[0]["question_id"] == evil
+    # Import keeps one question per NFC form; show and history find it typed either way.
+    for command in ("show", "history"):
+        status, out, err = run(capsys, command, "-q", unicodedata.normalize("NFC", "Übung-1"))
+        assert status == 0, err
+
+
 def test_a_mistyped_store_is_an_error_not_an_empty_export(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("GROUPER_DB", raising=False)
     typo = tmp_path / "grdaes.sqlite"

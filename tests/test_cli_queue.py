@@ -73,7 +73,7 @@ def test_queue_top_and_bad_input(queued_db, capsys):
     assert len(json.loads(capsys.readouterr().out)["queue"]) == 1
     assert main(["queue", "--db", str(path), "-q", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "question 'nope' is not in" in err and "(known: q1)" in err
+    assert "question 'nope' is not in" in err and "(known: 'q1')" in err
     assert main(["queue", "--db", str(path), "-q", "q1", "--top", "-1"]) == 2
     assert "--top must be 0 (all) or more" in capsys.readouterr().err
 

@@ -325,7 +325,7 @@ def test_a_grouping_whose_groups_and_labels_disagree_is_refused(store):
 
 
 def test_unknown_questions_are_named(store):
-    with pytest.raises(StoreError, match="question 'nope' is not in .*known: q1"):
+    with pytest.raises(StoreError, match="question 'nope' is not in .*known: 'q1'"):
         store.state("nope")
 
 

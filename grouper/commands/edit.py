@@ -199,7 +199,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        json.dump(edit_to_dict(edit), sys.stdout, ensure_ascii=False)
+        json.dump(edit_to_dict(edit), sys.stdout)  # ASCII: no raw control or bidi character reaches a terminal
         print()
         return 0
     change = ours.last_change

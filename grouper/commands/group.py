@@ -98,7 +98,7 @@ def _cmd_group(args: argparse.Namespace) -> int:
         else:
             _print_summary(result, sys.stdout)
     if args.json:
-        json.dump(mapping, sys.stdout, ensure_ascii=False)
+        json.dump(mapping, sys.stdout)  # ASCII: no raw control or bidi character reaches a terminal
         sys.stdout.write("\n")
     return 0
 

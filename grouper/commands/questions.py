@@ -167,7 +167,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.question is None:
         infos = store.questions()
         if args.json:
-            json.dump([vars(i) for i in infos], sys.stdout, ensure_ascii=False)
+            json.dump([vars(i) for i in infos], sys.stdout)  # ASCII: no raw control or bidi character reaches a terminal
             print()
         for info in [] if args.json else infos:
             print(f"{plain(info.question_id, 40)}: {info.n_answers} answers, {info.n_edits} edits  {plain(info.text, 70)}")
@@ -176,7 +176,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     state = store.state(args.question)
     if args.json:
-        json.dump(_summary(state, args.members), sys.stdout, ensure_ascii=False)
+        json.dump(_summary(state, args.members), sys.stdout)  # ASCII: no raw control or bidi character reaches a terminal
         print()
         return 0
     texts = {a.answer_id: a.text for a in store.answers(args.question)}
@@ -246,7 +246,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
              "summary": r.summary, "undone_by": r.undone_by}
             for r in rows
         ]
-        json.dump(out, sys.stdout, ensure_ascii=False)
+        json.dump(out, sys.stdout)  # ASCII: no raw control or bidi character reaches a terminal
         print()
         return 0
     for r in rows:

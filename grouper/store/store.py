@@ -484,8 +484,15 @@ class Store:
             query = query.with_for_update()  # PostgreSQL: serialise appends per question
         row = conn.execute(query).first()
         if row is None:
-            known = conn.execute(select(questions.c.question_id).order_by(questions.c.id).limit(6)).scalars().all()
-            hint = f"known: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}" if known else "the store is empty"
+            # Typed in the other Unicode form (a composed "Übung" for a stored decomposed one):
+            # import keeps one question per NFC form, so at most one stored id matches.
+            wanted = unicodedata.normalize("NFC", question_id)
+            stored = conn.execute(select(questions.c.question_id).order_by(questions.c.id)).scalars().all()
+            alike = [q for q in stored if unicodedata.normalize("NFC", q) == wanted]
+            if len(alike) == 1:
+                return self._question_row(conn, alike[0], lock=lock)
+            # Ids as repr: one stored with escape sequences must not drive the terminal.
+            hint = f"known: {', '.join(map(repr, stored[:5]))}{', ...' if len(stored) > 5 else ''}" if stored else "the store is empty"
             raise StoreError(f"question {question_id!r} is not in {self.where} ({hint}); import it with `grouper import FILE`")
         return row
 
