@@ -5,9 +5,11 @@ belong together; that structure is the question's own and transfers little to th
 question. A grade says something that does transfer: an answer with full marks says what the
 instructor's reference answer says, and an answer with fewer marks does not. So each graded,
 non-blank answer of a question with reference answers gives one pair with the reference answer
-its embedding is nearest to: *together* when its grade has the question's top score, *apart*
-otherwise. Questions whose graded answers all have the same score give no pair (nothing tells
-full marks from the rest there).
+its embedding is nearest to: *together* when its grade is full marks, *apart* otherwise. Full
+marks are the question's maximum score when it has one, else the best score given; a question
+without a maximum whose graded answers all have the same score gives no pair (nothing tells
+full marks from the rest there). Each pair names the edit that gave the answer its grade, and
+its author, as the pairs from the log do.
 
 On the benchmark corpora, an encoder fine-tuned on these pairs from a corpus's train questions
 lowered zero-shot APA on its unseen questions and domains by 0.003 to 0.008 on Beetle and
@@ -17,6 +19,7 @@ activation check keeps the parent (``benchmarks/results/flywheel_experiments.md`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,9 @@ def question_reference_pairs(
     references: Sequence[str],
     reference_vectors: np.ndarray,
     answer_ids: Sequence[str],
+    *,
+    max_score: float | None = None,
+    graded_by: Sequence[tuple[int, str | None] | None] | None = None,
 ) -> list[TrainingPair]:
     """Pairs of one question's graded answers with their nearest reference answer.
 
@@ -58,28 +64,36 @@ def question_reference_pairs(
         The question's reference answers, normalised.
     reference_vectors : ndarray of shape (n_references, dim)
     answer_ids : sequence of str
+    max_score : float, optional
+        The question's maximum score: full marks. Without it, the best score given is.
+    graded_by : sequence of (int, str or None) or None, optional
+        For each answer, the edit id and author that gave its grade (carried in its pair).
 
     Returns
     -------
     list of TrainingPair
-        ``text_a`` the reference, ``text_b`` the answer; together when the answer has the
-        question's top score. Empty without references or with fewer than two scores.
+        ``text_a`` the reference, ``text_b`` the answer; together when the answer has full
+        marks. Empty without references, or without a maximum and with fewer than two scores.
     """
-    if not (len(texts) == len(scores) == len(vectors) == len(answer_ids)):
+    if not (len(texts) == len(scores) == len(vectors) == len(answer_ids)) or (
+        graded_by is not None and len(graded_by) != len(texts)
+    ):
         raise ValueError(
-            f"texts ({len(texts)}), scores ({len(scores)}), vectors ({len(vectors)}) and answer ids "
-            f"({len(answer_ids)}) must describe the same answers"
+            f"texts ({len(texts)}), scores ({len(scores)}), vectors ({len(vectors)}), answer ids "
+            f"({len(answer_ids)}) and graders must describe the same answers"
         )
     graded = [i for i, (t, s) in enumerate(zip(texts, scores, strict=True)) if t and s is not None]
     distinct = {scores[i] for i in graded}
-    if not references or len(distinct) < 2:
+    if not references or not graded or (max_score is None and len(distinct) < 2):
         return []
-    top = max(distinct)
+    top = max(distinct) if max_score is None else max_score
     nearest = (np.asarray(vectors)[graded] @ np.asarray(reference_vectors).T).argmax(axis=1)
-    return [
-        TrainingPair(question_id, f"{REFERENCE_PREFIX}{r}", answer_ids[i], references[r], texts[i], scores[i] == top)
-        for i, r in zip(graded, nearest.tolist(), strict=True)
-    ]
+    pairs = []
+    for i, r in zip(graded, nearest.tolist(), strict=True):
+        edit_id, author = (None, None) if graded_by is None or graded_by[i] is None else graded_by[i]
+        full = math.isclose(scores[i], top, rel_tol=0.0, abs_tol=1e-9)  # a rubric sum: 0.1 + 0.2 is 0.3
+        pairs.append(TrainingPair(question_id, f"{REFERENCE_PREFIX}{r}", answer_ids[i], references[r], texts[i], full, edit_id, author))
+    return pairs
 
 
 def reference_pairs(store: Any, question_ids: Sequence[str], encoder: Encoder) -> list[TrainingPair]:
@@ -107,8 +121,13 @@ def reference_pairs(store: Any, question_ids: Sequence[str], encoder: Encoder) -
         texts = [a.normalized for a in question.answers]
         grades = [state.grade_of(a.answer_id) for a in question.answers]
         scores = [None if g is None else g.score for g in grades]
+        graded_by = [None if g is None else (g.version, g.by) for g in grades]  # a grade's version is its edit's id
         vectors = encoder.encode(texts, cache=store.embeddings).vectors
         ref_vectors = encoder.encode(references, cache=store.embeddings).vectors
         ids = [a.answer_id for a in question.answers]
-        out.extend(question_reference_pairs(qid, texts, scores, vectors, references, ref_vectors, ids))
+        out.extend(
+            question_reference_pairs(
+                qid, texts, scores, vectors, references, ref_vectors, ids, max_score=state.max_score, graded_by=graded_by
+            )
+        )
     return out

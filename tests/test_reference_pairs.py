@@ -7,7 +7,7 @@ import pytest
 
 from grouper.answers import Answer, Question
 from grouper.clustering import Group, Grouping
-from grouper.edits import Confirm, GradeAnswer, GradeGroup
+from grouper.edits import Confirm, GradeAnswer, GradeGroup, SetMaxScore
 from grouper.reference_pairs import REFERENCE_PREFIX, question_reference_pairs, reference_pairs
 from grouper.store import Store
 
@@ -50,6 +50,34 @@ def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
         pairs = reference_pairs(store, ["cap"], encoder)
     assert {(p.answer_id_b, p.together) for p in pairs} == {("a0", True), ("a1", True), ("a2", False)}
     assert all(p.text_a == "Canberra is the capital." for p in pairs)
+    # Each pair is traceable to the edit that gave the answer its grade, and its author.
+    assert {p.answer_id_b: (p.edit_id, p.author) for p in pairs} == {"a0": (2, "ta"), "a1": (2, "ta"), "a2": (3, "ta")}
+
+
+def test_full_marks_are_the_questions_maximum_when_it_has_one(encoder) -> None:
+    # Nobody reached 5 of 5: the best grade given (3) is not "says what the reference says".
+    texts = ["Canberra", "It is Canberra", "Sydney", "Melbourne"]
+    answers = tuple(Answer(f"a{i}", "cap", t) for i, t in enumerate(texts))
+    question = Question("cap", "What is the capital of Australia?", answers, ("Canberra is the capital.",))
+    grouping = Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "c", (0, 1)), Group(2, "s", (2, 3))))
+    with Store("sqlite://") as store:
+        store.import_question(question)
+        store.save_grouping("cap", grouping, model_version="test")
+        store.append("cap", "ada", None, SetMaxScore(5.0))
+        store.append("cap", "ada", None, GradeGroup(1, 3.0))
+        store.append("cap", "ben", None, GradeGroup(2, 1.0))
+        assert {(p.answer_id_b, p.together) for p in reference_pairs(store, ["cap"], encoder)} == {
+            ("a0", False), ("a1", False), ("a2", False), ("a3", False)
+        }
+        store.append("cap", "ada", None, GradeGroup(1, 5.0))
+        pairs = reference_pairs(store, ["cap"], encoder)
+    assert {(p.answer_id_b, p.together, p.author) for p in pairs} == {
+        ("a0", True, "ada"), ("a1", True, "ada"), ("a2", False, "ben"), ("a3", False, "ben")
+    }
+    # With a maximum, one score for every graded answer still says which side they are on.
+    vectors = np.eye(2)
+    only_full = question_reference_pairs("q", ["a", "b"], [5.0, 5.0], vectors, ["r"], vectors[:1], ["x", "y"], max_score=5.0)
+    assert [p.together for p in only_full] == [True, True]
 
 
 def test_correction_pairs_refuse_filters_that_cannot_apply_to_grades(encoder) -> None:
