@@ -464,8 +464,31 @@ class ModelRegistry:
             raise ValueError(
                 f"version {version} did not beat its parent ({card.decision}); pass force=True to activate it anyway"
             )
+        # A version that would not load must not become the one every import loads.
+        self.verify(version)
         with self._lock():
             self._write_active(version)
+
+    def verify(self, version: str) -> VersionCard:
+        """Check a version's folder against its card, as loading it does, without loading it.
+
+        Raises
+        ------
+        ModelIntegrityError
+            A file the card lists changed or is missing, a file it does not list was added, or
+            (a card from before files were listed) the weights' sha256 is not the card's.
+        """
+        card = self.card(version)
+        folder = self.model_dir(version)
+        if card.files:
+            check_folder(folder, card.files, skip={CARD_FILE})
+            return card
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise ModelIntegrityError(f"{weights}: no safetensors weights in the model folder")
+        if file_sha256(weights) != card.weights_sha256:
+            raise ModelIntegrityError(f"{weights}: sha256 does not match the card's {card.weights_sha256}; refusing it")
+        return card
 
     def _write_active(self, version: str) -> None:
         _write_atomic(self.root / _ACTIVE_FILE, version + "\n")

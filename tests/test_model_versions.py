@@ -123,6 +123,23 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
         load_version(card.version, root=registry.root, device=torch.device("cpu"))
 
 
+def test_a_version_whose_files_changed_is_not_activated(tmp_path):
+    # Activated, it would have been refused by every later import and grouping instead.
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    registry.set_active(BASE_VERSION)  # a rollback
+    path = registry.root / card.version / "tokenizer_config.json"
+    path.write_text(path.read_text().replace("true", "false", 1))
+    with pytest.raises(ModelIntegrityError, match=r"changed: tokenizer_config\.json"):
+        registry.set_active(card.version)
+    assert registry.active() == BASE_VERSION
+    path.unlink()
+    registry.root.joinpath(card.version, "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelIntegrityError, match=r"missing: tokenizer_config\.json.*not on the card: pytorch_model\.bin"):
+        registry.set_active(card.version, force=True)
+    assert registry.active() == BASE_VERSION
+
+
 @pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "vocab.txt"])
 def test_a_version_whose_config_or_tokenizer_changed_is_refused(tmp_path, name):
     # The weights alone do not decide a vector: a changed config or tokenizer must not load

@@ -1205,6 +1205,22 @@ def test_a_version_that_lost_to_its_parent_is_activated_only_when_asked_twice(ap
     assert registry.active() == card.version
 
 
+def test_a_version_whose_files_changed_is_not_activated_from_the_page(app, db, tmp_path):
+    from grouper.model_versions import ModelRegistry
+    from test_model_versions import publish_tiny
+
+    registry = ModelRegistry(tmp_path / "models")
+    card = publish_tiny(registry, tmp_path)
+    registry.set_active("base")
+    (registry.model_dir(card.version) / "vocab.txt").write_text("[PAD]\n")
+    app.switch_page("views/models.py").run()
+    app.selectbox(key="models-activate").set_value(card.version)
+    app.button(key="models-activate-btn").click().run()
+    assert registry.active() == "base"
+    assert errors(app) == [f"Version {card.version} was not activated."]
+    assert any("changed: vocab.txt" in t for t in texts(app))
+
+
 def test_a_damaged_card_of_one_version_leaves_the_models_page_and_the_rollback_working(app, db, tmp_path):
     from grouper.model_versions import ModelRegistry
     from test_model_versions import publish_tiny

@@ -111,7 +111,7 @@ def _activate() -> None:
         return
     try:
         registry.set_active(version, force=anyway)
-    except (ValueError, OSError) as problem:  # removed meanwhile, or a folder not writable
+    except (ValueError, OSError, ModelIntegrityError) as problem:  # removed meanwhile, not writable, files changed
         ui_common.flash("error", f"Version {version} was not activated.", str(problem))
         return
     ui_common.flash("success", f"Version {version} is now active.")
