@@ -459,6 +459,38 @@ def test_retrain_on_reference_pairs_needs_reference_answers(tmp_path, tracking, 
     assert list(registry.versions()) == ["base", "v0001"]  # nothing published
 
 
+def test_retrain_holds_out_questions_other_than_those_it_is_asked_to_train_on(tmp_path, tracking, capsys):
+    from grouper.cli import main
+
+    registry = ModelRegistry(tmp_path / "models")
+    publish_tiny(registry, tmp_path)
+    db = graded_store(tmp_path / "grades.sqlite", ["q1_capital_australia.csv", "q2_photosynthesis.csv", "q3_ball_drop.csv"])
+    common = [
+        "retrain", "--db", str(db), "--models", str(registry.root), "--mlflow", str(tracking.folder),
+        "--max-steps", "1", "--batch-size", "4", "--max-pairs", "16", "--learning-rate", "1e-3", "--device", "cpu", "--json",
+    ]
+    # Seed 11 drew q1 from all three graded questions: "-q q1" then had nothing to train on.
+    assert main([*common, "-q", "q1", "--seed", "11"]) == 0
+    card = registry.card(json.loads(capsys.readouterr().out)["version"])
+    assert card.training["questions"] == ["q1"] and card.metrics["held_out"] in (["q2"], ["q3"])
+
+
+def test_retrain_refuses_what_it_cannot_measure_or_train_before_loading_a_model(tmp_path, capsys):
+    from grouper.cli import main
+
+    db = graded_store(tmp_path / "grades.sqlite", ["q1_capital_australia.csv", "q3_ball_drop.csv"])
+    common = ["retrain", "--db", str(db), "--models", str(tmp_path / "models"), "--mlflow", str(tmp_path / "mlruns"), "--device", "cpu"]
+    for extra, message in [
+        # The card listed such a question as held out, measured on the others alone.
+        (["--held-out", "q3", "--min-answers", "170"], "held-out question q3 has 167 answers, fewer than the 170"),
+        (["--held-out-fraction", "2"], "held_out_fraction (2.0) must be in [0, 1)"),
+        (["--held-out", "q3", "--epochs", "0"], "epochs (0) must be at least 1"),
+    ]:
+        assert main(common + extra) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert not (tmp_path / "mlruns").exists()
+
+
 def test_retrain_names_an_unknown_question_and_the_filters_that_left_nothing(tmp_path, capsys):
     from grouper.cli import main
 

@@ -323,6 +323,10 @@ def retrain_from_store(
     """
     from grouper.feedback import PairFilter, correction_pairs
 
+    # Said before the model loads and the parent is measured, not after.
+    (settings or FineTuneSettings()).validate()
+    if not 0 <= held_out_fraction < 1:
+        raise ValueError(f"held_out_fraction ({held_out_fraction!r}) must be in [0, 1)")
     unknown = sorted(set(questions or ()) - set(store.question_ids()))
     if unknown:
         raise ValueError(f"no question {', '.join(map(repr, unknown))} in the store; nothing was trained")
@@ -331,20 +335,30 @@ def retrain_from_store(
         question = graded_question(store, qid)
         if question is None:
             raise ValueError(f"held-out question {qid} has ungraded answers; APA needs every answer's grade")
+        if len(question.answers) < min_answers:
+            raise ValueError(
+                f"held-out question {qid} has {len(question.answers)} answers, fewer than the {min_answers} "
+                "a held-out question needs to be measured (--min-answers)"
+            )
         held.append(question)
     if not held and held_out_fraction > 0:
         graded = [q for q in (graded_question(store, qid) for qid in store.question_ids()) if q is not None]
         graded = [q for q in graded if len(q.answers) >= min_answers]
-        if len(graded) >= 2:  # one question cannot be both trained on and held out
-            n = max(1, round(held_out_fraction * len(graded)))
-            held = [graded[i] for i in sorted(rng.choice(len(graded), size=n, replace=False))]
+        # Questions asked to be trained on are held out only when no other graded one can be.
+        outside = [q for q in graded if questions and q.question_id not in questions]
+        pool = outside or graded
+        if outside or len(graded) >= 2:  # one question cannot be both trained on and held out
+            n = min(max(1, round(held_out_fraction * len(pool))), len(pool) if outside else len(pool) - 1)
+            held = [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))]
     if not held:
         raise ValueError(
             "no held-out questions to check a new model on: name fully graded questions to hold out, give "
             f"graded answer files, or grade at least two questions of {min_answers}+ answers"
         )
-    held_ids = {q.question_id for q in held}
+    held_ids = {q.question_id for q in held}  # never trained on
     train_ids = [q for q in (questions or store.question_ids()) if q not in held_ids]
+    # The card lists the questions the check measures: a file's question below min_answers is not.
+    held = [q for q in held if len(q.answers) >= min_answers]
     select = PairFilter(
         question_ids=frozenset(train_ids),
         authors=frozenset(authors) if authors else None,
@@ -383,6 +397,6 @@ def retrain_from_store(
         )
     return retrain(
         pairs, apa_metric(held, min_answers=min_answers, cache=store.embeddings), rng=rng, registry=registry,
-        settings=settings, held_out=sorted(held_ids), device=device, tracking=tracking, progress=progress,
+        settings=settings, held_out=sorted(q.question_id for q in held), device=device, tracking=tracking, progress=progress,
         parent_encoder=encoder,
     )
