@@ -276,6 +276,16 @@ def test_invalid_settings_exit_2_naming_the_parameter(
     assert devices == []  # refused before the model was loaded
 
 
+def test_a_mistyped_models_folder_is_refused_not_made(
+    devices: list[torch.device], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It became a new registry, and the answers were grouped with the base model unseen.
+    typo = tmp_path / "no-such" / "models"
+    status, out, err = _run(capsys, "group", SAMPLE_FILES[0], "--json", "--models", str(typo))
+    assert status == 2 and out == "" and f"--models {typo}: its folder {typo.parent} does not exist" in err
+    assert not typo.parent.exists() and devices == []
+
+
 # --------------------------------------------------------------------------- a real corpus
 
 

@@ -69,6 +69,7 @@ def test_everything_wrong_is_said_before_the_server_starts(tmp_path, monkeypatch
     raw.close()
     cases = [
         (["--db", str(foreign)], "is a database but not a grouper store (its tables: notes)"),
+        (["--db", str(tmp_path / "a.sqlite"), "--models", str(tmp_path / "no" / "models")], "does not exist; check the path"),
         # A staff list but no [auth]: the app would fall back to its name form, for everyone.
         (["--db", str(tmp_path / "a.sqlite"), "--host", "0.0.0.0", "--staff-file", str(staff)], "needs OpenID Connect"),
         (["--db", str(tmp_path / "a.sqlite"), "--staff-file", str(tmp_path / "missing.toml")], "missing.toml"),

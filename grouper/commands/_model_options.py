@@ -31,7 +31,13 @@ def registry_of(args: argparse.Namespace) -> ModelRegistry:
     """The registry named by ``--models`` (or its default)."""
     from grouper.model_versions import ModelRegistry
 
-    return ModelRegistry(getattr(args, "models", None))
+    folder = getattr(args, "models", None)
+    if folder is not None and not folder.exists() and not folder.parent.is_dir():
+        # A mistyped path would become a new registry, grouping with the base model unseen.
+        raise ValueError(f"--models {folder}: its folder {folder.parent} does not exist; check the path (a new registry needs an existing folder to live in)")
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise ValueError(f"--models {folder} is a file; name the model versions folder")
+    return ModelRegistry(folder)
 
 
 def active_encoder(args: argparse.Namespace) -> Encoder:

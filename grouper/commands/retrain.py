@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grouper.commands._model_options import add_models_option
+from grouper.commands._model_options import add_models_option, registry_of
 from grouper.commands._store_options import add_db_option, open_store
 
 _MIN_ANSWERS = 20  # the benchmark protocol's floor for a question to count
@@ -47,10 +47,9 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     from grouper.answers import load_answers
     from grouper.embedding import choose_device
     from grouper.feedback import course_questions
-    from grouper.model_versions import ModelRegistry
     from grouper.training import FineTuneSettings, TrackingSettings, retrain_from_store
 
-    registry = ModelRegistry(args.models)
+    registry = registry_of(args)
     held_files = [q for path in args.held_out_file or [] for q in load_answers(path)]
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_pairs": args.max_pairs}
     settings = FineTuneSettings(**{k: v for k, v in given.items() if v is not None}, max_steps=args.max_steps)
@@ -119,15 +118,13 @@ def _regroup_all(args: argparse.Namespace, registry, device) -> int:
 
 def _cmd_regroup(args: argparse.Namespace) -> int:
     from grouper.embedding import choose_device
-    from grouper.model_versions import ModelRegistry
 
-    return _regroup_all(args, ModelRegistry(args.models), choose_device(args.device))
+    return _regroup_all(args, registry_of(args), choose_device(args.device))
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from grouper.model_versions import ModelRegistry
 
-    registry = ModelRegistry(args.models)
+    registry = registry_of(args)
     if args.activate:
         registry.set_active(args.activate, force=args.force)
     active = registry.active()

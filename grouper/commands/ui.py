@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grouper.commands._model_options import active_encoder, add_models_option
+from grouper.commands._model_options import active_encoder, add_models_option, registry_of
 
 __all__ = ["APP_SCRIPT", "check_bind_address", "register", "streamlit_command"]
 
@@ -160,6 +160,7 @@ def _preflight(args: argparse.Namespace) -> Path:
         )
     if args.device:
         choose_device(args.device)
+    registry_of(args)  # a mistyped --models is said now
     return _store_path(args.db)
 
 
