@@ -159,8 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--question", action="append", help="train on these questions only (repeatable)")
     p.add_argument("--course", action="append", help="train on this course's questions only (repeatable)")
     p.add_argument("--author", action="append", help="learn from these graders' edits only (repeatable)")
-    p.add_argument("--since", type=_when, help="edits at or after this time (ISO 8601)")
-    p.add_argument("--until", type=_when, help="edits before this time (ISO 8601)")
+    p.add_argument("--since", type=_when, help="edits at or after this time (ISO 8601, UTC unless given)")
+    p.add_argument("--until", type=_when, help="edits before this time (ISO 8601, UTC unless given)")
     p.add_argument("--held-out", action="append", metavar="QUESTION", help="a fully graded stored question to check on, never trained on")
     p.add_argument("--held-out-file", action="append", metavar="FILE", help="a graded answer file to check on (repeatable)")
     p.add_argument("--held-out-fraction", type=float, default=0.25,
