@@ -115,6 +115,9 @@ def choose_device(prefer: str | None = None) -> torch.device:
             device = torch.device(name)
         except RuntimeError:
             raise ValueError(f"{name!r} is not a device: use cpu, cuda or cuda:N") from None
+        if device.type not in ("cpu", "cuda"):
+            # torch knows mps, xla, meta, ...: the encoder and training run on the CPU or CUDA only.
+            raise ValueError(f"device {name!r} is not supported: use cpu, cuda or cuda:N")
         if device.type == "cuda" and not torch.cuda.is_available():
             # A bad option value (ValueError: the command line reports it in one line).
             raise ValueError(f"device {name!r} was asked for, but no CUDA device is available; use --device cpu")

@@ -105,6 +105,13 @@ def test_choose_device_honours_the_request_and_the_environment(monkeypatch: pyte
     assert choose_device("cpu") == torch.device("cpu")
     monkeypatch.setenv("GROUPER_DEVICE", "cpu")
     assert choose_device() == torch.device("cpu")
+    # Devices torch knows but the encoder does not run on are refused up front, not mid-run.
+    for name in ("mps", "meta", "xla"):
+        with pytest.raises(ValueError, match=f"device '{name}' is not supported: use cpu, cuda or cuda:N"):
+            choose_device(name)
+    monkeypatch.setenv("GROUPER_DEVICE", "mps")
+    with pytest.raises(ValueError, match="'mps' is not supported"):
+        choose_device()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the machine without CUDA")
