@@ -361,7 +361,28 @@ def _records_jsonl(text: str, problems: _Problems) -> Iterator[tuple[int, dict[s
         if not isinstance(record, dict):
             problems.add(row, None, f"expected a JSON object, found {_kind(record)}")
             continue
-        yield row, record
+        if _holds_valid_text(row, record, problems):
+            yield row, record
+
+
+def _holds_valid_text(row: int, record: dict[str, Any], problems: _Problems) -> bool:
+    """Whether a JSON record's text is all valid. JSON can write a lone surrogate ("\\ud800"),
+    which no text holds: the tokenizer and the store would fail on it later, unnamed."""
+    ok = True
+    for column, value in record.items():
+        for text in [column, *(value if isinstance(value, list) else [value])]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                problems.add(
+                    row, column, f"is not valid text: character {exc.start + 1} is a lone surrogate "
+                    f"(U+{ord(text[exc.start]):04X}), which a JSON escape can write but no text holds"
+                )
+                ok = False
+                break
+    return ok
 
 
 # Python's JSON reader recurses per nesting level: a file nested thousands deep is refused.
@@ -389,7 +410,8 @@ def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[st
         if not isinstance(record, dict):
             problems.add(row, None, f"expected a JSON object, found {_kind(record)}")
             continue
-        yield row, record
+        if _holds_valid_text(row, record, problems):
+            yield row, record
 
 
 _READERS = {".csv": _records_csv, ".jsonl": _records_jsonl, ".ndjson": _records_jsonl, ".json": _records_json}

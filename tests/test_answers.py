@@ -269,6 +269,17 @@ def test_a_non_object_json_item_names_its_position() -> None:
     assert error.first.row == 2
 
 
+def test_a_lone_surrogate_escape_in_json_names_its_row_and_column() -> None:
+    # Valid JSON, but not text: it ended in a tokenizer traceback after the model loaded.
+    for data, name in [
+        (b'{"answer_id": "1", "answer": "x"}\n{"answer_id": "2", "answer": "bad \\ud800 text"}\n', "q.jsonl"),
+        (b'[{"answer_id": "1", "answer": "x"}, {"answer_id": "2", "answer": "ok", "reference_answers": ["\\udc00"]}]', "q.json"),
+    ]:
+        error = _error(data, name)
+        assert error.first.row == 2 and error.first.column in ("answer", "reference_answers"), str(error)
+        assert "is a lone surrogate (U+D800)" in str(error) or "is a lone surrogate (U+DC00)" in str(error)
+
+
 def test_a_json_document_that_is_not_a_list_is_an_error() -> None:
     assert "expected a list of answer objects" in str(_error(b'{"rows": []}', "q.json"))
 
