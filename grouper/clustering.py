@@ -197,7 +197,14 @@ def group_embeddings(
         return_inverse=True,
         return_counts=True,
     )
-    unique_vectors = vectors[content[first]].astype(np.float64)
+    # Each key's vector is its smallest spelling's, not its first's: spellings equal after
+    # casefold may still embed apart ("der Fuß", "DER FUSS"), and the first depends on the order.
+    spellings = [texts[i] for i in content]
+    chosen = first.copy()
+    for j, k in enumerate(np.asarray(inverse).ravel().tolist()):
+        if spellings[j] < spellings[chosen[k]]:
+            chosen[k] = j
+    unique_vectors = vectors[content[chosen]].astype(np.float64)
     unique_texts = [str(k) for k in unique_keys]
     unique_labels = np.full(len(unique_texts), UNGROUPED, dtype=np.int64)
     unique_conf = np.zeros(len(unique_texts), dtype=np.float64)
