@@ -70,10 +70,15 @@ def normalize_text(text: str) -> str:
     Returns
     -------
     str
-        NFKC-normalised text, runs of whitespace replaced by one space, stripped.
-        Canonically (and compatibly) equivalent inputs give the same string.
+        NFKC-normalised text without invisible characters (format and control characters:
+        zero-width spaces, byte-order marks, soft hyphens, bidi marks), runs of whitespace
+        replaced by one space, stripped. Canonically (and compatibly) equivalent inputs give
+        the same string, and an answer of invisible characters only is blank.
     """
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    text = unicodedata.normalize("NFKC", text)
+    if not text.isprintable():  # the fast path: most answers hold nothing to drop
+        text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cf", "Cc"))
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def exact_text_key(text: str) -> str:

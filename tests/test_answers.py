@@ -408,6 +408,11 @@ def test_text_is_normalised_for_grouping_and_kept_for_display() -> None:
     assert answer.text == "  Cafe\u0301\t\tis  ＯＫ: １９.６ m/s \n"
     assert answer.normalized == "Café is OK: 19.6 m/s"
     assert normalize_text("caf\u00e9") == normalize_text("cafe\u0301")
+    # Invisible characters say nothing: "Can\u00adberra" is "Canberra", and an answer of
+    # nothing else is blank (it was a group of its own, embedded as an empty text).
+    assert normalize_text("Can\u00adberra\u200b \ufeff") == "Canberra"
+    assert [normalize_text(t) for t in ("\u200b", "\ufeff", "\u00ad", "\u200b\u200b", "\x07 \u202e")] == [""] * 5
+    assert normalize_text("first\u2028second\x85third") == "first second third"  # separators stay spaces
 
 
 def test_jsonl_records_may_hold_unicode_line_separators() -> None:
