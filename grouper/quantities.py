@@ -31,6 +31,7 @@ letter (``x2``, ``t2``); "19.6", "19.60" and "19,6" are one value (kept exactly,
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
@@ -208,7 +209,10 @@ def final_quantity(text: str) -> Quantity | None:
     # "1 MW" a billion times "1 mW"). Casefolding rarely changes a text's length ("ß"); then
     # the folded tail is all there is.
     tail = cased[last.end() :] if len(cased) == len(folded) else folded[last.end() :]
-    return Quantity(parsed[-1], _unit(tail), tuple(parsed[:-1]))  # type: ignore[arg-type]
+    # A currency sign before the value is its unit, as one after it is: "$5" is not "€5" nor "5".
+    prefix = "".join(c for c in before if unicodedata.category(c) == "Sc")
+    unit = _unit(tail)
+    return Quantity(parsed[-1], f"{prefix} {unit}".strip() if prefix else unit, tuple(parsed[:-1]))  # type: ignore[arg-type]
 
 
 def is_quantity_answer(text: str) -> bool:

@@ -294,3 +294,11 @@ def test_a_late_answer_joins_the_group_of_its_final_quantity_not_of_its_embeddin
 
 def test_the_class_size_is_the_groupings_smallest_group() -> None:
     assert QUANTITY_CLASS_SIZE == GroupingSettings().min_cluster_size
+
+
+def test_a_currency_sign_before_the_value_is_part_of_its_unit():
+    # "$5", "€5" and a bare "5" were one group titled "(no unit)".
+    assert final_quantity("$5").unit == "$" and final_quantity("€ 5").unit == "€"
+    assert final_quantity("5").unit == "" and final_quantity("5 $").unit == "$"
+    assert len({final_quantity(t) for t in ("$5", "€5", "5", "£5")}) == 4
+    assert final_quantity("$5") == final_quantity("$ 5.00")
