@@ -161,6 +161,27 @@ def test_show_lists_questions_and_groups(db, capsys):
     assert f"2 ungrouped, {size + 1} graded" in out.splitlines()[0]
 
 
+def test_an_answer_id_with_a_comma_is_named_escaped_never_guessed(tmp_path, capsys, monkeypatch):
+    # "smith,john" moved the answers smith and john, leaving the answer "smith,john" where it was.
+    path = tmp_path / "commas.sqlite"
+    ids = ["smith", "john", "smith,john", "doe,jane", "other"]
+    answers = tuple(Answer(a, "q1", f"text {i}") for i, a in enumerate(ids))
+    with Store.open(path) as store:
+        store.import_question(Question("q1", "Q?", answers))
+        store.save_grouping("q1", Grouping(np.ones(5, dtype=int), np.ones(5), (Group(1, "all", tuple(range(5))),)), model_version="m")
+    monkeypatch.setenv("GROUPER_DB", str(path))
+    status, _, err = edit(capsys, "move", "smith,john", "--to", "new")
+    assert status == 2 and "'smith,john' is an answer id, and its parts 'smith', 'john' are answers too" in err
+    assert "write smith\\,john for the one answer" in err and state(path).version == 0
+    assert edit(capsys, "move", "smith\\,john", "--to", "new")[0] == 0
+    assert state(path).groups[2].members == ("smith,john",)
+    assert edit(capsys, "move", "doe,jane", "--to", "2")[0] == 0  # no answers "doe" and "jane": the one id
+    assert state(path).groups[2].members == ("smith,john", "doe,jane")
+    assert edit(capsys, "move", "smith,john", "--to", "ungrouped")[0] == 2
+    assert edit(capsys, "move", "smith, john", "--to", "ungrouped")[0] == 0  # not an id as typed: two answers
+    assert state(path).groups[1].members == ("other",)
+
+
 def test_exports_from_the_command_line(db, capsys, tmp_path):
     edit(capsys, "grade", "1", "2", "--comment", "=right")
     edit(capsys, "move", "a1", "--to", "ungrouped")

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,11 +63,36 @@ if TYPE_CHECKING:
 REFUSED = 3
 
 
-def _ids(text: str) -> tuple[str, ...]:
-    ids = tuple(a.strip() for a in text.split(",") if a.strip())
+@dataclass(frozen=True)
+class _Named:
+    """Answer ids as typed: ``raw``, and the ``ids`` its unescaped commas separate."""
+
+    raw: str
+    ids: tuple[str, ...]
+
+
+def _ids(text: str) -> _Named:
+    # "\," is a comma inside an id (import takes ids with commas: "smith,john").
+    ids = tuple(a.strip().replace("\\,", ",") for a in re.split(r"(?<!\\),", text) if a.strip())
     if not ids:
         raise argparse.ArgumentTypeError(f"{text!r} names no answer; give answer ids separated by commas")
-    return ids
+    return _Named(text, ids)
+
+
+def _answer_ids(named: _Named, state: QuestionState) -> tuple[str, ...]:
+    """The answers ``named`` names in ``state``: an id that is itself the whole text (with
+    its commas) is that one answer, unless the parts are answers too, which is refused as
+    ambiguous rather than guessed."""
+    whole = named.raw.strip()
+    if len(named.ids) == 1 or whole not in state.positions:
+        return named.ids
+    if all(a in state.positions for a in named.ids):
+        escaped = whole.replace(",", "\\,")
+        raise ValueError(
+            f"{whole!r} is an answer id, and its parts {', '.join(map(repr, named.ids))} are answers too: "
+            f"write {escaped} for the one answer"
+        )
+    return (whole,)
 
 
 def _item_list(text: str) -> tuple[int, ...]:
@@ -102,9 +129,10 @@ def _split_payload(store: Store, state: QuestionState, args: argparse.Namespace)
     if args.part:
         if args.k is not None:
             raise ValueError("split: give --k K for an automatic split or --part for each part, not both")
-        named = [a for part in args.part for a in part]
+        given = [_answer_ids(part, state) for part in args.part]
+        named = [a for part in given for a in part]
         rest = tuple(a for a in members if a not in set(named))
-        parts = tuple(args.part) + ((rest,) if rest else ())
+        parts = tuple(given) + ((rest,) if rest else ())
         return Split(args.group, parts)
     if args.k is None:
         raise ValueError("split: give --k K for an automatic split, or one --part per part")
@@ -131,7 +159,7 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
     if verb == "split":
         return _split_payload(store, state, args)
     if verb == "move":
-        return Move(args.answers, args.to, title=args.title or "")
+        return Move(_answer_ids(args.answers, state), args.to, title=args.title or "")
     if verb == "delete":
         return Delete(args.group)
     if verb == "rename":
@@ -165,7 +193,7 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
             raise ValueError("references: give the reference answers, or --clear for none")
         return SetReferences(() if args.clear else tuple(args.texts))
     if verb == "check-grades":
-        return CheckGrades(args.answers)
+        return CheckGrades(_answer_ids(args.answers, state))
     if verb == "undo":
         return Undo(args.edit_id)
     raise AssertionError(verb)
@@ -250,7 +278,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--part", type=_ids, action="append", metavar="A1,A2", help="answer ids of one part; members not named form one more part"
     )
     p = verbs.add_parser("move", help="move answers to a group, to the ungrouped answers or to a new group")
-    p.add_argument("answers", type=_ids, metavar="A1,A2")
+    p.add_argument("answers", type=_ids, metavar="A1,A2", help="answer ids separated by commas (\\, for a comma inside one)")
     p.add_argument("--to", type=_target, required=True, metavar="GROUP|ungrouped|new")
     p.add_argument("--title", help="title of the new group (with --to new)")
     p = verbs.add_parser("delete", help="delete a group; its members become ungrouped")
@@ -296,7 +324,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check-grades",
         help="say that these answers' grades are right as they stand (`grouper check` then leaves them out)",
     )
-    p.add_argument("answers", type=_ids, metavar="A1,A2")
+    p.add_argument("answers", type=_ids, metavar="A1,A2", help="answer ids separated by commas (\\, for a comma inside one)")
     p = verbs.add_parser("undo", help="undo an earlier edit (as a new edit)")
     p.add_argument("edit_id", type=int, metavar="EDIT_ID")
     edit.set_defaults(func=_cmd_edit)
