@@ -1191,7 +1191,14 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
             [f"base version {edit.base_version} is ahead of the question (version {state.version})"],
             state.version,
         )
-    return _apply(state, edit, plan_undos=True)
+    try:
+        return _apply(state, edit, plan_undos=True)
+    except _PointsOverflow as exc:  # a grade or a repricing: refused as any edit that does not fit
+        raise EditRefused(state.question_id, [str(exc)], state.version) from None
+
+
+class _PointsOverflow(ValueError):
+    """Rubric points that sum beyond any finite score."""
 
 
 def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionState:
@@ -1275,7 +1282,10 @@ def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int,
             payload=Undo(step),
         )
         try:
-            current = _apply(current, trial, plan_undos=False)
+            try:
+                current = _apply(current, trial, plan_undos=False)
+            except _PointsOverflow as exc:
+                raise EditRefused(current.question_id, [str(exc)], current.version) from None
         except EditRefused as refused:
             if step == target:  # the undos made so far were not enough
                 needed = f"after undoing {listed_edits(done)} it would still be refused" if done else "it is refused"
@@ -2233,7 +2243,13 @@ def _rubric_total(items: tuple[int, ...], adjustment: float, points: Mapping[int
     (fsum), so that the same grade always gets the same score, and rounded to 9 decimals: 0.1
     and 0.2 points are 0.3, as the grader reads them, not 0.30000000000000004 (which a maximum
     of 0.3 would refuse as above it)."""
-    return round(math.fsum([*(points[i] for i in items), adjustment]), 9) + 0.0  # -0.0 is 0
+    try:
+        total = math.fsum([*(points[i] for i in items), adjustment])
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):  # items of 1e308 points each: no score holds their sum
+        raise _PointsOverflow(f"rubric items {', '.join(map(str, items))} sum to more points than any score can hold")
+    return round(total, 9) + 0.0  # -0.0 is 0
 
 
 def _rescored(grade: Grade, points: Mapping[int, float]) -> Grade:

@@ -16,11 +16,15 @@ fresh id. The editor shows each item with its id, so rewording an item keeps it.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Sequence
 
 from grouper.edits import QuestionState, RubricItem, SetRubric, rubric_key
 
 __all__ = ["copy_rubric", "item_label", "item_use", "parse_rubric", "rubric_lines", "rubric_text"]
+
+_WRITTEN_ID = re.compile(r"\s*(\d+):\s+(\S.*)", re.DOTALL)
 
 
 def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
@@ -52,9 +56,13 @@ def parse_rubric(state: QuestionState, lines: Iterable[str]) -> SetRubric:
             value = float(points)
         except ValueError:
             raise ValueError(f"rubric line {n} {line!r}: {points.strip()!r} is not a number of points") from None
-        head, colon, rest = text.partition(":")
-        if colon and head.strip().isdigit() and rest.strip():
-            parsed.append((int(head), rest.strip(), value))
+        if not math.isfinite(value):
+            raise ValueError(f"rubric line {n} {line!r}: {points.strip()!r} is not a finite number of points")
+        # "ID: " as rubric_lines writes it, a space after the colon: "1:1 mixture" and
+        # "10:30 am" are descriptions, not item 1 and item 10.
+        written = _WRITTEN_ID.match(text)
+        if written:
+            parsed.append((int(written.group(1)), written.group(2).strip(), value))
         else:
             parsed.append((None, text.strip(), value))
     # Ids written in the text are the instructor's; a line without one keeps the id of the

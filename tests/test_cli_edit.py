@@ -182,6 +182,22 @@ def test_an_answer_id_with_a_comma_is_named_escaped_never_guessed(tmp_path, caps
     assert state(path).groups[1].members == ("other",)
 
 
+def test_bad_rubric_and_author_input_is_refused_and_logs_nothing(db, capsys):
+    # `rubric ""` removed the whole rubric without --clear.
+    assert edit(capsys, "rubric", "names the city=2")[0] == 0
+    status, _, err = edit(capsys, "rubric", "")
+    assert status == 2 and "--clear for no rubric" in err and len(state(db).rubric) == 1
+    # An author with escape sequences was logged and echoed raw to every grader's terminal.
+    for name in ("ta2\x1b[2J\x1b[31m", "\u202eevil", "\x1b[31m"):
+        status, out, err = edit(capsys, "confirm", "1", author=name)
+        assert status == 2 and out == "" and "holds a control or invisible character" in err and "\x1b" not in err
+    status, _, err = edit(capsys, "rubric", "a=1e308", "b=1e308")
+    assert status == 0
+    status, _, err = edit(capsys, "grade", "1", "--items", "2,3")  # ids are never reused: a and b are 2 and 3
+    assert status == 3 and "rubric items 2, 3 sum to more points than any score can hold" in err
+    assert state(db).version == 2
+
+
 def test_exports_from_the_command_line(db, capsys, tmp_path):
     edit(capsys, "grade", "1", "2", "--comment", "=right")
     edit(capsys, "move", "a1", "--to", "ungrouped")

@@ -437,6 +437,34 @@ def test_lines_without_an_id_get_ids_no_other_line_uses(start):
     assert [(i.item_id, i.description) for i in reworded.items][2:] == [(3, "wrong sign"), (4, "wrong units")]
 
 
+def test_a_description_that_starts_with_a_ratio_or_a_time_is_not_an_item_id(start):
+    # "1:1 mixture" reworded item 1 and regraded its grades; an id is written "1: ", as the editor shows it.
+    from grouper.rubric import parse_rubric
+
+    log = Log(start)
+    log.do("ada", SetRubric(RUBRIC))
+    items = parse_rubric(log.state, [f"{i}: {d}={p}" for i, d, p in RUBRIC] + ["1:1 mixture of H and O=0.5", "10:30 am=1"]).items
+    assert [(i.item_id, i.description, i.points) for i in items] == [
+        *RUBRIC, (4, "1:1 mixture of H and O", 0.5), (5, "10:30 am", 1.0)
+    ]
+    for points, shown in (("1e309", "'1e309'"), ("nan", "'nan'"), ("-inf", "'-inf'")):
+        with pytest.raises(ValueError, match=f"rubric line 2 'b={points}': {shown} is not a finite number of points"):
+            parse_rubric(start, ["a=1", f"b={points}"])
+
+
+def test_rubric_points_that_sum_beyond_any_score_are_refused_not_crashed(start):
+    log = Log(start)
+    log.do("ada", SetRubric(((1, "a", 1e308), (2, "b", 1e308))))
+    with pytest.raises(EditRefused, match="rubric items 1, 2 sum to more points than any score can hold"):
+        log.do("ben", GradeGroup(1, None, items=(1, 2)))
+    log.do("ben", GradeGroup(1, None, items=(1,)))
+    log.do("ben", GradeAnswer("a0", None, "", items=(2,)))
+    log.do("ada", SetRubric(((1, "a", 1.0), (2, "b", 1e308))))
+    log.do("ben", GradeGroup(2, None, items=(1, 2)))
+    with pytest.raises(EditRefused, match="sum to more points"):  # a repricing that regrades it beyond
+        log.do("ada", SetRubric(((1, "a", 1e308), (2, "b", 1e308))))
+
+
 @pytest.mark.parametrize("twin", ["Wrong units", "wrong  units", "wrong\u00a0units", "wrong units ", "wrong unit\u0073"])
 def test_rubric_lines_that_read_alike_are_refused_as_typed(start, twin):
     from grouper.rubric import parse_rubric

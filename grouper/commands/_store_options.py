@@ -61,6 +61,13 @@ def author_of(args: argparse.Namespace) -> str:
     author = args.author or os.environ.get("GROUPER_AUTHOR")
     if not author or not author.strip():
         raise ValueError("every edit needs an author: give --author NAME (or set GROUPER_AUTHOR)")
+    unseen = [ch for ch in author if unicodedata.category(ch).startswith("C")]
+    if unseen:
+        # A name is shown to every grader (history, refusals): escape sequences and bidi
+        # controls in it would act on their terminals, or hide who made an edit.
+        raise ValueError(
+            f"--author {plain(author, 60)} holds a control or invisible character (U+{ord(unseen[0]):04X}); type the name plainly"
+        )
     return author.strip()
 
 

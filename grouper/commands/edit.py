@@ -181,7 +181,8 @@ def _payload(store: Store, state: QuestionState, args: argparse.Namespace) -> Pa
             if args.items or args.clear:
                 raise ValueError("rubric: --from takes no items and no --clear")
             return copy_rubric(store.state(args.from_question), state)
-        if bool(args.items) == args.clear:
+        given = any(line.strip() for line in args.items or ())  # `rubric ""` is no item, not "no rubric"
+        if given == args.clear:
             raise ValueError("rubric: give the items as DESCRIPTION=POINTS, --from QUESTION, or --clear for no rubric")
         return SetRubric(()) if args.clear else parse_rubric(state, args.items)
     if verb == "max-score":
