@@ -306,8 +306,17 @@ def test_check_lists_one_groups_answers(checked_db, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["doubts"]) == 6 and {d["group_id"] for d in out["doubts"]} == {canberra}
     assert out["doubts"][0]["answer_id"] == "a10"
+    assert out["graded"] == 6 and out["checked"] == 0 and out["group_id"] == canberra  # the group's counts
     assert main(["check", "--db", str(path), "-q", "q1", "--top", "2", "--group", str(canberra)]) == 0
     assert f"15 graded answer(s) (6 in group {canberra}), the 2 most doubtful first" in capsys.readouterr().out
+    # A checked answer leaves the list, not the group's graded count (it said "5 in group").
+    assert main(["edit", "--db", str(path), "-q", "q1", "--author", "cy", "check-grades", "a10"]) == 0
+    capsys.readouterr()
+    assert main(["check", "--db", str(path), "-q", "q1", "--group", str(canberra)]) == 0
+    assert f"15 graded answer(s) (6 in group {canberra}), the 5 most doubtful first; 1 checked as right" in capsys.readouterr().out
+    assert main(["check", "--db", str(path), "-q", "q1", "--json", "--group", str(canberra)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["graded"], out["checked"], len(out["doubts"])) == (6, 1, 5)
 
 
 def test_check_bad_input_is_status_2_with_the_reason(checked_db, capsys):

@@ -105,7 +105,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"question_id": args.question, "graded": len(doubts), "checked": checked, "doubts": [_as_json(d) for d in shown]},
+                {"question_id": args.question, "group_id": args.group, "graded": len(scope), "checked": checked,
+                 "doubts": [_as_json(d) for d in shown]},
                 indent=2,
             )
         )
@@ -115,7 +116,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 0
     twins = sum(1 for d in listed if d.twins)
     left_out = f"; {checked} checked as right" + ("" if args.all else " are left out (--all lists them)") if checked else ""
-    among = "" if args.group is None else f" ({len(listed)} in group {args.group})"
+    among = "" if args.group is None else f" ({len(scope)} in group {args.group})"
     print(
         f"question {args.question}: {len(doubts)} graded answer(s){among}, the {len(shown)} most doubtful first"
         + (f"; {twins} graded unlike an identical answer" if twins else "")
