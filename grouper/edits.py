@@ -971,7 +971,7 @@ def _check_score(value: object, where: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{where} must be a finite number, found {value!r}")
-    return number
+    return number + 0.0  # -0.0 is 0: "grade 1 -0" is a grade of 0, shown so
 
 
 def rubric_key(description: str) -> str:

@@ -191,11 +191,14 @@ def test_bad_rubric_and_author_input_is_refused_and_logs_nothing(db, capsys):
     for name in ("ta2\x1b[2J\x1b[31m", "\u202eevil", "\x1b[31m"):
         status, out, err = edit(capsys, "confirm", "1", author=name)
         assert status == 2 and out == "" and "holds a control or invisible character" in err and "\x1b" not in err
+    status, out, _ = edit(capsys, "grade", "2", "-0")
+    assert status == 0 and "ungraded -> 0\n" in out and state(db).groups[2].grade.score == 0
+    assert str(state(db).groups[2].grade.score) == "0.0"
     status, _, err = edit(capsys, "rubric", "a=1e308", "b=1e308")
     assert status == 0
     status, _, err = edit(capsys, "grade", "1", "--items", "2,3")  # ids are never reused: a and b are 2 and 3
     assert status == 3 and "rubric items 2, 3 sum to more points than any score can hold" in err
-    assert state(db).version == 2
+    assert state(db).version == 3
 
 
 def test_exports_from_the_command_line(db, capsys, tmp_path):
