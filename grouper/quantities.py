@@ -80,6 +80,8 @@ _VALUE = re.compile(
 # in the same statement ("19.6 m/s (3 s.f.)"); and, in the text itself, a power of ten whose
 # exponent NFKC flattened into digits ("3 x 108", "x 10-19").
 _NOT_A_VALUE = re.compile(r"#\s*/\s*[#.]|#\s*(?:\^|\*\*)")
+# A short name between a value and "=": "x = 2 y = 3" (a second assignment) or "2.0 s = 19.6".
+_RESTART = re.compile(r"#\s*([^\W\d_]{1,2})\s*=")
 _UNIT_THEN_VALUE = re.compile(r"#\s*[^\W\d_][^=]*$")
 _FLAT_POWER = re.compile(r"[x*]\s*10(?:\d|\s*-\s*\d)")
 _SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
@@ -113,11 +115,17 @@ class Quantity(NamedTuple):
         to its symbol written with ``^`` ("m/s2" is "m/s^2").
     working : tuple of str
         The values written before the final one ("v = gt = 9.8*2 = 19.6 m/s": 9.8 and 2).
+    restarts : tuple of str
+        The short names written between a value and an ``=`` ("x = 2 y = 3": y), lower case:
+        a second assignment (its own line, before whitespace was collapsed) or a unit in the
+        working ("2.0 s = 19.6"). Either way they are part of what the answer states:
+        "x = 2, y = 3" is not "y = 2, x = 3".
     """
 
     value: str
     unit: str
     working: tuple[str, ...] = ()
+    restarts: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -179,9 +187,9 @@ def final_quantity(text: str) -> Quantity | None:
     Examples
     --------
     >>> final_quantity("v = gt = 9.8*2 = 19.6 m/s")
-    Quantity(value='19.6', unit='m/s', working=('9.8', '2'))
+    Quantity(value='19.6', unit='m/s', working=('9.8', '2'), restarts=())
     >>> final_quantity("about 19,6 ms-1")
-    Quantity(value='19.6', unit='ms^-1', working=())
+    Quantity(value='19.6', unit='ms^-1', working=(), restarts=())
     >>> final_quantity("yes, it is 7") is None
     True
     """
@@ -212,7 +220,8 @@ def final_quantity(text: str) -> Quantity | None:
     # A currency sign before the value is its unit, as one after it is: "$5" is not "€5" nor "5".
     prefix = "".join(c for c in before if unicodedata.category(c) == "Sc")
     unit = _unit(tail)
-    return Quantity(parsed[-1], f"{prefix} {unit}".strip() if prefix else unit, tuple(parsed[:-1]))  # type: ignore[arg-type]
+    restarts = tuple(_RESTART.findall(_VALUE.sub("#", before)))
+    return Quantity(parsed[-1], f"{prefix} {unit}".strip() if prefix else unit, tuple(parsed[:-1]), restarts)  # type: ignore[arg-type]
 
 
 def is_quantity_answer(text: str) -> bool:
@@ -308,4 +317,6 @@ def quantity_title(quantity: Quantity) -> str:
     title = f"= {quantity.text}" + ("" if quantity.unit else " (no unit)")
     if quantity.working:
         title += f" (working {', '.join(quantity.working)})"
+    if quantity.restarts:  # what tells "x = 2, y = 3" from "y = 2, x = 3"
+        title += f" (after {', '.join(f'{name} =' for name in quantity.restarts)})"
     return title
