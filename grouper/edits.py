@@ -1191,10 +1191,7 @@ def apply(state: QuestionState, edit: Edit) -> QuestionState:
             [f"base version {edit.base_version} is ahead of the question (version {state.version})"],
             state.version,
         )
-    try:
-        return _apply(state, edit, plan_undos=True)
-    except _PointsOverflow as exc:  # a grade or a repricing: refused as any edit that does not fit
-        raise EditRefused(state.question_id, [str(exc)], state.version) from None
+    return _apply(state, edit, plan_undos=True)
 
 
 class _PointsOverflow(ValueError):
@@ -1207,9 +1204,12 @@ def _apply(state: QuestionState, edit: Edit, *, plan_undos: bool) -> QuestionSta
     builder = _Builder(state, edit)
     handler = _HANDLERS[type(edit.payload)]
     try:
-        handler(builder, edit.payload)
-        builder.rescore_staged()
-        builder.check_score_range()
+        try:
+            handler(builder, edit.payload)
+            builder.rescore_staged()
+            builder.check_score_range()
+        except _PointsOverflow as exc:  # a grade or a repricing: refused as any edit that does not fit
+            raise EditRefused(state.question_id, [str(exc)], state.version) from None
     except EditRefused as refused:
         if not (plan_undos and isinstance(edit.payload, Undo) and refused.undo_plan):
             raise
@@ -1282,10 +1282,7 @@ def _undo_plan(state: QuestionState, edit: Edit, first: int) -> tuple[tuple[int,
             payload=Undo(step),
         )
         try:
-            try:
-                current = _apply(current, trial, plan_undos=False)
-            except _PointsOverflow as exc:
-                raise EditRefused(current.question_id, [str(exc)], current.version) from None
+            current = _apply(current, trial, plan_undos=False)
         except EditRefused as refused:
             if step == target:  # the undos made so far were not enough
                 needed = f"after undoing {listed_edits(done)} it would still be refused" if done else "it is refused"
