@@ -42,3 +42,17 @@ def datasets_dir() -> Path:
     if not DATASETS.is_dir():
         pytest.skip(f"benchmark corpora not found at {DATASETS}")
     return DATASETS
+
+
+@pytest.fixture
+def foreign_sqlite(tmp_path: Path) -> Path:
+    """Another program's SQLite database (one table, ``notes``): grouper must refuse it and
+    leave it as it was."""
+    import sqlite3
+
+    path = tmp_path / "notes.sqlite"
+    raw = sqlite3.connect(path)
+    raw.execute("create table notes (body text)")
+    raw.commit()
+    raw.close()
+    return path

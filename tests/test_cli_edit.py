@@ -289,17 +289,13 @@ def test_an_export_file_is_as_readable_as_any_other_and_keeps_the_mode_it_replac
         os.umask(mask)
 
 
-def test_a_store_that_cannot_be_opened_is_one_line_and_a_url_with_options_opens(db, tmp_path, capsys, monkeypatch):
-    import sqlite3
-
+def test_a_store_that_cannot_be_opened_is_one_line_and_a_url_with_options_opens(
+    db, tmp_path, foreign_sqlite, capsys, monkeypatch
+):
     monkeypatch.delenv("GROUPER_DB", raising=False)
     not_sqlite = tmp_path / "answers.sqlite"
     not_sqlite.write_text("answer_id,answer\na1,Canberra\n")
-    foreign = tmp_path / "notes.sqlite"
-    raw = sqlite3.connect(foreign)
-    raw.execute("create table notes (body text)")
-    raw.commit()
-    raw.close()
+    foreign = foreign_sqlite
     for where, why in [
         (str(not_sqlite), f"{not_sqlite} is not a SQLite database"),
         (str(foreign), f"{foreign} is a database but not a grouper store (its tables: notes)"),

@@ -35,14 +35,20 @@ def test_no_pair_without_references_or_without_two_scores() -> None:
         question_reference_pairs("q", ["a"], [1.0, 0.0], vectors, ["r"], vectors[:1], ["x", "y"])
 
 
-def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
+def _capital_question() -> Store:
+    """An in-memory store with one question, grouped: a0 a1 (Canberra) and a2 a3 (not)."""
     texts = ["Canberra", "It is Canberra", "Sydney", "Melbourne"]
     answers = tuple(Answer(f"a{i}", "cap", t) for i, t in enumerate(texts))
     question = Question("cap", "What is the capital of Australia?", answers, ("Canberra is the capital.",))
     grouping = Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "c", (0, 1)), Group(2, "s", (2, 3))))
-    with Store("sqlite://") as store:
-        store.import_question(question)
-        store.save_grouping("cap", grouping, model_version="test")
+    store = Store("sqlite://")
+    store.import_question(question)
+    store.save_grouping("cap", grouping, model_version="test")
+    return store
+
+
+def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
+    with _capital_question() as store:
         assert reference_pairs(store, ["cap"], encoder) == []  # nothing graded yet
         store.append("cap", "ta", None, Confirm(1))
         store.append("cap", "ta", None, GradeGroup(1, 2.0, "right"))
@@ -56,13 +62,7 @@ def test_pairs_come_from_the_grades_in_the_store(encoder) -> None:
 
 def test_full_marks_are_the_questions_maximum_when_it_has_one(encoder) -> None:
     # Nobody reached 5 of 5: the best grade given (3) is not "says what the reference says".
-    texts = ["Canberra", "It is Canberra", "Sydney", "Melbourne"]
-    answers = tuple(Answer(f"a{i}", "cap", t) for i, t in enumerate(texts))
-    question = Question("cap", "What is the capital of Australia?", answers, ("Canberra is the capital.",))
-    grouping = Grouping(np.array([1, 1, 2, 2]), np.ones(4), (Group(1, "c", (0, 1)), Group(2, "s", (2, 3))))
-    with Store("sqlite://") as store:
-        store.import_question(question)
-        store.save_grouping("cap", grouping, model_version="test")
+    with _capital_question() as store:
         store.append("cap", "ada", None, SetMaxScore(5.0))
         store.append("cap", "ada", None, GradeGroup(1, 3.0))
         store.append("cap", "ben", None, GradeGroup(2, 1.0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 
@@ -51,7 +50,7 @@ def test_refusing_to_bind_publicly_starts_nothing(tmp_path, monkeypatch, capsys)
     assert started == [] and "--host 0.0.0.0" in capsys.readouterr().err
 
 
-def test_everything_wrong_is_said_before_the_server_starts(tmp_path, monkeypatch, capsys):
+def test_everything_wrong_is_said_before_the_server_starts(tmp_path, foreign_sqlite, monkeypatch, capsys):
     from grouper.cli import main
 
     started = []
@@ -62,11 +61,7 @@ def test_everything_wrong_is_said_before_the_server_starts(tmp_path, monkeypatch
     staff.write_text('[staff]\n"ada@example.edu" = "instructor"\n')
     junk = tmp_path / "junk.sqlite"
     junk.write_text("not a database")
-    foreign = tmp_path / "notes.sqlite"
-    raw = sqlite3.connect(foreign)
-    raw.execute("create table notes (body text)")
-    raw.commit()
-    raw.close()
+    foreign = foreign_sqlite
     cases = [
         (["--db", str(foreign)], "is a database but not a grouper store (its tables: notes)"),
         (["--db", str(tmp_path / "a.sqlite"), "--models", str(tmp_path / "no" / "models")], "does not exist; check the path"),
