@@ -120,3 +120,53 @@ def test_a_backup_onto_the_store_itself_is_refused_even_when_overwriting(tmp_pat
         assert len(store.edits("q1")) == 2 and store.integrity_check() == "ok"
     assert main(["backup", "--db", str(source), str(source), "--force"]) == 2
     assert "is the store itself" in capsys.readouterr().err
+
+
+def test_overwriting_an_old_backup_left_with_its_write_ahead_log_gives_the_live_store(tmp_path):
+    import subprocess
+    import sys
+
+    source, old = tmp_path / "live.sqlite", tmp_path / "b.sqlite"
+    _store(source)
+    with Store.open(source) as store:
+        store.backup(old)
+    # Someone opened the old backup and edited it, then was killed: its edits stay in b.sqlite-wal.
+    script = (
+        "import os, sys\nfrom grouper.edits import Rename\nfrom grouper.store import Store\n"
+        "store = Store.open(sys.argv[1])\n"
+        "for i in range(5):\n    store.append('q1', 'ta9', store.state('q1').version, Rename(2, f'old {i}'))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(old)], check=True)
+    assert (tmp_path / "b.sqlite-wal").stat().st_size > 0
+    with Store.open(source) as store:
+        store.append("q1", "ta1", 2, Rename(1, "live"))
+        assert store.backup(old, overwrite=True) == {"questions": 1, "edits": 3}
+        live = store.state("q1")
+    # Before, SQLite replayed the old log over the new copy: 7 edits, the old backup's.
+    with Store.open(old) as copy:
+        assert len(copy.edits("q1")) == 3 and copy.replay("q1") == live
+
+
+def test_an_old_backup_still_open_elsewhere_is_not_overwritten(tmp_path, capsys):
+    import sqlite3
+
+    source, old = tmp_path / "live.sqlite", tmp_path / "b.sqlite"
+    _store(source)
+    with Store.open(source) as store:
+        store.backup(old)
+    holder = sqlite3.connect(old)  # a UI left open on the old backup, in the middle of its work
+    try:
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("CREATE TABLE held (x)")
+        holder.commit()
+        with Store.open(source) as store:
+            store.append("q1", "ta1", 2, Rename(1, "live"))
+            with pytest.raises(ValueError, match="b.sqlite is open in another program"):
+                store.backup(old, overwrite=True)
+        assert main(["backup", "--db", str(source), str(old), "--force"]) == 2
+        assert "b.sqlite is open in another program (its b.sqlite-wal is in use)" in capsys.readouterr().err
+        assert holder.execute("SELECT count(*) FROM edits").fetchone()[0] == 2
+    finally:
+        holder.close()
+    assert not list(tmp_path.glob(".*"))

@@ -969,6 +969,8 @@ class Store:
         ValueError
             For a store that is not a SQLite file (in memory, or another database: use its
             own backup tool), or a target that is the store itself.
+            Also an old backup that another program still has open: replaced under it, the
+            copy would take that program's later writes.
         FileExistsError
             When ``target`` exists and ``overwrite`` is false.
         """
@@ -1000,6 +1002,8 @@ class Store:
                     dest.close()
             if check != "ok":
                 raise RuntimeError(f"the backup of {self.where} failed its integrity check: {check}")
+            if target.exists():
+                _release_old_backup(target)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
@@ -1012,4 +1016,41 @@ class Store:
             return "ok"
         return self._read(
             lambda conn: "\n".join(r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").all()), "checking the database"
+        )
+
+
+def _release_old_backup(target: Path) -> None:
+    """Make ``target`` (an old backup about to be replaced) safe to replace.
+
+    SQLite keeps a database's recent commits in ``-wal`` (or a half-done transaction in
+    ``-journal``) beside it and replays them into whatever file then has that name: a new copy
+    renamed over an old backup that still had its log would come back as the old backup. Opened
+    and closed once, a log left by a program that was killed is folded in and removed; one
+    that stays belongs to a program that still has the file open, which would go on writing to
+    the replaced file.
+
+    Raises
+    ------
+    ValueError
+        When another program still has ``target`` open.
+    """
+    import sqlite3
+
+    logs = [target.with_name(target.name + suffix) for suffix in ("-wal", "-journal")]
+    if not any(log.exists() for log in logs):
+        return
+    try:
+        conn = sqlite3.connect(target)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # rolls back a hot journal
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # not a database (anymore): nothing of it to keep, and the check below decides
+    still = [log.name for log in logs if log.exists()]
+    if still:
+        raise ValueError(
+            f"{target} is open in another program (its {still[0]} is in use); "
+            "close that program, or back up to another file"
         )
