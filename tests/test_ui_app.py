@@ -893,6 +893,29 @@ def test_a_confirm_pressed_on_the_group_just_left_does_nothing(app, db):
     assert logged(db) == [("Ada", Confirm(2))]
 
 
+def test_a_grade_pressed_on_the_group_just_left_does_nothing(app, db):
+    score_field(app).set_value(1.0)
+    app.session_state["open-q1"] = 2  # "Next group" was pressed; the page has not redrawn
+    app.button(key="grade-q1-1").click().run()
+    assert logged(db) == []
+    assert errors(app) == ["Group 1 is no longer the open one (group 2 is): nothing done; press again."]
+
+
+def test_a_grade_from_a_form_drawn_before_another_graders_move_is_refused(app, db):
+    """The form shows group 1 at version 0; Ben then moves answers into it. A rerun still in
+    progress when Ada presses "Apply grade" has already recorded version 1 as the one she
+    sees: the grade must be checked against the version its form showed, not against that."""
+    score_field(app).set_value(1.0)
+    incoming = state(db).groups[2].members[:2]
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Move(incoming, 1))
+    app.session_state["seen-q1"] = 1  # what the rerun in progress recorded
+    app.button(key="grade-q1-1").click().run()
+    assert [author for author, _ in logged(db)] == ["Ben"]
+    assert errors(app) == ["Your edit was not saved."]
+    assert state(db).groups[1].grade is None
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"

@@ -73,7 +73,7 @@ def _save(question_id: str, state: QuestionState) -> None:
         ui_common.flash("error", "The rubric was not saved.", str(exc))
         return
     n = len(payload.items)
-    ui_common.submit(question_id, payload, f"The rubric now has {n} item{'' if n == 1 else 's'}.")
+    ui_common.submit(question_id, payload, f"The rubric now has {n} item{'' if n == 1 else 's'}.", base=state.version)
 
 
 def _copy(question_id: str, state: QuestionState) -> None:
@@ -87,7 +87,9 @@ def _copy(question_id: str, state: QuestionState) -> None:
         ui_common.flash("error", "Nothing was copied.", str(exc))
         return
     n = len(payload.items) - len(state.rubric)
-    ui_common.submit(question_id, payload, f"Added {n} item{'' if n == 1 else 's'} of question {source}'s rubric.")
+    ui_common.submit(
+        question_id, payload, f"Added {n} item{'' if n == 1 else 's'} of question {source}'s rubric.", base=state.version
+    )
 
 
 #: Items 1-9 are ticked with the number keys, and "G" grades: a group graded in a few keys.
@@ -196,7 +198,10 @@ def _grade_group(question_id: str, version: int, gid: int) -> None:
         return
     adjusted = f" with an adjustment of {adjustment:+g}" if adjustment else ""
     ui_common.submit(
-        question_id, GradeGroup(gid, None, comment, items=items, adjustment=adjustment), f"Group {gid} graded by the rubric{adjusted}."
+        question_id,
+        GradeGroup(gid, None, comment, items=items, adjustment=adjustment),
+        f"Group {gid} graded by the rubric{adjusted}.",
+        base=version,
     )
 
 
@@ -300,7 +305,7 @@ def answer_grade_form(
         cols[1].text_input("Comment", key=keys["comment"])
         cols[2].form_submit_button(
             "Grade", key=f"grade-{prefix}-{question_id}-{answer_id}", on_click=_grade_answer,
-            args=(question_id, answer_id, prefix, presets),
+            args=(question_id, answer_id, prefix, presets, state.version),
         )
         if presets:
             options = preset_options(state, presets)
@@ -319,7 +324,7 @@ def _answer_keys(question_id: str, answer_id: str, prefix: str) -> dict[str, str
     return {field: f"{prefix}-{field}-{question_id}-{answer_id}" for field in ("score", "comment", "items", "again")}
 
 
-def _grade_answer(question_id: str, answer_id: str, prefix: str, presets: list[GradeInUse]) -> None:
+def _grade_answer(question_id: str, answer_id: str, prefix: str, presets: list[GradeInUse], version: int) -> None:
     keys = _answer_keys(question_id, answer_id, prefix)
     comment = st.session_state.get(keys["comment"], "")
     again = st.session_state.get(keys["again"])
@@ -337,11 +342,11 @@ def _grade_answer(question_id: str, answer_id: str, prefix: str, presets: list[G
             answer_id, None if chosen.items else chosen.score, comment or chosen.comment,
             items=chosen.items, adjustment=chosen.adjustment,
         )
-        ui_common.submit(question_id, payload, f"Answer {answer_id} graded {chosen.score:g}.")
+        ui_common.submit(question_id, payload, f"Answer {answer_id} graded {chosen.score:g}.", base=version)
         return
     fields = score_or_items(keys["score"], keys["items"])
     if fields is None:
         return
     done = "by the rubric" if fields.score is None else f"{fields.score:g}"
     payload = GradeAnswer(answer_id, fields.score, comment, items=fields.items, adjustment=fields.adjustment)
-    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.")
+    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {done}.", base=version)

@@ -599,13 +599,25 @@ def remember_version(question_id: str, version: int) -> None:
     st.session_state[f"seen-{question_id}"] = version
 
 
-def submit(question_id: str, payload: Payload, success: str) -> bool:
+def submit(question_id: str, payload: Payload, success: str, *, base: int | None = None) -> bool:
     """Append an edit by the signed-in user against the version they saw.
 
     A stale or impossible edit is refused by the store; the user is shown the reason (what
     changed, by whom) and nothing is overwritten.
+
+    Parameters
+    ----------
+    question_id : str
+    payload : Payload
+    success : str
+        Said when the edit is saved.
+    base : int, optional
+        The version the clicked control was drawn at. Give it wherever the control has it: a
+        click can reach a button of an earlier run while a rerun is drawing the page anew
+        (after "Next group", say), and the version this session last drew is then newer than
+        what the grader saw. Default: that last drawn version (:func:`remember_version`).
     """
-    edit = submit_quietly(question_id, payload)
+    edit = submit_quietly(question_id, payload, base=base)
     if edit is None:
         return False
     flash("success", success)
@@ -648,7 +660,7 @@ def _flash_conflicts(question_id: str, state: QuestionState, change: Change) -> 
         )
 
 
-def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
+def submit_quietly(question_id: str, payload: Payload, *, base: int | None = None) -> Edit | None:
     """:func:`submit` without the success message, for a click that makes several edits; a
     refusal is still shown. Returns the logged edit, ``None`` when refused."""
     identity = current_identity()
@@ -656,7 +668,8 @@ def submit_quietly(question_id: str, payload: Payload) -> Edit | None:
         identity = acting_identity(action)
         if identity is None:
             return None
-    base = st.session_state.get(f"seen-{question_id}")
+    if base is None:
+        base = st.session_state.get(f"seen-{question_id}")
     if base is None:
         base = load_state(question_id).version
     try:

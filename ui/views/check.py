@@ -94,14 +94,14 @@ def _rank_again() -> None:
     st.session_state["check-rerank"] = True
 
 
-def _looks_right(answer_ids: tuple[str, ...]) -> None:
+def _looks_right(answer_ids: tuple[str, ...], version: int) -> None:
     what = f"Answer {answer_ids[0]}'s grade" if len(answer_ids) == 1 else f"The grades of {len(answer_ids)} answers"
-    ui_common.submit(question_id, CheckGrades(answer_ids), f"{what} checked as right.")
+    ui_common.submit(question_id, CheckGrades(answer_ids), f"{what} checked as right.", base=version)
 
 
-def _give(answer_id: str, grade: GradeInUse) -> None:
+def _give(answer_id: str, grade: GradeInUse, version: int) -> None:
     payload = GradeAnswer(answer_id, grade.score, grade.comment, items=grade.items, adjustment=grade.adjustment)
-    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {_grade_text(grade)}.")
+    ui_common.submit(question_id, payload, f"Answer {answer_id} graded {_grade_text(grade)}.", base=version)
 
 
 def _reasons(doubt: GradeDoubt, state: QuestionState) -> str:
@@ -139,12 +139,12 @@ def _row(doubt: GradeDoubt, state: QuestionState, first: bool, presets: list[Gra
                 f"Give it {other}{chance}",
                 key=f"check-give-{question_id}-{answer_id}",
                 on_click=_give,
-                args=(answer_id, doubt.likely),
+                args=(answer_id, doubt.likely, state.version),
                 disabled=not may_grade,
                 shortcut="G" if first else None,
             )
         cols[1].button(
-            "Looks right", key=f"check-keep-{question_id}-{answer_id}", on_click=_looks_right, args=((answer_id,),),
+            "Looks right", key=f"check-keep-{question_id}-{answer_id}", on_click=_looks_right, args=((answer_id,), state.version),
             disabled=not may_grade,
             shortcut="L" if first else None,
             help="Log that its grade is right as it stands: it leaves this list for every grader until its grade "
@@ -232,7 +232,7 @@ def check() -> None:
             f"All {len(shown)} above look right",
             key=f"check-keep-page-{question_id}",
             on_click=_looks_right,
-            args=(tuple(d.answer_id for d in shown),),
+            args=(tuple(d.answer_id for d in shown), state.version),
             disabled=not identity.may(Action.GRADE),
             shortcut="A",
             help="One logged check of every answer on this page, once you have read them (key A)",

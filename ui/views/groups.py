@@ -103,39 +103,47 @@ def _selected_members(gid: int, version: int) -> list[str]:
 # Callbacks run before the fragment reruns, so one click costs one fragment run.
 
 
-def _confirm(gid: int) -> None:
+def _confirm(gid: int, version: int) -> None:
     if ui_common.still_open(question_id, gid):
-        ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.")
+        ui_common.submit(question_id, Confirm(gid), f"Group {gid} confirmed.", base=version)
 
 
-def _rename(gid: int) -> None:
+def _rename(gid: int, version: int) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     title = st.session_state.get(f"rename-{question_id}-{gid}", "").strip()
     if not title:
         ui_common.flash("error", "Type a title first.")
         return
-    ui_common.submit(question_id, Rename(gid, title), f"Group {gid} renamed.")
+    ui_common.submit(question_id, Rename(gid, title), f"Group {gid} renamed.", base=version)
 
 
-def _merge(gid: int) -> None:
+def _merge(gid: int, version: int) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     others = st.session_state.get(f"merge-{question_id}-{gid}") or []
     if not others:
         ui_common.flash("error", "Choose the group(s) to merge into this one.")
         return
     names = ", ".join(str(o) for o in others)
-    ui_common.submit(question_id, Merge(gid, tuple(others)), f"Merged group(s) {names} into group {gid}.")
+    ui_common.submit(question_id, Merge(gid, tuple(others)), f"Merged group(s) {names} into group {gid}.", base=version)
 
 
 def _split_auto(gid: int, state: QuestionState) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     k = int(st.session_state.get(f"split-k-{question_id}-{gid}", 2))
     try:
         parts = auto_split_parts(state, gid, k, vectors)
     except ValueError as exc:
         ui_common.flash("error", "Cannot split this group.", str(exc))
         return
-    ui_common.submit(question_id, Split(gid, parts), f"Group {gid} split into {k} groups.")
+    ui_common.submit(question_id, Split(gid, parts), f"Group {gid} split into {k} groups.", base=state.version)
 
 
 def _split_selected(gid: int, state: QuestionState) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     chosen = _selected_members(gid, state.version)
     if not chosen:
         ui_common.flash("error", "Select the answers to split out first (tick their rows).")
@@ -144,10 +152,13 @@ def _split_selected(gid: int, state: QuestionState) -> None:
         question_id,
         Move(tuple(chosen), NEW),
         f"{len(chosen)} answer(s) split out of group {gid} into a new group.",
+        base=state.version,
     )
 
 
 def _move(gid: int, state: QuestionState) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     chosen = _selected_members(gid, state.version)
     key = f"move-to-{question_id}-{gid}"
     target = st.session_state.get(key, "ungrouped")
@@ -160,17 +171,21 @@ def _move(gid: int, state: QuestionState) -> None:
         return
     to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
     where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
-    ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}.")
+    ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}.", base=state.version)
 
 
-def _delete(gid: int) -> None:
+def _delete(gid: int, version: int) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     if not st.session_state.get(f"delete-sure-{question_id}-{gid}"):
         ui_common.flash("error", "Tick the box to confirm deleting the group.")
         return
-    ui_common.submit(question_id, Delete(gid), f"Group {gid} deleted; its answers are now ungrouped.")
+    ui_common.submit(question_id, Delete(gid), f"Group {gid} deleted; its answers are now ungrouped.", base=version)
 
 
 def _grade(gid: int, version: int, drawn: Grade | None) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     # The fields of the version the form was drawn at: they start from that version's grade.
     score = st.session_state.get(f"score-{question_id}-{gid}-v{version}")
     comment = st.session_state.get(f"comment-{question_id}-{gid}-v{version}", "")
@@ -182,12 +197,14 @@ def _grade(gid: int, version: int, drawn: Grade | None) -> None:
         # The rubric grade's score left as shown (a new comment, say): it stays a rubric grade,
         # so that it follows its items when their points change.
         payload = GradeGroup(gid, None, comment, items=drawn.items, adjustment=drawn.adjustment)
-    ui_common.submit(question_id, payload, f"Group {gid} graded {float(score):g}.")
+    ui_common.submit(question_id, payload, f"Group {gid} graded {float(score):g}.", base=version)
 
 
-def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
+def _grade_again(gid: int, presets: list[GradeInUse], version: int) -> None:
     """Give the open group a grade already given in this question, exactly as given (a rubric
     grade as the same items, worth their current points)."""
+    if not ui_common.still_open(question_id, gid):
+        return
     chosen = chosen_preset(presets, st.session_state.get(f"grade-again-choice-{question_id}-{gid}"))
     if chosen is None:
         # Nothing chosen, or the grade chosen is no longer one given (the box was cleared).
@@ -196,11 +213,13 @@ def _grade_again(gid: int, presets: list[GradeInUse]) -> None:
     payload = GradeGroup(
         gid, None if chosen.items else chosen.score, chosen.comment, items=chosen.items, adjustment=chosen.adjustment
     )
-    ui_common.submit(question_id, payload, f"Group {gid} graded {chosen.score:g}.")
+    ui_common.submit(question_id, payload, f"Group {gid} graded {chosen.score:g}.", base=version)
 
 
 def _own_grade(gid: int, state: QuestionState) -> None:
     """Give each selected member its own grade (an override), one ``GradeAnswer`` each."""
+    if not ui_common.still_open(question_id, gid):
+        return
     chosen = _selected_members(gid, state.version)
     comment = st.session_state.get(f"own-comment-{question_id}-{gid}", "")
     if not chosen:
@@ -213,10 +232,13 @@ def _own_grade(gid: int, state: QuestionState) -> None:
         [GradeAnswer(a, fields.score, comment, items=fields.items, adjustment=fields.adjustment) for a in chosen],
         lambda n: f"{n} answer{'' if n == 1 else 's'} given their own grade"
         + (" by the rubric." if fields.score is None else f" {fields.score:g}."),
+        base=state.version,
     )
 
 
 def _clear_own_grade(gid: int, state: QuestionState) -> None:
+    if not ui_common.still_open(question_id, gid):
+        return
     chosen = [a for a in _selected_members(gid, state.version) if a in state.overrides]
     if not chosen:
         ui_common.flash("error", "None of the selected answers has its own grade.")
@@ -224,14 +246,16 @@ def _clear_own_grade(gid: int, state: QuestionState) -> None:
     _submit_each(
         [GradeAnswer(a, None) for a in chosen],
         lambda n: f"{n} answer{'' if n == 1 else 's'} back to the group's grade.",
+        base=state.version,
     )
 
 
-def _submit_each(payloads: list, success) -> None:
-    """Append one edit per answer; stop at the first refusal, saying how many were saved
-    (each saved one is an edit of its own, undone one at a time)."""
+def _submit_each(payloads: list, success, *, base: int) -> None:
+    """Append one edit per answer, each against ``base`` (the version the grader saw); stop at
+    the first refusal, saying how many were saved (each saved one is an edit of its own,
+    undone one at a time)."""
     for done, payload in enumerate(payloads):
-        if ui_common.submit_quietly(question_id, payload) is None:
+        if ui_common.submit_quietly(question_id, payload, base=base) is None:
             if done:
                 ui_common.flash("info", f"{done} of {len(payloads)} were saved before the refusal above.")
             return
@@ -423,7 +447,7 @@ def workspace() -> None:
             "Confirm group",
             key=f"confirm-{question_id}-{gid}",
             on_click=_confirm,
-            args=(gid,),
+            args=(gid, state.version),
             disabled=not may_edit or group.status == CONFIRMED,
             shortcut="Y",
             type="primary",
@@ -530,7 +554,7 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
                 key=f"merge-{question_id}-{gid}",
             )
             cols[1].form_submit_button(
-                "Merge", key=f"merge-btn-{question_id}-{gid}", on_click=_merge, args=(gid,), width="stretch"
+                "Merge", key=f"merge-btn-{question_id}-{gid}", on_click=_merge, args=(gid, state.version), width="stretch"
             )
     elif action == "Rename":
         with st.form(f"rename-form-{question_id}-{gid}", border=False):
@@ -540,7 +564,7 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
                 "Rename",
                 key=f"rename-btn-{question_id}-{gid}",
                 on_click=_rename,
-                args=(gid,),
+                args=(gid, state.version),
                 width="stretch",
             )
     elif action == "Delete":
@@ -550,7 +574,7 @@ def _edit_actions(state: QuestionState, gid: int, order: list[int]) -> None:
                 key=f"delete-sure-{question_id}-{gid}",
             )
             st.form_submit_button(
-                "Delete group", key=f"delete-{question_id}-{gid}", on_click=_delete, args=(gid,)
+                "Delete group", key=f"delete-{question_id}-{gid}", on_click=_delete, args=(gid, state.version)
             )
 
 
@@ -649,7 +673,7 @@ def _grade_action(state: QuestionState, gid: int) -> None:
             key=f"grade-again-choice-{question_id}-{gid}",
         )
         cols[1].button(
-            "Apply", key=f"grade-again-{question_id}-{gid}", on_click=_grade_again, args=(gid, presets), width="stretch"
+            "Apply", key=f"grade-again-{question_id}-{gid}", on_click=_grade_again, args=(gid, presets, state.version), width="stretch"
         )
     rubric_panel.group_form(question_id, state, gid, vectors)
     receiving = [a for a in group.members if a not in state.overrides]

@@ -34,9 +34,9 @@ vectors = ui_common.answer_vectors(question_id)
 PAGE_SIZE = 15  # enough to work through without scrolling far; buttons are per row
 
 
-def _accept(answer_id: str, group_id: int) -> None:
+def _accept(answer_id: str, group_id: int, version: int) -> None:
     ui_common.submit(
-        question_id, Move((answer_id,), group_id), f"Answer {answer_id} moved to group {group_id}."
+        question_id, Move((answer_id,), group_id), f"Answer {answer_id} moved to group {group_id}.", base=version
     )
 
 
@@ -111,7 +111,7 @@ def queue() -> None:
                 f"Move to group {item.suggested_group}",
                 key=f"accept-{question_id}-{item.answer_id}",
                 on_click=_accept,
-                args=(item.answer_id, item.suggested_group),
+                args=(item.answer_id, item.suggested_group, state.version),
                 disabled=not may_edit,
             )
 

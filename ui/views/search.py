@@ -73,7 +73,7 @@ def _search() -> None:
     _restart_table()
 
 
-def _move() -> None:
+def _move(version: int) -> None:
     chosen = _selected()
     if not chosen:
         ui_common.flash("error", "Tick the answers to move first (or use Select all shown).")
@@ -85,7 +85,7 @@ def _move() -> None:
         return
     to = None if target == "ungrouped" else (NEW if target == NEW else int(target))
     where = "the ungrouped answers" if to is None else ("a new group" if to == NEW else f"group {to}")
-    if ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}."):
+    if ui_common.submit(question_id, Move(tuple(chosen), to), f"Moved {len(chosen)} answer(s) to {where}.", base=version):
         _restart_table()
 
 
@@ -194,7 +194,7 @@ def search() -> None:
         on_change=ui_common.remember_pick,
         args=(MOVE_TO,),
     )
-    cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, type="primary", width="stretch")
+    cols[1].button("Move", key=f"search-move-{question_id}", on_click=_move, args=(state.version,), type="primary", width="stretch")
     st.button(
         "Undo my last edit",
         key=f"search-undo-{question_id}",
