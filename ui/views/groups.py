@@ -325,11 +325,11 @@ def _adapt() -> None:
 # --------------------------------------------------------------------------- the workspace
 
 
-def _progress_text(done: int, answers: int) -> str:
+def _progress_line(done: int, total: int) -> str:
     """How much of the question is graded, e.g. "142 of 185 answers graded, 43 to go"."""
-    if done == answers:
-        return f"All {answers} answers graded."
-    return f"{done} of {answers} answers graded, {answers - done} to go."
+    if done == total:
+        return f"All {total} answers graded."
+    return f"{done} of {total} answers graded, {total - done} to go."
 
 
 @st.fragment
@@ -357,8 +357,8 @@ def workspace() -> None:
         f"{len(order)} groups: {confirmed} confirmed, {graded} graded; "
         f"{len(state.ungrouped)} answers ungrouped. Version {state.version}."
     )
-    answers, done = len(state.location), state.graded_count()
-    st.progress(done / answers if answers else 1.0, text=_progress_text(done, answers))
+    total, done = len(state.location), state.graded_count()
+    st.progress(done / total if total else 1.0, text=_progress_line(done, total))
     _max_score_line(state)
     _references_editor(state)
     rubric_panel.editor(question_id, state)

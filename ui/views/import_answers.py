@@ -216,7 +216,10 @@ def _import() -> None:
     try:
         imported = ui_common.import_and_group(
             chosen,
-            progress=lambda fraction, what: bar.progress(min(max(fraction, 0.0), 1.0), text=what),
+            # The text names the question, whose id comes from the file: literal, not Markdown.
+            progress=lambda fraction, message: bar.progress(
+                min(max(fraction, 0.0), 1.0), text=ui_common.literal_markdown(message)
+            ),
             author=ui_common.current_identity().author,
             course=course,
             exam=exam,
