@@ -356,9 +356,12 @@ def _records_jsonl(text: str, problems: _Problems) -> Iterator[tuple[int, dict[s
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_int=_json_int)
         except json.JSONDecodeError as exc:
             problems.add(row, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except _HugeNumber as exc:
+            problems.add(row, None, str(exc))
             continue
         except RecursionError:
             problems.add(row, None, _TOO_DEEP)
@@ -390,6 +393,22 @@ def _holds_valid_text(row: int, record: dict[str, Any], problems: _Problems) -> 
     return ok
 
 
+class _HugeNumber(ValueError):
+    """A JSON integer longer than Python converts (``sys.get_int_max_str_digits``)."""
+
+
+#: Digits of the longest JSON integer read; Python refuses to convert longer ones (4,300).
+_MAX_INT_DIGITS = 4300
+
+
+def _json_int(digits: str) -> int:
+    """A JSON integer; one too long to convert is a problem of the file, said plainly (the
+    reader's own error advises ``sys.set_int_max_str_digits``)."""
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _HugeNumber(f"holds a number of {len(digits.lstrip('-')):,} digits, which no answer file needs")
+    return int(digits)
+
+
 # Python's JSON reader recurses per nesting level: a file nested thousands deep is refused.
 _TOO_DEEP = "JSON nested too deeply to read (an answer file is a list of flat records)"
 
@@ -397,9 +416,12 @@ _TOO_DEEP = "JSON nested too deeply to read (an answer file is a list of flat re
 def _records_json(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a JSON file are numbered from 1 in the order of the list."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         problems.add(exc.lineno, None, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        return
+    except _HugeNumber as exc:
+        problems.add(None, None, str(exc))
         return
     except RecursionError:
         problems.add(None, None, _TOO_DEEP)
@@ -498,7 +520,7 @@ def _as_score(value: Any) -> tuple[float | None, bool]:
         return None, False
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
         return None, False
     return (number, True) if math.isfinite(number) else (None, False)
 

@@ -292,6 +292,19 @@ def test_a_non_numeric_score_names_row_and_column(score: str) -> None:
     assert f'q.csv, row 3, column "score": score \'{score}\' is not a number' in str(error)
 
 
+def test_json_numbers_too_large_for_a_score_are_problems_not_crashes() -> None:
+    huge = "1" + "0" * 400  # beyond any float: float() raised OverflowError, a traceback
+    for column, said in (("score", "score"), ("max_score", "maximum score")):
+        error = _error(f'[{{"answer_id": "a1", "answer": "x", "{column}": {huge}}}]'.encode(), "q.json")
+        assert (error.first.row, error.first.column) == (1, column)
+        assert f'column "{column}": {said} 1000' in str(error) and str(error).endswith(("is not a number", "above 0"))
+    longer = "1" + "0" * 5000  # beyond what Python converts to an int at all
+    error = _error(f'{{"answer_id": "a0", "answer": "x"}}\n{{"answer_id": {longer}, "answer": "x"}}\n'.encode(), "q.jsonl")
+    assert str(error).splitlines()[1] == "  q.jsonl, row 2: holds a number of 5,001 digits, which no answer file needs"
+    error = _error(f'[{{"answer_id": "a1", "answer": "x", "score": -{longer}}}]'.encode(), "q.json")
+    assert "holds a number of 5,001 digits" in str(error) and "set_int_max_str_digits" not in str(error)
+
+
 def test_an_empty_score_means_no_score() -> None:
     (question,) = parse_answers(b"answer_id,answer,score\n1,x,\n", "q.csv")
     assert question.answers[0].score is None
