@@ -125,6 +125,16 @@ def with_stored_ids(questions: Sequence[Question], stored_ids: Sequence[str]) ->
         if stored is None or stored == question.question_id:
             out.append(question)
             continue
-        answers = tuple(replace(a, question_id=stored) for a in question.answers)
+        # Answer ids made from the question id and a student id ("Übung-1/s1") take the
+        # stored form too, so that they are the stored answers' ids.
+        prefix = f"{question.question_id}/"
+        answers = tuple(
+            replace(
+                a,
+                question_id=stored,
+                answer_id=f"{stored}/{a.answer_id[len(prefix):]}" if a.answer_id.startswith(prefix) else a.answer_id,
+            )
+            for a in question.answers
+        )
         out.append(replace(question, question_id=stored, answers=answers))
     return out

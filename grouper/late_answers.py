@@ -16,6 +16,7 @@ transaction (:meth:`grouper.store.Store.add_answers`), so the log still replays 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -153,15 +154,25 @@ def late_answers_of(stored: Sequence[Answer], question: Question) -> list[Answer
         An answer id is stored with a different text: the file and the store disagree, and
         which text is the student's is not for this function to guess.
     """
-    known = {a.answer_id: a for a in stored}
-    changed = [a.answer_id for a in question.answers if a.answer_id in known and known[a.answer_id].text != a.text]
+    # Ids and texts are compared in one Unicode form: a file saved on another machine (macOS
+    # writes decomposed "ë") names the same answers, with the same words.
+    known = {_nfc(a.answer_id): a for a in stored}
+    changed = [
+        a.answer_id
+        for a in question.answers
+        if _nfc(a.answer_id) in known and _nfc(known[_nfc(a.answer_id)].text) != _nfc(a.text)
+    ]
     if changed:
         shown = ", ".join(repr(a) for a in changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise ValueError(
             f"question {question.question_id}: answer(s) {shown} are stored with another text; "
             "late answers need ids of their own, and stored answers are never replaced"
         )
-    return [a for a in question.answers if a.answer_id not in known]
+    return [a for a in question.answers if _nfc(a.answer_id) not in known]
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def resubmissions(stored: Sequence[Answer], late: Sequence[Answer]) -> dict[str, list[str]]:

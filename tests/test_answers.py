@@ -520,6 +520,10 @@ def test_a_question_stored_under_another_unicode_form_is_the_same_question() -> 
     matched = with_stored_ids(parsed, [decomposed, "q9"])
     assert [q.question_id for q in matched] == [decomposed, "other"]
     assert {a.question_id for a in matched[0].answers} == {decomposed}
+    # Answer ids made from the question id and the student id take the stored form with it
+    # (they kept the file's, so every stored answer came back as a late one).
+    by_student = parse_answers(f"question_id,student_id,answer\n{composed},s1,yes\n".encode(), "b.csv")
+    assert [a.answer_id for a in with_stored_ids(by_student, [decomposed])[0].answers] == [f"{decomposed}/s1"]
 
 
 def test_a_semicolon_separated_csv_is_named_as_such() -> None:

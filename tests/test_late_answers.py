@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grouper.answers import Answer, load_answers
+from grouper.answers import Answer, Question, load_answers
 from grouper.edits import Confirm, EditRefused, GradeGroup, Move
 from grouper.intake import import_questions
 from grouper.late_answers import add_late_answers, late_answers_of
@@ -107,6 +107,18 @@ def test_a_re_uploaded_file_gives_only_its_new_answers_and_refuses_changed_texts
     )
     with pytest.raises(ValueError, match=f"'{question.answers[0].answer_id}' are stored with another text"):
         late_answers_of(stored_answers, changed)
+
+
+def test_an_answer_id_or_text_in_another_unicode_form_is_the_stored_answer():
+    import unicodedata
+
+    nfd = lambda text: unicodedata.normalize("NFD", text)  # noqa: E731 - how macOS writes them
+    stored = [Answer("q1/Zo\u00eb", "q1", "Caf\u00e9 Canberra"), Answer("q1/Ren\u00e9", "q1", "Sydney")]
+    again = Question("q1", "Q?", (*(Answer(nfd(a.answer_id), "q1", nfd(a.text)) for a in stored), Answer("q1/s3", "q1", "x")))
+    assert [a.answer_id for a in late_answers_of(stored, again)] == ["q1/s3"]
+    changed = Question("q1", "Q?", (Answer(nfd("q1/Zo\u00eb"), "q1", "Perth"),))
+    with pytest.raises(ValueError, match="are stored with another text"):
+        late_answers_of(stored, changed)
 
 
 # -- grouper import --late ---------------------------------------------------------------------
