@@ -173,6 +173,15 @@ def test_import_late_refuses_without_an_author_or_with_a_changed_text(tmp_path, 
     assert "are stored with another text" in capsys.readouterr().err
     with Store.open(stored) as store:
         assert "q1-900" not in store.state("q1").positions and store.edits("q1") == []
+    # A bad grouping option for a new question in the same command: refused before the late
+    # answers are written (they were committed, then the command failed).
+    new = tmp_path / "q2.csv"
+    new.write_text("question_id,answer_id,answer\nq2,b1,yes\nq2,b2,no\n", encoding="utf-8")
+    argv = ["import", str(path), str(new), "--db", str(stored), "--late", "--author", "ada", "--min-cluster-size", "1"]
+    assert main(argv) == 2
+    assert "min_cluster_size (1) must be at least 2; nothing was imported" in capsys.readouterr().err
+    with Store.open(stored) as store:
+        assert store.edits("q1") == [] and store.question_ids() == ["q1"]
 
 
 def test_late_answers_of_students_who_already_answered_are_named():

@@ -78,6 +78,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
             questions.append(question)
     if args.exam is not None and args.course is None:
         return fail("--exam needs --course (an exam is filed under a course); nothing was imported", 2)
+    settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
+    try:
+        settings.validate()
+    except ValueError as problem:
+        return fail(f"--min-cluster-size: {problem}; nothing was imported", 2)
     store = open_store(args, create=True)
     known = set(store.question_ids())
     questions = with_stored_ids(questions, sorted(known))  # "Übung-1" composed or not is one question
@@ -100,14 +105,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
             if q.max_score is not None and q.max_score != args.max_score:
                 print(f"question {plain(q.question_id, 40)}: the file's maximum score {q.max_score:g} is kept, not --max-score")
         questions = given
+    # The model new questions need is loaded before late answers are written: a model that
+    # cannot load stops the command with nothing added.
+    encoder = active_encoder(args) if questions else None
     if args.late:
         added = _add_late(store, args, late_ones)
         if added is not None:
             store.close()
             return added
     if questions:
-        encoder = active_encoder(args)
-        settings = GroupingSettings(min_cluster_size=args.min_cluster_size)
         try:
             author = author_of(args)
         except ValueError:
