@@ -339,6 +339,20 @@ def test_the_evaluate_command_checks_files_and_options_before_loading_the_model(
     for options, message in cases:
         assert main(["evaluate", str(good), *options]) == 2, options
         assert message in capsys.readouterr().err, options
+    # One --log-db store holds each question once: a question in two files, or one already in
+    # the store, was refused only after the files before it were measured.
+    copy = tmp_path / "again.jsonl"
+    copy.write_text(good.read_text())
+    log = tmp_path / "log.sqlite"
+    assert main(["evaluate", str(good), str(copy), "--log-db", str(log)]) == 2
+    assert f"question 'q' is in {good} and again in {copy}" in capsys.readouterr().err
+    from grouper.answers import Answer, Question
+    from grouper.store import Store
+
+    with Store.open(log) as store:
+        store.import_question(Question("q", "Q?", (Answer("x", "q", "x"),)))
+    assert main(["evaluate", str(good), "--log-db", str(log)]) == 2
+    assert f"{good}: question 'q' is already in {log}" in capsys.readouterr().err
 
 
 def test_the_evaluate_command_prints_the_promised_json(tmp_path, capsys, monkeypatch, encoder) -> None:

@@ -46,10 +46,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not any(len(q.answers) >= args.min_answers for _, questions in files for q in questions):
         print(f"grouper: no question in the file(s) has {args.min_answers} or more answers: nothing to measure", file=sys.stderr)
         return 2
+    in_memory = args.log_db == "sqlite://"
+    if not in_memory:
+        clash = _log_clash(args.files, files, args.log_db, args.min_answers)
+        if clash:
+            print(f"grouper: {clash}", file=sys.stderr)
+            return 2
     encoder = Encoder(device=device)
     settings = GroupingSettings(use_references=not args.no_references)
     cache_store = Store(args.cache) if args.cache else None
-    in_memory = args.log_db == "sqlite://"
 
     def progress(result: QuestionResult) -> None:
         if args.verbose:
@@ -119,6 +124,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{len(results)} questions, {sum(r.answers for r in results)} answers, "
               f"{time.perf_counter() - started:.0f} s", file=sys.stdout)
     return 0
+
+
+def _log_clash(paths: list[str], files: list[tuple[str, list]], log_db: str, min_answers: int) -> str | None:
+    """Why the measured questions cannot all be logged in the one ``--log-db`` store (a
+    question id in two files, or already in that store), naming file and question; ``None``
+    when they can. Said before the model loads: the store would refuse the question only
+    after the files before it were measured, and their results were lost."""
+    from grouper.store import Store, sqlite_file
+
+    first: dict[str, str] = {}
+    for path, (_, questions) in zip(paths, files, strict=True):
+        for q in questions:
+            if len(q.answers) < min_answers:
+                continue
+            if q.question_id in first:
+                return (
+                    f"question {q.question_id!r} is in {first[q.question_id]} and again in {path}, and one "
+                    f"--log-db store holds each question once; give another --log-db, or none"
+                )
+            first[q.question_id] = path
+    where = sqlite_file(log_db)
+    if where is not None and not where.exists():
+        return None
+    with Store(log_db) as store:
+        stored = set(store.question_ids())
+    for qid, path in first.items():
+        if qid in stored:
+            return f"{path}: question {qid!r} is already in {log_db}; give a new --log-db file (or none)"
+    return None
 
 
 def _check_store_path(value: str, option: str, *, created: bool) -> None:
