@@ -916,6 +916,26 @@ def test_a_grade_from_a_form_drawn_before_another_graders_move_is_refused(app, d
     assert state(db).groups[1].grade is None
 
 
+def test_an_edit_the_busy_database_could_not_take_is_said_not_a_traceback(app, db, monkeypatch):
+    # A fake only of the wait: the store gives up after 120 s of other writers' locks.
+    from grouper.store import StoreBusy
+
+    real, waits = Store.append, [1]
+
+    def busy(self, *args, **kwargs):
+        if waits and waits.pop():
+            raise StoreBusy("appending an edit: other graders kept the database busy for 120 s; nothing was written")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "append", busy)
+    app.button(key="confirm-q1-1").click().run()
+    assert not app.exception
+    assert errors(app) == ["Your edit was not saved: the database stayed busy. Press again."]
+    assert logged(db) == []
+    app.button(key="confirm-q1-1").click().run()
+    assert logged(db) == [("Ada", Confirm(1))]
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"

@@ -58,7 +58,7 @@ from grouper.embedding import Encoder, ModelIntegrityError
 from grouper.grade_check import conflicts_among, identical_answers
 from grouper.model_versions import ModelRegistry
 from grouper.review import ConfidenceCue, confidence_cue, grade_change_summary, least_typical_first, project_2d
-from grouper.store import NO_EXAM, QuestionInfo, Store
+from grouper.store import NO_EXAM, QuestionInfo, Store, StoreBusy
 
 #: The store the app opens; ``grouper ui --db`` sets it.
 DB_ENV = "GROUPER_DB"
@@ -677,6 +677,9 @@ def submit_quietly(question_id: str, payload: Payload, *, base: int | None = Non
     except EditRefused as refused:
         # The refusal says why (what changed since, and by whom; or why it never can be).
         flash("error", "Your edit was not saved.", str(refused))
+        return None
+    except StoreBusy as busy:  # other writers held the database past the store's wait
+        flash("error", "Your edit was not saved: the database stayed busy. Press again.", str(busy))
         return None
 
 
