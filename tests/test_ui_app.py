@@ -1389,6 +1389,28 @@ def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_gr
     assert sorted(after.location) == sorted(before.location)
 
 
+def test_a_regrouping_the_busy_database_stopped_is_said_not_a_traceback(app, db, monkeypatch):
+    from grouper.store import StoreBusy
+
+    with Store.open(db) as store:
+        before = store.state("q1")
+        order = sorted((g for g in before.groups if not before.groups[g].blank), key=lambda g: -len(before.groups[g].members))
+        for gid, score in zip(order[:2], (1.0, 0.0)):
+            store.append("q1", "Ada", None, Confirm(gid))
+            store.append("q1", "Ada", None, GradeGroup(gid, score, ""))
+    app.run()
+
+    def busy(self, question_id, author, *args, **kwargs):
+        raise StoreBusy("appending an edit: other graders kept the database busy for 120 s; nothing was written")
+
+    monkeypatch.setattr(Store, "append", busy)
+    app.button(key="adapt").click().run()
+    assert not app.exception
+    assert errors(app) == [
+        "Regrouping stopped: the database stayed busy. The edits made so far are in the history; press again."
+    ]
+
+
 def test_an_instructor_adds_a_reference_answer_and_regroups_what_nobody_reviewed(app, db):
     kept = state(db).groups[1].members
     app.button(key="confirm-q1-1").click().run()

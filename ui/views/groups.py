@@ -40,6 +40,7 @@ from grouper.grade_adaptation import ADAPTATION_AUTHOR, adapt_question
 from grouper.regroup import StalePlan
 from grouper.review import GradeInUse, chosen_preset, grades_in_use, least_typical_first, listing_order
 from grouper.rubric import rubric_text
+from grouper.store import StoreBusy
 
 identity = ui_common.require(Action.REVIEW)
 st.title("Groups")
@@ -288,13 +289,21 @@ def _regroup_by_references() -> None:
     if identity is None:
         return
     author = f"model:references:{identity.author}"
-    done, refused = regroup_stored_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author)
+    try:
+        done, refused = regroup_stored_question(ui_common.store(), question_id, ui_common.question_encoder(question_id), author)
+    except StoreBusy as busy:
+        ui_common.flash("error", _STOPPED_BUSY, str(busy))
+        return
     if refused:
         ui_common.flash("error", f"Regrouping stopped after {done} edit(s): the question was edited meanwhile.", refused)
     elif done:
         ui_common.flash("success", f"Regrouped the answers nobody has reviewed ({done} edits).")
     else:
         ui_common.flash("info", "Nothing to regroup: the answers nobody has reviewed are grouped so already.")
+
+
+#: A regrouping is several edits: those made before the database stayed busy are kept.
+_STOPPED_BUSY = "Regrouping stopped: the database stayed busy. The edits made so far are in the history; press again."
 
 
 def _undo() -> None:
@@ -313,6 +322,9 @@ def _adapt() -> None:
         ui_common.flash(
             "error", f"Regrouping stopped after {stale.done} edit(s): the question was edited meanwhile.", stale.reason
         )
+        return
+    except StoreBusy as busy:
+        ui_common.flash("error", _STOPPED_BUSY, str(busy))
         return
     if done:
         ui_common.flash("success", f"Regrouped the answers not reviewed yet from the grades given ({done} edits).")

@@ -21,6 +21,7 @@ from grouper.answers import AnswerFileError, FileProblem, Question, parse_answer
 from grouper.edits import EditRefused
 from grouper.intake import truncated_answers, with_stored_ids
 from grouper.late_answers import add_late_answers, late_answers_of, resubmissions
+from grouper.store import StoreBusy
 
 identity = ui_common.require(Action.IMPORT)
 st.title("Import answers")
@@ -179,6 +180,10 @@ def _add_late() -> None:
             # Each question's late answers are one edit: this one's are not added, the others' are.
             refused_in.append(qid)
             ui_common.flash("error", f"Question {qid}'s late answers were not added: a group changed meanwhile. Try again.", str(refused))
+            continue
+        except StoreBusy as busy:
+            refused_in.append(qid)
+            ui_common.flash("error", f"Question {qid}'s late answers were not added: the database stayed busy. Try again.", str(busy))
             continue
         placed += len(done.placed)
         waiting += len(done.waiting)
