@@ -149,3 +149,25 @@ def test_a_ta_undoes_only_their_own_edits(db, tmp_path, monkeypatch):
     assert not at.button(key="history-undo-q1").disabled
     at.button(key="history-undo-q1").click().run()
     assert logged(db)[-1] == ("ben@example.edu", Undo(1))
+
+
+def test_undoing_an_undo_needs_the_right_to_make_the_edit_it_brings_back(db, tmp_path, monkeypatch):
+    from grouper.edits import SetMaxScore, SetReferences
+
+    with Store.open(db) as store:
+        store.append("q1", "ben@example.edu", None, SetMaxScore(5.0))  # 1: Ben was an instructor then
+        store.append("q1", "ben@example.edu", None, Undo(1))  # 2
+        store.append("q1", "ben@example.edu", None, SetReferences(("Canberra",)))  # 3
+        store.append("q1", "ben@example.edu", None, Undo(3))  # 4
+        store.append("q1", "ben@example.edu", None, Undo(4))  # 5
+    at = _history(_oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"}))
+    for undo, why in (
+        (2, "your role (ta) cannot set max score"),  # it would set the maximum again
+        (5, "your role (ta) cannot set references"),  # an undo of an undo of an undo: the references go
+    ):
+        rows = list(_table(at)["Edit"])
+        select_rows(at, _key(at), [rows.index(undo)])
+        at.button(key="history-undo-q1").click().run()
+        assert errors(at) == [f"Nothing was saved: {why}; ask an instructor."], undo
+    with Store.open(db) as store:
+        assert store.state("q1").version == 5 and store.state("q1").max_score is None

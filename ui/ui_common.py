@@ -235,8 +235,14 @@ def _actions_needed(payload: Payload, state: QuestionState, author: str) -> list
         record = state.records.get(payload.edit_id)
         if record is None:
             return [Action.EDIT]  # the store refuses it, naming the edit
-        undone = [needs.get(record.kind, Action.EDIT)]
-        return [Action.EDIT, *undone, *([] if same_author(record.author, author) else [Action.UNDO_ANY])]
+        # Undoing an undo applies again the edit at the bottom of the chain (a maximum score,
+        # the references): that edit's action is what is asked for, and taking back another's
+        # word, at either end, is undoing another's edit.
+        chain = [record]
+        while chain[-1].kind == Undo.kind and chain[-1].undoes in state.records and len(chain) <= len(state.records):
+            chain.append(state.records[chain[-1].undoes])
+        others = any(not same_author(r.author, author) for r in (record, chain[-1]))
+        return [Action.EDIT, needs.get(chain[-1].kind, Action.EDIT), *([Action.UNDO_ANY] if others else [])]
     return [needs.get(payload.kind, Action.EDIT)]
 
 
