@@ -94,6 +94,10 @@ PREVIEW = ("Question", "Text", "Answers", "Blank", "Reference answers", "Maximum
 
 
 def new_app() -> AppTest:
+    # As `grouper ui` serves it: on this machine only (unset, the app takes it as reachable).
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
     return AppTest.from_file(str(APP), default_timeout=120)
 
 

@@ -91,10 +91,12 @@ def test_the_app_refuses_its_name_form_when_served_to_the_network(db, monkeypatc
     # server.address is fixed once the server starts (AppTest starts none): read as if the
     # server had been started with --server.address 0.0.0.0.
     real = st.get_option
-    monkeypatch.setattr(st, "get_option", lambda key: "0.0.0.0" if key == "server.address" else real(key))
-    at = new_app()
-    at.run()
-    assert errors(at) == ["This server is reachable from the network, but no sign-in is configured ([auth] secrets)."]
+    # Unset (`streamlit run ui/app.py` without an address) Streamlit listens on every interface.
+    for address in ("0.0.0.0", "", None):
+        monkeypatch.setattr(st, "get_option", lambda key, a=address: a if key == "server.address" else real(key))
+        at = new_app()
+        at.run()
+        assert errors(at) == ["This server is reachable from the network, but no sign-in is configured ([auth] secrets)."]
 
 
 def test_ui_passes_the_store_to_the_app_and_imports_samples_once(tmp_path, monkeypatch):

@@ -152,7 +152,9 @@ def _staff_list(path: str) -> StaffList:
 
 
 def _served_beyond_this_machine() -> bool:
-    address = st.get_option("server.address") or "127.0.0.1"
+    address = st.get_option("server.address")
+    if not address:
+        return True  # unset, Streamlit listens on every interface (`grouper ui` always sets it)
     if address == "localhost":
         return False
     try:
