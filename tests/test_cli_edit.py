@@ -199,7 +199,13 @@ def test_bad_rubric_and_author_input_is_refused_and_logs_nothing(db, capsys):
     status, _, err = edit(capsys, "grade", "1", "--items", "2,3")  # ids are never reused: a and b are 2 and 3
     assert status == 3 and "rubric items 2, 3 sum to more points than any score can hold" in err
     assert state(db).version == 3
-
+    # A person's edit signed as a model's was left out of training and redone by regrouping.
+    status, out, err = edit(capsys, "confirm", "1", author="model:ada")
+    assert status == 2 and "a name cannot start with 'model:'" in err
+    # Cleaned as the UI's name form cleans it: one person, one author in the log.
+    assert edit(capsys, "confirm", "1", author="  Zoe\u0301   Lovelace ")[0] == 0
+    assert state(db).groups[1].changed_by == "Zo\u00e9 Lovelace"
+    
 
 def test_exports_from_the_command_line(db, capsys, tmp_path):
     edit(capsys, "grade", "1", "2", "--comment", "=right")

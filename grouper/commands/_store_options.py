@@ -68,7 +68,14 @@ def author_of(args: argparse.Namespace) -> str:
         raise ValueError(
             f"--author {plain(author, 60)} holds a control or invisible character (U+{ord(unseen[0]):04X}); type the name plainly"
         )
-    return author.strip()
+    from grouper.access import validate_display_name
+
+    try:
+        # Cleaned as the UI's name form cleans it, so that one person is one author in the
+        # log (and a "model:" name, the models' signature, is refused).
+        return validate_display_name(author)
+    except ValueError as problem:
+        raise ValueError(f"--author {plain(author, 60)}: {problem}") from None
 
 
 def fail(message: str, status: int) -> int:
