@@ -272,6 +272,20 @@ def test_someone_removed_from_the_staff_list_cannot_act_on_the_page_still_open(d
     assert logged(db) == []
 
 
+def test_someone_removed_from_the_staff_list_no_longer_reads_the_question(db, tmp_path, monkeypatch):
+    import ui_common
+
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ben@example.edu", "name": "Ben"})
+    (tmp_path / "staff.toml").write_text('[staff]\n"ada@example.edu" = "instructor"\n')
+    ui_common._staff_list.clear()
+    with Store.open(db) as store:
+        store.append("q1", "Ada", None, Rename(2, "SECRET TITLE"))
+    rerun_fragments_only(at, monkeypatch)  # "Next group": a rerun of the workspace alone
+    at.button(key="next-group").click().run()
+    assert errors(at) == ["You are not signed in (any more), or your role no longer allows this page. Reload the page."]
+    assert "SECRET TITLE" not in texts(at) and len(at.dataframe) == 0
+
+
 def test_an_instructor_made_a_ta_cannot_set_the_maximum_from_the_page_still_open(db, tmp_path, monkeypatch):
     import ui_common
 

@@ -222,6 +222,20 @@ def acting_identity(action: Action) -> Identity | None:
     return identity
 
 
+def require_fresh(action: Action) -> Identity:
+    """:func:`require`, with who is signed in read again: for the top of a fragment, whose
+    reruns (every click inside it) skip the entry script's sign-in check, so that someone
+    removed from the staff list since the page was drawn no longer reads the question."""
+    identity = _fresh_identity()
+    if identity is None or not identity.may(action):
+        st.session_state.pop(RUN_IDENTITY, None)
+        show_flashes()  # what the click's callback said (nothing saved, and why)
+        st.error("You are not signed in (any more), or your role no longer allows this page. Reload the page.")
+        st.stop()
+    st.session_state[RUN_IDENTITY] = identity
+    return identity
+
+
 def _actions_needed(payload: Payload, state: QuestionState, author: str) -> list[Action]:
     """What a user must be allowed to log ``payload``: the page's own check, made again."""
     needs = {

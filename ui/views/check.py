@@ -178,6 +178,7 @@ def _in_one_group(listed: list[GradeDoubt], state: QuestionState) -> tuple[list[
 @st.fragment
 def check() -> None:
     """The list, most doubtful first; reruns alone on every click."""
+    ui_common.require_fresh(Action.REVIEW)
     global texts
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)

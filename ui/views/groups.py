@@ -347,6 +347,7 @@ def _progress_line(done: int, total: int) -> str:
 @st.fragment
 def workspace() -> None:
     """The group list and the open group; reruns alone on every click inside it."""
+    ui_common.require_fresh(Action.REVIEW)
     global texts, vectors
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)

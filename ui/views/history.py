@@ -68,6 +68,7 @@ def _undo_in_order(edit_id: int, plan: tuple[int, ...], version: int) -> None:
 @st.fragment
 def page() -> None:
     """Filters, the table and the undo; reruns alone on every click inside it."""
+    ui_common.require_fresh(Action.REVIEW)
     store = ui_common.store()
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)

@@ -43,6 +43,7 @@ def _accept(answer_id: str, group_id: int, version: int) -> None:
 @st.fragment
 def queue() -> None:
     """The queue, one row per answer; reruns alone on every accept."""
+    ui_common.require_fresh(Action.REVIEW)
     global texts, vectors
     state: QuestionState = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)

@@ -95,6 +95,7 @@ def _move(version: int) -> None:
 @st.fragment
 def search() -> None:
     """The search form, its matches and the move; reruns alone on every click inside it."""
+    ui_common.require_fresh(Action.REVIEW)
     state = ui_common.load_state(question_id)
     ui_common.remember_version(question_id, state.version)
     ui_common.show_flashes()
