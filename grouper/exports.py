@@ -23,6 +23,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -221,8 +222,12 @@ def write_rubric_csv(state: QuestionState, answers: Sequence[Answer], out: IO[st
 def student_of(row: GradeRow) -> str:
     """Whose answer a grade row is, as the grades-by-student file keys it: the student id, or
     ``answer:<question>/<id>`` for an answer without one (it stands for itself: answer ids are
-    unique within a question only, so answer 1 of q1 and answer 1 of q2 are not one student)."""
-    return row.student_id or f"answer:{row.question_id}/{row.answer_id}"
+    unique within a question only, so answer 1 of q1 and answer 1 of q2 are not one student).
+
+    In one Unicode form (NFC): ids are stored as written, and "zoë" typed composed in one file
+    and decomposed (macOS) in another is one student, who must get one row, not two rows that
+    look the same and a gradebook keeps one of."""
+    return unicodedata.normalize("NFC", row.student_id) if row.student_id else f"answer:{row.question_id}/{row.answer_id}"
 
 
 def resubmissions(rows: Iterable[GradeRow]) -> dict[tuple[str, str], list[str]]:

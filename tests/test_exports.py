@@ -176,6 +176,15 @@ def test_a_student_with_two_answers_to_one_question_has_no_silent_by_student_cel
     with pytest.raises(ValueError, match=r"student s1 has 2 answers to question q1 \(a1, a2\).*grouper export grades"):
         write_grades_by_student_csv(rows, io.StringIO())
     assert resubmissions(rows[1:]) == {}
+    # One student written in two Unicode forms (composed, and decomposed as macOS writes it)
+    # is one student: their two answers to q1 are a resubmission, and their q2 answer is on
+    # their one row (it had a row of its own, looking the same).
+    composed, decomposed = "zo\u00eb", "zoe\u0308"
+    twice = [row("q1", "a1", composed, 5.0), row("q1", "a2", decomposed, 0.0)]
+    assert resubmissions(twice) == {(composed, "q1"): ["a1", "a2"]}
+    buffer = io.StringIO(newline="")
+    assert write_grades_by_student_csv([row("q1", "a1", composed, 5.0), row("q2", "b1", decomposed, 1.0)], buffer) == 1
+    assert list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))[1] == [composed, "5", "1", "6"]
 
 
 def test_answers_without_a_student_id_are_one_row_each_across_questions():
