@@ -550,6 +550,54 @@ def test_a_question_named_twice_is_exported_once(db, capsys, tmp_path):
         assert len(list(csv.DictReader(f))) == 8
 
 
+def test_a_question_named_in_two_unicode_forms_is_exported_once_and_found_in_its_course(tmp_path, capsys, monkeypatch):
+    composed, decomposed = "\u00dcbung1", "U\u0308bung1"
+    path = tmp_path / "u.sqlite"
+    with Store.open(path) as store:
+        answers = tuple(Answer(f"a{i}", decomposed, t, f"s{i}") for i, t in enumerate(["ja", "nein"]))
+        store.import_question(Question(decomposed, "Q?", answers), course="Geo")
+        store.save_grouping(decomposed, Grouping(np.array([1, 1]), np.ones(2), (Group(1, "g", (0, 1)),)), model_version="m")
+    monkeypatch.setenv("GROUPER_DB", str(path))
+    status, out, _ = run(capsys, "export", "grades", "-q", composed, "-q", decomposed)
+    assert status == 0 and len(out.strip().splitlines()) == 3  # a header and each answer once
+    status, out, err = run(capsys, "export", "grades-by-student", "-q", composed, "-q", decomposed)
+    assert status == 0 and len(out.strip().splitlines()) == 3, err
+    status, out, err = run(capsys, "export", "grades", "-q", composed, "--course", "Geo")
+    assert status == 0 and len(out.strip().splitlines()) == 3, err
+
+
+def test_an_export_writes_through_links_and_into_pipes_and_says_what_it_cannot(db, capsys, tmp_path):
+    import os
+    import threading
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(shared / "real.csv")
+    assert run(capsys, "export", "grades", "-o", str(tmp_path / "link.csv"))[0] == 0
+    assert (tmp_path / "link.csv").is_symlink()  # the link stays; the file it names is the export
+    assert (shared / "real.csv").read_text().startswith("question_id,answer_id")
+    fifo = tmp_path / "grades.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    assert run(capsys, "export", "grades", "-o", str(fifo))[0] == 0  # it read the pipe for a database header: hung
+    reader.join(30)
+    assert received and received[0].startswith("question_id,answer_id") and fifo.exists()
+    # Filters of the pairs export given to another were ignored: "grades --author ta1" gave everyone's.
+    status, out, err = run(capsys, "export", "grades", "--author", "ta1", "--since", "2026-01-01")
+    assert status == 2 and out == "" and "--author, --since filter(s) the edits of `export pairs`" in err
+    # Started with standard output closed (>&-): one line, not an AttributeError traceback.
+    real = sys.stdout
+    sys.stdout = None
+    try:
+        status = main(["export", "grades"])
+    finally:
+        sys.stdout = real
+    assert status == 2 and "standard output is closed; write the export to a file with -o FILE" in capsys.readouterr().err
+
+
 def test_pair_filters_that_cannot_match_are_refused_and_empty_ones_said(db, capsys):
     status, _, err = run(capsys, "export", "pairs", "--edit-kind", "mrege")
     assert status == 2 and "edit kind(s) 'mrege' give no pairs" in err

@@ -18,6 +18,7 @@ import io
 import os
 import sys
 import tempfile
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,11 +45,17 @@ def _when(text: str) -> datetime:
 
 
 def _question_ids(store: Store, wanted: list[str] | None) -> list[str]:
+    stored = store.question_ids()
     if not wanted:
-        return store.question_ids()
+        return stored
+    by_form = {unicodedata.normalize("NFC", q): q for q in stored}
+    found = []
     for q in wanted:
-        store.question(q)  # an unknown question is an error, not an empty export
-    return list(dict.fromkeys(wanted))  # a question named twice is exported once
+        if q not in stored and unicodedata.normalize("NFC", q) not in by_form:
+            store.question(q)  # an unknown question is an error (naming the known), not an empty export
+        # As stored: "Übung" typed composed and decomposed is one question, exported once.
+        found.append(q if q in stored else by_form[unicodedata.normalize("NFC", q)])
+    return list(dict.fromkeys(found))  # a question named twice is exported once
 
 
 _CSV_KINDS = ("grades", "grades-by-student", "rubric")
@@ -57,16 +64,33 @@ _CSV_KINDS = ("grades", "grades-by-student", "rubric")
 def _write(args: argparse.Namespace, render) -> int:
     mark = EXCEL_BOM if args.excel else ""
     if args.output is None or args.output == "-":
+        if sys.stdout is None:  # started with standard output closed (>&-)
+            raise ValueError("standard output is closed; write the export to a file with -o FILE")
         # A reader that stops early (| head) ends in cli.main's exit 141, as for every
         # command: a pipeline can tell that the export was cut short.
         sys.stdout.write(mark)
         return render(sys.stdout)
     target = Path(args.output)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # A pipe or a terminal (-o /dev/stdout): written as it is, never replaced.
+        buffer = io.StringIO(newline="")
+        buffer.write(mark)
+        n = render(buffer)
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+        return n
+    if target.is_symlink():
+        # Written through the link, to the file it names: replacing the link itself would
+        # leave the shared file as it was.
+        target = target.resolve()
     _refuse_to_overwrite_a_store(target, sqlite_file(args.db))
     buffer = io.StringIO(newline="")
     buffer.write(mark)
     n = render(buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    except OSError as exc:
+        raise ValueError(f"-o {args.output}: cannot write in the folder {target.parent}: {exc.strerror}") from None
     try:
         # mkstemp makes the file private (0600); an export is as readable as any file the
         # user writes (the umask's mode), or keeps the mode of the file it replaces.
@@ -98,7 +122,7 @@ def _refuse_to_overwrite_a_store(target: Path, store: Path | None) -> None:
         raise ValueError(f"-o {target}: the folder {target.parent} does not exist; create it first")
     if store is not None and target.resolve() in database_files(store):
         raise ValueError(f"-o {target} is the store itself (--db); name another file")
-    if is_sqlite_database(target):
+    if target.is_file() and is_sqlite_database(target):  # (a pipe is never read: it would wait)
         raise ValueError(f"-o {target} is a SQLite database; an export does not replace one: name another file")
 
 
@@ -135,6 +159,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.excel and args.kind not in _CSV_KINDS:
         # JSON Lines are UTF-8 without a mark; a reader would take one for broken JSON.
         raise ValueError(f"--excel is for the CSV exports ({', '.join(_CSV_KINDS)}); {args.kind} is JSON Lines, always plain UTF-8")
+    if args.kind != "pairs":
+        # They filter the edits pairs come from; ignored here, `grades --author ta1` would
+        # look like ta1's grades and be everyone's.
+        given = [name for name, value in (("--author", args.author), ("--since", args.since), ("--until", args.until),
+                                          ("--edit-kind", args.kind_filter)) if value]
+        if given:
+            raise ValueError(f"{', '.join(given)} filter(s) the edits of `export pairs`; `export {args.kind}` takes none")
     store = open_store(args)
     try:
         qids = _question_ids(store, args.question)
