@@ -315,6 +315,9 @@ def read_grades_csv(source: IO[str]) -> list[GradeRow]:
         raise ValueError(f"grades CSV header is {reader.fieldnames}; expected {list(GRADE_COLUMNS)}")
     rows = []
     for line, record in enumerate(reader, start=2):
+        if None in record or None in record.values():  # cells beyond the header's, or a row cut short
+            found = len(header) + len(record.get(None) or ()) - sum(v is None for v in record.values())
+            raise ValueError(f"grades CSV row {line}: {found} cells, but the header has {len(header)} columns")
         values: dict[str, Any] = {}
         for column in header:
             cell = record[column]
@@ -326,7 +329,12 @@ def read_grades_csv(source: IO[str]) -> list[GradeRow]:
                     number = float(cell)
                 except ValueError:
                     raise ValueError(f"grades CSV row {line}, column {column!r}: {cell!r} is not a number") from None
-                values[column] = number if column in ("score", "max_score") else int(number)
+                whole = column not in ("score", "max_score")
+                if not math.isfinite(number) or (whole and not number.is_integer()):
+                    # No grade is infinite or "nan" (the store refuses them), no id a fraction.
+                    kind = "a whole number" if whole else "a finite number"
+                    raise ValueError(f"grades CSV row {line}, column {column!r}: {cell!r} is not {kind}")
+                values[column] = int(number) if whole else number
             else:
                 values[column] = unneutralise(cell)
         rows.append(GradeRow(**values))

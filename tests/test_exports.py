@@ -15,6 +15,7 @@ from grouper.edit_codec import edit_from_dict
 from grouper.edits import NEW, CheckGrades, Confirm, GradeAnswer, GradeGroup, Merge, Move, Rename, SetRubric, Split, Undo, initial_state, make_edit, apply
 from grouper.exports import (
     EXCEL_BOM,
+    GRADE_COLUMNS,
     grade_rows,
     neutralise,
     read_grades_csv,
@@ -225,6 +226,21 @@ def test_a_damaged_grades_csv_is_refused_with_its_row(store):
     damaged = buffer.getvalue().replace(",2,,'=1+1 right", ",two,,'=1+1 right", 1)
     with pytest.raises(ValueError, match="row 2, column 'score': 'two' is not a number"):
         read_grades_csv(io.StringIO(damaged, newline=""))
+    # Cells no export writes: a score no grade has, a fractional id, a row cut short or too long.
+    first = buffer.getvalue().splitlines()[1]
+    for cell, said in (("nan", "is not a finite number"), ("1e999", "is not a finite number"), ("-inf", "is not a finite number")):
+        damaged = buffer.getvalue().replace(",2,,'=1+1 right", f",{cell},,'=1+1 right", 1)
+        with pytest.raises(ValueError, match=f"row 2, column 'score': '{cell}' {said}"):
+            read_grades_csv(io.StringIO(damaged, newline=""))
+    cells = first.split(",")
+    group_at = list(GRADE_COLUMNS).index("group_id")
+    for value in ("1.7", "inf", "nan"):
+        damaged = buffer.getvalue().replace(first, ",".join([*cells[:group_at], value, *cells[group_at + 1:]]), 1)
+        with pytest.raises(ValueError, match=f"row 2, column 'group_id': '{value}' is not a whole number"):
+            read_grades_csv(io.StringIO(damaged, newline=""))
+    for row, said in ((",".join(cells[:4]), "4 cells"), (first + ",extra", f"{len(GRADE_COLUMNS) + 1} cells")):
+        with pytest.raises(ValueError, match=f"row 2: {said}, but the header has {len(GRADE_COLUMNS)} columns"):
+            read_grades_csv(io.StringIO(buffer.getvalue().replace(first, row, 1), newline=""))
 
 
 def test_the_edit_log_exports_as_jsonl_and_reads_back(store):
