@@ -286,6 +286,36 @@ def test_someone_removed_from_the_staff_list_no_longer_reads_the_question(db, tm
     assert "SECRET TITLE" not in texts(at) and len(at.dataframe) == 0
 
 
+def test_someone_removed_from_the_staff_list_downloads_nothing_from_the_export_page_still_open(db, tmp_path, monkeypatch):
+    """A download is built when the browser asks for it, with no page run: the deferred data
+    Streamlit keeps (captured here where the button hands it over; Streamlit internals) must
+    check the staff list again."""
+    import streamlit.elements.widgets.button as button
+
+    from grouper.access import AccessDenied
+
+    built = {}
+    real = button.marshall_file
+
+    def keep(coordinates, data, proto, mimetype, file_name=None, **kwargs):
+        if callable(data):
+            built[file_name] = data
+        return real(coordinates, data, proto, mimetype, file_name, **kwargs)
+
+    monkeypatch.setattr(button, "marshall_file", keep)
+    at = _oidc_app(tmp_path, monkeypatch, {"is_logged_in": True, "email": "ada@example.edu", "name": "Ada"})
+    at.switch_page("views/export.py").run()
+    assert not at.exception and "grades-q1.csv" in built
+    assert built["grades-q1.csv"]().startswith(b"question_id,answer_id")  # while she may
+    (tmp_path / "staff.toml").write_text('[staff]\n"ada@example.edu" = "ta"\n')
+    for name, make in built.items():
+        with pytest.raises(AccessDenied, match="cannot export any more"):
+            make()
+    (tmp_path / "staff.toml").write_text('[staff]\n"ben@example.edu" = "ta"\n')
+    with pytest.raises(AccessDenied):
+        built["grades-q1.csv"]()
+
+
 def test_an_instructor_made_a_ta_cannot_set_the_maximum_from_the_page_still_open(db, tmp_path, monkeypatch):
     import ui_common
 

@@ -195,6 +195,26 @@ def _fresh_identity() -> Identity | None:
         return None
 
 
+def later_check(action: Action) -> Callable[[], None]:
+    """A check of ``action`` for work done later, outside any script run: a deferred download
+    is built when the browser asks for it, with no page run and so no sign-in check. Made
+    while the page is drawn (it captures who is signed in); it reads the staff list again when
+    called and raises :class:`~grouper.access.AccessDenied` when they may no longer act."""
+    if not _auth_configured():
+        return lambda: None  # the name form: one person at this machine, nobody to remove
+    user = st.user.to_dict()
+    path = staff_list_path(dict(st.secrets["auth"]))
+
+    def check() -> None:
+        if path is None:
+            raise AccessDenied("no staff list is configured")
+        identity = oidc_identity(user, load_staff_list(path))  # AccessDenied when removed
+        if not identity.may(action):
+            raise AccessDenied(f"{identity.author}'s role ({identity.role.value}) cannot {action.value} any more")
+
+    return check
+
+
 def acting_identity(action: Action) -> Identity | None:
     """The signed-in user, checked again as they act: a click inside a fragment, or a
     callback, runs without the entry script's check, so someone removed from the staff list

@@ -53,6 +53,11 @@ else:
     question_ids, suffix = [question_id], question_id
 
 
+# Who may export is checked again when a file is built: the click runs no page, and someone
+# removed from the staff list since the page was drawn must get nothing.
+_may_still_export = ui_common.later_check(Action.EXPORT)
+
+
 def _deferred(write: Callable[[IO[str]], object], mark: str = "") -> Callable[[], bytes]:
     """The file ``write`` makes, after ``mark``, as Streamlit's deferred download data: run on
     the click.
@@ -61,6 +66,7 @@ def _deferred(write: Callable[[IO[str]], object], mark: str = "") -> Callable[[]
     under new ids while the browser is still fetching the old one (a download lost in CI)."""
 
     def render() -> bytes:
+        _may_still_export()  # raises: the browser's download fails, and nothing is handed out
         buffer = io.StringIO(newline="")
         buffer.write(mark)
         write(buffer)
