@@ -154,6 +154,10 @@ def test_a_ta_undoes_only_their_own_edits(db, tmp_path, monkeypatch):
 def test_undoing_an_undo_needs_the_right_to_make_the_edit_it_brings_back(db, tmp_path, monkeypatch):
     from grouper.edits import SetMaxScore, SetReferences
 
+    def state_now(path):
+        with Store.open(path) as store:
+            return store.state("q1")
+
     with Store.open(db) as store:
         store.append("q1", "ben@example.edu", None, SetMaxScore(5.0))  # 1: Ben was an instructor then
         store.append("q1", "ben@example.edu", None, Undo(1))  # 2
@@ -167,7 +171,12 @@ def test_undoing_an_undo_needs_the_right_to_make_the_edit_it_brings_back(db, tmp
     ):
         rows = list(_table(at)["Edit"])
         select_rows(at, _key(at), [rows.index(undo)])
-        at.button(key="history-undo-q1").click().run()
-        assert errors(at) == [f"Nothing was saved: {why}; ask an instructor."], undo
+        # Drawn disabled, as the click is checked (acting_identity refuses one that gets there).
+        button = at.button(key="history-undo-q1")
+        assert button.disabled and button.help == "Your role (ta) cannot make this change", undo
+        import ui_common
+
+        needed = ui_common._actions_needed(Undo(undo), state_now(db), "ben@example.edu")
+        assert f"cannot {needed[1].value.replace('_', ' ')}" in why, undo
     with Store.open(db) as store:
         assert store.state("q1").version == 5 and store.state("q1").max_score is None

@@ -256,6 +256,12 @@ def require_fresh(action: Action) -> Identity:
     return identity
 
 
+def may_log(identity: Identity, payload: Payload, state: QuestionState) -> bool:
+    """Whether ``identity``'s role may log ``payload`` (as :func:`submit` will check): for
+    drawing a button disabled rather than refusing its click."""
+    return all(identity.may(a) for a in _actions_needed(payload, state, identity.author))
+
+
 def _actions_needed(payload: Payload, state: QuestionState, author: str) -> list[Action]:
     """What a user must be allowed to log ``payload``: the page's own check, made again."""
     needs = {

@@ -115,7 +115,9 @@ def page() -> None:
         st.text("Tick an edit to undo it.")
         return
     mine = same_author(row.author, identity.author)
-    allowed = identity.may(Action.EDIT) and (mine or identity.may(Action.UNDO_ANY))
+    # What the click will be checked for: the edit's own kind (an undo of an undo, the kind of
+    # the edit it brings back) and, for another's edit, the right to undo it.
+    allowed = ui_common.may_log(identity, Undo(row.edit_id), state)
     late = row.kind == AddAnswers.kind
     st.button(
         f"Undo edit {row.edit_id}",
@@ -126,7 +128,9 @@ def page() -> None:
         help=(
             "Late answers stay once submitted: move or grade them instead" if late
             else "Already undone; undo the undo to apply it again" if row.undone_by is not None
-            else ("Only instructors undo other graders' edits" if not allowed else "Logged as a new edit, by you")
+            else ("Only instructors undo other graders' edits" if not allowed and not mine
+                  else f"Your role ({identity.role.value}) cannot make this change" if not allowed
+                  else "Logged as a new edit, by you")
         ),
     )
     planned = st.session_state.get(_PLAN)
@@ -134,7 +138,7 @@ def page() -> None:
         version, edit_id, plan = planned
         # every step, the asked-for undo too: the rights are those of each undo on its own
         others = [e for e in (*plan, edit_id) if not same_author(state.records[e].author, identity.author)]
-        may = identity.may(Action.EDIT) and (not others or identity.may(Action.UNDO_ANY))
+        may = all(ui_common.may_log(identity, Undo(e), state) for e in (*plan, edit_id))
         st.button(
             f"Undo {listed_edits(plan)}, then edit {edit_id}",
             key=f"history-undo-chain-{question_id}",
@@ -145,6 +149,8 @@ def page() -> None:
                 "Each is logged as a new edit, by you, in this order; grades they change are named"
                 if may
                 else f"Only instructors undo other graders' edits ({listed_edits(others)})"
+                if others
+                else f"Your role ({identity.role.value}) cannot make one of these changes"
             ),
         )
 
