@@ -39,6 +39,7 @@ left to look at, and any TA's check counts for all of them.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from grouper.answers import Answer, exact_text_key
+from grouper.answers import Answer
 from grouper.edits import Grade, GradeKind, QuestionState, grade_kind
 from grouper.references import References, reference_signals
 from grouper.review import GradeInUse, grades_in_use, typicality
@@ -63,6 +64,7 @@ __all__ = [
     "grade_conflicts",
     "grade_doubts",
     "identical_answers",
+    "identity_key",
 ]
 
 T = TypeVar("T")
@@ -343,17 +345,38 @@ def _odd_ones(members: Sequence[T], kinds: Sequence[GradeKind]) -> dict[T, tuple
 
 
 def identical_answers(answers: Sequence[Answer]) -> dict[str, tuple[str, ...]]:
-    """Each non-blank answer that has identical answers (the same text once case, punctuation
-    and spacing are ignored), with all of them, itself included, in the question's order.
+    """Each non-blank answer that has identical answers (the same text once case, spacing and
+    the punctuation that carries no value are ignored: :func:`identity_key`), with all of
+    them, itself included, in the question's order.
 
     Answers never change, so a page computes this once per question and then checks only the
     answers an edit graded (:func:`conflicts_among`).
     """
     by_key: dict[str, list[str]] = {}
     for a in answers:
-        if a.normalized:
-            by_key.setdefault(exact_text_key(a.normalized), []).append(a.answer_id)
+        key = identity_key(a.normalized)
+        if key:  # an answer of punctuation only ("?", "...") is identical to nothing
+            by_key.setdefault(key, []).append(a.answer_id)
     return {a: tuple(same) for same in by_key.values() if len(same) > 1 for a in same}
+
+
+def identity_key(text: str) -> str:
+    """What two answers must share to be the same answer for grading: NFKC, casefolded, spaces
+    collapsed, sentence marks at the end dropped, and punctuation ignored unless it touches a
+    digit. A grade given to one is the grade the other deserves, so a mark that changes a
+    value is kept: "-5" is not "5", "50%" not "50", "1.5" not "15" ("Canberra." is
+    "canberra"). Stricter than the exact-text baseline's key
+    (:func:`grouper.answers.exact_text_key`), which groups rather than judges.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold().strip().rstrip(".!?;:")
+    kept = []
+    for i, ch in enumerate(folded):
+        if unicodedata.category(ch).startswith("P"):
+            touches_digit = (i > 0 and folded[i - 1].isdigit()) or (i + 1 < len(folded) and folded[i + 1].isdigit())
+            kept.append(ch if touches_digit else " ")
+        else:
+            kept.append(" " if ch.isspace() or unicodedata.category(ch).startswith("Z") else ch)
+    return " ".join("".join(kept).split())
 
 
 def conflicts_among(

@@ -15,7 +15,7 @@ from grouper.answers import Answer, Question
 from grouper.cli import main
 from grouper.clustering import UNGROUPED, Group, Grouping
 from grouper.edits import CheckGrades, GradeAnswer, GradeGroup, Move, SetRubric, apply, initial_state, make_edit
-from grouper.grade_check import GradeCheckSettings, conflicts_among, grade_conflicts, grade_doubts, identical_answers
+from grouper.grade_check import GradeCheckSettings, conflicts_among, grade_conflicts, grade_doubts, identical_answers, identity_key
 from grouper.intake import import_questions
 from grouper.store import Store
 
@@ -163,6 +163,16 @@ def test_grade_conflicts_are_the_identical_answers_graded_unlike_most_of_theirs(
     assert grade_conflicts(state, answers) == {"a2": ("a0", "a1")}  # blanks are never twins
     fixed = apply(state, make_edit(state, "ta", GradeAnswer("a2", 1.0, "")))
     assert grade_conflicts(fixed, answers) == {}
+
+
+def test_a_mark_that_changes_a_value_makes_another_answer_not_an_identical_one():
+    # x + 7 = 2: "-5" is right and "5" a sign error. Taken as identical, each was a certain
+    # conflict whose "likely" grade was the other's: one click gave the sign error full marks.
+    answers = _question(["-5", "x = -5", "5", "x = 5", "50%", "50", "?", "...", "Canberra.", "canberra", "1.5", "15"])
+    assert identical_answers(answers) == {"a8": ("a8", "a9"), "a9": ("a8", "a9")}
+    assert [identity_key(t) for t in ("-5.", "3,5", "1/2", "It's  Canberra!")] == ["-5", "3,5", "1/2", "it s canberra"]
+    state = _graded(answers[:4], [1, 1, 2, 2], {1: (1.0, "right"), 2: (0.0, "sign error")})
+    assert grade_conflicts(state, answers[:4]) == {}
 
 
 def test_two_identical_answers_graded_differently_are_both_doubtful():
