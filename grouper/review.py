@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -609,7 +609,8 @@ def question_queue(
     grade (one graded on its own is done), following the graders' moves. Confirmed groups, the
     blank group and the groups a grader merged, split, renamed or made
     (:func:`grouper.regroup.shaped_groups`) are settled: their members are not second-guessed
-    as doubtful, which after a grader's split would mostly suggest moving them back.
+    as doubtful, which after a grader's split would mostly suggest moving them back; nor are
+    members whose grade a grader checked as right.
 
     Parameters
     ----------
@@ -629,7 +630,13 @@ def question_queue(
     settled.update(g for g, group in state.groups.items() if group.status == CONFIRMED or group.blank)
     waiting = [a for a in state.ungrouped if a not in state.overrides]
     groups = {g: group.members for g, group in state.groups.items()}
-    return review_queue(groups, waiting, vectors, settled=settled, moves=grader_moves(state) if moves is None else moves)
+    moves = grader_moves(state) if moves is None else moves
+    # A member whose grade a grader checked as right ("Looks right") is where it belongs, as
+    # far as grading goes: suggesting a group graded otherwise would undo that check's word.
+    checked = frozenset(a for members in groups.values() for a in members if state.grade_check(a) is not None)
+    if checked:
+        moves = replace(moves, placed=moves.placed | checked)
+    return review_queue(groups, waiting, vectors, settled=settled, moves=moves)
 
 
 def no_suggestion_reason(moves: GraderMoves, item: QueueItem | str) -> str:

@@ -99,6 +99,22 @@ def test_an_answer_a_grader_moved_in_is_not_doubtful(log):
     assert grader_moves(state).placed == frozenset({"stray"})
 
 
+def test_a_member_whose_grade_a_grader_checked_is_not_doubtful(log):
+    from grouper.edits import CheckGrades
+    from grouper.review import question_queue
+
+    log.do("model:grades", Move(("stray",), 2))  # the model's move: stray is doubtful in group 2
+    log.do("ada", GradeGroup(1, 1.0))
+    state = log.do("ada", GradeGroup(2, 0.0))
+    queued = {item.answer_id: item for item in question_queue(state, VECTORS)}
+    assert queued["stray"].suggested_group == 1
+    state = log.do("ben", CheckGrades(("stray",)))  # "Looks right": its grade 0 stands
+    # It was still offered group 1, graded 1: one click undid the check's word.
+    assert "stray" not in {item.answer_id for item in question_queue(state, VECTORS)}
+    state = log.do("ada", GradeGroup(2, 0.5))  # regraded: the check lapses, the doubt is back
+    assert "stray" in {item.answer_id for item in question_queue(state, VECTORS)}
+
+
 def test_a_redone_move_counts_again_and_a_later_merge_ends_the_placement(log):
     log.do("ada", Move(("odd",), 2))  # 1
     log.do("ada", Undo(1))  # 2
