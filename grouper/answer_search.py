@@ -35,13 +35,20 @@ def fold_text(text: str) -> str:
     -------
     str
         Unicode NFKC, case-folded (then NFKC again, as folding can leave text that NFKC
-        would change), a dotted capital I as a plain i, runs of whitespace replaced by one
-        space, stripped.
+        would change), a dotted capital I as a plain i, curly double quotes as straight ones,
+        invisible format characters (soft hyphens, zero-width spaces) dropped, runs of
+        whitespace replaced by one space, stripped.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     # "İ" (Turkish capital dotted I) folds to "i" and a combining dot, which a typed "i" would
     # never match: "İstanbul" is found by "istanbul".
-    return _WHITESPACE.sub(" ", folded.replace("i\u0307", "i")).strip()
+    folded = folded.replace("i\u0307", "i").translate(_QUOTES)
+    # A phone types “capital city” for "capital city"; "Can\u00adberra" reads "Canberra".
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return _WHITESPACE.sub(" ", visible).strip()
+
+
+_QUOTES = str.maketrans({q: '"' for q in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"})
 
 
 def fold_texts(texts: Mapping[str, str]) -> dict[str, str]:

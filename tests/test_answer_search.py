@@ -93,3 +93,11 @@ def test_a_dotted_capital_i_is_found_by_a_plain_i():
     texts = {"a": "İSTANBUL", "b": "Istanbul", "c": "Ankara"}
     assert search_answers(texts, "istanbul") == ["a", "b"]
     assert search_answers(texts, "İstanbul") == ["a", "b"]
+
+
+def test_curly_quotes_make_a_phrase_and_invisible_characters_are_ignored():
+    texts = {"a": "the capital city is Canberra", "b": "Can\u00adberra", "c": "Canb\u200berra", "d": "city, capital"}
+    # A phone keyboard types curly quotes: they were two words, '“capital' and 'city”', matching nothing.
+    assert parse_query("\u201ccapital city\u201d") == ("capital city",)
+    assert search_answers(texts, "\u201ccapital city\u201d") == ["a"]
+    assert search_answers(texts, "canberra") == ["a", "b", "c"]  # a soft hyphen or zero-width space inside
