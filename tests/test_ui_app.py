@@ -1412,6 +1412,18 @@ def test_student_text_is_shown_verbatim_and_never_as_markdown(app):
         assert all(payload not in r for r in rendered)
 
 
+def _grade_the_two_largest_groups_apart(db: Path) -> list[int]:
+    """Ada confirms the two largest written groups and grades them 1 and 0: what the regrouping
+    from grades needs. Returns their ids."""
+    with Store.open(db) as store:
+        before = store.state("q1")
+        order = sorted((g for g in before.groups if not before.groups[g].blank), key=lambda g: -len(before.groups[g].members))
+        for gid, score in zip(order[:2], (1.0, 0.0)):
+            store.append("q1", "Ada", None, Confirm(gid))
+            store.append("q1", "Ada", None, GradeGroup(gid, score, ""))
+    return order[:2]
+
+
 def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_groups(app, db):
     app.button(key="adapt").click().run()
     assert [i.value for i in app.info] == [
@@ -1419,13 +1431,8 @@ def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_gr
     ]
     assert logged(db) == []
     # Two groups confirmed with different grades, by Ada; then the model re-cuts the rest.
-    with Store.open(db) as store:
-        before = store.state("q1")
-        order = sorted((g for g in before.groups if not before.groups[g].blank), key=lambda g: -len(before.groups[g].members))
-        for gid, score in zip(order[:2], (1.0, 0.0)):
-            store.append("q1", "Ada", None, Confirm(gid))
-            store.append("q1", "Ada", None, GradeGroup(gid, score, ""))
-        reviewed = {gid: before.groups[gid].members for gid in order[:2]}
+    before = state(db)
+    reviewed = {gid: before.groups[gid].members for gid in _grade_the_two_largest_groups_apart(db)}
     app.run()
     app.button(key="adapt").click().run()
     after = state(db)
@@ -1440,12 +1447,7 @@ def test_regroup_from_grades_waits_for_two_grades_then_recuts_only_unreviewed_gr
 def test_a_regrouping_the_busy_database_stopped_is_said_not_a_traceback(app, db, monkeypatch):
     from grouper.store import StoreBusy
 
-    with Store.open(db) as store:
-        before = store.state("q1")
-        order = sorted((g for g in before.groups if not before.groups[g].blank), key=lambda g: -len(before.groups[g].members))
-        for gid, score in zip(order[:2], (1.0, 0.0)):
-            store.append("q1", "Ada", None, Confirm(gid))
-            store.append("q1", "Ada", None, GradeGroup(gid, score, ""))
+    _grade_the_two_largest_groups_apart(db)
     app.run()
 
     def busy(self, question_id, author, *args, **kwargs):
