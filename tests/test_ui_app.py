@@ -984,6 +984,16 @@ def test_an_edit_the_busy_database_could_not_take_is_said_not_a_traceback(app, d
     assert logged(db) == [("Ada", Confirm(1))]
 
 
+def test_a_score_typed_into_a_form_drawn_again_is_asked_for_again_not_lost_silently(app, db):
+    with Store.open(db) as store:
+        store.append("q1", "Ben", 0, Rename(2, "sydney and co"))  # the page redraws at version 1
+    app.run()
+    app.session_state["score-q1-1-v0"] = 1.0  # what the version-0 form still held (a click mid-rerun)
+    app.button(key="grade-q1-1").click().run()
+    assert errors(app) == ["The question changed (now version 1) and the form was drawn again: type the score again."]
+    assert [author for author, _ in logged(db)] == ["Ben"]
+
+
 def test_confirm_then_undo(app, db):
     app.button(key="confirm-q1-1").click().run()
     assert app.dataframe(key="groups-q1-v1").value.set_index("Group").loc[1, "Status"] == "✓"

@@ -191,7 +191,16 @@ def _grade(gid: int, version: int, drawn: Grade | None) -> None:
     score = st.session_state.get(f"score-{question_id}-{gid}-v{version}")
     comment = st.session_state.get(f"comment-{question_id}-{gid}-v{version}", "")
     if score is None:
-        ui_common.flash("error", "Enter a score first.")
+        earlier = f"score-{question_id}-{gid}-v"
+        typed = any(k.startswith(earlier) and k != f"{earlier}{version}" and v is not None for k, v in st.session_state.items())
+        # A score typed into the form of an earlier version: the form was drawn anew (the
+        # question changed meanwhile), empty, and that score is not applied unseen.
+        ui_common.flash(
+            "error",
+            f"The question changed (now version {version}) and the form was drawn again: type the score again."
+            if typed
+            else "Enter a score first.",
+        )
         return
     payload = GradeGroup(gid, float(score), comment)
     if drawn is not None and drawn.items and float(score) == drawn.score:
